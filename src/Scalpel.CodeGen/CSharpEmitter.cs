@@ -1,0 +1,280 @@
+using System.Text.RegularExpressions;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using static Scalpel.CodeGen.CodeWriter;
+
+namespace Scalpel.CodeGen;
+
+public sealed record EmitOptions(string Namespace, string ClassName, CodeTarget Target, string ModelName);
+
+/// <summary>The generated source file and the weight blob it loads.</summary>
+public sealed record GeneratedModel(string ClassName, string Source, byte[] Weights);
+
+/// <summary>
+/// Emits the generated-code contract (DESIGN.md section 5) for an analysed model: one method per layer,
+/// layer sizes as constants, vector code at the target's width.
+/// </summary>
+public sealed partial class CSharpEmitter
+{
+    private readonly ModelGraph _model;
+    private readonly EmitOptions _options;
+    private readonly KernelEmitter _kernels;
+    private readonly List<(string Name, float[] Data)> _sections = [];
+    private readonly List<(string Name, int Size, string Comment)> _buffers = [];
+    private readonly Dictionary<string, string> _storage = new(StringComparer.Ordinal);
+    private readonly CodeWriter _run = new();
+    private readonly CodeWriter _methods = new();
+
+    private CSharpEmitter(ModelGraph model, EmitOptions options)
+    {
+        _model = model;
+        _options = options;
+        _kernels = new KernelEmitter(options.Target);
+    }
+
+    public static GeneratedModel Emit(ModelGraph model, EmitOptions options)
+    {
+        if (!IsIdentifierPath(options.Namespace))
+            throw new ScalpelException($"'{options.Namespace}' is not a valid C# namespace.");
+        if (!IsIdentifierPath(options.ClassName) || options.ClassName.Contains('.'))
+            throw new ScalpelException($"'{options.ClassName}' is not a valid C# class name.");
+        return new CSharpEmitter(model, options).Run();
+    }
+
+    private static bool IsIdentifierPath(string name) => IdentifierPath().IsMatch(name);
+
+    [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]
+    private static partial Regex IdentifierPath();
+
+    private string C => _options.ClassName;
+
+    private GeneratedModel Run()
+    {
+        _storage[_model.InputName] = "input";
+        for (int i = 0; i < _model.Layers.Count; i++)
+            EmitLayer(i, _model.Layers[i]);
+        if (_storage[_model.OutputName] != "output")
+            _run.Line($"((ReadOnlySpan<float>){_storage[_model.OutputName]}).CopyTo(output);");
+        var source = Assemble();
+        var blob = WeightBlob.Write(_sections.Select(s => s.Data).ToList());
+        return new GeneratedModel(C, source, blob);
+    }
+
+    private string Section(string name, float[] data)
+    {
+        _sections.Add((name, data));
+        return $"_w.{name}";
+    }
+
+    private string Buffer(string name, int size, string comment)
+    {
+        _buffers.Add((name, size, comment));
+        return name;
+    }
+
+    private void EmitLayer(int index, Layer layer)
+    {
+        var id = $"L{index:00}";
+        var label = $"{layer.Kind} '{Sanitize(layer.Name)}'";
+        var shapes = string.Join(", ", layer.Inputs.Select(i => Shape.Format(_model.Shapes[i], _model.SymbolicBatch))) +
+                     " -> " + Shape.Format(layer.OutputShape, _model.SymbolicBatch);
+        if (layer is ReshapeLayer)
+        {
+            _storage[layer.Output] = _storage[layer.Inputs[0]];
+            _run.Line($"// {id} {label}: {shapes}, no work (same data, new shape)");
+            return;
+        }
+        var output = layer.Output == _model.OutputName
+            ? "output"
+            : Buffer($"_{id}_out", Shape.Size(layer.OutputShape), $"{label} output {Shape.Format(layer.OutputShape, _model.SymbolicBatch)}");
+        var inputs = layer.Inputs.Select(i => _storage[i]).ToList();
+        _storage[layer.Output] = output;
+
+        var args = new List<string>(inputs) { output };
+        _methods.Line().Line($"#region {id}: {label} {shapes}");
+        var method = $"{id}_{layer.Kind}";
+        switch (layer)
+        {
+            case DenseLayer d:
+                args.Add(Section($"{id}_Weight", d.Weight));
+                if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
+                if (d.BiasFull is not null) args.Add(Section($"{id}_Bias", d.BiasFull));
+                if (d.TransposeInput) args.Add(Buffer($"_{id}_transposed", d.M * d.K, "transposed Gemm input"));
+                _kernels.Dense(_methods, method, d);
+                break;
+            case ConvLayer c:
+                args.Add(Section($"{id}_Weight", c.Weight));
+                if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
+                if (c.Group == 1 && !KernelEmitter.IsPointwise(c))
+                    args.Add(Buffer($"_{id}_columns", c.C * c.KH * c.KW * c.OH * c.OW, "im2col patches"));
+                _kernels.Conv(_methods, method, c);
+                break;
+            case PoolLayer p:
+                _kernels.Pool(_methods, method, p);
+                break;
+            case GlobalPoolLayer g:
+                _kernels.GlobalPool(_methods, method, g);
+                break;
+            case ScaleShiftLayer s:
+                args.Add(Section($"{id}_Scale", s.Scale));
+                args.Add(Section($"{id}_Shift", s.Shift));
+                _kernels.ScaleShift(_methods, method, s);
+                break;
+            case BinaryLayer b:
+                args.Clear();
+                args.Add(b.A.Constant is { } ca ? Section($"{id}_A", ca.Data) : _storage[b.A.Name!]);
+                args.Add(b.B.Constant is { } cb ? Section($"{id}_B", cb.Data) : _storage[b.B.Name!]);
+                args.Add(output);
+                _kernels.Binary(_methods, method, b);
+                break;
+            case UnaryLayer u:
+                _kernels.Unary(_methods, method, u);
+                break;
+            case ConcatLayer cat:
+                args.Clear();
+                for (int i = 0; i < cat.Operands.Length; i++)
+                    args.Add(cat.Operands[i].Constant is { } k ? Section($"{id}_Const{i}", k.Data) : _storage[cat.Operands[i].Name!]);
+                args.Add(output);
+                _kernels.Concat(_methods, method, cat);
+                break;
+            case SoftmaxLayer sm:
+                _kernels.Softmax(_methods, method, sm);
+                break;
+            case LrnLayer lrn:
+                _kernels.Lrn(_methods, method, lrn);
+                break;
+            default:
+                throw new UnsupportedModelException($"{_model.Source}: no kernel for {layer.Kind} '{layer.Name}'.");
+        }
+        _methods.Line("#endregion");
+        _run.Line($"{method}({string.Join(", ", args)}); // {label}: {shapes}");
+    }
+
+    private static string Sanitize(string text) => new(text.Select(ch => char.IsControl(ch) || ch is '*' or '\'' or '"' or '\\' ? '_' : ch).ToArray());
+
+    private string Assemble()
+    {
+        var w = new CodeWriter();
+        var target = _options.Target;
+        w.Line("// <auto-generated>");
+        w.Line($"// Generated by Scalpel.Build from {Sanitize(_options.ModelName)} for target {target.Name} (Vector{target.SimdBits}{(target.Fma ? ", FMA" : "")}).");
+        w.Line("// Do not edit: changes are lost when the model is rebuilt.");
+        w.Line("// </auto-generated>");
+        w.Line("#nullable enable");
+        w.Line("#pragma warning disable CS1591, IDE0005, IDE0059");
+        w.Line("using System;");
+        w.Line("using System.Buffers.Binary;");
+        w.Line("using System.IO;");
+        w.Line("using System.Runtime.CompilerServices;");
+        w.Line("using System.Runtime.InteropServices;");
+        w.Line("using System.Runtime.Intrinsics;");
+        w.Line("using System.Security.Cryptography;");
+        w.Line("using System.Threading;");
+        w.Line();
+        w.Line($"namespace {_options.Namespace};");
+        w.Line();
+        w.Line($"/// <summary>Inference for {Sanitize(_options.ModelName)}: input {Shape.Format(_model.InputShape, _model.SymbolicBatch)}, output {Shape.Format(_model.OutputShape, _model.SymbolicBatch)}.</summary>");
+        w.Open($"public sealed partial class {C}");
+        w.Line("/// <summary>Floats per sample in the input.</summary>");
+        w.Line($"public const int InputSize = {I(_model.InputSize)};");
+        w.Line("/// <summary>Floats per sample in the output.</summary>");
+        w.Line($"public const int OutputSize = {I(_model.OutputSize)};");
+        w.Line("/// <summary>The manifest resource name the parameterless constructor loads the weights from.</summary>");
+        w.Line($"public const string WeightsResourceName = \"{_options.Namespace}.{C}.bin\";");
+        w.Line();
+        w.Line("private static Weights? s_embedded;");
+        w.Line("private readonly Weights _w;");
+        foreach (var (name, size, comment) in _buffers)
+            w.Line($"private readonly float[] {name} = new float[{I(size)}]; // {comment}");
+        w.Line();
+        w.Line("/// <summary>Uses the weights embedded in this assembly (loaded once, then shared).</summary>");
+        w.Line($"public {C}() : this(Embedded()) {{ }}");
+        w.Line();
+        w.Line("/// <summary>Loads the weights from a stream holding a Scalpel weight file.</summary>");
+        w.Line($"public {C}(Stream weights) : this(Weights.Load(weights)) {{ }}");
+        w.Line();
+        w.Line($"private {C}(Weights weights) => _w = weights;");
+        w.Line();
+        w.Line("/// <summary>Runs one sample.</summary>");
+        w.Line("public void Run(ReadOnlySpan<float> input, Span<float> output) => Run(input, output, 1);");
+        w.Line();
+        w.Line("/// <summary>Runs <paramref name=\"batchSize\"/> samples stored one after another.</summary>");
+        w.Open("public void Run(ReadOnlySpan<float> input, Span<float> output, int batchSize)");
+        w.Line("if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, \"batchSize must be at least 1.\");");
+        w.Line("if (input.Length != (long)batchSize * InputSize)");
+        w.Line($"    throw new ArgumentException($\"{C}.Run: input holds {{input.Length}} floats; {{batchSize}} sample(s) need {{(long)batchSize * InputSize}} ({{InputSize}} each).\", nameof(input));");
+        w.Line("if (output.Length != (long)batchSize * OutputSize)");
+        w.Line($"    throw new ArgumentException($\"{C}.Run: output holds {{output.Length}} floats; {{batchSize}} sample(s) need {{(long)batchSize * OutputSize}} ({{OutputSize}} each).\", nameof(output));");
+        w.Line("for (int s = 0; s < batchSize; s++)");
+        w.Line("    RunOne(input.Slice(s * InputSize, InputSize), output.Slice(s * OutputSize, OutputSize));");
+        w.Close();
+        w.Line();
+        w.Open("private void RunOne(ReadOnlySpan<float> input, Span<float> output)");
+        foreach (var line in _run.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)) w.Line(line);
+        w.Close();
+        foreach (var line in _methods.ToString().TrimEnd('\n').Split('\n')) w.Line(line);
+        w.Line();
+        EmitEmbedded(w);
+        w.Line();
+        EmitWeights(w);
+        w.Close();
+        return w.ToString();
+    }
+
+    private void EmitEmbedded(CodeWriter w)
+    {
+        w.Open("private static Weights Embedded()");
+        w.Line("var weights = Volatile.Read(ref s_embedded);");
+        w.Line("if (weights is not null) return weights;");
+        w.Line($"using (var stream = typeof({C}).Assembly.GetManifestResourceStream(WeightsResourceName)");
+        w.Line($"    ?? throw new InvalidOperationException($\"{C}: embedded weights '{{WeightsResourceName}}' not found. Embed {C}.bin with LogicalName=\\\"{{WeightsResourceName}}\\\" (the Scalpel.Build package does this) or use new {C}(Stream).\"))");
+        w.Line("    weights = Weights.Load(stream);");
+        w.Line("return Interlocked.CompareExchange(ref s_embedded, weights, null) ?? weights;");
+        w.Close();
+    }
+
+    private void EmitWeights(CodeWriter w)
+    {
+        w.Open("private sealed class Weights");
+        w.Line($"private static readonly int[] SectionLengths = [{string.Join(", ", _sections.Select(s => I(s.Data.Length)))}];");
+        w.Line("private readonly float[][] _s;");
+        w.Line("private Weights(float[][] sections) => _s = sections;");
+        for (int i = 0; i < _sections.Count; i++)
+            w.Line($"public float[] {_sections[i].Name} => _s[{i}];");
+        w.Line();
+        w.Open("public static Weights Load(Stream stream)");
+        w.Line("ArgumentNullException.ThrowIfNull(stream);");
+        w.Line("byte[] blob;");
+        w.Line("using (var copy = new MemoryStream()) { stream.CopyTo(copy); blob = copy.ToArray(); }");
+        w.Line("ReadOnlySpan<byte> span = blob;");
+        w.Line($"const string Who = \"{C} weights\";");
+        w.Line($"if (span.Length < {WeightBlob.FixedHeaderSize} || !span[..8].SequenceEqual(\"SCALPELW\"u8))");
+        w.Line("    throw new InvalidDataException($\"{Who}: not a Scalpel weight file.\");");
+        w.Line("int version = BinaryPrimitives.ReadInt32LittleEndian(span[8..]);");
+        w.Line($"if (version != {WeightBlob.Version}) throw new InvalidDataException($\"{{Who}}: format version {{version}}; this code reads version {WeightBlob.Version}.\");");
+        w.Line("int count = BinaryPrimitives.ReadInt32LittleEndian(span[12..]);");
+        w.Line("if (count != SectionLengths.Length)");
+        w.Line("    throw new InvalidDataException($\"{Who}: {count} sections where this model has {SectionLengths.Length}; the file belongs to another model.\");");
+        w.Line("long payload = BinaryPrimitives.ReadInt64LittleEndian(span[16..]);");
+        w.Line($"long header = span.Length - payload;");
+        w.Line($"if (payload < 0 || header < {WeightBlob.FixedHeaderSize} + 16L * count) throw new InvalidDataException($\"{{Who}}: truncated file.\");");
+        w.Line("Span<byte> hash = stackalloc byte[32];");
+        w.Line("SHA256.HashData(span[(int)header..], hash);");
+        w.Line("if (!hash.SequenceEqual(span.Slice(24, 32))) throw new InvalidDataException($\"{Who}: checksum mismatch; the file is corrupt or truncated.\");");
+        w.Line("var sections = new float[count][];");
+        w.Open("for (int i = 0; i < count; i++)");
+        w.Line($"long offset = BinaryPrimitives.ReadInt64LittleEndian(span[({WeightBlob.FixedHeaderSize} + 16 * i)..]);");
+        w.Line($"long length = BinaryPrimitives.ReadInt64LittleEndian(span[({WeightBlob.FixedHeaderSize} + 16 * i + 8)..]);");
+        w.Line("if (length != SectionLengths[i] || offset < header || offset + 4 * length > span.Length)");
+        w.Line("    throw new InvalidDataException($\"{Who}: section {i} holds {length} floats where this model needs {SectionLengths[i]}; the file belongs to another model.\");");
+        w.Line("var values = new float[length];");
+        w.Line("var bytes = span.Slice((int)offset, (int)(4 * length));");
+        w.Line("if (BitConverter.IsLittleEndian) bytes.CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));");
+        w.Line("else for (int j = 0; j < values.Length; j++) values[j] = BinaryPrimitives.ReadSingleLittleEndian(bytes[(4 * j)..]);");
+        w.Line("sections[i] = values;");
+        w.Close();
+        w.Line("return new Weights(sections);");
+        w.Close();
+        w.Close();
+    }
+}

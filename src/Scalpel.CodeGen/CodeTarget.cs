@@ -1,0 +1,31 @@
+using System.Runtime.Intrinsics;
+using Scalpel.Onnx;
+
+namespace Scalpel.CodeGen;
+
+/// <summary>What the emitter needs to know of a hardware target: its SIMD width and whether it has FMA.</summary>
+public sealed record CodeTarget(string Name, int SimdBits, bool Fma)
+{
+    public static readonly IReadOnlyList<string> BuiltInNames = ["host", "x64-sse", "x64-avx2", "x64-avx512", "arm64-neon"];
+
+    /// <summary>Floats per vector.</summary>
+    public int Lanes => SimdBits / 32;
+
+    public static CodeTarget Resolve(string name) => name switch
+    {
+        "host" => Host(),
+        "x64-sse" => new("x64-sse", 128, false),
+        "x64-avx2" => new("x64-avx2", 256, true),
+        "x64-avx512" => new("x64-avx512", 512, true),
+        "arm64-neon" => new("arm64-neon", 128, true),
+        _ => throw new ScalpelException($"unknown target '{name}'. Known targets: {string.Join(", ", BuiltInNames)}."),
+    };
+
+    /// <summary>The running machine's widest accelerated vector.</summary>
+    public static CodeTarget Host()
+    {
+        int bits = Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128;
+        bool fma = System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
+        return new CodeTarget("host", bits, fma);
+    }
+}

@@ -1,0 +1,451 @@
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using static Scalpel.CodeGen.CodeWriter;
+
+namespace Scalpel.CodeGen;
+
+/// <summary>Emits one kernel method per layer, with its sizes as constants and vectors of the target's width.</summary>
+internal sealed class KernelEmitter(CodeTarget target)
+{
+    /// <summary>Output rows computed together by the dense mat-vec (one input load feeds this many FMAs).</summary>
+    private const int DenseRows = 4;
+    /// <summary>Output channels computed together by the conv GEMM micro-kernel.</summary>
+    private const int GemmRows = 4;
+
+    private int V => target.Lanes;
+    private string VT => $"Vector{target.SimdBits}<float>";
+    private string VS => $"Vector{target.SimdBits}";
+
+    private string Fma(string a, string b, string acc) =>
+        target.Fma ? $"{VS}.FusedMultiplyAdd({a}, {b}, {acc})" : $"{VS}.Add({VS}.Multiply({a}, {b}), {acc})";
+
+    private const string Hot = "[MethodImpl(MethodImplOptions.AggressiveOptimization)]";
+
+    private static string Act(Activation a, string value) => a == Activation.Relu ? $"MathF.Max({value}, 0f)" : value;
+    private string VAct(Activation a, string value) => a == Activation.Relu ? $"{VS}.Max({value}, {VT}.Zero)" : value;
+
+    public static bool IsPointwise(ConvLayer c) =>
+        c.KH == 1 && c.KW == 1 && c.StrideH == 1 && c.StrideW == 1 && c.PadTop == 0 && c.PadLeft == 0 && c.OH == c.H && c.OW == c.W;
+
+    // ---- Dense: register-blocked mat-vec per input row -------------------------------------------------
+
+    public void Dense(CodeWriter w, string method, DenseLayer d)
+    {
+        var bias = d.Bias is not null || d.BiasFull is not null;
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}{(d.TransposeInput ? ", Span<float> t" : "")})");
+        w.Line($"const int M = {I(d.M)}, K = {I(d.K)}, N = {I(d.N)};");
+        if (d.TransposeInput)
+        {
+            w.Line("// Gemm transA: the input is stored [K, M]; transpose it once.");
+            w.Line("for (int k = 0; k < K; k++) for (int m = 0; m < M; m++) t[m * K + k] = x[k * M + m];");
+            w.Line("ref float xr = ref MemoryMarshal.GetReference(t);");
+        }
+        else w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float wr = ref MemoryMarshal.GetArrayDataReference(w);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
+        w.Open("for (int m = 0; m < M; m++)");
+        w.Line("ref float xm = ref Unsafe.Add(ref xr, m * K);");
+        w.Line("ref float ym = ref Unsafe.Add(ref yr, m * N);");
+        w.Line("int n = 0;");
+        if (d.N >= DenseRows)
+        {
+            w.Open($"for (; n <= N - {DenseRows}; n += {DenseRows})");
+            DenseRowBlock(w, d, DenseRows);
+            w.Close();
+        }
+        if (d.N % DenseRows != 0)
+        {
+            w.Open("for (; n < N; n++)");
+            DenseRowBlock(w, d, 1);
+            w.Close();
+        }
+        w.Close();
+        w.Close();
+    }
+
+    private void DenseRowBlock(CodeWriter w, DenseLayer d, int rows)
+    {
+        var r = Enumerable.Range(0, rows).ToArray();
+        foreach (var i in r)
+            w.Line(i == 0 ? "ref float w0 = ref Unsafe.Add(ref wr, n * K);" : $"ref float w{i} = ref Unsafe.Add(ref w{i - 1}, K);");
+        int full = d.K / V * V;
+        if (full > 0)
+        {
+            w.Line(string.Join(" ", r.Select(i => $"{VT} a{i} = {VT}.Zero;")));
+            w.Open($"for (int k = 0; k < {I(full)}; k += {V})");
+            w.Line($"{VT} xv = {VS}.LoadUnsafe(ref xm, (nuint)k);");
+            foreach (var i in r) w.Line($"a{i} = {Fma($"{VS}.LoadUnsafe(ref w{i}, (nuint)k)", "xv", $"a{i}")};");
+            w.Close();
+            w.Line(string.Join(" ", r.Select(i => $"float s{i} = {VS}.Sum(a{i});")));
+        }
+        else w.Line(string.Join(" ", r.Select(i => $"float s{i} = 0f;")));
+        if (full < d.K)
+        {
+            w.Open($"for (int k = {I(full)}; k < K; k++)");
+            w.Line("float xk = Unsafe.Add(ref xm, k);");
+            foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, k) * xk;");
+            w.Close();
+        }
+        foreach (var i in r)
+        {
+            var index = i == 0 ? "n" : $"n + {i}";
+            var value = d.Bias is not null ? $"s{i} + Unsafe.Add(ref br, {index})"
+                : d.BiasFull is not null ? $"s{i} + Unsafe.Add(ref br, m * N + {index})" : $"s{i}";
+            w.Line($"Unsafe.Add(ref ym, {index}) = {Act(d.Activation, value)};");
+        }
+    }
+
+    // ---- Conv ------------------------------------------------------------------------------------------
+
+    public void Conv(CodeWriter w, string method, ConvLayer c)
+    {
+        if (c.Group != 1)
+        {
+            DirectConv(w, method, c);
+            return;
+        }
+        bool pointwise = IsPointwise(c);
+        bool bias = c.Bias is not null;
+        int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW;
+        w.Line($"// Convolution as im2col + GEMM: [{c.M} x {c.C * c.KH * c.KW}] weights times [{c.C * c.KH * c.KW} x {c.OH * c.OW}] patches.");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}{(pointwise ? "" : ", Span<float> columns")})");
+        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
+        w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
+        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
+        if (pointwise) w.Line($"{method}_Gemm(xn, yn, w{(bias ? ", b" : "")});");
+        else
+        {
+            w.Line($"{method}_Im2Col(xn, columns);");
+            w.Line($"{method}_Gemm(columns, yn, w{(bias ? ", b" : "")});");
+        }
+        w.Close();
+        w.Close();
+        if (!pointwise) Im2Col(w, method + "_Im2Col", c);
+        w.Line();
+        Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, c.OH * c.OW, bias, c.Activation);
+    }
+
+    private static void Im2Col(CodeWriter w, string method, ConvLayer c)
+    {
+        w.Line();
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> columns)");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, KH = {I(c.KH)}, KW = {I(c.KW)}, OH = {I(c.OH)}, OW = {I(c.OW)};");
+        w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, DH = {I(c.DilationH)}, DW = {I(c.DilationW)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Line("columns.Clear(); // padding reads as zero");
+        w.Open("for (int c = 0; c < C; c++)");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Open("for (int j = 0; j < KW; j++)");
+        w.Line("int row = ((c * KH + i) * KW + j) * (OH * OW);");
+        w.Line("// Output columns whose input column iw = ow * SW - PL + j * DW lies inside [0, W).");
+        w.Line("int lo = PL - j * DW, hi = W - 1 + PL - j * DW;");
+        w.Line("int owLo = lo <= 0 ? 0 : (lo + SW - 1) / SW;");
+        w.Line("int owHi = hi < 0 ? 0 : Math.Min(OW, hi / SW + 1);");
+        w.Line("if (owHi <= owLo) continue;");
+        w.Open("for (int oh = 0; oh < OH; oh++)");
+        w.Line("int ih = oh * SH - PT + i * DH;");
+        w.Line("if ((uint)ih >= H) continue;");
+        w.Line("int src = (c * H + ih) * W - PL + j * DW;");
+        if (c.StrideW == 1)
+            w.Line("x.Slice(src + owLo, owHi - owLo).CopyTo(columns.Slice(row + oh * OW + owLo, owHi - owLo));");
+        else
+            w.Line("for (int ow = owLo; ow < owHi; ow++) columns[row + oh * OW + ow] = x[src + ow * SW];");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+
+    /// <summary>y[m, p] = act(sum_k w[m, k] * x[k, p] + b[m]): GemmRows x 2 vectors of accumulators.</summary>
+    private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Activation act)
+    {
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
+        w.Line($"const int M = {I(m)}, K = {I(k)}, P = {I(p)};");
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float wr = ref MemoryMarshal.GetArrayDataReference(w);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
+        w.Line("int m = 0;");
+        if (m >= GemmRows)
+        {
+            w.Open($"for (; m <= M - {GemmRows}; m += {GemmRows})");
+            GemmRowBlock(w, GemmRows, p, bias, act);
+            w.Close();
+        }
+        if (m % GemmRows != 0)
+        {
+            w.Open("for (; m < M; m++)");
+            GemmRowBlock(w, 1, p, bias, act);
+            w.Close();
+        }
+        w.Close();
+    }
+
+    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Activation act)
+    {
+        var r = Enumerable.Range(0, rows).ToArray();
+        foreach (var i in r)
+            w.Line($"ref float w{i} = ref Unsafe.Add(ref wr, (m + {i}) * K); ref float y{i} = ref Unsafe.Add(ref yr, (m + {i}) * P);");
+        foreach (var i in r)
+            w.Line(bias ? $"float b{i} = Unsafe.Add(ref br, m + {i});" : $"const float b{i} = 0f;");
+        w.Line("int p = 0;");
+        foreach (var cols in new[] { 2, 1 })
+        {
+            int step = cols * V;
+            if (p < step || (cols == 1 && p % (2 * V) < V)) continue;
+            var c = Enumerable.Range(0, cols).ToArray();
+            w.Open($"for (; p <= P - {step}; p += {step})");
+            foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{VT} a{i}{j} = {VT}.Zero;")));
+            w.Open("for (int k = 0; k < K; k++)");
+            w.Line("ref float xk = ref Unsafe.Add(ref xr, k * P + p);");
+            foreach (var j in c) w.Line($"{VT} x{j} = {VS}.LoadUnsafe(ref xk, {j * V});");
+            foreach (var i in r)
+            {
+                w.Line($"{VT} w{i}k = {VS}.Create(Unsafe.Add(ref w{i}, k));");
+                foreach (var j in c) w.Line($"a{i}{j} = {Fma($"w{i}k", $"x{j}", $"a{i}{j}")};");
+            }
+            w.Close();
+            foreach (var i in r)
+                foreach (var j in c)
+                    w.Line($"({VAct(act, $"a{i}{j} + {VS}.Create(b{i})")}).StoreUnsafe(ref y{i}, (nuint)(p + {j * V}));");
+            w.Close();
+        }
+        if (p % V != 0)
+        {
+            w.Open("for (; p < P; p++)");
+            foreach (var i in r) w.Line($"float s{i} = b{i};");
+            w.Open("for (int k = 0; k < K; k++)");
+            w.Line("float xk = Unsafe.Add(ref xr, k * P + p);");
+            foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, k) * xk;");
+            w.Close();
+            foreach (var i in r) w.Line($"Unsafe.Add(ref y{i}, p) = {Act(act, $"s{i}")};");
+            w.Close();
+        }
+    }
+
+    /// <summary>Grouped and depthwise convolution, computed directly.</summary>
+    private static void DirectConv(CodeWriter w, string method, ConvLayer c)
+    {
+        bool bias = c.Bias is not null;
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
+        w.Line($"const int Batch = {I(c.Batch)}, C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(c.M)}, G = {I(c.Group)}, KH = {I(c.KH)}, KW = {I(c.KW)}, OH = {I(c.OH)}, OW = {I(c.OW)};");
+        w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, DH = {I(c.DilationH)}, DW = {I(c.DilationW)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Line("const int CG = C / G, MG = M / G;");
+        w.Open("for (int n = 0; n < Batch; n++)");
+        w.Open("for (int m = 0; m < M; m++)");
+        w.Line("int g = m / MG;");
+        w.Open("for (int oh = 0; oh < OH; oh++)");
+        w.Open("for (int ow = 0; ow < OW; ow++)");
+        w.Line(bias ? "float s = b[m];" : "float s = 0f;");
+        w.Open("for (int cg = 0; cg < CG; cg++)");
+        w.Line("int xc = (n * C + g * CG + cg) * H;");
+        w.Line("int wc = (m * CG + cg) * KH;");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Line("int ih = oh * SH - PT + i * DH;");
+        w.Line("if ((uint)ih >= H) continue;");
+        w.Open("for (int j = 0; j < KW; j++)");
+        w.Line("int iw = ow * SW - PL + j * DW;");
+        w.Line("if ((uint)iw < W) s += w[(wc + i) * KW + j] * x[(xc + ih) * W + iw];");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line($"y[((n * M + m) * OH + oh) * OW + ow] = {Act(c.Activation, "s")};");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+
+    // ---- Pools -----------------------------------------------------------------------------------------
+
+    public void Pool(CodeWriter w, string method, PoolLayer p)
+    {
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
+        w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.H)}, W = {I(p.W)}, KH = {I(p.KH)}, KW = {I(p.KW)}, OH = {I(p.OH)}, OW = {I(p.OW)};");
+        w.Line($"const int SH = {I(p.StrideH)}, SW = {I(p.StrideW)}, DH = {I(p.DilationH)}, DW = {I(p.DilationW)};");
+        w.Line(p.IsMax ? $"const int PT = {I(p.PadTop)}, PL = {I(p.PadLeft)};"
+            : $"const int PT = {I(p.PadTop)}, PL = {I(p.PadLeft)}, PB = {I(p.PadBottom)}, PR = {I(p.PadRight)};");
+        w.Open("for (int plane = 0; plane < Planes; plane++)");
+        w.Line("ReadOnlySpan<float> xp = x.Slice(plane * H * W, H * W);");
+        w.Line("Span<float> yp = y.Slice(plane * OH * OW, OH * OW);");
+        w.Open("for (int oh = 0; oh < OH; oh++)");
+        w.Open("for (int ow = 0; ow < OW; ow++)");
+        w.Line(p.IsMax ? "float acc = float.NegativeInfinity;" : "float acc = 0f; int count = 0;");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Line("int ih = oh * SH - PT + i * DH;");
+        w.Line(p.IsMax ? "if ((uint)ih >= H) continue;" : "if (ih < -PT || ih >= H + PB) continue; // beyond the padding (ceil_mode)");
+        w.Open("for (int j = 0; j < KW; j++)");
+        w.Line("int iw = ow * SW - PL + j * DW;");
+        if (p.IsMax)
+            w.Line("if ((uint)iw < W) acc = MathF.Max(acc, xp[ih * W + iw]);");
+        else
+        {
+            w.Line("if (iw < -PL || iw >= W + PR) continue;");
+            w.Line($"if ((uint)ih < H && (uint)iw < W) {{ acc += xp[ih * W + iw]; count++; }}{(p.CountIncludePad ? " else count++;" : "")}");
+        }
+        w.Close();
+        w.Close();
+        w.Line(p.IsMax ? "yp[oh * OW + ow] = acc;" : "yp[oh * OW + ow] = acc / count;");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+
+    public void GlobalPool(CodeWriter w, string method, GlobalPoolLayer g)
+    {
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
+        w.Line($"const int Planes = {I(g.Planes)}, S = {I(g.Spatial)};");
+        w.Open("for (int plane = 0; plane < Planes; plane++)");
+        w.Line("ReadOnlySpan<float> xp = x.Slice(plane * S, S);");
+        w.Line(g.IsMax ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
+        w.Line(g.IsMax ? "foreach (float v in xp) acc = MathF.Max(acc, v);" : "foreach (float v in xp) acc += v;");
+        w.Line(g.IsMax ? "y[plane] = acc;" : "y[plane] = acc / S;");
+        w.Close();
+        w.Close();
+    }
+
+    // ---- Elementwise -----------------------------------------------------------------------------------
+
+    public void ScaleShift(CodeWriter w, string method, ScaleShiftLayer s)
+    {
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] scale, float[] shift)");
+        w.Line($"const int Batch = {I(s.Batch)}, C = {I(s.C)}, S = {I(s.Spatial)};");
+        w.Open("for (int n = 0; n < Batch; n++)");
+        w.Open("for (int c = 0; c < C; c++)");
+        w.Line("float a = scale[c], b = shift[c];");
+        w.Line("int o = (n * C + c) * S;");
+        w.Line("for (int i = 0; i < S; i++) y[o + i] = x[o + i] * a + b;");
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+
+    public void Binary(CodeWriter w, string method, BinaryLayer b)
+    {
+        var shape = b.OutputShape;
+        string op = b.Op switch { BinaryOp.Add => "+", BinaryOp.Sub => "-", _ => "*" };
+        w.Open($"private static void {method}(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)");
+        int size = Shape.Size(shape);
+        bool sameA = Shape.Size(b.A.Shape) == size, sameB = Shape.Size(b.B.Shape) == size;
+        if (sameA && sameB)
+        {
+            w.Line($"const int Size = {I(size)};");
+            w.Line("int i = 0;");
+            if (size >= V)
+            {
+                w.Line("ref float ar = ref MemoryMarshal.GetReference(a); ref float br = ref MemoryMarshal.GetReference(b); ref float yr = ref MemoryMarshal.GetReference(y);");
+                w.Line($"for (; i <= Size - {V}; i += {V}) ({VS}.LoadUnsafe(ref ar, (nuint)i) {op} {VS}.LoadUnsafe(ref br, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);");
+            }
+            w.Line($"for (; i < Size; i++) y[i] = a[i] {op} b[i];");
+        }
+        else
+        {
+            // General broadcasting: nested loops over the output with per-operand strides (0 on broadcast axes).
+            var sa = Shape.BroadcastStrides(b.A.Shape, shape);
+            var sb = Shape.BroadcastStrides(b.B.Shape, shape);
+            w.Line("int o = 0;");
+            for (int d = 0; d < shape.Length; d++)
+                w.Open($"for (int i{d} = 0; i{d} < {I(shape[d])}; i{d}++)");
+            string Index(int[] strides) => shape.Length == 0 ? "0" :
+                string.Join(" + ", Enumerable.Range(0, shape.Length).Where(d => strides[d] != 0).Select(d => $"i{d} * {I(strides[d])}").DefaultIfEmpty("0"));
+            w.Line($"y[o++] = a[{Index(sa)}] {op} b[{Index(sb)}];");
+            for (int d = 0; d < shape.Length; d++) w.Close();
+        }
+        w.Close();
+    }
+
+    public void Unary(CodeWriter w, string method, UnaryLayer u)
+    {
+        int size = Shape.Size(u.OutputShape);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
+        w.Line($"const int Size = {I(size)};");
+        w.Line("int i = 0;");
+        if (u.Function == UnaryFunction.Relu && size >= V)
+        {
+            w.Line("ref float xr = ref MemoryMarshal.GetReference(x); ref float yr = ref MemoryMarshal.GetReference(y);");
+            w.Line($"for (; i <= Size - {V}; i += {V}) {VS}.Max({VS}.LoadUnsafe(ref xr, (nuint)i), {VT}.Zero).StoreUnsafe(ref yr, (nuint)i);");
+        }
+        var f = u.Function switch
+        {
+            UnaryFunction.Relu => "MathF.Max(v, 0f)",
+            UnaryFunction.LeakyRelu => $"v >= 0f ? v : {F(u.Alpha)} * v",
+            UnaryFunction.Clip => $"MathF.Min(MathF.Max(v, {F(u.Min)}), {F(u.Max)})",
+            UnaryFunction.Sigmoid => "1f / (1f + MathF.Exp(-v))",
+            UnaryFunction.Tanh => "MathF.Tanh(v)",
+            _ => throw new InvalidOperationException(u.Function.ToString()),
+        };
+        w.Line($"for (; i < Size; i++) {{ float v = x[i]; y[i] = {f}; }}");
+        w.Close();
+    }
+
+    public void Concat(CodeWriter w, string method, ConcatLayer c)
+    {
+        var shape = c.OutputShape;
+        int outer = Shape.Size(shape, 0, c.Axis), inner = Shape.Size(shape, c.Axis + 1, shape.Length);
+        var parameters = string.Join(", ", c.Operands.Select((_, i) => $"ReadOnlySpan<float> x{i}"));
+        w.Open($"private static void {method}({parameters}, Span<float> y)");
+        w.Line($"const int Outer = {I(outer)}, Row = {I(shape[c.Axis] * inner)};");
+        w.Open("for (int o = 0; o < Outer; o++)");
+        int offset = 0;
+        for (int i = 0; i < c.Operands.Length; i++)
+        {
+            int chunk = c.Operands[i].Shape[c.Axis] * inner;
+            w.Line($"x{i}.Slice(o * {I(chunk)}, {I(chunk)}).CopyTo(y.Slice(o * Row + {I(offset)}, {I(chunk)}));");
+            offset += chunk;
+        }
+        w.Close();
+        w.Close();
+    }
+
+    public void Softmax(CodeWriter w, string method, SoftmaxLayer s)
+    {
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
+        w.Line($"const int Outer = {I(s.Outer)}, D = {I(s.Axis)}, Inner = {I(s.Inner)};");
+        w.Open("for (int o = 0; o < Outer; o++)");
+        w.Open("for (int r = 0; r < Inner; r++)");
+        w.Line("int start = o * D * Inner + r;");
+        w.Line("float max = float.NegativeInfinity;");
+        w.Line("for (int d = 0; d < D; d++) max = MathF.Max(max, x[start + d * Inner]);");
+        w.Line("float sum = 0f;");
+        if (s.Log)
+        {
+            w.Line("for (int d = 0; d < D; d++) sum += MathF.Exp(x[start + d * Inner] - max);");
+            w.Line("float log = MathF.Log(sum);");
+            w.Line("for (int d = 0; d < D; d++) y[start + d * Inner] = x[start + d * Inner] - max - log;");
+        }
+        else
+        {
+            w.Line("for (int d = 0; d < D; d++) { float e = MathF.Exp(x[start + d * Inner] - max); y[start + d * Inner] = e; sum += e; }");
+            w.Line("for (int d = 0; d < D; d++) y[start + d * Inner] /= sum;");
+        }
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+
+    public void Lrn(CodeWriter w, string method, LrnLayer l)
+    {
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
+        w.Line($"const int Batch = {I(l.Batch)}, C = {I(l.C)}, S = {I(l.Spatial)};");
+        w.Line($"const int Before = {I((l.Size - 1) / 2)}, After = {I((l.Size - 1) - (l.Size - 1) / 2)};");
+        w.Line($"const float AlphaOverSize = {F(l.Alpha / l.Size)}, Beta = {F(l.Beta)}, Bias = {F(l.Bias)};");
+        w.Open("for (int n = 0; n < Batch; n++)");
+        w.Open("for (int c = 0; c < C; c++)");
+        w.Open("for (int i = 0; i < S; i++)");
+        w.Line("float sum = 0f;");
+        w.Line("for (int k = Math.Max(0, c - Before); k <= Math.Min(C - 1, c + After); k++) { float v = x[(n * C + k) * S + i]; sum += v * v; }");
+        w.Line("int at = (n * C + c) * S + i;");
+        w.Line("y[at] = x[at] / MathF.Pow(Bias + AlphaOverSize * sum, Beta);");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+}
