@@ -37,7 +37,16 @@ public static class GeneratedAssembly
     public static RunBatch Instantiate(Assembly assembly, string fullName, byte[] weights)
     {
         var type = assembly.GetType(fullName, throwOnError: true)!;
-        var instance = Activator.CreateInstance(type, new MemoryStream(weights))!;
+        object instance;
+        try
+        {
+            instance = Activator.CreateInstance(type, new MemoryStream(weights))!;
+        }
+        catch (TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+            throw;
+        }
         var run = type.GetMethod("Run", [typeof(ReadOnlySpan<float>), typeof(Span<float>), typeof(int)])!;
         return (RunBatch)Delegate.CreateDelegate(typeof(RunBatch), instance, run);
     }

@@ -20,7 +20,7 @@ public sealed partial class NpyFile
     {
         if (!File.Exists(path)) throw new ScalpelException($"{path}: data file not found.");
         var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < 10 || !bytes.AsSpan(0, 6).SequenceEqual("\x93NUMPY"u8))
+        if (bytes.Length < 10 || bytes[0] != 0x93 || !bytes.AsSpan(1, 5).SequenceEqual("NUMPY"u8))
             throw new ScalpelException($"{path}: not a NumPy .npy file.");
         int major = bytes[6];
         int headerLength = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8)) : (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));

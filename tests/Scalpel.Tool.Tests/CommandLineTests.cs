@@ -1,0 +1,103 @@
+using Scalpel.Tool;
+using Xunit;
+
+namespace Scalpel.Tests;
+
+/// <summary>The command line, run in-process (Console redirected, so this class is its own serial collection).</summary>
+[Collection("console")]
+public sealed class CommandLineTests
+{
+    private static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try
+        {
+            int exit = Program.Main(args);
+            return (exit, stdout.ToString(), stderr.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    [Fact]
+    public void CompileWritesSourceAndWeightsDeterministically()
+    {
+        var a = TestData.TempDir();
+        var b = TestData.TempDir();
+        foreach (var dir in new[] { a, b })
+        {
+            var (exit, output, error) = Run("compile", TestData.Fixture("lenet5.onnx"), "--target", "x64-avx2", "--out", dir, "--namespace", "Acme.Vision", "--class", "LeNet");
+            Assert.True(exit == 0, error);
+            Assert.Contains("LeNet.g.cs", output);
+        }
+        Assert.Equal(["LeNet.bin", "LeNet.g.cs"], Directory.GetFiles(a).Select(Path.GetFileName).Order());
+        Assert.Equal(File.ReadAllBytes(Path.Combine(a, "LeNet.g.cs")), File.ReadAllBytes(Path.Combine(b, "LeNet.g.cs")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(a, "LeNet.bin")), File.ReadAllBytes(Path.Combine(b, "LeNet.bin")));
+        var source = File.ReadAllText(Path.Combine(a, "LeNet.g.cs"));
+        Assert.Contains("namespace Acme.Vision;", source);
+        Assert.Contains("Vector256<float>", source);
+        Assert.Contains("public const int InputSize = 784;", source);
+    }
+
+    [Fact]
+    public void InspectPrintsEveryLayer()
+    {
+        var (exit, output, _) = Run("inspect", TestData.Fixture("mlp.onnx"));
+        Assert.Equal(0, exit);
+        Assert.Contains("[N,784] -> [N,300]", output);
+        Assert.Contains("235,200", output); // MACs of the first layer
+        Assert.Contains("total: 266,610 parameters", output);
+    }
+
+    [Fact]
+    public void BadModelFailsWithOneLineAndNoOutputFiles()
+    {
+        var dir = TestData.TempDir();
+        var bad = Path.Combine(dir, "bad.onnx");
+        File.WriteAllBytes(bad, File.ReadAllBytes(TestData.Fixture("mlp.onnx"))[..5000]);
+        var outDir = Path.Combine(dir, "out");
+        var (exit, _, error) = Run("compile", bad, "--out", outDir);
+        Assert.NotEqual(0, exit);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.Contains("bad.onnx", error);
+        Assert.False(Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any(), "partial outputs left behind");
+    }
+
+    [Fact]
+    public void UnknownTargetListsTheKnownOnes()
+    {
+        var (exit, _, error) = Run("compile", TestData.Fixture("mlp.onnx"), "--target", "z80", "--out", TestData.TempDir());
+        Assert.NotEqual(0, exit);
+        Assert.Contains("unknown target 'z80'", error);
+        Assert.Contains("x64-avx2", error);
+    }
+
+    [Fact]
+    public void InvalidClassNameIsRefused()
+    {
+        var (exit, _, error) = Run("compile", TestData.Fixture("mlp.onnx"), "--out", TestData.TempDir(), "--class", "not valid");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("not a valid C# class name", error);
+    }
+
+    [Fact]
+    public void MissingModelFileIsAClearError()
+    {
+        var (exit, _, error) = Run("inspect", "/nonexistent/model.onnx");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("/nonexistent/model.onnx", error);
+    }
+
+    [Theory]
+    [InlineData("mlp.onnx", "Mlp")]
+    [InlineData("my-model_v2.onnx", "MyModelV2")]
+    [InlineData("3d.onnx", "Model3d")]
+    public void ClassNameComesFromTheFileName(string file, string expected) => Assert.Equal(expected, Program.ClassNameFrom(file));
+}
