@@ -21,6 +21,10 @@ public sealed partial class CSharpEmitter
     private readonly KernelEmitter _kernels;
     private readonly List<(string Name, float[] Data)> _sections = [];
     private readonly List<(string Name, int Size, string Comment)> _buffers = [];
+    /// <summary>Floats per sample of each runtime tensor's storage (input, output, intermediate buffers).</summary>
+    private readonly Dictionary<string, int> _sampleSize = new(StringComparer.Ordinal);
+    /// <summary>Samples run through the layers together; Dense layers reuse each weight across them.</summary>
+    private readonly int _chunk;
     private readonly Dictionary<string, string> _storage = new(StringComparer.Ordinal);
     private readonly CodeWriter _run = new();
     private readonly CodeWriter _methods = new();
@@ -30,7 +34,11 @@ public sealed partial class CSharpEmitter
         _model = model;
         _options = options;
         _kernels = new KernelEmitter(options.Target);
+        _chunk = model.BatchMode == BatchMode.PerSample ? ChunkSize : 1;
     }
+
+    /// <summary>Samples per chunk for per-sample models: enough to amortise weight loads, small enough for L1/L2.</summary>
+    public const int ChunkSize = 8;
 
     public static GeneratedModel Emit(ModelGraph model, EmitOptions options)
     {
@@ -51,10 +59,12 @@ public sealed partial class CSharpEmitter
     private GeneratedModel Run()
     {
         _storage[_model.InputName] = "input";
+        _sampleSize["input"] = _model.InputSize;
+        _sampleSize["output"] = _model.OutputSize;
         for (int i = 0; i < _model.Layers.Count; i++)
             EmitLayer(i, _model.Layers[i]);
         if (_storage[_model.OutputName] != "output")
-            _run.Line($"((ReadOnlySpan<float>){_storage[_model.OutputName]}).CopyTo(output);");
+            _run.Line($"{Whole(_storage[_model.OutputName])}.CopyTo(output);");
         var source = Assemble();
         var blob = WeightBlob.Write(_sections.Select(s => s.Data).ToList());
         return new GeneratedModel(C, source, blob);
@@ -72,6 +82,26 @@ public sealed partial class CSharpEmitter
         return name;
     }
 
+    /// <summary>A buffer holding one tensor for every sample of a chunk.</summary>
+    private string ChunkBuffer(string name, int size, string comment)
+    {
+        _buffers.Add((name, size * _chunk, comment + (_chunk > 1 ? $", {_chunk} samples" : "")));
+        _sampleSize[name] = size;
+        return name;
+    }
+
+    /// <summary>A storage's samples [0, count) as a span.</summary>
+    private string Whole(string storage) => storage is "input" or "output"
+        ? $"{storage}[..(count * {I(_sampleSize[storage])})]"
+        : $"{storage}.AsSpan(0, count * {I(_sampleSize[storage])})";
+
+    /// <summary>Sample s of a storage as a span.</summary>
+    private string SampleOf(string storage)
+    {
+        var size = I(_sampleSize[storage]);
+        return storage is "input" or "output" ? $"{storage}.Slice(s * {size}, {size})" : $"{storage}.AsSpan(s * {size}, {size})";
+    }
+
     private void EmitLayer(int index, Layer layer)
     {
         var id = $"L{index:00}";
@@ -81,12 +111,12 @@ public sealed partial class CSharpEmitter
         if (layer is ReshapeLayer)
         {
             _storage[layer.Output] = _storage[layer.Inputs[0]];
-            _run.Line($"// {id} {label}: {shapes}, no work (same data, new shape)");
+            _run.Line($"// {id} {label}: {shapes}: no work, same data with a new shape");
             return;
         }
         var output = layer.Output == _model.OutputName
             ? "output"
-            : Buffer($"_{id}_out", Shape.Size(layer.OutputShape), $"{label} output {Shape.Format(layer.OutputShape, _model.SymbolicBatch)}");
+            : ChunkBuffer($"_{id}_out", Shape.Size(layer.OutputShape), $"{label} output {Shape.Format(layer.OutputShape, _model.SymbolicBatch)}");
         var inputs = layer.Inputs.Select(i => _storage[i]).ToList();
         _storage[layer.Output] = output;
 
@@ -105,7 +135,12 @@ public sealed partial class CSharpEmitter
             case ConvLayer c:
                 args.Add(Section($"{id}_Weight", c.Weight));
                 if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
-                if (c.Group == 1 && !KernelEmitter.IsPointwise(c))
+                if (!KernelEmitter.IsPointwise(c) && KernelEmitter.UsesPaddedInput(c))
+                {
+                    args.Add(Buffer($"_{id}_padded", _kernels.PaddedBufferSize(c), "zero-padded input copy"));
+                    args.Add(Buffer($"_{id}_wide", _kernels.WideBufferSize(c), "output rows at the padded width"));
+                }
+                else if (c.Group == 1 && !KernelEmitter.IsPointwise(c))
                     args.Add(Buffer($"_{id}_columns", c.C * c.KH * c.KW * c.OH * c.OW, "im2col patches"));
                 _kernels.Conv(_methods, method, c);
                 break;
@@ -147,7 +182,11 @@ public sealed partial class CSharpEmitter
                 throw new UnsupportedModelException($"{_model.Source}: no kernel for {layer.Kind} '{layer.Name}'.");
         }
         _methods.Line("#endregion");
-        _run.Line($"{method}({string.Join(", ", args)}); // {label}: {shapes}");
+        _run.Line($"// {id} {label}: {shapes}");
+        if (layer is DenseLayer { TransposeInput: false, BiasFull: null })
+            _run.Line($"{method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? Whole(a) : a))}, count);");
+        else
+            _run.Line($"for (int s = 0; s < count; s++) {method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? SampleOf(a) : a))});");
     }
 
     private static string Sanitize(string text) => new(text.Select(ch => char.IsControl(ch) || ch is '*' or '\'' or '"' or '\\' ? '_' : ch).ToArray());
@@ -205,11 +244,14 @@ public sealed partial class CSharpEmitter
         w.Line($"    throw new ArgumentException($\"{C}.Run: input holds {{input.Length}} floats; {{batchSize}} sample(s) need {{(long)batchSize * InputSize}} ({{InputSize}} each).\", nameof(input));");
         w.Line("if (output.Length != (long)batchSize * OutputSize)");
         w.Line($"    throw new ArgumentException($\"{C}.Run: output holds {{output.Length}} floats; {{batchSize}} sample(s) need {{(long)batchSize * OutputSize}} ({{OutputSize}} each).\", nameof(output));");
-        w.Line("for (int s = 0; s < batchSize; s++)");
-        w.Line("    RunOne(input.Slice(s * InputSize, InputSize), output.Slice(s * OutputSize, OutputSize));");
+        w.Open($"for (int first = 0; first < batchSize; first += {_chunk})");
+        w.Line($"int count = Math.Min({_chunk}, batchSize - first);");
+        w.Line("RunChunk(input.Slice(first * InputSize, count * InputSize), output.Slice(first * OutputSize, count * OutputSize), count);");
+        w.Close();
         w.Close();
         w.Line();
-        w.Open("private void RunOne(ReadOnlySpan<float> input, Span<float> output)");
+        w.Line($"/// <summary>Runs 1 to {_chunk} samples through every layer.</summary>");
+        w.Open("private void RunChunk(ReadOnlySpan<float> input, Span<float> output, int count)");
         foreach (var line in _run.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)) w.Line(line);
         w.Close();
         foreach (var line in _methods.ToString().TrimEnd('\n').Split('\n')) w.Line(line);

@@ -32,20 +32,45 @@ internal sealed class KernelEmitter(CodeTarget target)
     public void Dense(CodeWriter w, string method, DenseLayer d)
     {
         var bias = d.Bias is not null || d.BiasFull is not null;
+        bool batched = !d.TransposeInput && d.BiasFull is null;
         w.Line(Hot);
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}{(d.TransposeInput ? ", Span<float> t" : "")})");
-        w.Line($"const int M = {I(d.M)}, K = {I(d.K)}, N = {I(d.N)};");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}{(d.TransposeInput ? ", Span<float> t" : "")}{(batched ? ", int count" : "")})");
+        w.Line($"const int K = {I(d.K)}, N = {I(d.N)};");
+        w.Line(batched ? $"int rows = count * {I(d.M)};" : $"const int rows = {I(d.M)};");
         if (d.TransposeInput)
         {
-            w.Line("// Gemm transA: the input is stored [K, M]; transpose it once.");
-            w.Line("for (int k = 0; k < K; k++) for (int m = 0; m < M; m++) t[m * K + k] = x[k * M + m];");
+            w.Line("// Gemm transA: the input is stored [K, rows]; transpose it once.");
+            w.Line("for (int k = 0; k < K; k++) for (int r = 0; r < rows; r++) t[r * K + k] = x[k * rows + r];");
             w.Line("ref float xr = ref MemoryMarshal.GetReference(t);");
         }
         else w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         w.Line("ref float wr = ref MemoryMarshal.GetArrayDataReference(w);");
         if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
-        w.Open("for (int m = 0; m < M; m++)");
+        w.Line("int m = 0;");
+        if (batched)
+        {
+            w.Line($"// {DenseSamples} input rows at a time: each weight vector loaded feeds {DenseSamples} FMAs.");
+            w.Open($"for (; m <= rows - {DenseSamples}; m += {DenseSamples})");
+            for (int s = 0; s < DenseSamples; s++)
+                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, (m + {s}) * K); ref float y{s}m = ref Unsafe.Add(ref yr, (m + {s}) * N);");
+            w.Line("int n = 0;");
+            int tile = TileRows;
+            if (d.N >= tile)
+            {
+                w.Open($"for (; n <= N - {tile}; n += {tile})");
+                DenseTile(w, d, DenseSamples, tile);
+                w.Close();
+            }
+            if (d.N % tile != 0)
+            {
+                w.Open("for (; n < N; n++)");
+                DenseTile(w, d, DenseSamples, 1);
+                w.Close();
+            }
+            w.Close();
+        }
+        w.Open("for (; m < rows; m++)");
         w.Line("ref float xm = ref Unsafe.Add(ref xr, m * K);");
         w.Line("ref float ym = ref Unsafe.Add(ref yr, m * N);");
         w.Line("int n = 0;");
@@ -63,6 +88,53 @@ internal sealed class KernelEmitter(CodeTarget target)
         }
         w.Close();
         w.Close();
+    }
+
+    /// <summary>Input rows (samples) per dense tile.</summary>
+    private const int DenseSamples = 4;
+
+    /// <summary>Output neurons per dense tile: 4 x 4 accumulators fit 32 vector registers, 4 x 2 fit 16.</summary>
+    private int TileRows => target.SimdBits >= 512 ? 4 : 2;
+
+    /// <summary>A samples x rows tile of dot products over K.</summary>
+    private void DenseTile(CodeWriter w, DenseLayer d, int samples, int rows)
+    {
+        var ss = Enumerable.Range(0, samples).ToArray();
+        var rr = Enumerable.Range(0, rows).ToArray();
+        foreach (var r in rr)
+            w.Line(r == 0 ? "ref float w0 = ref Unsafe.Add(ref wr, n * K);" : $"ref float w{r} = ref Unsafe.Add(ref w{r - 1}, K);");
+        int full = d.K / V * V;
+        if (full > 0)
+        {
+            foreach (var s in ss) w.Line(string.Join(" ", rr.Select(r => $"{VT} a{s}{r} = {VT}.Zero;")));
+            w.Open($"for (int k = 0; k < {I(full)}; k += {V})");
+            foreach (var s in ss) w.Line($"{VT} x{s} = {VS}.LoadUnsafe(ref x{s}m, (nuint)k);");
+            foreach (var r in rr)
+            {
+                w.Line($"{VT} wv{r} = {VS}.LoadUnsafe(ref w{r}, (nuint)k);");
+                foreach (var s in ss) w.Line($"a{s}{r} = {Fma($"wv{r}", $"x{s}", $"a{s}{r}")};");
+            }
+            w.Close();
+            foreach (var s in ss) w.Line(string.Join(" ", rr.Select(r => $"float s{s}{r} = {VS}.Sum(a{s}{r});")));
+        }
+        else foreach (var s in ss) w.Line(string.Join(" ", rr.Select(r => $"float s{s}{r} = 0f;")));
+        if (full < d.K)
+        {
+            w.Open($"for (int k = {I(full)}; k < K; k++)");
+            foreach (var r in rr)
+            {
+                w.Line($"float wk{r} = Unsafe.Add(ref w{r}, k);");
+                foreach (var s in ss) w.Line($"s{s}{r} += wk{r} * Unsafe.Add(ref x{s}m, k);");
+            }
+            w.Close();
+        }
+        foreach (var s in ss)
+            foreach (var r in rr)
+            {
+                var index = r == 0 ? "n" : $"n + {r}";
+                var value = d.Bias is not null ? $"s{s}{r} + Unsafe.Add(ref br, {index})" : $"s{s}{r}";
+                w.Line($"Unsafe.Add(ref y{s}m, {index}) = {Act(d.Activation, value)};");
+            }
     }
 
     private void DenseRowBlock(CodeWriter w, DenseLayer d, int rows)
@@ -106,6 +178,11 @@ internal sealed class KernelEmitter(CodeTarget target)
             DirectConv(w, method, c);
             return;
         }
+        if (!IsPointwise(c) && UsesPaddedInput(c))
+        {
+            PaddedConv(w, method, c);
+            return;
+        }
         bool pointwise = IsPointwise(c);
         bool bias = c.Bias is not null;
         int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW;
@@ -124,7 +201,45 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Close();
         if (!pointwise) Im2Col(w, method + "_Im2Col", c);
         w.Line();
-        Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, c.OH * c.OW, bias, c.Activation);
+        Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, c.OH * c.OW, bias, c.Activation, null);
+    }
+
+    /// <summary>Stride-1 convolutions read a zero-padded copy of the input directly (no im2col).</summary>
+    public static bool UsesPaddedInput(ConvLayer c) => c.Group == 1 && c.StrideH == 1 && c.StrideW == 1;
+
+    /// <summary>Rows and columns of the zero-padded input copy.</summary>
+    public static (int Hp, int Wp) PaddedSize(ConvLayer c) => (c.OH + (c.KH - 1) * c.DilationH, c.OW + (c.KW - 1) * c.DilationW);
+
+    /// <summary>Floats of the padded copy, with slack so vector loads past the last row stay inside the buffer.</summary>
+    public int PaddedBufferSize(ConvLayer c)
+    {
+        var (hp, wp) = PaddedSize(c);
+        return c.C * hp * wp + (c.KW - 1) * c.DilationW + 2 * V;
+    }
+
+    /// <summary>Floats of the wide output ([M, OH, Wp]: each row computed over the padded width).</summary>
+    public int WideBufferSize(ConvLayer c) => c.M * c.OH * PaddedSize(c).Wp;
+
+    private void PaddedConv(CodeWriter w, string method, ConvLayer c)
+    {
+        bool bias = c.Bias is not null;
+        var (hp, wp) = PaddedSize(c);
+        int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW;
+        w.Line($"// Stride-1 convolution as an implicit GEMM: each (channel, kernel row, kernel column) is a shifted view of a");
+        w.Line($"// zero-padded input copy [{c.C} x {hp} x {wp}], so no im2col; outputs are computed {wp} wide, then compacted to {c.OW}.");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> wide)");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(c.M)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hp = {I(hp)}, Wp = {I(wp)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
+        w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
+        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
+        w.Line("// The padding border is never written, so it stays zero from allocation.");
+        w.Line("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * Hp + h + PT) * Wp + PL, W));");
+        w.Line($"{method}_Gemm(padded, wide, w{(bias ? ", b" : "")});");
+        w.Line("for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice((m * OH + oh) * Wp, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
+        w.Close();
+        w.Close();
+        w.Line();
+        Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, c.OH * wp, bias, c.Activation, c);
     }
 
     private static void Im2Col(CodeWriter w, string method, ConvLayer c)
@@ -159,11 +274,16 @@ internal sealed class KernelEmitter(CodeTarget target)
     }
 
     /// <summary>y[m, p] = act(sum_k w[m, k] * x[k, p] + b[m]): GemmRows x 2 vectors of accumulators.</summary>
-    private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Activation act)
+    private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Activation act, ConvLayer? padded)
     {
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
         w.Line($"const int M = {I(m)}, K = {I(k)}, P = {I(p)};");
+        if (padded is not null)
+        {
+            var (hp, wp) = PaddedSize(padded);
+            w.Line($"const int C = {I(padded.C)}, KH = {I(padded.KH)}, KW = {I(padded.KW)}, Hp = {I(hp)}, Wp = {I(wp)}, DH = {I(padded.DilationH)}, DW = {I(padded.DilationW)};");
+        }
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         w.Line("ref float wr = ref MemoryMarshal.GetArrayDataReference(w);");
@@ -172,19 +292,36 @@ internal sealed class KernelEmitter(CodeTarget target)
         if (m >= GemmRows)
         {
             w.Open($"for (; m <= M - {GemmRows}; m += {GemmRows})");
-            GemmRowBlock(w, GemmRows, p, bias, act);
+            GemmRowBlock(w, GemmRows, p, bias, act, padded is not null);
             w.Close();
         }
         if (m % GemmRows != 0)
         {
             w.Open("for (; m < M; m++)");
-            GemmRowBlock(w, 1, p, bias, act);
+            GemmRowBlock(w, 1, p, bias, act, padded is not null);
             w.Close();
         }
         w.Close();
     }
 
-    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Activation act)
+    /// <summary>Opens the loop over k and binds xk to row k of the right-hand matrix at column p.</summary>
+    private static int OpenK(CodeWriter w, bool padded, bool vector)
+    {
+        var type = vector ? "ref float xk = ref " : "float xk = ";
+        if (!padded)
+        {
+            w.Open("for (int k = 0; k < K; k++)");
+            w.Line($"{type}Unsafe.Add(ref xr, k * P + p);");
+            return 1;
+        }
+        w.Open("for (int c = 0, k = 0; c < C; c++)");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Open("for (int j = 0; j < KW; j++, k++)");
+        w.Line($"{type}Unsafe.Add(ref xr, c * (Hp * Wp) + i * (DH * Wp) + j * DW + p);");
+        return 3;
+    }
+
+    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Activation act, bool padded)
     {
         var r = Enumerable.Range(0, rows).ToArray();
         foreach (var i in r)
@@ -199,15 +336,14 @@ internal sealed class KernelEmitter(CodeTarget target)
             var c = Enumerable.Range(0, cols).ToArray();
             w.Open($"for (; p <= P - {step}; p += {step})");
             foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{VT} a{i}{j} = {VT}.Zero;")));
-            w.Open("for (int k = 0; k < K; k++)");
-            w.Line("ref float xk = ref Unsafe.Add(ref xr, k * P + p);");
+            int closes = OpenK(w, padded, vector: true);
             foreach (var j in c) w.Line($"{VT} x{j} = {VS}.LoadUnsafe(ref xk, {j * V});");
             foreach (var i in r)
             {
                 w.Line($"{VT} w{i}k = {VS}.Create(Unsafe.Add(ref w{i}, k));");
                 foreach (var j in c) w.Line($"a{i}{j} = {Fma($"w{i}k", $"x{j}", $"a{i}{j}")};");
             }
-            w.Close();
+            for (int close = 0; close < closes; close++) w.Close();
             foreach (var i in r)
                 foreach (var j in c)
                     w.Line($"({VAct(act, $"a{i}{j} + {VS}.Create(b{i})")}).StoreUnsafe(ref y{i}, (nuint)(p + {j * V}));");
@@ -217,10 +353,9 @@ internal sealed class KernelEmitter(CodeTarget target)
         {
             w.Open("for (; p < P; p++)");
             foreach (var i in r) w.Line($"float s{i} = b{i};");
-            w.Open("for (int k = 0; k < K; k++)");
-            w.Line("float xk = Unsafe.Add(ref xr, k * P + p);");
+            int closes = OpenK(w, padded, vector: false);
             foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, k) * xk;");
-            w.Close();
+            for (int close = 0; close < closes; close++) w.Close();
             foreach (var i in r) w.Line($"Unsafe.Add(ref y{i}, p) = {Act(act, $"s{i}")};");
             w.Close();
         }
