@@ -11,6 +11,7 @@ namespace Scalpel.Benchmarks;
 /// Fashion-MNIST images, in one process. The Ratio column is generated time / ONNX Runtime time.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class InferenceBenchmarks
 {
     [Params("mlp", "lenet5", "rescnn")]
