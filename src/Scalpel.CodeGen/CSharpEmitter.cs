@@ -19,7 +19,7 @@ public sealed partial class CSharpEmitter
     private readonly ModelGraph _model;
     private readonly EmitOptions _options;
     private readonly KernelEmitter _kernels;
-    private readonly List<(string Name, float[] Data)> _sections = [];
+    private readonly List<(string Name, Array Data)> _sections = [];
     private readonly List<(string Name, int Size, string Comment)> _buffers = [];
     /// <summary>Floats per sample of each runtime tensor's storage (input, output, intermediate buffers).</summary>
     private readonly Dictionary<string, int> _sampleSize = new(StringComparer.Ordinal);
@@ -27,6 +27,8 @@ public sealed partial class CSharpEmitter
     private readonly int _chunk;
     private readonly Dictionary<string, string> _storage = new(StringComparer.Ordinal);
     private readonly CodeWriter _run = new();
+    /// <summary>Sparse layers whose indices the weight loader bounds-checks once.</summary>
+    private readonly List<(string Id, SparseMatrix Matrix)> _checks = [];
     private readonly CodeWriter _methods = new();
 
     private CSharpEmitter(ModelGraph model, EmitOptions options)
@@ -70,7 +72,7 @@ public sealed partial class CSharpEmitter
         return new GeneratedModel(C, source, blob);
     }
 
-    private string Section(string name, float[] data)
+    private string Section(string name, Array data)
     {
         _sections.Add((name, data));
         return $"_w.{name}";
@@ -125,6 +127,19 @@ public sealed partial class CSharpEmitter
         var method = $"{id}_{layer.Kind}";
         switch (layer)
         {
+            case DenseLayer { Format: not WeightFormat.Dense } d:
+            {
+                var sparse = d.Format == WeightFormat.Csr ? SparseMatrix.Csr(d.Weight, d.N, d.K) : SparseMatrix.GroupedCsr(d.Weight, d.N, d.K, d.GroupWidth);
+                args.Add(Section($"{id}_Values", sparse.Values));
+                args.Add(Section($"{id}_Columns", Narrow(sparse.Columns, sparse.IndexBytes)));
+                args.Add(Section($"{id}_RowStarts", Narrow(sparse.RowStarts, sparse.RowStartBytes)));
+                if (sparse.TailWidth > 0) args.Add(Section($"{id}_Tail", sparse.Tail));
+                if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
+                _checks.Add((id, sparse));
+                method = $"{id}_{(d.Format == WeightFormat.Csr ? "Csr" : "GroupedCsr")}";
+                _kernels.SparseDense(_methods, method, d, sparse);
+                break;
+            }
             case DenseLayer d:
                 args.Add(Section($"{id}_Weight", d.Weight));
                 if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
@@ -183,11 +198,19 @@ public sealed partial class CSharpEmitter
         }
         _methods.Line("#endregion");
         _run.Line($"// {id} {label}: {shapes}");
-        if (layer is DenseLayer { TransposeInput: false, BiasFull: null })
+        if (layer is DenseLayer { TransposeInput: false, BiasFull: null } or DenseLayer { Format: not WeightFormat.Dense })
             _run.Line($"{method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? Whole(a) : a))}, count);");
         else
             _run.Line($"for (int s = 0; s < count; s++) {method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? SampleOf(a) : a))});");
     }
+
+    /// <summary>Indices in the smallest integer type that holds them.</summary>
+    private static Array Narrow(int[] values, int bytes) => bytes switch
+    {
+        1 => values.Select(v => (byte)v).ToArray(),
+        2 => values.Select(v => (ushort)v).ToArray(),
+        _ => values,
+    };
 
     private static string Sanitize(string text) => new(text.Select(ch => char.IsControl(ch) || ch is '*' or '\'' or '"' or '\\' ? '_' : ch).ToArray());
 
@@ -279,10 +302,27 @@ public sealed partial class CSharpEmitter
     {
         w.Open("private sealed class Weights");
         w.Line($"private static readonly int[] SectionLengths = [{string.Join(", ", _sections.Select(s => I(s.Data.Length)))}];");
-        w.Line("private readonly float[][] _s;");
-        w.Line("private Weights(float[][] sections) => _s = sections;");
+        w.Line($"private static readonly int[] SectionTypes = [{string.Join(", ", _sections.Select(s => I((int)WeightBlob.TypeOf(s.Data))))}];");
+        foreach (var (name, data) in _sections)
+            w.Line($"public readonly {WeightBlob.CSharpName(WeightBlob.TypeOf(data))}[] {name};");
+        w.Line();
+        w.Open("private Weights(Array[] s)");
         for (int i = 0; i < _sections.Count; i++)
-            w.Line($"public float[] {_sections[i].Name} => _s[{i}];");
+            w.Line($"{_sections[i].Name} = ({WeightBlob.CSharpName(WeightBlob.TypeOf(_sections[i].Data))}[])s[{i}];");
+        foreach (var (id, m) in _checks)
+            w.Line($"CheckSparse(\"{id}\", {id}_Columns, {id}_RowStarts, {I(m.Rows)}, {I(m.Entries)}, {I(m.FullColumns - m.GroupWidth)});");
+        w.Close();
+        if (_checks.Count > 0)
+        {
+            w.Line();
+            w.Line("/// <summary>Kernels index inputs by these without bounds checks: check them once, at load.</summary>");
+            w.Open("private static void CheckSparse<TC, TR>(string layer, TC[] columns, TR[] rowStarts, int rows, int entries, int maxColumn) where TC : unmanaged, System.Numerics.IBinaryInteger<TC> where TR : unmanaged, System.Numerics.IBinaryInteger<TR>");
+            w.Line("if (columns.Length != entries || rowStarts.Length != rows + 1 || int.CreateTruncating(rowStarts[0]) != 0 || int.CreateTruncating(rowStarts[rows]) != entries)");
+            w.Line($"    throw new InvalidDataException($\"{C} weights: sparse layer {{layer}} has an inconsistent structure.\");");
+            w.Line("for (int r = 0; r < rows; r++) if (rowStarts[r] > rowStarts[r + 1]) throw new InvalidDataException($\"" + C + " weights: sparse layer {layer} has decreasing row starts.\");");
+            w.Line("foreach (var c in columns) if (int.CreateTruncating(c) > maxColumn) throw new InvalidDataException($\"" + C + " weights: sparse layer {layer} indexes column {c}, past {maxColumn}.\");");
+            w.Close();
+        }
         w.Line();
         w.Open("public static Weights Load(Stream stream)");
         w.Line("ArgumentNullException.ThrowIfNull(stream);");
@@ -298,24 +338,38 @@ public sealed partial class CSharpEmitter
         w.Line("if (count != SectionLengths.Length)");
         w.Line("    throw new InvalidDataException($\"{Who}: {count} sections where this model has {SectionLengths.Length}; the file belongs to another model.\");");
         w.Line("long payload = BinaryPrimitives.ReadInt64LittleEndian(span[16..]);");
-        w.Line($"long header = span.Length - payload;");
-        w.Line($"if (payload < 0 || header < {WeightBlob.FixedHeaderSize} + 16L * count) throw new InvalidDataException($\"{{Who}}: truncated file.\");");
+        w.Line("long header = span.Length - payload;");
+        w.Line($"if (payload < 0 || header < {WeightBlob.FixedHeaderSize} + {WeightBlob.EntrySize}L * count) throw new InvalidDataException($\"{{Who}}: truncated file.\");");
         w.Line("Span<byte> hash = stackalloc byte[32];");
         w.Line("SHA256.HashData(span[(int)header..], hash);");
         w.Line("if (!hash.SequenceEqual(span.Slice(24, 32))) throw new InvalidDataException($\"{Who}: checksum mismatch; the file is corrupt or truncated.\");");
-        w.Line("var sections = new float[count][];");
+        w.Line("var sections = new Array[count];");
         w.Open("for (int i = 0; i < count; i++)");
-        w.Line($"long offset = BinaryPrimitives.ReadInt64LittleEndian(span[({WeightBlob.FixedHeaderSize} + 16 * i)..]);");
-        w.Line($"long length = BinaryPrimitives.ReadInt64LittleEndian(span[({WeightBlob.FixedHeaderSize} + 16 * i + 8)..]);");
-        w.Line("if (length != SectionLengths[i] || offset < header || offset + 4 * length > span.Length)");
-        w.Line("    throw new InvalidDataException($\"{Who}: section {i} holds {length} floats where this model needs {SectionLengths[i]}; the file belongs to another model.\");");
-        w.Line("var values = new float[length];");
-        w.Line("var bytes = span.Slice((int)offset, (int)(4 * length));");
-        w.Line("if (BitConverter.IsLittleEndian) bytes.CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));");
-        w.Line("else for (int j = 0; j < values.Length; j++) values[j] = BinaryPrimitives.ReadSingleLittleEndian(bytes[(4 * j)..]);");
-        w.Line("sections[i] = values;");
+        w.Line($"var entry = span[({WeightBlob.FixedHeaderSize} + {WeightBlob.EntrySize} * i)..];");
+        w.Line("long offset = BinaryPrimitives.ReadInt64LittleEndian(entry);");
+        w.Line("long length = BinaryPrimitives.ReadInt64LittleEndian(entry[8..]);");
+        w.Line("int type = BinaryPrimitives.ReadInt32LittleEndian(entry[16..]);");
+        w.Line("int size = type switch { 2 => 1, 3 => 2, _ => 4 };");
+        w.Line("if (length != SectionLengths[i] || type != SectionTypes[i] || offset < header || offset + size * length > span.Length)");
+        w.Line("    throw new InvalidDataException($\"{Who}: section {i} holds {length} values of type {type} where this model needs {SectionLengths[i]} of type {SectionTypes[i]}; the file belongs to another model.\");");
+        w.Line("var bytes = span.Slice((int)offset, (int)(size * length));");
+        w.Open("sections[i] = type switch");
+        w.Line("1 => Read<float>(bytes, BinaryPrimitives.ReadSingleLittleEndian),");
+        w.Line("2 => bytes.ToArray(),");
+        w.Line("3 => Read<ushort>(bytes, BinaryPrimitives.ReadUInt16LittleEndian),");
+        w.Line("_ => Read<int>(bytes, BinaryPrimitives.ReadInt32LittleEndian),");
+        w.Close(";");
         w.Close();
         w.Line("return new Weights(sections);");
+        w.Close();
+        w.Line();
+        w.Line("private delegate T Reader<T>(ReadOnlySpan<byte> bytes);");
+        w.Line();
+        w.Open("private static T[] Read<T>(ReadOnlySpan<byte> bytes, Reader<T> read) where T : unmanaged");
+        w.Line("var values = new T[bytes.Length / Unsafe.SizeOf<T>()];");
+        w.Line("if (BitConverter.IsLittleEndian) bytes.CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));");
+        w.Line("else for (int j = 0; j < values.Length; j++) values[j] = read(bytes[(j * Unsafe.SizeOf<T>())..]);");
+        w.Line("return values;");
         w.Close();
         w.Close();
     }

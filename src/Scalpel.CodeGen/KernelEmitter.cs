@@ -90,6 +90,78 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Close();
     }
 
+    /// <summary>
+    /// Sparse dense-layer kernels. CSR: one index per weight, scalar. Grouped CSR: per kept group one vector
+    /// load of weights, one of contiguous inputs and one FMA; a dense tail covers the last K % G columns.
+    /// Both run 4 samples per pass so each index and weight load serves 4 inputs.
+    /// </summary>
+    public void SparseDense(CodeWriter w, string method, DenseLayer d, SparseMatrix m)
+    {
+        bool grouped = d.Format == WeightFormat.GroupedCsr;
+        if (grouped && m.GroupWidth % V != 0)
+            throw new InvalidOperationException($"group width {m.GroupWidth} is not a multiple of the target's {V} lanes");
+        string col = m.IndexBytes switch { 1 => "byte", 2 => "ushort", _ => "int" };
+        string row = m.RowStartBytes == 2 ? "ushort" : "int";
+        bool bias = d.Bias is not null;
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(m.TailWidth > 0 ? ", float[] tail" : "")}{(bias ? ", float[] b" : "")}, int count)");
+        w.Line($"const int K = {I(d.K)}, N = {I(d.N)}{(grouped ? $", G = {I(m.GroupWidth)}" : "")}{(m.TailWidth > 0 ? $", Full = {I(m.FullColumns)}, T = {I(m.TailWidth)}" : "")};");
+        w.Line($"// {m.Entries} {(grouped ? "groups" : "nonzeros")} kept of {(grouped ? (long)d.N * (m.FullColumns / m.GroupWidth) : (long)d.N * d.K)}.");
+        w.Line($"int rows = count * {I(d.M)};");
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float vr = ref MemoryMarshal.GetArrayDataReference(values);");
+        w.Line($"ref {col} cr = ref MemoryMarshal.GetArrayDataReference(columns);");
+        if (m.TailWidth > 0) w.Line("ref float tr = ref MemoryMarshal.GetArrayDataReference(tail);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
+        w.Line("int m = 0;");
+        foreach (var samples in new[] { DenseSamples, 1 })
+        {
+            var ss = Enumerable.Range(0, samples).ToArray();
+            w.Open(samples > 1 ? $"for (; m <= rows - {samples}; m += {samples})" : "for (; m < rows; m++)");
+            foreach (var s in ss)
+                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, (m + {s}) * K); ref float y{s}m = ref Unsafe.Add(ref yr, (m + {s}) * N);");
+            w.Open("for (int n = 0; n < N; n++)");
+            w.Line("int start = int.CreateTruncating(rowStarts[n]), end = int.CreateTruncating(rowStarts[n + 1]);");
+            if (grouped)
+            {
+                int vectors = m.GroupWidth / V;
+                foreach (var s in ss) w.Line($"{VT} a{s} = {VT}.Zero;");
+                w.Open("for (int j = start; j < end; j++)");
+                w.Line("nuint c = (nuint)Unsafe.Add(ref cr, j);");
+                w.Line("ref float g = ref Unsafe.Add(ref vr, j * G);");
+                for (int q = 0; q < vectors; q++)
+                {
+                    w.Line($"{VT} w{q} = {VS}.LoadUnsafe(ref g, {q * V});");
+                    foreach (var s in ss) w.Line($"a{s} = {Fma($"w{q}", $"{VS}.LoadUnsafe(ref x{s}m, c + {q * V})", $"a{s}")};");
+                }
+                w.Close();
+                foreach (var s in ss) w.Line($"float s{s} = {VS}.Sum(a{s});");
+                if (m.TailWidth > 0)
+                {
+                    w.Open("for (int t = 0; t < T; t++)");
+                    w.Line("float wt = Unsafe.Add(ref tr, n * T + t);");
+                    foreach (var s in ss) w.Line($"s{s} += wt * Unsafe.Add(ref x{s}m, Full + t);");
+                    w.Close();
+                }
+            }
+            else
+            {
+                foreach (var s in ss) w.Line($"float s{s} = 0f;");
+                w.Open("for (int j = start; j < end; j++)");
+                w.Line("int c = Unsafe.Add(ref cr, j);");
+                w.Line("float v = Unsafe.Add(ref vr, j);");
+                foreach (var s in ss) w.Line($"s{s} += v * Unsafe.Add(ref x{s}m, c);");
+                w.Close();
+            }
+            foreach (var s in ss)
+                w.Line($"Unsafe.Add(ref y{s}m, n) = {Act(d.Activation, bias ? $"s{s} + Unsafe.Add(ref br, n)" : $"s{s}")};");
+            w.Close();
+            w.Close();
+        }
+        w.Close();
+    }
+
     /// <summary>Input rows (samples) per dense tile.</summary>
     private const int DenseSamples = 4;
 

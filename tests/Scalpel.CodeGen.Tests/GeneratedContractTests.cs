@@ -87,6 +87,6 @@ public sealed class GeneratedContractTests
         var blob = Mlp.Value.Code.Weights;
         int count = BitConverter.ToInt32(blob, 12);
         for (int i = 0; i < count; i++)
-            Assert.Equal(0, BitConverter.ToInt64(blob, WeightBlob.FixedHeaderSize + 16 * i) % 64);
+            Assert.Equal(0, BitConverter.ToInt64(blob, WeightBlob.FixedHeaderSize + WeightBlob.EntrySize * i) % 64);
     }
 }

@@ -41,6 +41,7 @@ public static class Fusion
                 return true;
             case (DenseLayer d, ScaleShiftLayer bn) when d.Activation == Activation.None && d.BiasFull is null && d.OutputShape.Length == 2 && bn.C == d.N:
                 d.Weight = ScaleRows(d.Weight, bn.Scale, d.K);
+                d.WeightMatchesInitializer = false;
                 d.Bias = ShiftBias(d.Bias, bn, d.N);
                 return true;
             case (ConvLayer c, ScaleShiftLayer bn) when c.Activation == Activation.None && bn.C == c.M:

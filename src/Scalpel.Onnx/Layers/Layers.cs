@@ -1,5 +1,16 @@
 namespace Scalpel.Onnx.Layers;
 
+/// <summary>How a layer's weights are stored in generated code.</summary>
+public enum WeightFormat
+{
+    /// <summary>Every weight, row-major.</summary>
+    Dense,
+    /// <summary>Compressed sparse rows: one column index per nonzero (traditional pruning).</summary>
+    Csr,
+    /// <summary>Aligned groups of GroupWidth weights along the input dimension, one index per group (SIMD-aware pruning).</summary>
+    GroupedCsr,
+}
+
 /// <summary>An activation fused into the epilogue of a Dense or Conv layer.</summary>
 public enum Activation { None, Relu }
 
@@ -39,6 +50,11 @@ public sealed class DenseLayer(Node node, string input, string output, int[] out
     /// <summary>The input is stored [K, M] (Gemm transA = 1).</summary>
     public bool TransposeInput { get; init; }
     public Activation Activation { get; set; }
+    public WeightFormat Format { get; set; } = WeightFormat.Dense;
+    /// <summary>Weights per group for <see cref="WeightFormat.GroupedCsr"/>.</summary>
+    public int GroupWidth { get; set; } = 1;
+    /// <summary>False once fusion rescaled the weights, so they no longer equal the ONNX initializer.</summary>
+    public bool WeightMatchesInitializer { get; set; } = true;
     public override long Macs => (long)M * N * K;
     public override long Parameters => Weight.LongLength + (Bias?.LongLength ?? 0) + (BiasFull?.LongLength ?? 0);
     public override string Describe() => $"{K}->{N}" + (Activation != Activation.None ? $" +{Activation}" : "");

@@ -1,0 +1,132 @@
+using System.Reflection;
+using System.Runtime.Intrinsics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Scalpel.CodeGen;
+using Scalpel.Onnx;
+
+namespace Scalpel.Pruning.Targets;
+
+public enum Parallelism { Low, Moderate, High }
+
+public enum LayerKind { Fc, Conv }
+
+/// <summary>Sparsities above which a sparse format's kernel beats the dense kernel (1 = never).</summary>
+public sealed record Crossover
+{
+    public double Csr { get; init; } = 1;
+    public double GroupedCsr { get; init; } = 1;
+}
+
+public sealed record CrossoverTable
+{
+    public Crossover Fc { get; init; } = new();
+    public Crossover Conv { get; init; } = new();
+    public Crossover For(LayerKind kind) => kind == LayerKind.Fc ? Fc : Conv;
+}
+
+public sealed record CacheSizes
+{
+    public long L1dBytes { get; init; }
+    public long L2Bytes { get; init; }
+    public long L3Bytes { get; init; }
+}
+
+/// <summary>A hardware target (targets/*.json): what the planner and the code generator need to know.</summary>
+public sealed record TargetProfile
+{
+    [JsonPropertyName("$schema")] public string? Schema { get; init; }
+    public required string Name { get; init; }
+    public string? Description { get; init; }
+    public required Parallelism Parallelism { get; init; }
+    public required string Isa { get; init; }
+    public required int SimdBits { get; init; }
+    public required int GroupWidth { get; init; }
+    public required string ElementType { get; init; }
+    public required bool Fma { get; init; }
+    public CacheSizes Cache { get; init; } = new();
+    public CrossoverTable Crossover { get; init; } = new();
+    public string? Measured { get; init; }
+
+    public static readonly IReadOnlyList<string> BuiltInNames = ["host", "mcu-cortex-m4", "x64-sse", "x64-avx2", "x64-avx512", "arm64-neon", "gpu"];
+
+    public CodeTarget CodeTarget => new(Name, SimdBits, Fma);
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false) },
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>A built-in target by name, `host`, or a path to a profile file.</summary>
+    public static TargetProfile Resolve(string nameOrPath)
+    {
+        if (nameOrPath == "host") return Host();
+        if (BuiltInNames.Contains(nameOrPath)) return BuiltIn(nameOrPath);
+        if (nameOrPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || nameOrPath.Contains('/') || nameOrPath.Contains('\\'))
+        {
+            if (!File.Exists(nameOrPath)) throw new ScalpelException($"{nameOrPath}: target profile not found.");
+            return Parse(File.ReadAllText(nameOrPath), nameOrPath);
+        }
+        throw new ScalpelException($"unknown target '{nameOrPath}'. Known targets: {string.Join(", ", BuiltInNames)}, or a path to a profile .json file.");
+    }
+
+    public static TargetProfile BuiltIn(string name)
+    {
+        using var stream = typeof(TargetProfile).Assembly.GetManifestResourceStream($"targets/{name}.json")
+            ?? throw new ScalpelException($"unknown target '{name}'.");
+        using var reader = new StreamReader(stream);
+        return Parse(reader.ReadToEnd(), $"targets/{name}.json");
+    }
+
+    /// <summary>The running machine: its widest accelerated vector and the matching built-in crossover table.</summary>
+    public static TargetProfile Host()
+    {
+        var code = CodeTarget.Host();
+        var basis = code.SimdBits switch
+        {
+            512 => BuiltIn("x64-avx512"),
+            256 => BuiltIn("x64-avx2"),
+            _ => BuiltIn(System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? "arm64-neon" : "x64-sse"),
+        };
+        return basis with
+        {
+            Name = "host",
+            Description = $"this machine ({System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, Vector{code.SimdBits}{(code.Fma ? ", FMA" : "")})",
+            SimdBits = code.SimdBits, GroupWidth = code.Lanes, Fma = code.Fma,
+            Measured = $"crossover from the built-in {basis.Name} profile; run `dotnet scalpel profile` to measure this machine",
+        };
+    }
+
+    public static TargetProfile Parse(string json, string source)
+    {
+        TargetProfile? profile;
+        try
+        {
+            profile = JsonSerializer.Deserialize<TargetProfile>(json, Json);
+        }
+        catch (JsonException e)
+        {
+            throw new ScalpelException($"{source}: invalid target profile: {e.Message}", e);
+        }
+        if (profile is null) throw new ScalpelException($"{source}: empty target profile.");
+        profile.Validate(source);
+        return profile;
+    }
+
+    private void Validate(string source)
+    {
+        if (SimdBits is not (64 or 128 or 256 or 512))
+            throw new ScalpelException($"{source}: simdBits is {SimdBits}; expected 64, 128, 256 or 512.");
+        if (GroupWidth is < 1 or > 64)
+            throw new ScalpelException($"{source}: groupWidth is {GroupWidth}; expected 1 to 64.");
+        foreach (var (kind, c) in new[] { ("fc", Crossover.Fc), ("conv", Crossover.Conv) })
+            if (c.Csr is < 0 or > 1 || c.GroupedCsr is < 0 or > 1)
+                throw new ScalpelException($"{source}: crossover.{kind} values must lie in [0, 1].");
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json) + "\n";
+}
