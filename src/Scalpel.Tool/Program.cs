@@ -3,6 +3,9 @@ using System.Globalization;
 using Scalpel.CodeGen;
 using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
+using Scalpel.Pruning;
+using Scalpel.Pruning.Methods;
+using Scalpel.Pruning.Targets;
 
 namespace Scalpel.Tool;
 
@@ -15,6 +18,7 @@ public static class Program
         var root = new RootCommand("Scalpel.Build: hardware-aware pruning of ONNX models into generated C# inference code.");
         root.Subcommands.Add(CompileCommand());
         root.Subcommands.Add(InspectCommand());
+        root.Subcommands.Add(PruneCommand());
         return root;
     }
 
@@ -23,22 +27,76 @@ public static class Program
     private static Command CompileCommand()
     {
         var model = ModelArgument();
-        var target = new Option<string>("--target") { Description = $"Hardware target: {string.Join(", ", CodeTarget.BuiltInNames)}.", DefaultValueFactory = _ => "host" };
-        var outDir = new Option<DirectoryInfo>("--out") { Description = "Folder for CLASS.g.cs and CLASS.bin.", Required = true };
-        var ns = new Option<string>("--namespace") { Description = "Namespace of the generated class.", DefaultValueFactory = _ => "Scalpel.Generated" };
-        var cls = new Option<string?>("--class") { Description = "Generated class name (default: from the model file name)." };
+        var (target, outDir, ns, cls) = OutputOptions();
         var command = new Command("compile", "Generate C# inference code and its weight file for an (unpruned) model.") { model, target, outDir, ns, cls };
         command.SetAction(result => Run(() =>
         {
             var path = result.GetValue(model)!.FullName;
             var className = result.GetValue(cls) ?? ClassNameFrom(path);
-            var compiled = ModelCompiler.Compile(path, CodeTarget.Resolve(result.GetValue(target)!), result.GetValue(outDir)!.FullName, result.GetValue(ns)!, className);
-            var t = CodeTarget.Resolve(result.GetValue(target)!);
+            var t = TargetProfile.Resolve(result.GetValue(target)!).CodeTarget;
+            var compiled = ModelCompiler.Compile(path, t, result.GetValue(outDir)!.FullName, result.GetValue(ns)!, className);
             Console.WriteLine($"{Path.GetFileName(path)}: {compiled.Model.Layers.Count} layers, target {t.Name} (Vector{t.SimdBits}{(t.Fma ? ", FMA" : "")})");
             Console.WriteLine($"  wrote {compiled.SourcePath} ({compiled.Code.Source.Length:N0} chars)");
             Console.WriteLine($"  wrote {compiled.WeightsPath} ({compiled.Code.Weights.Length:N0} bytes)");
         }));
         return command;
+    }
+
+    private static (Option<string> Target, Option<DirectoryInfo> Out, Option<string> Namespace, Option<string?> Class) OutputOptions() => (
+        new Option<string>("--target") { Description = $"Hardware target: {string.Join(", ", TargetProfile.BuiltInNames)}, or a profile .json file.", DefaultValueFactory = _ => "host" },
+        new Option<DirectoryInfo>("--out") { Description = "Output folder.", Required = true },
+        new Option<string>("--namespace") { Description = "Namespace of the generated class.", DefaultValueFactory = _ => "Scalpel.Generated" },
+        new Option<string?>("--class") { Description = "Generated class name (default: from the model file name)." });
+
+    private static Command PruneCommand()
+    {
+        var model = ModelArgument();
+        var (target, outDir, ns, cls) = OutputOptions();
+        var method = new Option<Method>("--method") { Description = "scalpel (per the target's parallelism), traditional (unstructured, CSR: the paper's baseline) or dense.", DefaultValueFactory = _ => Method.Scalpel };
+        var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration inputs, .npy float32 [N, ...input shape]." };
+        var validation = new Option<FileInfo?>("--validation") { Description = "Validation inputs, .npy float32 [N, ...input shape]." };
+        var labels = new Option<FileInfo?>("--labels") { Description = "Validation labels, .npy int32/int64 [N]." };
+        var maxDrop = new Option<double>("--max-accuracy-drop") { Description = "Largest accepted validation accuracy drop, in percentage points.", DefaultValueFactory = _ => 0.5 };
+        var minAgreement = new Option<double>("--min-agreement") { Description = "Without labels: smallest accepted top-1 agreement with the original model.", DefaultValueFactory = _ => 0.99 };
+        var criterion = new Option<Criterion?>("--criterion") { Description = "Group scoring: dataaware (default with calibration data) or magnitude." };
+        var keepDense = new Option<string[]>("--keep-dense") { Description = "Layer names (or 'fc') to leave unpruned.", AllowMultipleArgumentsPerToken = true };
+        var sparsity = new Option<string[]>("--sparsity") { Description = "Fixed sparsity per layer name or kind, e.g. fc=0.8 or /1/Gemm=0.9 (skips the search for those layers).", AllowMultipleArgumentsPerToken = true };
+        var command = new Command("prune", "Prune a model for a hardware target and generate its C# inference code, pruned ONNX model and report.")
+        {
+            model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity,
+        };
+        command.SetAction((result, cancellation) => Task.FromResult(Run(() =>
+        {
+            var path = result.GetValue(model)!.FullName;
+            var className = result.GetValue(cls) ?? ClassNameFrom(path);
+            var overrides = new Dictionary<string, LayerOverride>(StringComparer.Ordinal);
+            foreach (var name in result.GetValue(keepDense) ?? []) overrides[name] = new LayerOverride(KeepDense: true);
+            foreach (var spec in result.GetValue(sparsity) ?? [])
+            {
+                var parts = spec.Split('=', 2);
+                if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || s is < 0 or >= 1)
+                    throw new ScalpelException($"--sparsity '{spec}': expected NAME=FRACTION with FRACTION in [0, 1).");
+                overrides[parts[0]] = new LayerOverride(Sparsity: s);
+            }
+            var options = new PruneOptions
+            {
+                ModelPath = path, Target = TargetProfile.Resolve(result.GetValue(target)!), Namespace = result.GetValue(ns)!, ClassName = className,
+                Method = result.GetValue(method), CalibrationData = result.GetValue(calibration)?.FullName,
+                ValidationData = result.GetValue(validation)?.FullName, ValidationLabels = result.GetValue(labels)?.FullName,
+                MaxAccuracyDrop = result.GetValue(maxDrop), MinAgreement = result.GetValue(minAgreement), Criterion = result.GetValue(criterion),
+                Overrides = overrides, Progress = new ConsoleProgress(), Cancellation = cancellation,
+            };
+            var pruned = Pipeline.Run(options);
+            foreach (var file in Pipeline.Write(pruned, result.GetValue(outDir)!.FullName, className))
+                Console.WriteLine($"  wrote {file}");
+        })));
+        return command;
+    }
+
+    /// <summary>Progress lines straight to the console, in order (Progress&lt;T&gt; would post them to the thread pool).</summary>
+    private sealed class ConsoleProgress : IProgress<string>
+    {
+        public void Report(string value) => Console.WriteLine(value);
     }
 
     private static Command InspectCommand()
@@ -97,6 +155,11 @@ public static class Program
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("error: cancelled; no output was written.");
+            return 130;
         }
     }
 }

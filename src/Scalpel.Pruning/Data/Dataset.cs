@@ -1,0 +1,50 @@
+using Scalpel.Onnx;
+
+namespace Scalpel.Pruning.Data;
+
+/// <summary>Samples for calibration or validation: [Count, SampleSize] float32, optionally with labels.</summary>
+public sealed class Dataset
+{
+    public required float[] Inputs { get; init; }
+    public required int Count { get; init; }
+    public required int SampleSize { get; init; }
+    public int[]? Labels { get; init; }
+    public required string Source { get; init; }
+
+    public ReadOnlySpan<float> Sample(int i) => Inputs.AsSpan(i * SampleSize, SampleSize);
+
+    /// <summary>Loads X.npy (float32 [N, ...sample shape]) and optional labels Y.npy (int32/int64 [N]), checking both against the model.</summary>
+    public static Dataset Load(string inputsPath, string? labelsPath, int[] sampleShape, int classes = 0)
+    {
+        var x = NpyFile.Read(inputsPath);
+        string expected = $"[N, {string.Join(", ", sampleShape)}] float32";
+        if (x.Floats is null || x.DType != "<f4")
+            throw new ScalpelException($"{inputsPath}: holds {x.DType} values; expected {expected}.");
+        int sampleSize = Shape.Size(sampleShape);
+        var dims = x.Shape;
+        bool sameShape = dims.Length == sampleShape.Length + 1 && dims.AsSpan(1).SequenceEqual(sampleShape);
+        bool flat = dims.Length == 2 && dims[1] == sampleSize;
+        if (dims.Length == 0 || !(sameShape || flat))
+            throw new ScalpelException($"{inputsPath}: has shape ({string.Join(", ", dims)}); expected {expected} (or [N, {sampleSize}]).");
+        if (dims[0] == 0) throw new ScalpelException($"{inputsPath}: holds no samples.");
+        int[]? labels = null;
+        if (labelsPath is not null)
+        {
+            var y = NpyFile.Read(labelsPath);
+            if (y.Integers is null || y.DType is not ("<i4" or "<i8"))
+                throw new ScalpelException($"{labelsPath}: holds {y.DType} values; expected int32 or int64 labels [N].");
+            if (y.Shape.Length != 1 || y.Shape[0] != dims[0])
+                throw new ScalpelException($"{labelsPath}: has shape ({string.Join(", ", y.Shape)}); expected [{dims[0]}] to match {Path.GetFileName(inputsPath)}.");
+            if (classes > 0 && y.Integers.Any(l => l < 0 || l >= classes))
+                throw new ScalpelException($"{labelsPath}: holds labels outside [0, {classes}).");
+            labels = y.Integers.Select(l => (int)l).ToArray();
+        }
+        return new Dataset { Inputs = x.Floats, Count = dims[0], SampleSize = sampleSize, Labels = labels, Source = inputsPath };
+    }
+
+    public Dataset Take(int count) => count >= Count ? this : new Dataset
+    {
+        Inputs = Inputs.AsSpan(0, count * SampleSize).ToArray(), Count = count, SampleSize = SampleSize,
+        Labels = Labels?[..count], Source = Source,
+    };
+}

@@ -1,0 +1,50 @@
+namespace Scalpel.Pruning.Methods;
+
+/// <summary>
+/// Second moments of one layer's inputs over the calibration set: H = X'X of the inputs the (partly pruned)
+/// model now feeds the layer, and C = X'X_orig against the original model's inputs, so a refit can make the
+/// layer reproduce its original outputs (DESIGN.md section 3).
+/// </summary>
+public sealed class LayerStatistics
+{
+    public required int K { get; init; }
+    public required double[] H { get; init; }
+    public required double[] C { get; init; }
+    public required int Samples { get; init; }
+
+    /// <summary>Rows are samples (or positions), each of K values.</summary>
+    public static LayerStatistics Compute(float[] current, float[] original, int k)
+    {
+        int rows = current.Length / k;
+        var h = new double[k * k];
+        var c = new double[k * k];
+        // Each of the two cores accumulates half the rows into its own matrices.
+        var partials = new (double[] H, double[] C)[2];
+        Parallel.For(0, 2, part =>
+        {
+            var ph = new double[k * k];
+            var pc = new double[k * k];
+            var x = new double[k];
+            var xo = new double[k];
+            for (int r = part; r < rows; r += 2)
+            {
+                for (int i = 0; i < k; i++) { x[i] = current[r * k + i]; xo[i] = original[r * k + i]; }
+                for (int i = 0; i < k; i++)
+                {
+                    double xi = x[i];
+                    if (xi == 0) continue; // post-Relu inputs are mostly zeros
+                    var hrow = ph.AsSpan(i * k, k);
+                    var crow = pc.AsSpan(i * k, k);
+                    for (int j = 0; j < k; j++) { hrow[j] += xi * x[j]; crow[j] += xi * xo[j]; }
+                }
+            }
+            partials[part] = (ph, pc);
+        });
+        for (int i = 0; i < h.Length; i++)
+        {
+            h[i] = partials[0].H[i] + partials[1].H[i];
+            c[i] = partials[0].C[i] + partials[1].C[i];
+        }
+        return new LayerStatistics { K = k, H = h, C = c, Samples = rows };
+    }
+}

@@ -1,0 +1,40 @@
+using Google.Protobuf;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using Scalpel.Onnx.Proto;
+
+namespace Scalpel.Pruning.Methods;
+
+/// <summary>Writes a Dense layer's (pruned) weights back into the ONNX initializer it came from.</summary>
+public static class OnnxWriteback
+{
+    /// <summary>Whether the layer's weight is a Gemm/MatMul initializer used by that node alone, so it can be rewritten.</summary>
+    public static bool CanRewrite(ModelProto model, DenseLayer layer)
+    {
+        if (!layer.WeightMatchesInitializer || layer.Node.OpType is not ("Gemm" or "MatMul")) return false;
+        var name = layer.Node.Inputs[1];
+        if (model.Graph.Initializer.All(i => i.Name != name)) return false;
+        return model.Graph.Node.Count(n => n.Input.Contains(name)) == 1;
+    }
+
+    public static void Write(ModelProto model, DenseLayer layer, float[] weight)
+    {
+        var node = layer.Node;
+        var name = node.Inputs[1];
+        var init = model.Graph.Initializer.First(i => i.Name == name);
+        bool transB = node.OpType == "Gemm" && node.Int("transB", 0) != 0;
+        float alpha = node.OpType == "Gemm" ? node.Float("alpha", 1f) : 1f;
+        int n = layer.N, k = layer.K;
+        // Layer weights are [N, K] (alpha folded in); the initializer is B = [K, N], or [N, K] with transB.
+        var values = new float[n * k];
+        for (int r = 0; r < n; r++)
+            for (int c = 0; c < k; c++)
+                values[transB ? r * k + c : c * n + r] = weight[r * k + c] / alpha;
+        var bytes = new byte[values.Length * 4];
+        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw data is little endian");
+        var replacement = new TensorProto { Name = init.Name, DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(bytes) };
+        replacement.Dims.AddRange(init.Dims);
+        model.Graph.Initializer[model.Graph.Initializer.IndexOf(init)] = replacement;
+    }
+}

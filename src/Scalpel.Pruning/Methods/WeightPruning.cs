@@ -1,0 +1,132 @@
+namespace Scalpel.Pruning.Methods;
+
+public enum Criterion
+{
+    /// <summary>Data-free: |w| for single weights, RMS of the group for groups (the paper's criterion).</summary>
+    Magnitude,
+    /// <summary>Activation-weighted energy w_g' H_gg w_g: how much the group contributes to the layer's output on calibration data.</summary>
+    DataAware,
+}
+
+/// <summary>
+/// Weight pruning of a [rows x cols] matrix (rows = outputs): unstructured (groupWidth 1, the paper's
+/// traditional baseline) or SIMD-aware (aligned groups of groupWidth along the input dimension), with an
+/// optional least-squares refit of the kept weights per row (DESIGN.md section 3).
+/// </summary>
+public static class WeightPruning
+{
+    /// <summary>Ridge damping, as a fraction of H's mean diagonal: keeps the per-row solves well conditioned.</summary>
+    public const double Damping = 0.01;
+
+    public sealed record Result(float[] Weight, double KeptFraction, bool Refit);
+
+    /// <summary>
+    /// Removes <paramref name="sparsity"/> of the prunable weights (all columns for groupWidth 1; the full groups
+    /// otherwise, the cols % groupWidth tail staying dense) and refits the rest when statistics are given.
+    /// </summary>
+    public static Result Prune(float[] weight, int rows, int cols, int groupWidth, double sparsity, Criterion criterion, LayerStatistics? stats)
+    {
+        int groupsPerRow = cols / groupWidth;
+        int total = rows * groupsPerRow;
+        int remove = (int)Math.Round(sparsity * total);
+        var scores = new double[total];
+        for (int r = 0; r < rows; r++)
+            for (int g = 0; g < groupsPerRow; g++)
+                scores[r * groupsPerRow + g] = Score(weight.AsSpan(r * cols + g * groupWidth, groupWidth), g * groupWidth, cols, criterion, stats);
+        // Lowest scores go first; ties break by position so the result is deterministic.
+        var order = Enumerable.Range(0, total).OrderBy(i => scores[i]).ThenBy(i => i).ToArray();
+        var keep = new bool[rows * cols];
+        Array.Fill(keep, true);
+        for (int i = 0; i < remove; i++)
+        {
+            int r = order[i] / groupsPerRow, g = order[i] % groupsPerRow;
+            Array.Fill(keep, false, r * cols + g * groupWidth, groupWidth);
+        }
+        var result = new float[weight.Length];
+        if (stats is null)
+        {
+            for (int i = 0; i < weight.Length; i++) result[i] = keep[i] ? weight[i] : 0f;
+        }
+        else Refit(weight, keep, rows, cols, stats, result);
+        return new Result(result, 1 - (double)remove * groupWidth / (rows * cols), stats is not null);
+    }
+
+    private static double Score(ReadOnlySpan<float> group, int start, int cols, Criterion criterion, LayerStatistics? stats)
+    {
+        if (criterion == Criterion.DataAware && stats is not null)
+        {
+            double energy = 0;
+            for (int i = 0; i < group.Length; i++)
+                for (int j = 0; j < group.Length; j++)
+                    energy += group[i] * stats.H[(start + i) * cols + start + j] * group[j];
+            return energy;
+        }
+        double sum = 0;
+        foreach (var v in group) sum += (double)v * v;
+        return Math.Sqrt(sum / group.Length);
+    }
+
+    /// <summary>Per row: w_S = (H_SS + lambda I)^-1 (C w)_S, so the kept weights reproduce the original outputs.</summary>
+    private static void Refit(float[] weight, bool[] keep, int rows, int cols, LayerStatistics stats, float[] result)
+    {
+        double meanDiag = 0;
+        for (int i = 0; i < cols; i++) meanDiag += stats.H[i * cols + i];
+        double lambda = Damping * Math.Max(meanDiag / cols, 1e-12);
+        Parallel.For(0, rows, r =>
+        {
+            var kept = new List<int>(cols);
+            for (int c = 0; c < cols; c++) if (keep[r * cols + c]) kept.Add(c);
+            int s = kept.Count;
+            if (s == 0) return;
+            var a = new double[s * s];
+            var b = new double[s];
+            var w = weight.AsSpan(r * cols, cols);
+            for (int i = 0; i < s; i++)
+            {
+                int ci = kept[i];
+                var hrow = stats.H.AsSpan(ci * cols, cols);
+                for (int j = 0; j < s; j++) a[i * s + j] = hrow[kept[j]];
+                a[i * s + i] += lambda;
+                var crow = stats.C.AsSpan(ci * cols, cols);
+                double dot = 0;
+                for (int j = 0; j < cols; j++) dot += crow[j] * w[j];
+                b[i] = dot;
+            }
+            Cholesky.Solve(a, b, s);
+            for (int i = 0; i < s; i++) result[r * cols + kept[i]] = (float)b[i];
+        });
+    }
+}
+
+/// <summary>Solves A x = b in place for symmetric positive definite A (row-major, n x n).</summary>
+public static class Cholesky
+{
+    public static void Solve(double[] a, double[] b, int n)
+    {
+        for (int j = 0; j < n; j++)
+        {
+            var rowJ = a.AsSpan(j * n, n);
+            double d = rowJ[j] - System.Numerics.Tensors.TensorPrimitives.Dot<double>(rowJ[..j], rowJ[..j]);
+            if (d <= 0) d = 1e-12; // numerically semidefinite: the damping makes this rare
+            double l = Math.Sqrt(d);
+            rowJ[j] = l;
+            for (int i = j + 1; i < n; i++)
+            {
+                var rowI = a.AsSpan(i * n, n);
+                rowI[j] = (rowI[j] - System.Numerics.Tensors.TensorPrimitives.Dot<double>(rowI[..j], rowJ[..j])) / l;
+            }
+        }
+        // L y = b, then L' x = y.
+        for (int i = 0; i < n; i++)
+        {
+            var row = a.AsSpan(i * n, n);
+            b[i] = (b[i] - System.Numerics.Tensors.TensorPrimitives.Dot<double>(row[..i], b.AsSpan(0, i))) / row[i];
+        }
+        for (int i = n - 1; i >= 0; i--)
+        {
+            double sum = b[i];
+            for (int k = i + 1; k < n; k++) sum -= a[k * n + i] * b[k];
+            b[i] = sum / a[i * n + i];
+        }
+    }
+}

@@ -1,0 +1,275 @@
+using System.Globalization;
+using Scalpel.CodeGen;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using Scalpel.Onnx.Proto;
+using Scalpel.Pruning.Calibration;
+using Scalpel.Pruning.Data;
+using Scalpel.Pruning.Methods;
+using Scalpel.Pruning.Targets;
+
+namespace Scalpel.Pruning;
+
+public sealed record PruneResult(ModelGraph Model, GeneratedModel Code, ModelProto PrunedOnnx, PruneReport Report);
+
+/// <summary>
+/// The one pipeline behind the CLI and the MSBuild task: load -> analyse -> plan -> calibrate -> prune
+/// (greedy search within the accuracy budget) -> verify -> emit.
+/// </summary>
+public static class Pipeline
+{
+    /// <summary>Sparsity levels the search steps through.</summary>
+    public static readonly double[] Levels = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
+
+    /// <summary>Sparsity used without any data to check accuracy against: conservative.</summary>
+    public const double DataFreeSparsity = 0.5;
+
+    private sealed class LayerPlan
+    {
+        public required DenseLayer Layer { get; init; }
+        public required string Technique { get; init; }
+        public required WeightFormat Format { get; init; }
+        public required int GroupWidth { get; init; }
+        public required double Crossover { get; init; }
+        public required double[] Candidates { get; init; }
+        public string? Note { get; init; }
+        public LayerStatistics? Stats { get; set; }
+        public int Level { get; set; } = -1; // index into Candidates; -1 = unpruned
+        public Dictionary<int, WeightPruning.Result> Cache { get; } = [];
+        public double Sparsity => Level < 0 ? 0 : Candidates[Level];
+
+        /// <summary>Time relative to the dense kernel, from the crossover (sparse time falls linearly with kept weights).</summary>
+        public double RelativeTime(int level) => level < 0 || Format == WeightFormat.Dense ? 1 : (1 - Candidates[level]) / Math.Max(1e-6, 1 - Crossover);
+    }
+
+    public static PruneResult Run(PruneOptions o)
+    {
+        var say = o.Progress ?? new Progress<string>(_ => { });
+        var onnx = OnnxModel.Load(o.ModelPath);
+        var model = GraphAnalyzer.Analyze(onnx);
+        if (model.BatchMode != BatchMode.PerSample)
+            throw new UnsupportedModelException($"{o.ModelPath}: pruning needs a model whose first input dimension is the batch (symbolic or 1).");
+        var sampleShape = model.InputShape[1..];
+        var plans = Plan(model, onnx.Proto, o);
+        say.Report($"{Path.GetFileName(o.ModelPath)}: {model.Layers.Count} layers, {plans.Count(p => p.Candidates.Length > 0)} to prune for target {o.Target.Name}");
+
+        // Calibration: second moments of each prunable layer's input under the original model.
+        Dataset? calibration = o.CalibrationData is null ? null : Dataset.Load(o.CalibrationData, null, sampleShape).Take(o.MaxCalibrationSamples);
+        Dataset? validation = o.ValidationData is null ? null : Dataset.Load(o.ValidationData, o.ValidationLabels, sampleShape, model.OutputSize);
+        if (validation is null && calibration is not null && calibration.Count >= 8)
+        {
+            // Hold out a quarter of the calibration set to check agreement on inputs the refit has not seen.
+            int held = calibration.Count / 4;
+            validation = new Dataset
+            {
+                Inputs = calibration.Inputs.AsSpan((calibration.Count - held) * calibration.SampleSize).ToArray(), Count = held,
+                SampleSize = calibration.SampleSize, Source = calibration.Source + " (held-out quarter)",
+            };
+            calibration = calibration.Take(calibration.Count - held);
+        }
+        var criterion = o.Criterion ?? (calibration is null ? Criterion.Magnitude : Criterion.DataAware);
+        if (calibration is not null && plans.Any(p => p.Candidates.Length > 0))
+        {
+            say.Report($"calibrating on {calibration.Count} samples ({calibration.Source})");
+            using var runner = new OrtRunner(onnx.Proto, plans.Select(p => p.Layer.Inputs[0]));
+            var tensors = runner.Run(calibration);
+            foreach (var p in plans.Where(p => p.Candidates.Length > 0))
+            {
+                o.Cancellation.ThrowIfCancellationRequested();
+                var x = tensors[p.Layer.Inputs[0]];
+                p.Stats = LayerStatistics.Compute(x, x, p.Layer.K);
+            }
+        }
+
+        // Validation: the original model's accuracy (or its own top-1, which agreement is measured against).
+        int[]? truth = null;
+        double? before = null;
+        if (validation is not null)
+        {
+            var logits = Accuracy.Logits(onnx.Proto, validation);
+            var top1 = Accuracy.Top1(logits, validation.Count);
+            truth = validation.Labels ?? top1;
+            before = Accuracy.Score(top1, truth);
+            say.Report($"validation: {validation.Count} samples, original {(validation.Labels is null ? "agreement" : "accuracy")} {before:P2}");
+        }
+        double floor = validation?.Labels is not null ? before!.Value - o.MaxAccuracyDrop / 100 : o.MinAgreement;
+
+        var search = new List<string>();
+        double? after = before;
+        if (validation is null)
+        {
+            foreach (var p in plans.Where(p => p.Candidates.Length > 0))
+                p.Level = Array.FindLastIndex(p.Candidates, s => s <= Math.Max(DataFreeSparsity, p.Candidates[0]));
+        }
+        else
+        {
+            after = Search(onnx.Proto, plans, criterion, validation, truth!, floor, o, search, say);
+        }
+
+        // Emit: apply the chosen weights and formats, write the pruned ONNX model and the generated code.
+        var pruned = onnx.Proto.Clone();
+        foreach (var p in plans.Where(p => p.Level >= 0))
+        {
+            var result = Pruned(p, p.Level, criterion);
+            OnnxWriteback.Write(pruned, p.Layer, result.Weight);
+            p.Layer.Weight = result.Weight;
+            p.Layer.Format = p.Format;
+            p.Layer.GroupWidth = p.GroupWidth;
+        }
+        if (validation is not null && plans.Any(p => p.Level >= 0))
+            after = Accuracy.Score(Accuracy.Top1(Accuracy.Logits(pruned, validation), validation.Count), truth!);
+        var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
+        var report = Report(o, model, plans, criterion, calibration, validation, before, after, search);
+        say.Report($"done: {report.SizeReduction:P1} smaller" + (after is null ? ", accuracy not checked" : $", validation {report.AccuracyMetric} {before:P2} -> {after:P2}"));
+        return new PruneResult(model, code, pruned, report);
+
+        WeightPruning.Result Pruned(LayerPlan p, int level, Criterion c)
+        {
+            if (!p.Cache.TryGetValue(level, out var r))
+                p.Cache[level] = r = WeightPruning.Prune(p.Layer.Weight, p.Layer.N, p.Layer.K, p.GroupWidth, p.Candidates[level], c, p.Stats);
+            return r;
+        }
+    }
+
+    /// <summary>
+    /// Greedy: each round tries one more sparsity step on every layer and takes, among the steps that keep the
+    /// validation score above the floor, the one with the largest predicted time saving (Traditional: the largest
+    /// size saving). Stops when no step fits the budget.
+    /// </summary>
+    private static double Search(ModelProto original, List<LayerPlan> plans, Criterion criterion, Dataset validation, int[] truth,
+        double floor, PruneOptions o, List<string> log, IProgress<string> say)
+    {
+        double current = Accuracy.Score(Accuracy.Top1(Accuracy.Logits(original, validation), validation.Count), truth);
+        while (true)
+        {
+            (LayerPlan Plan, double Score, double Gain)? best = null;
+            foreach (var p in plans.Where(p => p.Level + 1 < p.Candidates.Length))
+            {
+                o.Cancellation.ThrowIfCancellationRequested();
+                int next = p.Level + 1;
+                var proto = original.Clone();
+                foreach (var q in plans.Where(q => q.Level >= 0 || q == p))
+                {
+                    int level = q == p ? next : q.Level;
+                    if (!q.Cache.TryGetValue(level, out var r))
+                        q.Cache[level] = r = WeightPruning.Prune(q.Layer.Weight, q.Layer.N, q.Layer.K, q.GroupWidth, q.Candidates[level], criterion, q.Stats);
+                    OnnxWriteback.Write(proto, q.Layer, r.Weight);
+                }
+                double score = Accuracy.Score(Accuracy.Top1(Accuracy.Logits(proto, validation), validation.Count), truth);
+                // Scalpel ranks steps by predicted time saved, Traditional by weights removed; weights removed
+                // also break ties (a step at the crossover saves no time yet but opens the next ones).
+                double removed = p.Layer.Weight.Length * (p.Candidates[next] - p.Sparsity);
+                double gain = o.Method == Method.Traditional ? removed : p.Layer.Macs * (p.RelativeTime(p.Level) - p.RelativeTime(next)) + 1e-3 * removed;
+                say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {p.Layer.Name} at {p.Candidates[next]:P0}: {score:P2}{(score >= floor ? "" : " (over budget)")}"));
+                if (score >= floor && gain > 0 && (best is null || gain > best.Value.Gain)) best = (p, score, gain);
+            }
+            if (best is not { } b) break;
+            b.Plan.Level++;
+            current = b.Score;
+            log.Add(string.Create(CultureInfo.InvariantCulture, $"{b.Plan.Layer.Name}: sparsity {b.Plan.Sparsity:P0}, validation {b.Score:P2}"));
+        }
+        return current;
+    }
+
+    private static List<LayerPlan> Plan(ModelGraph model, ModelProto proto, PruneOptions o)
+    {
+        var plans = new List<LayerPlan>();
+        foreach (var layer in model.Layers.OfType<DenseLayer>())
+        {
+            var ov = o.Overrides.GetValueOrDefault(layer.Name) ?? o.Overrides.GetValueOrDefault("fc");
+            var cross = o.Target.Crossover.Fc;
+            string? note = null;
+            WeightFormat format;
+            string technique;
+            if (o.Method == Method.Dense || ov?.KeepDense == true)
+                (format, technique, note) = (WeightFormat.Dense, "none", o.Method == Method.Dense ? null : "kept dense by override");
+            else if (!OnnxWriteback.CanRewrite(proto, layer) || layer.TransposeInput || layer.BiasFull is not null)
+                (format, technique, note) = (WeightFormat.Dense, "none", "weight is not a plain Gemm/MatMul initializer");
+            else if (o.Method == Method.Traditional)
+                (format, technique) = (WeightFormat.Csr, "traditional weight pruning");
+            else if (o.Target.Parallelism == Parallelism.High)
+                (format, technique, note) = (WeightFormat.Dense, "none", "node pruning (the high-parallelism technique) is not implemented yet");
+            else
+                (format, technique) = (WeightFormat.GroupedCsr, "SIMD-aware weight pruning");
+
+            double crossover = format == WeightFormat.Csr ? cross.Csr : cross.GroupedCsr;
+            double[] candidates = format == WeightFormat.Dense ? []
+                : ov?.Sparsity is { } fixedSparsity ? [fixedSparsity]
+                : o.Method == Method.Traditional ? Levels
+                : Levels.Where(s => s >= crossover).ToArray();
+            if (format != WeightFormat.Dense && candidates.Length == 0)
+                (format, note) = (WeightFormat.Dense, $"no sparsity level reaches the crossover {crossover:P0}");
+            int group = format == WeightFormat.GroupedCsr ? o.Target.GroupWidth : 1;
+            plans.Add(new LayerPlan
+            {
+                Layer = layer, Technique = technique, Format = format, GroupWidth = group, Crossover = crossover, Candidates = candidates, Note = note,
+            });
+        }
+        return plans;
+    }
+
+    private static PruneReport Report(PruneOptions o, ModelGraph model, List<LayerPlan> plans, Criterion criterion, Dataset? calibration,
+        Dataset? validation, double? before, double? after, List<string> search)
+    {
+        var layers = new List<LayerReport>();
+        long denseTotal = 0, prunedTotal = 0;
+        foreach (var layer in model.Layers.Where(l => l is DenseLayer or ConvLayer))
+        {
+            var plan = plans.FirstOrDefault(p => p.Layer == layer);
+            long weights = layer is DenseLayer d ? (long)d.N * d.K : ((ConvLayer)layer).Weight.LongLength;
+            long dense = 4 * weights;
+            long values = dense, indices = 0, pointers = 0;
+            double kept = 1;
+            string format = "dense";
+            if (plan is { Level: >= 0 } && layer is DenseLayer dl)
+            {
+                var m = dl.Format == WeightFormat.Csr ? SparseMatrix.Csr(dl.Weight, dl.N, dl.K) : SparseMatrix.GroupedCsr(dl.Weight, dl.N, dl.K, dl.GroupWidth);
+                values = 4L * (m.Values.Length + m.Tail.Length);
+                indices = (long)m.IndexBytes * m.Entries;
+                pointers = (long)m.RowStartBytes * m.RowStarts.Length;
+                kept = (double)(m.Values.Length + m.Tail.Length) / weights;
+                format = dl.Format == WeightFormat.Csr ? "CSR" : $"grouped CSR (G={dl.GroupWidth})";
+            }
+            denseTotal += dense;
+            prunedTotal += values + indices + pointers;
+            layers.Add(new LayerReport
+            {
+                Name = layer.Name, Kind = layer is DenseLayer ? "fc" : "conv",
+                Technique = plan is { Level: >= 0 } ? plan.Technique : "none", Format = format, KeptFraction = kept,
+                DenseBytes = dense, Bytes = values + indices + pointers, ValueBytes = values, IndexBytes = indices, RowPointerBytes = pointers,
+                Macs = (long)Math.Round(layer.Macs * kept), PredictedRelativeTime = plan?.RelativeTime(plan.Level) ?? 1,
+                Note = plan?.Note ?? (plan is { Level: < 0, Candidates.Length: > 0 } ? $"{plan.Technique}: no sparsity step kept the validation score within budget" : null)
+                    ?? (layer is ConvLayer ? (o.Target.Parallelism == Parallelism.Low ? "SIMD-aware conv pruning is not implemented yet" : "node pruning is not implemented yet") : null),
+            });
+        }
+        return new PruneReport
+        {
+            Model = Path.GetFileName(o.ModelPath), Target = o.Target.Name, Method = o.Method.ToString(),
+            Criterion = criterion == Criterion.DataAware ? "data-aware (w' H w per group)" : "magnitude (|w|, RMS per group)",
+            Reconstruction = plans.Any(p => p.Stats is not null)
+                ? $"least-squares refit per output row, exact Cholesky solve, damping {WeightPruning.Damping} x mean diag(H)"
+                : "none (no calibration data)",
+            Layers = layers, DenseBytes = denseTotal, PrunedBytes = prunedTotal,
+            AccuracyMetric = validation is null ? "none" : validation.Labels is null ? "agreement" : "accuracy",
+            AccuracyBefore = before, AccuracyAfter = after, MaxAccuracyDrop = validation?.Labels is null ? null : o.MaxAccuracyDrop,
+            ValidationSamples = validation?.Count ?? 0, CalibrationSamples = calibration?.Count ?? 0, Search = search,
+        };
+    }
+
+    /// <summary>Writes C.g.cs, C.bin, C.onnx, C.report.json and C.report.md atomically (all or none).</summary>
+    public static IReadOnlyList<string> Write(PruneResult result, string outDir, string className)
+    {
+        var pruned = new MemoryStream();
+        new OnnxModel(result.PrunedOnnx, null, className + ".onnx").Save(pruned);
+        var files = new (string Path, byte[] Bytes)[]
+        {
+            (Path.Combine(outDir, className + ".g.cs"), System.Text.Encoding.UTF8.GetBytes(result.Code.Source)),
+            (Path.Combine(outDir, className + ".bin"), result.Code.Weights),
+            (Path.Combine(outDir, className + ".onnx"), pruned.ToArray()),
+            (Path.Combine(outDir, className + ".report.json"), System.Text.Encoding.UTF8.GetBytes(result.Report.ToJson())),
+            (Path.Combine(outDir, className + ".report.md"), System.Text.Encoding.UTF8.GetBytes(result.Report.ToMarkdown())),
+        };
+        ModelCompiler.WriteAll(outDir, files);
+        return files.Select(f => f.Path).ToList();
+    }
+}

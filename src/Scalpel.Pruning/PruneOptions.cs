@@ -1,0 +1,41 @@
+using Scalpel.Pruning.Methods;
+using Scalpel.Pruning.Targets;
+
+namespace Scalpel.Pruning;
+
+/// <summary>What to prune: overrides which technique the target's parallelism would pick.</summary>
+public enum Method
+{
+    /// <summary>Scalpel: the technique the target's parallelism calls for, per layer kind (DESIGN.md section 1).</summary>
+    Scalpel,
+    /// <summary>The paper's baseline: unstructured magnitude-style pruning stored as CSR.</summary>
+    Traditional,
+    /// <summary>No pruning: the dense model (for comparisons).</summary>
+    Dense,
+}
+
+/// <summary>A per-layer override: by layer name (the ONNX node name) or by kind ("fc", "conv").</summary>
+public sealed record LayerOverride(bool? KeepDense = null, double? Sparsity = null);
+
+public sealed record PruneOptions
+{
+    public required string ModelPath { get; init; }
+    public required TargetProfile Target { get; init; }
+    public required string Namespace { get; init; }
+    public required string ClassName { get; init; }
+    public Method Method { get; init; } = Method.Scalpel;
+    public string? CalibrationData { get; init; }
+    public string? ValidationData { get; init; }
+    public string? ValidationLabels { get; init; }
+    /// <summary>Largest accepted top-1 accuracy drop on the validation set, in percentage points.</summary>
+    public double MaxAccuracyDrop { get; init; } = 0.5;
+    /// <summary>Without labels: smallest accepted top-1 agreement with the original model.</summary>
+    public double MinAgreement { get; init; } = 0.99;
+    /// <summary>Group scoring; null picks the default (data-aware with calibration data, magnitude without).</summary>
+    public Criterion? Criterion { get; init; }
+    /// <summary>Calibration samples used at most (the least-squares statistics cost grows with them).</summary>
+    public int MaxCalibrationSamples { get; init; } = 2048;
+    public IReadOnlyDictionary<string, LayerOverride> Overrides { get; init; } = new Dictionary<string, LayerOverride>();
+    public IProgress<string>? Progress { get; init; }
+    public CancellationToken Cancellation { get; init; }
+}

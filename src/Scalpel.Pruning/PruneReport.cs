@@ -1,0 +1,85 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Scalpel.Pruning;
+
+public sealed record LayerReport
+{
+    public required string Name { get; init; }
+    public required string Kind { get; init; }
+    public required string Technique { get; init; }
+    public required string Format { get; init; }
+    public required double KeptFraction { get; init; }
+    public required long DenseBytes { get; init; }
+    public required long Bytes { get; init; }
+    public required long ValueBytes { get; init; }
+    public required long IndexBytes { get; init; }
+    public required long RowPointerBytes { get; init; }
+    public required long Macs { get; init; }
+    /// <summary>Predicted time relative to this layer's dense kernel (1 = as slow as dense), from the target's crossover.</summary>
+    public required double PredictedRelativeTime { get; init; }
+    public string? Note { get; init; }
+}
+
+public sealed record PruneReport
+{
+    public required string Model { get; init; }
+    public required string Target { get; init; }
+    public required string Method { get; init; }
+    public required string Criterion { get; init; }
+    public required string Reconstruction { get; init; }
+    public required List<LayerReport> Layers { get; init; }
+    public required long DenseBytes { get; init; }
+    public required long PrunedBytes { get; init; }
+    public double SizeReduction => DenseBytes == 0 ? 0 : 1 - (double)PrunedBytes / DenseBytes;
+    /// <summary>"accuracy" (with labels), "agreement" (without), or "none" (no validation data: not checked).</summary>
+    public required string AccuracyMetric { get; init; }
+    public double? AccuracyBefore { get; init; }
+    public double? AccuracyAfter { get; init; }
+    public double? MaxAccuracyDrop { get; init; }
+    public int ValidationSamples { get; init; }
+    public int CalibrationSamples { get; init; }
+    public List<string> Search { get; init; } = [];
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json) + "\n";
+
+    public string ToMarkdown()
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine(inv, $"# Scalpel pruning report: {Model}");
+        sb.AppendLine();
+        sb.AppendLine(inv, $"Target `{Target}`, method {Method}; criterion: {Criterion}; reconstruction: {Reconstruction}.");
+        sb.AppendLine();
+        sb.AppendLine("| layer | kind | technique | format | kept | bytes (values + indices + row ptrs) | dense bytes | MACs kept | predicted time vs dense | note |");
+        sb.AppendLine("|---|---|---|---|---:|---:|---:|---:|---:|---|");
+        foreach (var l in Layers)
+            sb.AppendLine(inv, $"| {l.Name} | {l.Kind} | {l.Technique} | {l.Format} | {l.KeptFraction:P1} | {l.Bytes:N0} ({l.ValueBytes:N0} + {l.IndexBytes:N0} + {l.RowPointerBytes:N0}) | {l.DenseBytes:N0} | {l.Macs:N0} | {l.PredictedRelativeTime:F2}x | {l.Note} |");
+        sb.AppendLine();
+        sb.AppendLine(inv, $"Model size: {PrunedBytes:N0} bytes against {DenseBytes:N0} dense fp32 ({SizeReduction:P1} smaller).");
+        sb.AppendLine();
+        sb.AppendLine(AccuracyMetric switch
+        {
+            "none" => "Accuracy was **not checked**: no validation data was given.",
+            _ => string.Format(inv, "Validation {0} on {1} samples: {2:P2} before, {3:P2} after ({4:+0.00;-0.00} points; budget {5} points).",
+                AccuracyMetric, ValidationSamples, AccuracyBefore, AccuracyAfter, 100 * (AccuracyAfter - AccuracyBefore), MaxAccuracyDrop),
+        });
+        sb.AppendLine(inv, $"Calibration samples: {CalibrationSamples}.");
+        if (Search.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("Search steps:");
+            sb.AppendLine();
+            foreach (var s in Search) sb.AppendLine("- " + s);
+        }
+        return sb.ToString();
+    }
+}

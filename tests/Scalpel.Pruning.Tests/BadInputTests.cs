@@ -1,0 +1,106 @@
+using Scalpel.Onnx;
+using Scalpel.Pruning;
+using Scalpel.Pruning.Data;
+using Scalpel.Pruning.Targets;
+using Xunit;
+
+namespace Scalpel.Tests;
+
+/// <summary>Bad data files and target profiles: clear errors naming the file and what was expected.</summary>
+public sealed class BadInputTests
+{
+    private static string Data(string name) => Path.Combine(TestData.Fixtures, "data", name);
+
+    private static string Npy(string descr, string shape, int bytes)
+    {
+        var header = $"{{'descr': '{descr}', 'fortran_order': False, 'shape': ({shape}), }}";
+        header = header.PadRight((header.Length + 11) / 64 * 64 + 64 - 11) + "\n";
+        var path = Path.Combine(TestData.TempDir(), "data.npy");
+        using var file = File.Create(path);
+        file.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
+        file.Write(BitConverter.GetBytes((ushort)header.Length));
+        file.Write(System.Text.Encoding.ASCII.GetBytes(header));
+        file.Write(new byte[bytes]);
+        return path;
+    }
+
+    [Fact]
+    public void WrongSampleShapeNamesTheFileAndTheExpectedShape()
+    {
+        var path = Npy("<f4", "5, 1, 27, 27", 5 * 27 * 27 * 4);
+        var e = Assert.Throws<ScalpelException>(() => Dataset.Load(path, null, [1, 28, 28]));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("[N, 1, 28, 28] float32", e.Message);
+    }
+
+    [Fact]
+    public void WrongDtypeIsRefused()
+    {
+        var path = Npy("<i8", "5, 784", 5 * 784 * 8);
+        var e = Assert.Throws<ScalpelException>(() => Dataset.Load(path, null, [1, 28, 28]));
+        Assert.Contains("<i8", e.Message);
+    }
+
+    [Fact]
+    public void LabelCountMustMatchTheInputs()
+    {
+        var labels = Npy("<i8", "7,", 7 * 8);
+        var e = Assert.Throws<ScalpelException>(() => Dataset.Load(Data("fmnist-test-1000-x.npy"), labels, [1, 28, 28]));
+        Assert.Contains("expected [1000]", e.Message);
+    }
+
+    [Fact]
+    public void TruncatedDataIsRefused()
+    {
+        var path = Npy("<f4", "5, 784", 100);
+        Assert.Contains("needs", Assert.Throws<ScalpelException>(() => Dataset.Load(path, null, [1, 28, 28])).Message);
+    }
+
+    [Fact]
+    public void MissingCalibrationFileStopsThePipeline()
+    {
+        var options = new PruneOptions
+        {
+            ModelPath = TestData.Fixture("mlp.onnx"), Target = TargetProfile.Resolve("x64-avx2"), Namespace = "N", ClassName = "C",
+            CalibrationData = "/nonexistent/calib.npy",
+        };
+        Assert.Contains("/nonexistent/calib.npy", Assert.Throws<ScalpelException>(() => Pipeline.Run(options)).Message);
+    }
+
+    [Fact]
+    public void BuiltInTargetsLoadAndHostMatchesThisMachine()
+    {
+        foreach (var name in TargetProfile.BuiltInNames)
+        {
+            var t = TargetProfile.Resolve(name);
+            Assert.Equal(name, t.Name);
+        }
+        Assert.Equal(2, TargetProfile.Resolve("mcu-cortex-m4").GroupWidth);
+        Assert.Equal(Parallelism.High, TargetProfile.Resolve("gpu").Parallelism);
+        Assert.Equal(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? 16 : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? 8 : 4,
+            TargetProfile.Resolve("host").GroupWidth);
+    }
+
+    [Theory]
+    [InlineData("{ \"name\": \"x\" }", "invalid target profile")]
+    [InlineData("{ \"name\": \"x\", \"parallelism\": \"extreme\", \"isa\": \"x64\", \"simdBits\": 256, \"groupWidth\": 8, \"elementType\": \"float32\", \"fma\": true }", "invalid target profile")]
+    [InlineData("{ \"name\": \"x\", \"parallelism\": \"low\", \"isa\": \"x64\", \"simdBits\": 100, \"groupWidth\": 8, \"elementType\": \"float32\", \"fma\": true }", "simdBits is 100")]
+    [InlineData("{ \"name\": \"x\", \"parallelism\": \"low\", \"isa\": \"x64\", \"simdBits\": 256, \"groupWidth\": 8, \"elementType\": \"float32\", \"fma\": true, \"speed\": 3 }", "invalid target profile")]
+    [InlineData("not json", "invalid target profile")]
+    public void BadTargetProfilesAreClearErrors(string json, string expected)
+    {
+        var path = Path.Combine(TestData.TempDir(), "mine.json");
+        File.WriteAllText(path, json);
+        var e = Assert.Throws<ScalpelException>(() => TargetProfile.Resolve(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void UserProfileFileIsUsed()
+    {
+        var path = Path.Combine(TestData.TempDir(), "mine.json");
+        File.WriteAllText(path, TargetProfile.Resolve("x64-sse").ToJson().Replace("\"x64-sse\"", "\"my-board\""));
+        Assert.Equal("my-board", TargetProfile.Resolve(path).Name);
+    }
+}

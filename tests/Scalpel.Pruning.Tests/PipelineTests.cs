@@ -1,0 +1,109 @@
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using Scalpel.Pruning;
+using Scalpel.Pruning.Data;
+using Scalpel.Pruning.Targets;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Scalpel.Tests;
+
+/// <summary>The pruning pipeline end to end on the MLP fixture and real Fashion-MNIST data.</summary>
+public sealed class PipelineTests(ITestOutputHelper output)
+{
+    private static string Data(string name) => Path.Combine(TestData.Fixtures, "data", name);
+
+    private static PruneOptions Options(Method method = Method.Scalpel, string target = "x64-avx2") => new()
+    {
+        ModelPath = TestData.Fixture("mlp.onnx"), Target = TargetProfile.Resolve(target), Namespace = "Pruned", ClassName = "Mlp",
+        Method = method, CalibrationData = Data("fmnist-calib-512-x.npy"),
+        ValidationData = Data("fmnist-test-1000-x.npy"), ValidationLabels = Data("fmnist-test-1000-y.npy"),
+    };
+
+    private static readonly Lazy<PruneResult> Scalpel = new(() => Pipeline.Run(Options()));
+
+    [Fact]
+    public void ScalpelPrunesTheMlpWithinTheAccuracyBudget()
+    {
+        var report = Scalpel.Value.Report;
+        output.WriteLine(report.ToMarkdown());
+        Assert.Equal("accuracy", report.AccuracyMetric);
+        Assert.True(report.AccuracyAfter >= report.AccuracyBefore - 0.005, $"accuracy {report.AccuracyBefore} -> {report.AccuracyAfter}");
+        // Measured here: about 75% smaller within 0.5 points; 50% leaves room for other machines' float rounding.
+        Assert.True(report.SizeReduction >= 0.5, $"only {report.SizeReduction:P1} smaller");
+        Assert.Contains(Scalpel.Value.Model.Layers.OfType<DenseLayer>(), d => d.Format == WeightFormat.GroupedCsr && d.GroupWidth == 8);
+    }
+
+    [Fact]
+    public void GeneratedPrunedCodeMatchesOnnxRuntimeOnThePrunedModel()
+    {
+        var result = Scalpel.Value;
+        var dir = TestData.TempDir();
+        var files = Pipeline.Write(result, dir, "Mlp");
+        Assert.Equal(5, files.Count);
+        var run = GeneratedAssembly.CompileOne(result.Code, "Pruned");
+        var images = NpyFile.Read(Data("fmnist-test-1000-x.npy"));
+        var generated = new float[images.Count * 10];
+        run(images.Floats, generated, images.Count);
+        using var ort = new OrtReference(Path.Combine(dir, "Mlp.onnx"));
+        var expected = ort.Run(images.Floats!, images.Count);
+        float maxError = 0;
+        for (int i = 0; i < expected.Length; i++) maxError = Math.Max(maxError, Math.Abs(expected[i] - generated[i]));
+        for (int s = 0; s < images.Count; s++)
+            Assert.Equal(ArgMax(expected.AsSpan(s * 10, 10)), ArgMax(generated.AsSpan(s * 10, 10)));
+        output.WriteLine($"max |logit error| {maxError:E2}");
+        // Same tolerance and reasoning as the dense fixtures: rounding-order differences only.
+        Assert.True(maxError <= 1e-4f, $"max logit error {maxError}");
+    }
+
+    [Fact]
+    public void PrunedOnnxModelIsValidAndKeepsTheZeros()
+    {
+        var dir = TestData.TempDir();
+        Pipeline.Write(Scalpel.Value, dir, "Mlp");
+        var graph = GraphAnalyzer.Analyze(OnnxModel.Load(Path.Combine(dir, "Mlp.onnx")));
+        var first = graph.Layers.OfType<DenseLayer>().First();
+        double zeros = first.Weight.Count(w => w == 0f) / (double)first.Weight.Length;
+        Assert.True(zeros >= 0.4, $"first layer is only {zeros:P0} zeros");
+    }
+
+    [Fact]
+    public void TraditionalPruningStoresCsr()
+    {
+        var result = Pipeline.Run(Options(Method.Traditional));
+        output.WriteLine(result.Report.ToMarkdown());
+        Assert.Contains(result.Model.Layers.OfType<DenseLayer>(), d => d.Format == WeightFormat.Csr);
+        Assert.True(result.Report.AccuracyAfter >= result.Report.AccuracyBefore - 0.005);
+    }
+
+    [Fact]
+    public void AccuracyGuardRefusesASettingThatBreaksTheBudget()
+    {
+        // 99% of every layer's weights removed costs far more than 0.5 points: the guard must keep them dense.
+        var options = Options() with
+        {
+            Overrides = new Dictionary<string, LayerOverride> { ["fc"] = new(Sparsity: 0.99) },
+        };
+        var pruned = Pipeline.Run(options);
+        Assert.All(pruned.Model.Layers.OfType<DenseLayer>(), d => Assert.Equal(WeightFormat.Dense, d.Format));
+        Assert.Equal(pruned.Report.AccuracyBefore, pruned.Report.AccuracyAfter);
+        Assert.Contains(pruned.Report.Layers, l => l.Note?.Contains("within budget") == true);
+    }
+
+    [Fact]
+    public void WithoutDataItPrunesConservativelyAndSaysAccuracyWasNotChecked()
+    {
+        var result = Pipeline.Run(Options() with { CalibrationData = null, ValidationData = null, ValidationLabels = null });
+        Assert.Equal("none", result.Report.AccuracyMetric);
+        Assert.Contains("not checked", result.Report.ToMarkdown());
+        Assert.Contains("none (no calibration data)", result.Report.Reconstruction);
+        Assert.InRange(result.Report.SizeReduction, 0.2, 0.6);
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+}
