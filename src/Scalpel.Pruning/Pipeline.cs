@@ -45,17 +45,14 @@ public static class Pipeline
     public static PruneResult Run(PruneOptions o)
     {
         var say = o.Progress ?? new Progress<string>(_ => { });
-        var onnx = OnnxModel.Load(o.ModelPath);
-        var model = GraphAnalyzer.Analyze(onnx);
-        if (model.BatchMode != BatchMode.PerSample)
+        var original = OnnxModel.Load(o.ModelPath);
+        var originalModel = GraphAnalyzer.Analyze(original);
+        if (originalModel.BatchMode != BatchMode.PerSample)
             throw new UnsupportedModelException($"{o.ModelPath}: pruning needs a model whose first input dimension is the batch (symbolic or 1).");
-        var sampleShape = model.InputShape[1..];
-        var plans = Plan(model, onnx.Proto, o);
-        say.Report($"{Path.GetFileName(o.ModelPath)}: {model.Layers.Count} layers, {plans.Count(p => p.Candidates.Length > 0)} to prune for target {o.Target.Name}");
+        var sampleShape = originalModel.InputShape[1..];
 
-        // Calibration: second moments of each prunable layer's input under the original model.
         Dataset? calibration = o.CalibrationData is null ? null : Dataset.Load(o.CalibrationData, null, sampleShape).Take(o.MaxCalibrationSamples);
-        Dataset? validation = o.ValidationData is null ? null : Dataset.Load(o.ValidationData, o.ValidationLabels, sampleShape, model.OutputSize);
+        Dataset? validation = o.ValidationData is null ? null : Dataset.Load(o.ValidationData, o.ValidationLabels, sampleShape, originalModel.OutputSize);
         if (validation is null && calibration is not null && calibration.Count >= 8)
         {
             // Hold out a quarter of the calibration set to check agreement on inputs the refit has not seen.
@@ -68,8 +65,31 @@ public static class Pipeline
             calibration = calibration.Take(calibration.Count - held);
         }
         var criterion = o.Criterion ?? (calibration is null ? Criterion.Magnitude : Criterion.DataAware);
+
+        // Validation: the original model's accuracy (or its own top-1, which agreement is measured against).
+        int[]? truth = null;
+        double? before = null;
+        if (validation is not null)
+        {
+            var top1 = Accuracy.Top1(Accuracy.Logits(original.Proto, validation), validation.Count);
+            truth = validation.Labels ?? top1;
+            before = Accuracy.Score(top1, truth);
+            say.Report($"validation: {validation.Count} samples, original {(validation.Labels is null ? "agreement" : "accuracy")} {before:P2}");
+        }
+        double floor = validation?.Labels is not null ? before!.Value - o.MaxAccuracyDrop / 100 : o.MinAgreement;
+        var search = new List<string>();
+
+        // Node pruning first (it changes layer sizes) within half the budget; weight pruning then works on the smaller model.
+        double nodeFloor = validation?.Labels is not null ? (before!.Value + floor) / 2 : floor;
+        var nodes = NodePhase(original, originalModel, o, calibration, validation, truth, nodeFloor, search, say);
+        var onnx = nodes.Kept.Count == 0 ? original : new OnnxModel(nodes.Model, original.BaseDirectory, original.Source);
+        var model = nodes.Kept.Count == 0 ? originalModel : GraphAnalyzer.Analyze(onnx);
+
+        var plans = Plan(model, onnx.Proto, o);
+        say.Report($"{Path.GetFileName(o.ModelPath)}: {model.Layers.Count} layers, {nodes.Kept.Count} node-pruned, {plans.Count(p => p.Candidates.Length > 0)} to weight-prune for target {o.Target.Name}");
         if (calibration is not null && plans.Any(p => p.Candidates.Length > 0))
         {
+            // Calibration: second moments of each prunable layer's input.
             say.Report($"calibrating on {calibration.Count} samples ({calibration.Source})");
             using var runner = new OrtRunner(onnx.Proto, plans.Select(p => p.Layer.Inputs[0]));
             var tensors = runner.Run(calibration);
@@ -81,30 +101,12 @@ public static class Pipeline
             }
         }
 
-        // Validation: the original model's accuracy (or its own top-1, which agreement is measured against).
-        int[]? truth = null;
-        double? before = null;
-        if (validation is not null)
-        {
-            var logits = Accuracy.Logits(onnx.Proto, validation);
-            var top1 = Accuracy.Top1(logits, validation.Count);
-            truth = validation.Labels ?? top1;
-            before = Accuracy.Score(top1, truth);
-            say.Report($"validation: {validation.Count} samples, original {(validation.Labels is null ? "agreement" : "accuracy")} {before:P2}");
-        }
-        double floor = validation?.Labels is not null ? before!.Value - o.MaxAccuracyDrop / 100 : o.MinAgreement;
-
-        var search = new List<string>();
-        double? after = before;
         if (validation is null)
         {
             foreach (var p in plans.Where(p => p.Candidates.Length > 0))
                 p.Level = Array.FindLastIndex(p.Candidates, s => s <= Math.Max(DataFreeSparsity, p.Candidates[0]));
         }
-        else
-        {
-            after = Search(onnx.Proto, plans, criterion, validation, truth!, floor, o, search, say);
-        }
+        else Search(onnx.Proto, plans, criterion, validation, truth!, floor, o, search, say);
 
         // Emit: apply the chosen weights and formats, write the pruned ONNX model and the generated code.
         var pruned = onnx.Proto.Clone();
@@ -116,10 +118,9 @@ public static class Pipeline
             p.Layer.Format = p.Format;
             p.Layer.GroupWidth = p.GroupWidth;
         }
-        if (validation is not null && plans.Any(p => p.Level >= 0))
-            after = Accuracy.Score(Accuracy.Top1(Accuracy.Logits(pruned, validation), validation.Count), truth!);
+        double? after = validation is null ? null : Accuracy.Score(Accuracy.Top1(Accuracy.Logits(pruned, validation), validation.Count), truth!);
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
-        var report = Report(o, model, plans, criterion, calibration, validation, before, after, search);
+        var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search);
         say.Report($"done: {report.SizeReduction:P1} smaller" + (after is null ? ", accuracy not checked" : $", validation {report.AccuracyMetric} {before:P2} -> {after:P2}"));
         return new PruneResult(model, code, pruned, report);
 
@@ -171,12 +172,100 @@ public static class Pipeline
         return current;
     }
 
+    /// <summary>Fractions of a group's channels the node-pruning search steps through.</summary>
+    public static readonly double[] NodeLevels = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75];
+
+    private sealed record NodeResult(ModelProto Model, Dictionary<string, (int Kept, int Channels)> Kept);
+
+    /// <summary>
+    /// Node pruning of the channel groups the target's parallelism calls for (conv channels on moderate and high
+    /// parallelism, FC neurons on high): channels ranked by calibration importance, the fraction removed per group
+    /// chosen greedily by MACs saved within the budget; Gemm consumers are refit by least squares.
+    /// </summary>
+    private static NodeResult NodePhase(OnnxModel original, ModelGraph model, PruneOptions o, Dataset? calibration, Dataset? validation,
+        int[]? truth, double floor, List<string> log, IProgress<string> say)
+    {
+        var none = new NodeResult(original.Proto, []);
+        if (o.Method != Method.Scalpel || validation is null) return none;
+        var groups = NodePruning.Find(original.Proto, model).Where(g =>
+            (g.ProducerIsConv ? o.Target.Parallelism != Parallelism.Low : o.Target.Parallelism == Parallelism.High)
+            && Override(o, g.ProducerName, g.ProducerIsConv ? "conv" : "fc") is not { KeepDense: true }).ToList();
+        if (groups.Count == 0) return none;
+        say.Report($"node pruning: {groups.Count} channel groups ({string.Join(", ", groups.Select(g => $"{g.ProducerName} x{g.Channels}"))})");
+
+        var graph = new OnnxGraph(original);
+        Dictionary<string, float[]>? tensors = null;
+        if (calibration is not null)
+        {
+            using var runner = new OrtRunner(original.Proto, groups.Select(g => g.Activation).Concat(groups.Where(g => g.ConsumerIsGemm).Select(g => g.Consumer.Input[0])));
+            tensors = runner.Run(calibration);
+        }
+        var order = groups.ToDictionary(g => g, g =>
+        {
+            var score = NodePruning.Importance(g, graph, tensors?[g.Activation]);
+            return Enumerable.Range(0, g.Channels).OrderByDescending(j => score[j]).ThenBy(j => j).ToArray();
+        });
+        var means = tensors is null ? [] : groups.ToDictionary(g => g, g => NodePruning.ChannelMeans(tensors[g.Activation], g.Channels, g.Spatial));
+        var consumers = groups.Where(g => g.ConsumerIsGemm).ToDictionary(g => g, g => model.Layers.OfType<DenseLayer>().First(l => l.Node.Proto == g.Consumer));
+        var stats = tensors is null ? [] : consumers.ToDictionary(c => c.Key, c => LayerStatistics.Compute(tensors[c.Key.Consumer.Input[0]], tensors[c.Key.Consumer.Input[0]], c.Value.K));
+        var levels = groups.ToDictionary(g => g, g => Override(o, g.ProducerName, g.ProducerIsConv ? "conv" : "fc")?.Sparsity is { } s ? new[] { s } : NodeLevels);
+        var state = groups.ToDictionary(g => g, _ => -1);
+        var refits = new Dictionary<(ChannelGroup, int), float[]>();
+
+        int[] Keep(ChannelGroup g, int level) =>
+            level < 0 ? Enumerable.Range(0, g.Channels).ToArray()
+            : order[g].Take(Math.Max(1, g.Channels - (int)Math.Round(levels[g][level] * g.Channels))).Order().ToArray();
+
+        ModelProto Build(Dictionary<ChannelGroup, int> levelOf)
+        {
+            var proto = original.Proto.Clone();
+            foreach (var g in groups.Where(g => levelOf[g] >= 0))
+            {
+                var keep = Keep(g, levelOf[g]);
+                float[]? refit = null;
+                if (stats.TryGetValue(g, out var st) && !refits.TryGetValue((g, levelOf[g]), out refit))
+                {
+                    var columns = keep.SelectMany(c => Enumerable.Range(c * g.Block, g.Block)).ToArray();
+                    var dense = consumers[g];
+                    refits[(g, levelOf[g])] = refit = WeightPruning.RefitColumns(dense.Weight, dense.N, dense.K, columns, st);
+                }
+                NodePruning.Apply(proto, g, keep, refit, means.GetValueOrDefault(g));
+            }
+            return proto;
+        }
+
+        double Score(ModelProto proto) => Accuracy.Score(Accuracy.Top1(Accuracy.Logits(proto, validation), validation.Count), truth!);
+
+        while (true)
+        {
+            (ChannelGroup Group, double Score, double Gain)? best = null;
+            foreach (var g in groups.Where(g => state[g] + 1 < levels[g].Length))
+            {
+                o.Cancellation.ThrowIfCancellationRequested();
+                var trial = new Dictionary<ChannelGroup, int>(state) { [g] = state[g] + 1 };
+                double score = Score(Build(trial));
+                int removed = Keep(g, state[g]).Length - Keep(g, state[g] + 1).Length;
+                double gain = (double)removed * g.MacsPerChannel;
+                say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {g.ProducerName}: remove {levels[g][state[g] + 1]:P0} of {g.Channels} channels: {score:P2}{(score >= floor ? "" : " (over budget)")}"));
+                if (score >= floor && gain > 0 && (best is null || gain > best.Value.Gain)) best = (g, score, gain);
+            }
+            if (best is not { } b) break;
+            state[b.Group]++;
+            log.Add(string.Create(CultureInfo.InvariantCulture, $"{b.Group.ProducerName}: node pruning keeps {Keep(b.Group, state[b.Group]).Length} of {b.Group.Channels}, validation {b.Score:P2}"));
+        }
+        var kept = groups.Where(g => state[g] >= 0).ToDictionary(g => g.ProducerName, g => (Keep(g, state[g]).Length, g.Channels));
+        return kept.Count == 0 ? none : new NodeResult(Build(state), kept);
+    }
+
+    private static LayerOverride? Override(PruneOptions o, string name, string kind) =>
+        o.Overrides.GetValueOrDefault(name) ?? o.Overrides.GetValueOrDefault(kind);
+
     private static List<LayerPlan> Plan(ModelGraph model, ModelProto proto, PruneOptions o)
     {
         var plans = new List<LayerPlan>();
         foreach (var layer in model.Layers.OfType<DenseLayer>())
         {
-            var ov = o.Overrides.GetValueOrDefault(layer.Name) ?? o.Overrides.GetValueOrDefault("fc");
+            var ov = Override(o, layer.Name, "fc");
             var cross = o.Target.Crossover.Fc;
             string? note = null;
             WeightFormat format;
@@ -208,52 +297,62 @@ public static class Pipeline
         return plans;
     }
 
-    private static PruneReport Report(PruneOptions o, ModelGraph model, List<LayerPlan> plans, Criterion criterion, Dataset? calibration,
-        Dataset? validation, double? before, double? after, List<string> search)
+    private static PruneReport Report(PruneOptions o, ModelGraph original, ModelGraph model, List<LayerPlan> plans, Dictionary<string, (int Kept, int Channels)> nodes,
+        Criterion criterion, Dataset? calibration, Dataset? validation, double? before, double? after, List<string> search)
     {
         var layers = new List<LayerReport>();
         long denseTotal = 0, prunedTotal = 0;
-        foreach (var layer in model.Layers.Where(l => l is DenseLayer or ConvLayer))
+        foreach (var layer in original.Layers.Where(l => l is DenseLayer or ConvLayer))
         {
-            var plan = plans.FirstOrDefault(p => p.Layer == layer);
-            long weights = layer is DenseLayer d ? (long)d.N * d.K : ((ConvLayer)layer).Weight.LongLength;
+            var final = model.Layers.First(l => l.Name == layer.Name);
+            var plan = plans.FirstOrDefault(p => p.Layer == final);
+            long weights = Weights(layer);
             long dense = 4 * weights;
-            long values = dense, indices = 0, pointers = 0;
-            double kept = 1;
+            long values = 4 * Weights(final), indices = 0, pointers = 0;
             string format = "dense";
-            if (plan is { Level: >= 0 } && layer is DenseLayer dl)
+            if (plan is { Level: >= 0 } && final is DenseLayer dl)
             {
                 var m = dl.Format == WeightFormat.Csr ? SparseMatrix.Csr(dl.Weight, dl.N, dl.K) : SparseMatrix.GroupedCsr(dl.Weight, dl.N, dl.K, dl.GroupWidth);
                 values = 4L * (m.Values.Length + m.Tail.Length);
                 indices = (long)m.IndexBytes * m.Entries;
                 pointers = (long)m.RowStartBytes * m.RowStarts.Length;
-                kept = (double)(m.Values.Length + m.Tail.Length) / weights;
                 format = dl.Format == WeightFormat.Csr ? "CSR" : $"grouped CSR (G={dl.GroupWidth})";
             }
+            double kept = values / 4.0 / weights;
+            var techniques = new List<string>();
+            if (nodes.TryGetValue(layer.Name, out var n)) techniques.Add($"node pruning ({n.Kept}/{n.Channels} kept)");
+            if (plan is { Level: >= 0 }) techniques.Add(plan.Technique);
+            string? note = plan?.Note ?? (plan is { Level: < 0, Candidates.Length: > 0 } ? $"{plan.Technique}: no sparsity step kept the validation score within budget" : null);
+            if (note is null && techniques.Count == 0 && layer is ConvLayer)
+                note = o.Method != Method.Scalpel ? null
+                    : o.Target.Parallelism == Parallelism.Low ? "SIMD-aware conv pruning is not implemented yet"
+                    : "no removable channel group (residual Add, Concat or output), or no step within budget";
             denseTotal += dense;
             prunedTotal += values + indices + pointers;
             layers.Add(new LayerReport
             {
                 Name = layer.Name, Kind = layer is DenseLayer ? "fc" : "conv",
-                Technique = plan is { Level: >= 0 } ? plan.Technique : "none", Format = format, KeptFraction = kept,
+                Technique = techniques.Count == 0 ? "none" : string.Join(" + ", techniques), Format = format, KeptFraction = kept,
                 DenseBytes = dense, Bytes = values + indices + pointers, ValueBytes = values, IndexBytes = indices, RowPointerBytes = pointers,
-                Macs = (long)Math.Round(layer.Macs * kept), PredictedRelativeTime = plan?.RelativeTime(plan.Level) ?? 1,
-                Note = plan?.Note ?? (plan is { Level: < 0, Candidates.Length: > 0 } ? $"{plan.Technique}: no sparsity step kept the validation score within budget" : null)
-                    ?? (layer is ConvLayer ? (o.Target.Parallelism == Parallelism.Low ? "SIMD-aware conv pruning is not implemented yet" : "node pruning is not implemented yet") : null),
+                Macs = plan is { Level: >= 0 } ? (long)Math.Round(final.Macs * (1 - plan.Sparsity)) : final.Macs,
+                PredictedRelativeTime = (double)final.Macs / Math.Max(1, layer.Macs) * (plan?.RelativeTime(plan.Level) ?? 1),
+                Note = note,
             });
         }
         return new PruneReport
         {
             Model = Path.GetFileName(o.ModelPath), Target = o.Target.Name, Method = o.Method.ToString(),
-            Criterion = criterion == Criterion.DataAware ? "data-aware (w' H w per group)" : "magnitude (|w|, RMS per group)",
-            Reconstruction = plans.Any(p => p.Stats is not null)
-                ? $"least-squares refit per output row, exact Cholesky solve, damping {WeightPruning.Damping} x mean diag(H)"
+            Criterion = criterion == Criterion.DataAware ? "data-aware (w' H w per group; E[a^2] x consumer weight energy per node)" : "magnitude (|w|, RMS per group; filter L2 norm per node)",
+            Reconstruction = plans.Any(p => p.Stats is not null) || nodes.Count > 0 && calibration is not null
+                ? $"least-squares refit per output row (weight-pruned layers and the Gemm after a node-pruned layer), exact Cholesky solve, damping {WeightPruning.Damping} x mean diag(H); conv layers after node pruning are not refit"
                 : "none (no calibration data)",
             Layers = layers, DenseBytes = denseTotal, PrunedBytes = prunedTotal,
             AccuracyMetric = validation is null ? "none" : validation.Labels is null ? "agreement" : "accuracy",
             AccuracyBefore = before, AccuracyAfter = after, MaxAccuracyDrop = validation?.Labels is null ? null : o.MaxAccuracyDrop,
             ValidationSamples = validation?.Count ?? 0, CalibrationSamples = calibration?.Count ?? 0, Search = search,
         };
+
+        static long Weights(Layer l) => l is DenseLayer d ? (long)d.N * d.K : ((ConvLayer)l).Weight.LongLength;
     }
 
     /// <summary>Writes C.g.cs, C.bin, C.onnx, C.report.json and C.report.md atomically (all or none).</summary>

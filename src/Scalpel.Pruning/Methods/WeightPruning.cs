@@ -51,6 +51,20 @@ public static class WeightPruning
         return new Result(result, 1 - (double)remove * groupWidth / (rows * cols), stats is not null);
     }
 
+    /// <summary>Least-squares refit of a [rows x cols] matrix restricted to the given columns: returns [rows x keep.Count].</summary>
+    public static float[] RefitColumns(float[] weight, int rows, int cols, IReadOnlyList<int> keepColumns, LayerStatistics stats)
+    {
+        var keep = new bool[rows * cols];
+        for (int r = 0; r < rows; r++)
+            foreach (var c in keepColumns) keep[r * cols + c] = true;
+        var full = new float[weight.Length];
+        Refit(weight, keep, rows, cols, stats, full);
+        var result = new float[rows * keepColumns.Count];
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < keepColumns.Count; i++) result[r * keepColumns.Count + i] = full[r * cols + keepColumns[i]];
+        return result;
+    }
+
     private static double Score(ReadOnlySpan<float> group, int start, int cols, Criterion criterion, LayerStatistics? stats)
     {
         if (criterion == Criterion.DataAware && stats is not null)

@@ -1,0 +1,264 @@
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using Scalpel.Onnx.Proto;
+
+namespace Scalpel.Pruning.Methods;
+
+/// <summary>
+/// The output channels (or neurons) of one Conv/Gemm, traced through the per-channel ops that follow it
+/// (BatchNorm, activations, pools) to the one Conv or Gemm that reads them, possibly through a Flatten
+/// (blocks of H*W columns). Removing channel j removes the producer's filter j, its BatchNorm entries and
+/// bias, and the consumer's input channel (or column block) j: the network stays dense and valid.
+/// Channels that reach a residual Add, a Concat, a graph output or two readers are left alone.
+/// </summary>
+public sealed class ChannelGroup
+{
+    public required NodeProto Producer { get; init; }
+    public required string ProducerName { get; init; }
+    public required int Channels { get; init; }
+    /// <summary>Initializer name and the axis holding the producer's output channels.</summary>
+    public required List<(string Name, int Axis)> PerChannel { get; init; }
+    public required NodeProto Consumer { get; init; }
+    /// <summary>Consumer weight initializer and the axis holding its input channels (blocks of Block along it).</summary>
+    public required (string Name, int Axis) ConsumerWeight { get; init; }
+    public required int Block { get; init; }
+    /// <summary>The tensor the consumer reads (before any Flatten): its channels are what gets pruned.</summary>
+    public required string Activation { get; init; }
+    public required bool ConsumerIsGemm { get; init; }
+    /// <summary>Index of the consumer in the graph's node list (the same in every clone of the model).</summary>
+    public required int ConsumerIndex { get; init; }
+    /// <summary>MACs per sample that one channel costs, in the producer and the consumer together.</summary>
+    public required long MacsPerChannel { get; init; }
+    /// <summary>Positions per channel in the activation (H * W for conv outputs, 1 for Gemm outputs).</summary>
+    public required int Spatial { get; init; }
+    public bool ProducerIsConv => Producer.OpType == "Conv";
+}
+
+public static class NodePruning
+{
+    private static readonly HashSet<string> PassThrough =
+        ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Dropout", "Identity"];
+
+    /// <summary>Every prunable channel group of the model, in graph order.</summary>
+    public static List<ChannelGroup> Find(ModelProto model, ModelGraph analyzed)
+    {
+        var graph = model.Graph;
+        var inits = graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var readers = new Dictionary<string, List<NodeProto>>(StringComparer.Ordinal);
+        foreach (var n in graph.Node)
+            foreach (var i in n.Input) (readers.TryGetValue(i, out var l) ? l : readers[i] = []).Add(n);
+        var outputs = graph.Output.Select(o => o.Name).ToHashSet();
+        bool SingleUse(string name) => inits.ContainsKey(name) && readers.GetValueOrDefault(name)?.Count == 1;
+        long Macs(NodeProto node) => analyzed.Layers.FirstOrDefault(l => l.Node.Proto == node)?.Macs ?? 0;
+
+        var groups = new List<ChannelGroup>();
+        foreach (var producer in graph.Node)
+        {
+            var perChannel = new List<(string, int)>();
+            int channels;
+            if (producer.OpType == "Conv" && producer.Input.Count >= 2 && SingleUse(producer.Input[1]) && Attr(producer, "group", 1) == 1)
+            {
+                channels = (int)inits[producer.Input[1]].Dims[0];
+                perChannel.Add((producer.Input[1], 0));
+                if (producer.Input.Count > 2 && producer.Input[2].Length > 0)
+                {
+                    if (!SingleUse(producer.Input[2])) continue;
+                    perChannel.Add((producer.Input[2], 0));
+                }
+            }
+            else if (producer.OpType == "Gemm" && SingleUse(producer.Input[1]) && Attr(producer, "transA", 0) == 0)
+            {
+                bool transB = Attr(producer, "transB", 0) != 0;
+                var b = inits[producer.Input[1]];
+                channels = (int)(transB ? b.Dims[0] : b.Dims[1]);
+                perChannel.Add((producer.Input[1], transB ? 0 : 1));
+                if (producer.Input.Count > 2 && producer.Input[2].Length > 0)
+                {
+                    if (!SingleUse(producer.Input[2]) || inits[producer.Input[2]].Dims.Count != 1) continue;
+                    perChannel.Add((producer.Input[2], 0));
+                }
+            }
+            else continue;
+
+            // Follow the channels to the one layer that reads them.
+            var current = producer.Output[0];
+            NodeProto? consumer = null;
+            int block = 1;
+            string activation = current;
+            while (true)
+            {
+                if (outputs.Contains(current) || readers.GetValueOrDefault(current) is not { Count: 1 } next) break;
+                var node = next[0];
+                if (node.OpType == "BatchNormalization" && node.Input[0] == current && node.Input.Skip(1).Take(4).All(SingleUse) && node.Output.Count(o => o.Length > 0) == 1)
+                {
+                    perChannel.AddRange(node.Input.Skip(1).Take(4).Select(n => (n, 0)));
+                    current = node.Output[0];
+                }
+                else if (PassThrough.Contains(node.OpType) && node.Input[0] == current && node.Output.Count(o => o.Length > 0) == 1)
+                    current = node.Output[0];
+                else if (node.OpType == "Flatten" && Attr(node, "axis", 1) == 1 && block == 1 && analyzed.Shapes.TryGetValue(current, out var shape) && shape.Length >= 2)
+                {
+                    activation = current;
+                    block = Shape.Size(shape, 2, shape.Length);
+                    current = node.Output[0];
+                    continue;
+                }
+                else if (node.OpType == "Conv" && block == 1 && node.Input[0] == current && SingleUse(node.Input[1]) && Attr(node, "group", 1) == 1)
+                {
+                    consumer = node;
+                    activation = current;
+                    break;
+                }
+                else if (node.OpType == "Gemm" && node.Input[0] == current && SingleUse(node.Input[1]) && Attr(node, "transA", 0) == 0)
+                {
+                    consumer = node;
+                    if (block == 1) activation = current;
+                    break;
+                }
+                else break;
+                if (block == 1) activation = current;
+            }
+            if (consumer is null || !analyzed.Shapes.TryGetValue(activation, out var actShape) || actShape.Length < 2 || actShape[1] != channels) continue;
+            var weightAxis = consumer.OpType == "Conv" ? 1 : Attr(consumer, "transB", 0) != 0 ? 1 : 0;
+            groups.Add(new ChannelGroup
+            {
+                Producer = producer, ProducerName = string.IsNullOrEmpty(producer.Name) ? producer.Output[0] : producer.Name,
+                Channels = channels, PerChannel = perChannel, Consumer = consumer,
+                ConsumerWeight = (consumer.Input[1], weightAxis), Block = block, Activation = activation,
+                ConsumerIsGemm = consumer.OpType == "Gemm",
+                ConsumerIndex = graph.Node.IndexOf(consumer),
+                MacsPerChannel = (Macs(producer) + Macs(consumer)) / Math.Max(1, channels),
+                Spatial = Shape.Size(actShape, 2, actShape.Length),
+            });
+        }
+        return groups;
+    }
+
+    /// <summary>
+    /// Channel importance: E[a_j^2] (from calibration activations, per channel over samples and positions) times the
+    /// energy of the consumer weights that read channel j; without data, the producer filter's L2 norm.
+    /// </summary>
+    public static double[] Importance(ChannelGroup g, OnnxGraph graph, float[]? activations)
+    {
+        var scores = new double[g.Channels];
+        if (activations is null)
+        {
+            var w = graph.Constant(g.PerChannel[0].Name);
+            int axis = g.PerChannel[0].Axis;
+            int inner = Shape.Size(w.Dims, axis + 1, w.Dims.Length), outer = Shape.Size(w.Dims, 0, axis);
+            for (int o = 0; o < outer; o++)
+                for (int j = 0; j < g.Channels; j++)
+                    for (int i = 0; i < inner; i++) { double v = w.Data[(o * g.Channels + j) * inner + i]; scores[j] += v * v; }
+            return scores;
+        }
+        var consumer = graph.Constant(g.ConsumerWeight.Name);
+        int cAxis = g.ConsumerWeight.Axis;
+        int cInner = Shape.Size(consumer.Dims, cAxis + 1, consumer.Dims.Length), cOuter = Shape.Size(consumer.Dims, 0, cAxis);
+        int cAxisSize = consumer.Dims[cAxis];
+        var weightEnergy = new double[g.Channels];
+        for (int o = 0; o < cOuter; o++)
+            for (int k = 0; k < cAxisSize; k++)
+                for (int i = 0; i < cInner; i++) { double v = consumer.Data[(o * cAxisSize + k) * cInner + i]; weightEnergy[k / g.Block] += v * v; }
+        var meanSquare = ChannelMeanSquares(activations, g.Channels, g.Spatial);
+        for (int j = 0; j < g.Channels; j++) scores[j] = meanSquare[j] * weightEnergy[j];
+        return scores;
+    }
+
+    /// <summary>Mean of a per channel of an [N, C, spatial] tensor, flattened.</summary>
+    public static double[] ChannelMeans(float[] a, int channels, int spatial)
+    {
+        var sums = new double[channels];
+        long samples = a.Length / ((long)channels * spatial);
+        for (long n = 0; n < samples; n++)
+            for (int c = 0; c < channels; c++)
+                foreach (var v in a.AsSpan((int)((n * channels + c) * spatial), spatial)) sums[c] += v;
+        for (int c = 0; c < channels; c++) sums[c] /= Math.Max(1, samples * spatial);
+        return sums;
+    }
+
+    /// <summary>Mean of a^2 per channel of an [N, C, spatial] tensor, flattened.</summary>
+    public static double[] ChannelMeanSquares(float[] a, int channels, int spatial)
+    {
+        var sums = new double[channels];
+        long samples = a.Length / ((long)channels * spatial);
+        for (long n = 0; n < samples; n++)
+            for (int c = 0; c < channels; c++)
+            {
+                var run = a.AsSpan((int)((n * channels + c) * spatial), spatial);
+                foreach (var v in run) sums[c] += (double)v * v;
+            }
+        for (int c = 0; c < channels; c++) sums[c] /= Math.Max(1, samples * spatial);
+        return sums;
+    }
+
+    /// <summary>
+    /// Removes every channel not in <paramref name="keep"/> (sorted) from the group's tensors, reading each tensor's
+    /// current value from <paramref name="model"/> so groups that share a layer compose. A refit consumer weight
+    /// ([outputs x kept inputs], layer orientation) replaces the sliced one.
+    /// </summary>
+    public static void Apply(ModelProto model, ChannelGroup g, int[] keep, float[]? refitConsumerWeight = null, double[]? channelMeans = null)
+    {
+        var wrapper = new OnnxModel(model, null, "pruned model");
+        Tensor Current(string name) => TensorReader.ReadFloat(model.Graph.Initializer.First(i => i.Name == name), wrapper);
+        if (refitConsumerWeight is null && channelMeans is not null && !g.ConsumerIsGemm)
+            CompensateBias(model, g, keep, channelMeans, Current(g.ConsumerWeight.Name));
+        foreach (var (name, axis) in g.PerChannel)
+            TensorSlicing.Replace(model, TensorSlicing.Slice(Current(name), axis, keep));
+        var consumer = Current(g.ConsumerWeight.Name);
+        var sliced = TensorSlicing.Slice(consumer, g.ConsumerWeight.Axis, keep, g.Block);
+        if (refitConsumerWeight is not null)
+        {
+            var dims = sliced.Dims.Select(d => (int)d).ToArray();
+            float[] data = refitConsumerWeight;
+            if (g.ConsumerWeight.Axis == 0)
+            {
+                // Gemm without transB stores B as [inputs, outputs]: transpose the [outputs, inputs] refit.
+                int inputs = dims[0], outputs = dims[1];
+                data = new float[refitConsumerWeight.Length];
+                for (int r = 0; r < outputs; r++)
+                    for (int c = 0; c < inputs; c++) data[c * outputs + r] = refitConsumerWeight[r * inputs + c];
+            }
+            sliced = TensorSlicing.Make(consumer.Name, dims, data);
+        }
+        TensorSlicing.Replace(model, sliced);
+    }
+
+    /// <summary>
+    /// A removed channel's average contribution moves into the consumer's bias: b[m] += sum_j E[a_j] * sum_taps W[m, j].
+    /// (Exact away from the zero padding; the consumer conv gets a bias input if it had none.)
+    /// </summary>
+    private static void CompensateBias(ModelProto model, ChannelGroup g, int[] keep, double[] means, Tensor weight)
+    {
+        int outputs = weight.Dims[0], inputs = weight.Dims[1], taps = Shape.Size(weight.Dims, 2, weight.Dims.Length);
+        var kept = keep.ToHashSet();
+        var delta = new float[outputs];
+        for (int m = 0; m < outputs; m++)
+        {
+            double sum = 0;
+            for (int j = 0; j < inputs; j++)
+            {
+                if (kept.Contains(j)) continue;
+                double tapSum = 0;
+                for (int t = 0; t < taps; t++) tapSum += weight.Data[(m * inputs + j) * taps + t];
+                sum += means[j] * tapSum;
+            }
+            delta[m] = (float)sum;
+        }
+        var node = model.Graph.Node[g.ConsumerIndex];
+        var wrapper = new OnnxModel(model, null, "pruned model");
+        if (node.Input.Count > 2 && node.Input[2].Length > 0)
+        {
+            var bias = TensorReader.ReadFloat(model.Graph.Initializer.First(i => i.Name == node.Input[2]), wrapper);
+            TensorSlicing.Replace(model, TensorSlicing.Make(bias.Name, bias.Dims, bias.Data.Zip(delta, (b, d) => b + d).ToArray()));
+        }
+        else
+        {
+            var name = node.Input[1] + "_scalpel_bias";
+            model.Graph.Initializer.Add(TensorSlicing.Make(name, [outputs], delta));
+            while (node.Input.Count < 2) node.Input.Add("");
+            if (node.Input.Count == 2) node.Input.Add(name); else node.Input[2] = name;
+        }
+    }
+
+    private static long Attr(NodeProto node, string name, long fallback) => node.Attribute.FirstOrDefault(a => a.Name == name)?.I ?? fallback;
+}
