@@ -79,9 +79,8 @@ public static class Pipeline
         double floor = validation?.Labels is not null ? before!.Value - o.MaxAccuracyDrop / 100 : o.MinAgreement;
         var search = new List<string>();
 
-        // Node pruning first (it changes layer sizes) within half the budget; weight pruning then works on the smaller model.
-        double nodeFloor = validation?.Labels is not null ? (before!.Value + floor) / 2 : floor;
-        var nodes = NodePhase(original, originalModel, o, calibration, validation, truth, nodeFloor, search, say);
+        // Node pruning first (it changes layer sizes); weight pruning then works on the smaller model with what is left of the budget.
+        var nodes = NodePhase(original, originalModel, o, calibration, validation, truth, floor, search, say);
         var onnx = nodes.Kept.Count == 0 ? original : new OnnxModel(nodes.Model, original.BaseDirectory, original.Source);
         var model = nodes.Kept.Count == 0 ? originalModel : GraphAnalyzer.Analyze(onnx);
 
@@ -197,6 +196,7 @@ public static class Pipeline
         Dictionary<string, float[]>? tensors = null;
         if (calibration is not null)
         {
+            say.Report($"calibrating node importance and consumer refits on {calibration.Count} samples");
             using var runner = new OrtRunner(original.Proto, groups.Select(g => g.Activation).Concat(groups.Where(g => g.ConsumerIsGemm).Select(g => g.Consumer.Input[0])));
             tensors = runner.Run(calibration);
         }
@@ -206,11 +206,10 @@ public static class Pipeline
             return Enumerable.Range(0, g.Channels).OrderByDescending(j => score[j]).ThenBy(j => j).ToArray();
         });
         var means = tensors is null ? [] : groups.ToDictionary(g => g, g => NodePruning.ChannelMeans(tensors[g.Activation], g.Channels, g.Spatial));
-        var consumers = groups.Where(g => g.ConsumerIsGemm).ToDictionary(g => g, g => model.Layers.OfType<DenseLayer>().First(l => l.Node.Proto == g.Consumer));
-        var stats = tensors is null ? [] : consumers.ToDictionary(c => c.Key, c => LayerStatistics.Compute(tensors[c.Key.Consumer.Input[0]], tensors[c.Key.Consumer.Input[0]], c.Value.K));
+        var refitters = tensors is null ? [] : groups.ToDictionary(g => g, g => ConsumerRefit.Create(g, graph, model, tensors));
         var levels = groups.ToDictionary(g => g, g => Override(o, g.ProducerName, g.ProducerIsConv ? "conv" : "fc")?.Sparsity is { } s ? new[] { s } : NodeLevels);
         var state = groups.ToDictionary(g => g, _ => -1);
-        var refits = new Dictionary<(ChannelGroup, int), float[]>();
+        var refits = new Dictionary<(ChannelGroup, int), (float[], float[])>();
 
         int[] Keep(ChannelGroup g, int level) =>
             level < 0 ? Enumerable.Range(0, g.Channels).ToArray()
@@ -222,12 +221,11 @@ public static class Pipeline
             foreach (var g in groups.Where(g => levelOf[g] >= 0))
             {
                 var keep = Keep(g, levelOf[g]);
-                float[]? refit = null;
-                if (stats.TryGetValue(g, out var st) && !refits.TryGetValue((g, levelOf[g]), out refit))
+                (float[], float[])? refit = null;
+                if (refitters.GetValueOrDefault(g) is { } refitter)
                 {
-                    var columns = keep.SelectMany(c => Enumerable.Range(c * g.Block, g.Block)).ToArray();
-                    var dense = consumers[g];
-                    refits[(g, levelOf[g])] = refit = WeightPruning.RefitColumns(dense.Weight, dense.N, dense.K, columns, st);
+                    if (!refits.TryGetValue((g, levelOf[g]), out var fit)) refits[(g, levelOf[g])] = fit = refitter.Fit(keep);
+                    refit = fit;
                 }
                 NodePruning.Apply(proto, g, keep, refit, means.GetValueOrDefault(g));
             }
@@ -344,7 +342,7 @@ public static class Pipeline
             Model = Path.GetFileName(o.ModelPath), Target = o.Target.Name, Method = o.Method.ToString(),
             Criterion = criterion == Criterion.DataAware ? "data-aware (w' H w per group; E[a^2] x consumer weight energy per node)" : "magnitude (|w|, RMS per group; filter L2 norm per node)",
             Reconstruction = plans.Any(p => p.Stats is not null) || nodes.Count > 0 && calibration is not null
-                ? $"least-squares refit per output row (weight-pruned layers and the Gemm after a node-pruned layer), exact Cholesky solve, damping {WeightPruning.Damping} x mean diag(H); conv layers after node pruning are not refit"
+                ? $"least-squares refit per output row, exact Cholesky solve, damping {WeightPruning.Damping} x mean diag(H): weight-pruned layers on their kept weights; the layer after a node-pruned one on its kept inputs plus a bias correction (conv: im2col patches, {ConsumerRefit.PositionsPerSample} positions per image)"
                 : "none (no calibration data)",
             Layers = layers, DenseBytes = denseTotal, PrunedBytes = prunedTotal,
             AccuracyMetric = validation is null ? "none" : validation.Labels is null ? "agreement" : "accuracy",

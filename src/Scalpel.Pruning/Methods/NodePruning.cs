@@ -196,38 +196,39 @@ public static class NodePruning
     /// current value from <paramref name="model"/> so groups that share a layer compose. A refit consumer weight
     /// ([outputs x kept inputs], layer orientation) replaces the sliced one.
     /// </summary>
-    public static void Apply(ModelProto model, ChannelGroup g, int[] keep, float[]? refitConsumerWeight = null, double[]? channelMeans = null)
+    public static void Apply(ModelProto model, ChannelGroup g, int[] keep, (float[] Weight, float[] BiasDelta)? refit = null, double[]? channelMeans = null)
     {
         var wrapper = new OnnxModel(model, null, "pruned model");
         Tensor Current(string name) => TensorReader.ReadFloat(model.Graph.Initializer.First(i => i.Name == name), wrapper);
-        if (refitConsumerWeight is null && channelMeans is not null && !g.ConsumerIsGemm)
-            CompensateBias(model, g, keep, channelMeans, Current(g.ConsumerWeight.Name));
+        if (refit is null && channelMeans is not null && !g.ConsumerIsGemm)
+            AddBias(model, g, MeanCompensation(keep, channelMeans, Current(g.ConsumerWeight.Name)));
         foreach (var (name, axis) in g.PerChannel)
             TensorSlicing.Replace(model, TensorSlicing.Slice(Current(name), axis, keep));
         var consumer = Current(g.ConsumerWeight.Name);
         var sliced = TensorSlicing.Slice(consumer, g.ConsumerWeight.Axis, keep, g.Block);
-        if (refitConsumerWeight is not null)
+        if (refit is { } r)
         {
             var dims = sliced.Dims.Select(d => (int)d).ToArray();
-            float[] data = refitConsumerWeight;
-            if (g.ConsumerWeight.Axis == 0)
+            float[] data = r.Weight;
+            if (g.ConsumerIsGemm && g.ConsumerWeight.Axis == 0)
             {
                 // Gemm without transB stores B as [inputs, outputs]: transpose the [outputs, inputs] refit.
                 int inputs = dims[0], outputs = dims[1];
-                data = new float[refitConsumerWeight.Length];
-                for (int r = 0; r < outputs; r++)
-                    for (int c = 0; c < inputs; c++) data[c * outputs + r] = refitConsumerWeight[r * inputs + c];
+                data = new float[r.Weight.Length];
+                for (int o = 0; o < outputs; o++)
+                    for (int c = 0; c < inputs; c++) data[c * outputs + o] = r.Weight[o * inputs + c];
             }
             sliced = TensorSlicing.Make(consumer.Name, dims, data);
+            AddBias(model, g, r.BiasDelta);
         }
         TensorSlicing.Replace(model, sliced);
     }
 
     /// <summary>
-    /// A removed channel's average contribution moves into the consumer's bias: b[m] += sum_j E[a_j] * sum_taps W[m, j].
-    /// (Exact away from the zero padding; the consumer conv gets a bias input if it had none.)
+    /// Without a refit, a removed channel's average contribution moves into the consumer's bias:
+    /// b[m] += sum_j E[a_j] * sum_taps W[m, j] (exact away from the zero padding).
     /// </summary>
-    private static void CompensateBias(ModelProto model, ChannelGroup g, int[] keep, double[] means, Tensor weight)
+    private static float[] MeanCompensation(int[] keep, double[] means, Tensor weight)
     {
         int outputs = weight.Dims[0], inputs = weight.Dims[1], taps = Shape.Size(weight.Dims, 2, weight.Dims.Length);
         var kept = keep.ToHashSet();
@@ -244,18 +245,24 @@ public static class NodePruning
             }
             delta[m] = (float)sum;
         }
+        return delta;
+    }
+
+    /// <summary>Adds to the consumer's bias (Conv B or Gemm C), creating it when the node has none.</summary>
+    private static void AddBias(ModelProto model, ChannelGroup g, float[] delta)
+    {
         var node = model.Graph.Node[g.ConsumerIndex];
         var wrapper = new OnnxModel(model, null, "pruned model");
         if (node.Input.Count > 2 && node.Input[2].Length > 0)
         {
             var bias = TensorReader.ReadFloat(model.Graph.Initializer.First(i => i.Name == node.Input[2]), wrapper);
+            if (bias.Data.Length != delta.Length) return; // a broadcast Gemm C of another shape: leave it
             TensorSlicing.Replace(model, TensorSlicing.Make(bias.Name, bias.Dims, bias.Data.Zip(delta, (b, d) => b + d).ToArray()));
         }
         else
         {
             var name = node.Input[1] + "_scalpel_bias";
-            model.Graph.Initializer.Add(TensorSlicing.Make(name, [outputs], delta));
-            while (node.Input.Count < 2) node.Input.Add("");
+            model.Graph.Initializer.Add(TensorSlicing.Make(name, [delta.Length], delta));
             if (node.Input.Count == 2) node.Input.Add(name); else node.Input[2] = name;
         }
     }

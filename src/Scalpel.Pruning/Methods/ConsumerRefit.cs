@@ -1,0 +1,117 @@
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+
+namespace Scalpel.Pruning.Methods;
+
+/// <summary>
+/// Least-squares refit of the layer that reads a node-pruned group: its weights on the kept input channels plus
+/// a bias correction are fit so its outputs on calibration data match the original layer's (DESIGN.md section 3,
+/// "node pruning refits layer l+1"). Conv consumers are fit on im2col patches, subsampled per image.
+/// </summary>
+public sealed class ConsumerRefit
+{
+    /// <summary>Patch positions sampled per calibration image for conv consumers (bounds the cost of H).</summary>
+    public const int PositionsPerSample = 64;
+
+    private readonly LayerStatistics _stats;
+    private readonly float[] _weight; // [outputs, inputs + 1]: the original weight with a zero intercept column
+    private readonly int _outputs, _inputs, _block;
+
+    private ConsumerRefit(LayerStatistics stats, float[] weight, int outputs, int inputs, int block)
+    {
+        _stats = stats;
+        _weight = weight;
+        _outputs = outputs;
+        _inputs = inputs;
+        _block = block;
+    }
+
+    /// <summary>Columns per kept channel: kh*kw taps for a conv consumer, the Flatten block for a Gemm.</summary>
+    public int Block => _block;
+
+    public static ConsumerRefit? Create(ChannelGroup g, OnnxGraph graph, ModelGraph model, Dictionary<string, float[]> tensors)
+    {
+        var w = graph.Constant(g.ConsumerWeight.Name);
+        if (g.ConsumerIsGemm)
+        {
+            var node = model.Layers.OfType<DenseLayer>().First(l => l.Node.Proto == g.Consumer).Node;
+            if (node.Float("alpha", 1f) != 1f || node.Float("beta", 1f) != 1f) return null;
+            bool transB = g.ConsumerWeight.Axis == 1;
+            int k = transB ? w.Dims[1] : w.Dims[0], n = transB ? w.Dims[0] : w.Dims[1];
+            var matrix = new float[n * k];
+            for (int r = 0; r < n; r++)
+                for (int c = 0; c < k; c++) matrix[r * k + c] = transB ? w.Data[r * k + c] : w.Data[c * n + r];
+            var x = tensors[g.Consumer.Input[0]];
+            return new ConsumerRefit(Statistics(x, k), WithIntercept(matrix, n, k), n, k, g.Block);
+        }
+        var conv = model.Layers.OfType<ConvLayer>().First(l => l.Node.Proto == g.Consumer);
+        int taps = conv.KH * conv.KW, inputs = conv.C * taps;
+        var patches = Patches(tensors[g.Activation], conv);
+        return new ConsumerRefit(Statistics(patches, inputs), WithIntercept(w.Data, conv.M, inputs), conv.M, inputs, taps);
+    }
+
+    /// <summary>The refit weights on the kept channels ([outputs, kept * block], row-major) and the bias change per output.</summary>
+    public (float[] Weight, float[] BiasDelta) Fit(int[] keptChannels)
+    {
+        var columns = keptChannels.SelectMany(c => Enumerable.Range(c * _block, _block)).Append(_inputs).ToArray();
+        var fit = WeightPruning.RefitColumns(_weight, _outputs, _inputs + 1, columns, _stats);
+        int kept = columns.Length - 1;
+        var weight = new float[_outputs * kept];
+        var bias = new float[_outputs];
+        for (int r = 0; r < _outputs; r++)
+        {
+            fit.AsSpan(r * (kept + 1), kept).CopyTo(weight.AsSpan(r * kept));
+            bias[r] = fit[r * (kept + 1) + kept];
+        }
+        return (weight, bias);
+    }
+
+    private static float[] WithIntercept(float[] matrix, int rows, int cols)
+    {
+        var result = new float[rows * (cols + 1)];
+        for (int r = 0; r < rows; r++) matrix.AsSpan(r * cols, cols).CopyTo(result.AsSpan(r * (cols + 1)));
+        return result;
+    }
+
+    /// <summary>X'X over rows of <paramref name="cols"/> values, each extended with a constant 1 (the intercept).</summary>
+    private static LayerStatistics Statistics(float[] rows, int cols)
+    {
+        int n = rows.Length / cols;
+        var augmented = new float[n * (cols + 1)];
+        for (int r = 0; r < n; r++)
+        {
+            rows.AsSpan(r * cols, cols).CopyTo(augmented.AsSpan(r * (cols + 1)));
+            augmented[r * (cols + 1) + cols] = 1f;
+        }
+        return LayerStatistics.Compute(augmented, augmented, cols + 1);
+    }
+
+    /// <summary>im2col patches of the conv's input at evenly spaced output positions of every sample.</summary>
+    private static float[] Patches(float[] activation, ConvLayer c)
+    {
+        int plane = c.H * c.W, sampleSize = c.C * plane, positions = c.OH * c.OW;
+        int samples = activation.Length / sampleSize;
+        int step = Math.Max(1, positions / PositionsPerSample);
+        int taken = (positions + step - 1) / step;
+        int k = c.C * c.KH * c.KW;
+        var patches = new float[samples * taken * k];
+        int row = 0;
+        for (int n = 0; n < samples; n++)
+            for (int p = 0; p < positions; p += step, row++)
+            {
+                int oh = p / c.OW, ow = p % c.OW;
+                for (int ch = 0; ch < c.C; ch++)
+                    for (int i = 0; i < c.KH; i++)
+                    {
+                        int ih = oh * c.StrideH - c.PadTop + i * c.DilationH;
+                        for (int j = 0; j < c.KW; j++)
+                        {
+                            int iw = ow * c.StrideW - c.PadLeft + j * c.DilationW;
+                            if ((uint)ih < (uint)c.H && (uint)iw < (uint)c.W)
+                                patches[(long)row * k + (ch * c.KH + i) * c.KW + j] = activation[n * sampleSize + ch * plane + ih * c.W + iw];
+                        }
+                    }
+            }
+        return patches;
+    }
+}
