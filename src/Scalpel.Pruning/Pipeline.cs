@@ -200,13 +200,14 @@ public static class Pipeline
             using var runner = new OrtRunner(original.Proto, groups.Select(g => g.Activation).Concat(groups.Where(g => g.ConsumerIsGemm).Select(g => g.Consumer.Input[0])));
             tensors = runner.Run(calibration);
         }
-        var order = groups.ToDictionary(g => g, g =>
-        {
-            var score = NodePruning.Importance(g, graph, tensors?[g.Activation]);
-            return Enumerable.Range(0, g.Channels).OrderByDescending(j => score[j]).ThenBy(j => j).ToArray();
-        });
         var means = tensors is null ? [] : groups.ToDictionary(g => g, g => NodePruning.ChannelMeans(tensors[g.Activation], g.Channels, g.Spatial));
         var refitters = tensors is null ? [] : groups.ToDictionary(g => g, g => ConsumerRefit.Create(g, graph, model, tensors));
+        // Channels ranked most important first: by their OBS removal cost when the consumer is refit, else by energy.
+        var order = groups.ToDictionary(g => g, g =>
+        {
+            var costs = refitters.GetValueOrDefault(g)?.ChannelCosts(g.Channels) ?? NodePruning.Importance(g, graph, tensors?[g.Activation]);
+            return Enumerable.Range(0, g.Channels).OrderByDescending(j => costs[j]).ThenBy(j => j).ToArray();
+        });
         var levels = groups.ToDictionary(g => g, g => Override(o, g.ProducerName, g.ProducerIsConv ? "conv" : "fc")?.Sparsity is { } s ? new[] { s } : NodeLevels);
         var state = groups.ToDictionary(g => g, _ => -1);
         var refits = new Dictionary<(ChannelGroup, int), (float[], float[])>();

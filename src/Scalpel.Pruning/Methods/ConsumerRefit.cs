@@ -66,6 +66,45 @@ public sealed class ConsumerRefit
         return (weight, bias);
     }
 
+    /// <summary>
+    /// Optimal-brain-surgeon cost of removing each input channel of the consumer (with the rest refit):
+    /// sum over outputs r of w_rB' [(H^-1)_BB]^-1 w_rB, B = the channel's columns. Lower is safer to remove.
+    /// </summary>
+    public double[] ChannelCosts(int channels)
+    {
+        int k = _inputs + 1;
+        var inverse = new double[k * k];
+        var h = (double[])_stats.H.Clone();
+        double meanDiag = 0;
+        for (int i = 0; i < k; i++) meanDiag += h[i * k + i];
+        for (int i = 0; i < k; i++) h[i * k + i] += WeightPruning.Damping * Math.Max(meanDiag / k, 1e-12);
+        for (int col = 0; col < k; col++)
+        {
+            var a = (double[])h.Clone();
+            var e = new double[k];
+            e[col] = 1;
+            Cholesky.Solve(a, e, k);
+            for (int row = 0; row < k; row++) inverse[row * k + col] = e[row];
+        }
+        var costs = new double[channels];
+        for (int j = 0; j < channels; j++)
+        {
+            int b = _block, start = j * b;
+            for (int r = 0; r < _outputs; r++)
+            {
+                var block = new double[b * b];
+                for (int i = 0; i < b; i++)
+                    for (int m = 0; m < b; m++) block[i * b + m] = inverse[(start + i) * k + start + m];
+                var w = new double[b];
+                for (int i = 0; i < b; i++) w[i] = _weight[r * k + start + i];
+                var x = (double[])w.Clone();
+                Cholesky.Solve(block, x, b);
+                for (int i = 0; i < b; i++) costs[j] += w[i] * x[i];
+            }
+        }
+        return costs;
+    }
+
     private static float[] WithIntercept(float[] matrix, int rows, int cols)
     {
         var result = new float[rows * (cols + 1)];
