@@ -107,17 +107,45 @@ public static class Pipeline
         }
         else Search(onnx.Proto, plans, criterion, validation, truth!, floor, o, search, say);
 
-        // Emit: apply the chosen weights and formats, write the pruned ONNX model and the generated code.
+        // Apply the chosen levels. The search refit each layer on the original model's inputs; refitting again in
+        // layer order against the inputs the pruned earlier layers now produce (DESIGN.md section 3's cross term)
+        // usually recovers accuracy, and is kept only when the validation score says so.
         var pruned = onnx.Proto.Clone();
-        foreach (var p in plans.Where(p => p.Level >= 0))
+        var chosen = plans.Where(p => p.Level >= 0).ToList();
+        var weights = chosen.ToDictionary(p => p, p => Pruned(p, p.Level, criterion).Weight);
+        foreach (var p in chosen) OnnxWriteback.Write(pruned, p.Layer, weights[p]);
+        double? after = validation is null ? null : Accuracy.Score(Accuracy.Top1(Accuracy.Logits(pruned, validation), validation.Count), truth!);
+        if (calibration is not null && validation is not null && chosen.Count > 1)
         {
-            var result = Pruned(p, p.Level, criterion);
-            OnnxWriteback.Write(pruned, p.Layer, result.Weight);
-            p.Layer.Weight = result.Weight;
+            var sequential = onnx.Proto.Clone();
+            var refit = new Dictionary<LayerPlan, float[]>();
+            using (var originalRunner = new OrtRunner(onnx.Proto, chosen.Select(p => p.Layer.Inputs[0])))
+            {
+                var originalInputs = originalRunner.Run(calibration);
+                foreach (var p in chosen)
+                {
+                    o.Cancellation.ThrowIfCancellationRequested();
+                    using var runner = new OrtRunner(sequential, [p.Layer.Inputs[0]]);
+                    var current = runner.Run(calibration)[p.Layer.Inputs[0]];
+                    var stats = LayerStatistics.Compute(current, originalInputs[p.Layer.Inputs[0]], p.Layer.K);
+                    refit[p] = WeightPruning.Prune(p.Layer.Weight, p.Layer.N, p.Layer.K, p.GroupWidth, p.Sparsity, criterion, stats).Weight;
+                    OnnxWriteback.Write(sequential, p.Layer, refit[p]);
+                }
+            }
+            double score = Accuracy.Score(Accuracy.Top1(Accuracy.Logits(sequential, validation), validation.Count), truth!);
+            say.Report(string.Create(CultureInfo.InvariantCulture, $"sequential refit: validation {score:P2} (independent refit {after:P2})"));
+            if (score >= after)
+            {
+                (pruned, weights, after) = (sequential, refit, score);
+                search.Add(string.Create(CultureInfo.InvariantCulture, $"sequential least-squares refit against the pruned inputs: validation {score:P2}"));
+            }
+        }
+        foreach (var p in chosen)
+        {
+            p.Layer.Weight = weights[p];
             p.Layer.Format = p.Format;
             p.Layer.GroupWidth = p.GroupWidth;
         }
-        double? after = validation is null ? null : Accuracy.Score(Accuracy.Top1(Accuracy.Logits(pruned, validation), validation.Count), truth!);
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
         var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search);
         say.Report($"done: {report.SizeReduction:P1} smaller" + (after is null ? ", accuracy not checked" : $", validation {report.AccuracyMetric} {before:P2} -> {after:P2}"));
