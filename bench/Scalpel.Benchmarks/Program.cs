@@ -3,7 +3,12 @@ using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
 
 // dotnet run -c Release --project bench/Scalpel.Benchmarks -- --filter '*'
+// dotnet run -c Release --project bench/Scalpel.Benchmarks -- results   (regenerates docs/results.md)
+if (args.Length > 0 && args[0] == "results")
+    return Scalpel.Benchmarks.ResultsReport.Run(args[1..]);
+
 var config = DefaultConfig.Instance
     .AddJob(Job.Default.WithWarmupCount(5).WithIterationCount(15))
     .WithSummaryStyle(BenchmarkDotNet.Reports.SummaryStyle.Default.WithRatioStyle(BenchmarkDotNet.Columns.RatioStyle.Trend));
 BenchmarkSwitcher.FromAssembly(typeof(Scalpel.Benchmarks.InferenceBenchmarks).Assembly).Run(args, config);
+return 0;

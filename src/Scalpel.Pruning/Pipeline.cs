@@ -349,8 +349,9 @@ public static class Pipeline
             var techniques = new List<string>();
             if (nodes.TryGetValue(layer.Name, out var n)) techniques.Add($"node pruning ({n.Kept}/{n.Channels} kept)");
             if (plan is { Level: >= 0 }) techniques.Add(plan.Technique);
+            if (techniques.Count == 0 && Weights(final) < weights) techniques.Add("inputs removed by node pruning upstream");
             string? note = plan?.Note ?? (plan is { Level: < 0, Candidates.Length: > 0 } ? $"{plan.Technique}: no sparsity step kept the validation score within budget" : null);
-            if (note is null && techniques.Count == 0 && layer is ConvLayer)
+            if (note is null && !nodes.ContainsKey(layer.Name) && layer is ConvLayer && Weights(final) == weights)
                 note = o.Method != Method.Scalpel ? null
                     : o.Target.Parallelism == Parallelism.Low ? "SIMD-aware conv pruning is not implemented yet"
                     : "no removable channel group (residual Add, Concat or output), or no step within budget";

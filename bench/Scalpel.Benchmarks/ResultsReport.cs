@@ -1,0 +1,547 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using System.Text;
+using Microsoft.ML.OnnxRuntime;
+using Scalpel.Pruning;
+using Scalpel.Pruning.Data;
+using Scalpel.Pruning.Targets;
+using Scalpel.Tests;
+
+namespace Scalpel.Benchmarks;
+
+/// <summary>
+/// Regenerates docs/results.md: for each fixture model, the dense, traditionally pruned and Scalpel-pruned
+/// generated code for x64-avx2, with batch-1 latency against ONNX Runtime (measured interleaved in one
+/// process), model size and accuracy on the full Fashion-MNIST test set.
+/// <c>dotnet run -c Release --project bench/Scalpel.Benchmarks -- results</c>
+/// </summary>
+public static class ResultsReport
+{
+    public const string Command = "dotnet run -c Release --project bench/Scalpel.Benchmarks -- results";
+    public const string TargetName = "x64-avx2";
+    public const double MaxAccuracyDrop = 0.5;
+
+    private static readonly string[] Models = ["mlp", "lenet5", "rescnn"];
+    private static readonly Method[] Methods = [Method.Dense, Method.Traditional, Method.Scalpel];
+
+    // Timing: warm up every variant for at least WarmupSeconds (tiered JIT has promoted the kernels by then),
+    // then Rounds interleaved rounds of about RoundSeconds each; report the median per-call time.
+    private const double WarmupSeconds = 2.5;
+    private const double RoundSeconds = 0.05;
+    private const int Rounds = 31;
+
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static int Run(string[] args)
+    {
+        if (args.Length > 0)
+        {
+            Console.Error.WriteLine($"usage: {Command}   (takes no further arguments; got: {string.Join(' ', args)})");
+            return 2;
+        }
+        var total = Stopwatch.StartNew();
+        var target = TargetProfile.Resolve(TargetName);
+        Log($"Scalpel results: models {string.Join(", ", Models)}, target {target.Name}, methods {string.Join(", ", Methods)}");
+
+        TestData.RequireDebianPackage(TestData.FashionMnist, "dataset-fashion-mnist");
+        var images = IdxFile.ReadImages(Path.Combine(TestData.FashionMnist, "t10k-images-idx3-ubyte.gz"), out int testCount, out int pixels);
+        var labels = IdxFile.ReadLabels(Path.Combine(TestData.FashionMnist, "t10k-labels-idx1-ubyte.gz"));
+        Log($"test set: {testCount} images of {pixels} pixels from {TestData.FashionMnist}");
+
+        var models = new List<ModelResults>();
+        foreach (var model in Models)
+            models.Add(RunModel(model, target, images, labels, testCount));
+
+        var path = Path.Combine(TestData.RepoRoot, "docs", "results.md");
+        var markdown = Markdown(models, target, total.Elapsed);
+        File.WriteAllText(path, markdown, new UTF8Encoding(false));
+        Log($"wrote {path} ({total.Elapsed.TotalSeconds:F0} s in all)");
+        foreach (var m in models)
+            foreach (var r in m.Rows.Where(r => r.Error is not null))
+                Log($"PROBLEM: {m.Model} {r.Method}: {r.Error}");
+        return 0;
+    }
+
+    // ------------------------------------------------------------------ per model
+
+    private sealed class Row
+    {
+        public required Method Method { get; init; }
+        public PruneResult? Result { get; set; }
+        public RunBatch? Run { get; set; }
+        public double? Accuracy { get; set; }
+        /// <summary>ONNX Runtime on the pipeline's pruned ONNX model, same 10k images: accuracy and top-1 disagreements with the generated code.</summary>
+        public (double Accuracy, int Disagreements, float MaxError)? OrtCheck { get; set; }
+        public Timing? Latency { get; set; }
+        public string? Error { get; set; }
+    }
+
+    private sealed record ModelResults(string Model, string OrtVersion, Timing Ort, double OrtAccuracy, double? RecordedAccuracy, List<Row> Rows, string Load)
+    {
+        public Row Dense => Rows.First(r => r.Method == Method.Dense);
+        public Row Scalpel => Rows.First(r => r.Method == Method.Scalpel);
+    }
+
+    /// <summary>Calibration images used by the pruning pipeline (training images).</summary>
+    public const int CalibrationCount = 2048;
+    /// <summary>Validation images for the search's accuracy guard: training images the calibration does not use, none from the test set.</summary>
+    public const int ValidationCount = 5000;
+
+    /// <summary>
+    /// Calibration and validation .npy files cut from Fashion-MNIST's 60k training images (Debian's IDX files):
+    /// a fixed shuffle, the first 2048 for calibration, the next 5000 for validation. Test images stay unseen.
+    /// </summary>
+    private static readonly Lazy<(string Calibration, string Validation, string Labels)> TrainingSplit = new(() =>
+    {
+        var images = IdxFile.ReadImages(Path.Combine(TestData.FashionMnist, "train-images-idx3-ubyte.gz"), out int count, out int pixels);
+        var labels = IdxFile.ReadLabels(Path.Combine(TestData.FashionMnist, "train-labels-idx1-ubyte.gz"));
+        var order = Enumerable.Range(0, count).ToArray();
+        new Random(20261127).Shuffle(order);
+        var dir = Path.Combine(Path.GetTempPath(), "scalpel-results");
+        Directory.CreateDirectory(dir);
+        float[] Pick(int start, int n) => order.Skip(start).Take(n).SelectMany(i => images.AsSpan(i * pixels, pixels).ToArray()).ToArray();
+        var calibration = Path.Combine(dir, "calibration-x.npy");
+        var validation = Path.Combine(dir, "validation-x.npy");
+        var validationLabels = Path.Combine(dir, "validation-y.npy");
+        WriteNpy(calibration, "<f4", [CalibrationCount, 1, 28, 28], Bytes(Pick(0, CalibrationCount)));
+        WriteNpy(validation, "<f4", [ValidationCount, 1, 28, 28], Bytes(Pick(CalibrationCount, ValidationCount)));
+        WriteNpy(validationLabels, "<i8", [ValidationCount], Bytes(order.Skip(CalibrationCount).Take(ValidationCount).Select(i => (long)labels[i]).ToArray()));
+        return (calibration, validation, validationLabels);
+    });
+
+    private static byte[] Bytes<T>(T[] values) where T : unmanaged =>
+        System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+
+    /// <summary>A NumPy .npy (format 1.0, C order, little endian).</summary>
+    private static void WriteNpy(string path, string dtype, int[] shape, byte[] data)
+    {
+        var dims = shape.Length == 1 ? $"{shape[0]}," : string.Join(", ", shape);
+        var header = $"{{'descr': '{dtype}', 'fortran_order': False, 'shape': ({dims}), }}";
+        int total = 10 + header.Length + 1;
+        header = header.PadRight(header.Length + (64 - total % 64) % 64) + "\n";
+        using var file = File.Create(path);
+        file.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
+        file.Write(BitConverter.GetBytes((ushort)header.Length));
+        file.Write(System.Text.Encoding.ASCII.GetBytes(header));
+        file.Write(data);
+    }
+
+    private static ModelResults RunModel(string model, TargetProfile target, float[] images, int[] labels, int testCount)
+    {
+        var path = TestData.Fixture(model + ".onnx");
+        var rows = new List<Row>();
+        foreach (var method in Methods)
+        {
+            var row = new Row { Method = method };
+            rows.Add(row);
+            var sw = Stopwatch.StartNew();
+            Log($"{model} / {method}: pruning");
+            try
+            {
+                row.Result = Pipeline.Run(new PruneOptions
+                {
+                    ModelPath = path, Target = target, Namespace = Namespace(model, method), ClassName = "Model", Method = method,
+                    CalibrationData = TrainingSplit.Value.Calibration,
+                    ValidationData = TrainingSplit.Value.Validation, ValidationLabels = TrainingSplit.Value.Labels,
+                    MaxAccuracyDrop = MaxAccuracyDrop,
+                    Progress = new ConsoleProgress($"  [{model}/{method}] "),
+                });
+                Log($"{model} / {method}: pipeline done in {sw.Elapsed.TotalSeconds:F1} s, {row.Result.Report.SizeReduction.ToString("P1", Inv)} smaller; compiling");
+                row.Run = GeneratedAssembly.CompileOne(row.Result.Code, Namespace(model, method));
+                var logits = new float[testCount * 10];
+                row.Run(images, logits, testCount);
+                row.Accuracy = Top1(logits, labels, testCount);
+                Log($"{model} / {method}: test accuracy {row.Accuracy.Value.ToString("P2", Inv)} on {testCount} images; checking against ONNX Runtime on the pruned ONNX model");
+                var pruned = new MemoryStream();
+                new Scalpel.Onnx.OnnxModel(row.Result.PrunedOnnx, null, model + ".onnx").Save(pruned);
+                var reference = OrtLogits(pruned.ToArray(), images, testCount);
+                int disagreements = 0;
+                float maxError = 0;
+                for (int s = 0; s < testCount; s++)
+                {
+                    if (ArgMax(logits.AsSpan(s * 10, 10)) != ArgMax(reference.AsSpan(s * 10, 10))) disagreements++;
+                    for (int i = s * 10; i < s * 10 + 10; i++) maxError = Math.Max(maxError, Math.Abs(logits[i] - reference[i]));
+                }
+                row.OrtCheck = (Top1(reference, labels, testCount), disagreements, maxError);
+                Log($"{model} / {method}: ONNX Runtime on the pruned model {row.OrtCheck.Value.Accuracy.ToString("P2", Inv)}, {disagreements} top-1 disagreements, max |logit error| {maxError.ToString("E2", Inv)}");
+            }
+            catch (Exception e)
+            {
+                row.Error = $"{e.GetType().Name}: {e.Message}";
+                row.Run = null;
+                Log($"{model} / {method}: FAILED after {sw.Elapsed.TotalSeconds:F1} s: {row.Error}");
+            }
+        }
+
+        // ONNX Runtime on the original model: accuracy (a check on the dense row) and the latency baseline.
+        using var ort = new OrtBatch1(path, images.AsSpan(0, 28 * 28));
+        double ortAccuracy = Top1(OrtLogits(File.ReadAllBytes(path), images, testCount), labels, testCount);
+        double? recorded = RecordedAccuracy(model);
+
+        // Latency: ONNX Runtime and every generated variant, interleaved round by round.
+        var sample = NpyFile.Read(Data("fmnist-test-1000-x.npy")).Floats!.AsSpan(0, 28 * 28).ToArray();
+        var variants = new List<(string Name, Func<int, double> Time)> { ("ONNX Runtime", ort.Time) };
+        foreach (var row in rows.Where(r => r.Run is not null))
+        {
+            var run = row.Run!;
+            var output = new float[10];
+            variants.Add((row.Method.ToString(), n =>
+            {
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < n; i++) run(sample, output, 1);
+                return sw.Elapsed.TotalSeconds;
+            }));
+        }
+        Log($"{model}: timing batch 1 ({string.Join(", ", variants.Select(v => v.Name))}): {WarmupSeconds} s warm-up each, then {Rounds} interleaved rounds of ~{RoundSeconds * 1000:F0} ms");
+        string loadBefore = LoadAverage();
+        var timings = Measure(variants);
+        string load = $"{loadBefore} before, {LoadAverage()} after";
+        var ortTiming = timings[0];
+        int k = 1;
+        foreach (var row in rows.Where(r => r.Run is not null)) row.Latency = timings[k++];
+        Log($"{model}: ONNX Runtime {Us(ortTiming.Median)} µs" + string.Concat(rows.Where(r => r.Latency is not null).Select(r =>
+            $", {r.Method} {Us(r.Latency!.Median)} µs ({(ortTiming.Median / r.Latency.Median).ToString("F2", Inv)}x)")));
+        return new ModelResults(model, OrtEnv.Instance().GetVersionString(), ortTiming, ortAccuracy, recorded, rows, load);
+    }
+
+    private static string Namespace(string model, Method method) => $"Results.{model}.{method}";
+
+    private static string Data(string name) => Path.Combine(TestData.Fixtures, "data", name);
+
+    private static double? RecordedAccuracy(string model)
+    {
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(TestData.Fixture("fixtures.json")));
+            return json.RootElement.GetProperty(model).GetProperty("test_accuracy").GetDouble();
+        }
+        catch (Exception e) when (e is IOException or KeyNotFoundException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>ONNX Runtime (one thread) on a whole batch of [count, 1, 28, 28] images: the flat logits.</summary>
+    private static float[] OrtLogits(byte[] model, float[] images, int count)
+    {
+        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        using var session = new InferenceSession(model, options);
+        using var runOptions = new RunOptions();
+        using var input = OrtValue.CreateTensorValueFromMemory(images, [count, 1, 28, 28]);
+        using var results = session.Run(runOptions, [session.InputNames[0]], [input], [session.OutputNames[0]]);
+        return results[0].GetTensorDataAsSpan<float>().ToArray();
+    }
+
+    private static double Top1(float[] logits, int[] labels, int count)
+    {
+        int correct = 0;
+        for (int s = 0; s < count; s++)
+            if (ArgMax(logits.AsSpan(s * 10, 10)) == labels[s]) correct++;
+        return (double)correct / count;
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+
+    // ------------------------------------------------------------------ timing
+
+    /// <summary>Per-call times (seconds) of one variant's rounds.</summary>
+    private sealed record Timing(double[] Rounds, int CallsPerRound)
+    {
+        public double Median => Quantile(0.5);
+        /// <summary>Interquartile range relative to the median: how much the rounds moved.</summary>
+        public double Spread => (Quantile(0.75) - Quantile(0.25)) / Median;
+
+        private double Quantile(double q)
+        {
+            var s = Rounds.Order().ToArray();
+            double pos = q * (s.Length - 1);
+            int lo = (int)Math.Floor(pos), hi = (int)Math.Ceiling(pos);
+            return s[lo] + (s[hi] - s[lo]) * (pos - lo);
+        }
+    }
+
+    /// <summary>
+    /// Warms every variant up (alternating, in short bursts, until each has run for WarmupSeconds), sizes each
+    /// variant's round to about RoundSeconds, then runs Rounds rounds; each round times every variant once, the
+    /// starting variant rotating so that slow drifts in machine load hit all of them alike.
+    /// </summary>
+    private static List<Timing> Measure(List<(string Name, Func<int, double> Time)> variants)
+    {
+        int v = variants.Count;
+        var warm = new double[v];
+        var calls = new int[v];
+        for (int i = 0; i < v; i++) calls[i] = 1;
+        while (warm.Any(w => w < WarmupSeconds))
+        {
+            for (int i = 0; i < v; i++)
+            {
+                if (warm[i] >= WarmupSeconds) continue;
+                double t = variants[i].Time(calls[i]);
+                warm[i] += t;
+                // Grow bursts towards ~RoundSeconds so the warm-up also finds the round size.
+                double perCall = t / calls[i];
+                calls[i] = (int)Math.Clamp(RoundSeconds / Math.Max(perCall, 1e-9), 1, Math.Max(1, calls[i] * 4L));
+            }
+        }
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        var rounds = new double[v][];
+        for (int i = 0; i < v; i++) rounds[i] = new double[Rounds];
+        for (int r = 0; r < Rounds; r++)
+            for (int j = 0; j < v; j++)
+            {
+                int i = (r + j) % v;
+                rounds[i][r] = variants[i].Time(calls[i]) / calls[i];
+            }
+        return Enumerable.Range(0, v).Select(i => new Timing(rounds[i], calls[i])).ToList();
+    }
+
+    /// <summary>ONNX Runtime, one thread, batch 1, with pre-created input and output OrtValues (as InferenceBenchmarks).</summary>
+    private sealed class OrtBatch1 : IDisposable
+    {
+        private readonly InferenceSession _session;
+        private readonly RunOptions _runOptions = new();
+        private readonly OrtValue _input, _output;
+        private readonly string[] _inputNames, _outputNames;
+        private readonly OrtValue[] _inputs, _outputs;
+
+        public OrtBatch1(string path, ReadOnlySpan<float> sample)
+        {
+            using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+            _session = new InferenceSession(path, options);
+            _inputNames = [_session.InputNames[0]];
+            _outputNames = [_session.OutputNames[0]];
+            long[] shape = [1, .. _session.InputMetadata[_inputNames[0]].Dimensions.Skip(1).Select(d => (long)d)];
+            _input = OrtValue.CreateTensorValueFromMemory(sample.ToArray(), shape);
+            _output = OrtValue.CreateTensorValueFromMemory(new float[10], [1, 10]);
+            _inputs = [_input];
+            _outputs = [_output];
+        }
+
+        public double Time(int n)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < n; i++) _session.Run(_runOptions, _inputNames, _inputs, _outputNames, _outputs);
+            return sw.Elapsed.TotalSeconds;
+        }
+
+        public void Dispose()
+        {
+            _input.Dispose();
+            _output.Dispose();
+            _runOptions.Dispose();
+            _session.Dispose();
+        }
+    }
+
+    // ------------------------------------------------------------------ markdown
+
+    private static string Markdown(List<ModelResults> models, TargetProfile target, TimeSpan elapsed)
+    {
+        var sb = new StringBuilder();
+        void L(string line = "") => sb.Append(line).Append('\n');
+        string ortVersion = models.FirstOrDefault()?.OrtVersion ?? "?";
+
+        L("# Results: pruned generated code vs ONNX Runtime");
+        L();
+        L($"Each fixture model (`tests/fixtures`: mlp, lenet5, rescnn; Fashion-MNIST) compiled for target `{target.Name}` " +
+          $"({target.SimdBits}-bit vectors, group width {target.GroupWidth}, {target.Parallelism.ToString().ToLowerInvariant()} parallelism) three ways, each through `Pipeline.Run`:");
+        L();
+        L("- **dense**: no pruning (`Method.Dense`); the generated code for the original weights.");
+        L("- **traditional**: the paper's baseline (`Method.Traditional`): unstructured pruning of the fully connected layers, stored as CSR.");
+        L("- **Scalpel**: `Method.Scalpel`: the technique the target's parallelism calls for (SIMD-aware grouped-CSR weight pruning of fully connected layers, node pruning of conv channels on this moderate-parallelism target).");
+        L();
+        L($"This is post-training pruning: statistics from {CalibrationCount} calibration images, a least-squares refit of the kept weights, and no retraining. " +
+          $"The greedy search keeps the accuracy on a validation set of {ValidationCount} other training images within {MaxAccuracyDrop.ToString("0.0##", Inv)} points of the original. " +
+          "Both sets are cut from Fashion-MNIST's 60,000 training images (a fixed shuffle), so the accuracy column below, the full 10,000-image test set computed with the generated code, is unseen by the search.");
+        L();
+        L("Latency is batch 1, one thread, in one process: ONNX Runtime " + ortVersion + " on CPU (`IntraOpNumThreads = 1`, the **original** model, pre-created input and output `OrtValue`s) " +
+          $"against the generated `Run()` compiled with Roslyn (Release). Every variant is warmed up for at least {WarmupSeconds.ToString("0.0", Inv)} s (so tiered JIT has finished), " +
+          $"then timed in {Rounds} rounds of about {(RoundSeconds * 1000).ToString("0", Inv)} ms each (a `Stopwatch` around many calls, divided by the call count); " +
+          "the rounds of all variants are interleaved with a rotating start so machine noise hits them alike. The table shows the median round. " +
+          "Speedup = ONNX Runtime median / generated median. Model size is what the pruning report counts, as the paper does: the weights of the " +
+          "fully connected and conv layers as stored (values + column indices + row pointers) against dense fp32; biases and BatchNorm parameters are not counted.");
+        L();
+        L("Command (this run took " + elapsed.TotalMinutes.ToString("0.0", Inv) + " minutes):");
+        L();
+        L("```sh");
+        L(Command);
+        L("```");
+        L();
+        L($"Machine: {Machine()}. Date: {DateTime.UtcNow.ToString("yyyy-MM-dd", Inv)} (UTC).");
+        L();
+        L("Everything but the timings (and this line's date and machine) is deterministic: the same sources and data give the same pruned models, sizes and accuracies.");
+        L();
+
+        foreach (var m in models)
+        {
+            L($"## {m.Model}");
+            L();
+            L("| method | batch-1 latency (µs, median) | speedup vs ONNX Runtime | model size (bytes) | size reduction | test accuracy (10k) | delta (points) |");
+            L("|---|---:|---:|---:|---:|---:|---:|");
+            var dense = m.Dense;
+            foreach (var r in m.Rows)
+            {
+                string name = r.Method switch { Method.Dense => "dense", Method.Traditional => "traditional (CSR)", _ => "Scalpel" };
+                if (r.Error is not null && r.Result is null)
+                {
+                    L($"| {name} | error: {Escape(r.Error)} | | | | | |");
+                    continue;
+                }
+                var rep = r.Result!.Report;
+                string latency = r.Latency is null ? "error: " + Escape(r.Error ?? "not measured") : Us(r.Latency.Median);
+                string speedup = r.Latency is null ? "" : (m.Ort.Median / r.Latency.Median).ToString("0.00", Inv) + "x";
+                string accuracy = r.Accuracy is null ? "" : (100 * r.Accuracy.Value).ToString("0.00", Inv) + "%";
+                string delta = r.Accuracy is null || dense.Accuracy is null ? "" : Points(100 * (r.Accuracy.Value - dense.Accuracy.Value));
+                L($"| {name} | {latency} | {speedup} | {rep.PrunedBytes.ToString("N0", Inv)} | {rep.SizeReduction.ToString("0.0%", Inv)} | {accuracy} | {delta} |");
+            }
+            L();
+            var spread = new List<string> { $"ONNX Runtime {Pct(m.Ort.Spread)}" };
+            spread.AddRange(m.Rows.Where(r => r.Latency is not null).Select(r => $"{r.Method.ToString().ToLowerInvariant()} {Pct(r.Latency!.Spread)}"));
+            L($"ONNX Runtime (original model): {Us(m.Ort.Median)} µs median; its accuracy on the 10k test set {(100 * m.OrtAccuracy).ToString("0.00", Inv)}%" +
+              (m.RecordedAccuracy is { } rec ? $" (recorded by PyTorch at export: {(100 * rec).ToString("0.00", Inv)}%)" : "") +
+              $". Round-to-round spread (interquartile range / median): {string.Join(", ", spread)}; 1-minute load average {m.Load} the timing.");
+            var checks = m.Rows.Where(r => r.OrtCheck is not null).Select(r =>
+                $"{r.Method.ToString().ToLowerInvariant()} {(100 * r.OrtCheck!.Value.Accuracy).ToString("0.00", Inv)}% ({r.OrtCheck.Value.Disagreements} top-1 disagreements with the generated code, max logit difference {r.OrtCheck.Value.MaxError.ToString("0.0E+0", Inv)})").ToList();
+            if (checks.Count > 0)
+                L($"Check: ONNX Runtime on each row's pruned ONNX model (`PruneResult.PrunedOnnx`), same 10k images: {string.Join("; ", checks)}.");
+            var validation = m.Rows.Where(r => r.Result?.Report.AccuracyAfter is not null).Select(r =>
+                $"{r.Method.ToString().ToLowerInvariant()} {(100 * r.Result!.Report.AccuracyAfter!.Value).ToString("0.00", Inv)}%").ToList();
+            if (validation.Count > 0 && m.Rows.First(r => r.Result is not null).Result!.Report.AccuracyBefore is { } before)
+                L($"Search validation accuracy ({ValidationCount} training images): original {(100 * before).ToString("0.00", Inv)}%, {string.Join(", ", validation)}.");
+            L();
+        }
+
+        L("## Goals");
+        L();
+        L("From the issue: on the MLP at least 65% size reduction and at least 3x speedup over ONNX Runtime; on the CNNs at least 1.5x speedup " +
+          $"and 50% size reduction; all within {MaxAccuracyDrop.ToString("0.0##", Inv)} points of the dense model's accuracy (here: the Scalpel row's delta on the 10k test set). Measured on the Scalpel rows above.");
+        L();
+        L("| model | size reduction | speedup vs ONNX Runtime | accuracy delta |");
+        L("|---|---|---|---|");
+        int met = 0, goals = 0;
+        foreach (var m in models)
+        {
+            bool mlp = m.Model == "mlp";
+            double sizeGoal = mlp ? 0.65 : 0.50, speedGoal = mlp ? 3.0 : 1.5;
+            var s = m.Scalpel;
+            string size, speed, acc;
+            if (s.Result is null) size = speed = acc = "not measured (pipeline error)";
+            else
+            {
+                double red = s.Result.Report.SizeReduction;
+                size = Goal(red >= sizeGoal, $"{red.ToString("0.0%", Inv)} (goal ≥ {sizeGoal.ToString("0%", Inv)})",
+                    $"{(100 * (sizeGoal - red)).ToString("0.0", Inv)} points");
+                if (s.Latency is null) speed = "not measured";
+                else
+                {
+                    double x = m.Ort.Median / s.Latency.Median;
+                    speed = Goal(x >= speedGoal, $"{x.ToString("0.00", Inv)}x (goal ≥ {speedGoal.ToString("0.0", Inv)}x)",
+                        $"{(speedGoal - x).ToString("0.00", Inv)}x (needs ≤ {Us(m.Ort.Median / speedGoal)} µs, measured {Us(s.Latency.Median)} µs)");
+                }
+                if (s.Accuracy is null || m.Dense.Accuracy is null) acc = "not measured";
+                else
+                {
+                    double d = 100 * (s.Accuracy.Value - m.Dense.Accuracy.Value);
+                    acc = Goal(d >= -MaxAccuracyDrop, $"{Points(d)} points (goal ≥ -{MaxAccuracyDrop.ToString("0.0##", Inv)})",
+                        $"{(-MaxAccuracyDrop - d).ToString("0.00", Inv)} points");
+                }
+            }
+            foreach (var c in new[] { size, speed, acc }) { goals++; if (c.StartsWith("**met**", StringComparison.Ordinal)) met++; }
+            L($"| {m.Model} | {size} | {speed} | {acc} |");
+        }
+        L();
+        L($"{met} of {goals} goals met. Speedups within a few percent of a goal can land on either side of it from run to run on a shared, noisy machine (see the spreads above).");
+        L();
+
+        L("## Scalpel per-layer reports");
+        L();
+        L("The pruning report of each Scalpel row (`PruneReport.ToMarkdown()`; its validation line is the search's validation set).");
+        L();
+        foreach (var m in models)
+        {
+            L("<details>");
+            L($"<summary>{m.Model}: Scalpel report</summary>");
+            L();
+            if (m.Scalpel.Result is null) L($"Pipeline error: {Escape(m.Scalpel.Error ?? "?")}");
+            else
+            {
+                var lines = m.Scalpel.Result.Report.ToMarkdown().Replace("\r\n", "\n").Split('\n').ToList();
+                if (lines.Count > 0 && lines[0].StartsWith("# ", StringComparison.Ordinal)) lines.RemoveAt(0);
+                while (lines.Count > 0 && lines[0].Length == 0) lines.RemoveAt(0);
+                while (lines.Count > 0 && lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
+                foreach (var line in lines) L(line);
+            }
+            L();
+            L("</details>");
+            L();
+        }
+        return sb.ToString().TrimEnd('\n') + "\n";
+
+        static string Goal(bool ok, string value, string shortBy) => ok ? $"**met**: {value}" : $"**missed** by {shortBy}: {value}";
+    }
+
+    private static string Machine()
+    {
+        string cpu = "unknown CPU";
+        int logical = Environment.ProcessorCount;
+        try
+        {
+            var info = File.ReadAllLines("/proc/cpuinfo");
+            cpu = info.FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+            int listed = info.Count(l => l.StartsWith("processor", StringComparison.Ordinal));
+            if (listed > 0) logical = listed;
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        var vector = new List<string>();
+        if (Vector512.IsHardwareAccelerated) vector.Add("Vector512");
+        if (Vector256.IsHardwareAccelerated) vector.Add("Vector256");
+        if (Vector128.IsHardwareAccelerated) vector.Add("Vector128");
+        var isa = new List<string>();
+        if (Avx512F.IsSupported) isa.Add("AVX-512F");
+        if (Avx2.IsSupported) isa.Add("AVX2");
+        if (Fma.IsSupported) isa.Add("FMA");
+        if (System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported) isa.Add("AdvSIMD");
+        return $"{cpu}, {logical} logical cores ({Environment.ProcessorCount} available to .NET), {RuntimeInformation.OSDescription.Trim()} {RuntimeInformation.OSArchitecture}, " +
+               $"{RuntimeInformation.FrameworkDescription}; hardware-accelerated {string.Join(", ", vector)} " +
+               $"(Vector<float>.Count = {System.Numerics.Vector<float>.Count}); {(isa.Count == 0 ? "no AVX2/FMA/AVX-512/AdvSIMD" : string.Join(", ", isa))}";
+    }
+
+    private static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
+        catch (IOException) { return "?"; }
+        catch (UnauthorizedAccessException) { return "?"; }
+    }
+
+    private static string Us(double seconds) => (seconds * 1e6) switch
+    {
+        < 10 => (seconds * 1e6).ToString("0.00", Inv),
+        < 100 => (seconds * 1e6).ToString("0.0", Inv),
+        _ => (seconds * 1e6).ToString("0", Inv),
+    };
+
+    private static string Pct(double fraction) => (100 * fraction).ToString("0.0", Inv) + "%";
+
+    private static string Points(double points) => points.ToString("+0.00;-0.00;0.00", Inv);
+
+    private static string Escape(string s) => s.Replace("|", "\\|").Replace("\r", " ").Replace("\n", " ");
+
+    private static void Log(string line) => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}");
+
+    /// <summary>Prints the pipeline's progress synchronously, in order (Progress&lt;T&gt; would post to the thread pool).</summary>
+    private sealed class ConsoleProgress(string prefix) : IProgress<string>
+    {
+        public void Report(string value) => Console.WriteLine(prefix + value);
+    }
+}
