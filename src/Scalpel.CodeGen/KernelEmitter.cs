@@ -123,7 +123,21 @@ internal sealed class KernelEmitter(CodeTarget target)
                 w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, (m + {s}) * K); ref float y{s}m = ref Unsafe.Add(ref yr, (m + {s}) * N);");
             w.Open("for (int n = 0; n < N; n++)");
             w.Line("int start = int.CreateTruncating(rowStarts[n]), end = int.CreateTruncating(rowStarts[n + 1]);");
-            if (grouped)
+            if (grouped && samples == 1 && m.GroupWidth == V)
+            {
+                // One sample: four accumulators over consecutive groups, so the FMAs do not wait on each other.
+                w.Line($"{VT} a0 = {VT}.Zero, a1 = {VT}.Zero, a2 = {VT}.Zero, a3 = {VT}.Zero;");
+                w.Line("int j = start;");
+                w.Open("for (; j <= end - 4; j += 4)");
+                for (int u = 0; u < 4; u++)
+                    w.Line($"a{u} = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)((j + {u}) * G))", $"{VS}.LoadUnsafe(ref x0m, (nuint)Unsafe.Add(ref cr, j + {u}))", $"a{u}")};");
+                w.Close();
+                w.Line($"for (; j < end; j++) a0 = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)(j * G))", $"{VS}.LoadUnsafe(ref x0m, (nuint)Unsafe.Add(ref cr, j))", "a0")};");
+                w.Line($"float s0 = {VS}.Sum((a0 + a1) + (a2 + a3));");
+                if (m.TailWidth > 0)
+                    w.Line("for (int t = 0; t < T; t++) s0 += Unsafe.Add(ref tr, n * T + t) * Unsafe.Add(ref x0m, Full + t);");
+            }
+            else if (grouped)
             {
                 int vectors = m.GroupWidth / V;
                 foreach (var s in ss) w.Line($"{VT} a{s} = {VT}.Zero;");

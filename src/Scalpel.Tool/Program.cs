@@ -19,6 +19,7 @@ public static class Program
         root.Subcommands.Add(CompileCommand());
         root.Subcommands.Add(InspectCommand());
         root.Subcommands.Add(PruneCommand());
+        root.Subcommands.Add(ProfileCommand());
         return root;
     }
 
@@ -89,6 +90,30 @@ public static class Program
             var pruned = Pipeline.Run(options);
             foreach (var file in Pipeline.Write(pruned, result.GetValue(outDir)!.FullName, className))
                 Console.WriteLine($"  wrote {file}");
+        })));
+        return command;
+    }
+
+    private static Command ProfileCommand()
+    {
+        var outFile = new Option<FileInfo>("--out") { Description = "The target profile .json file to write.", Required = true };
+        var target = new Option<string>("--target") { Description = $"Base profile to copy (vector width, group width, caches): {string.Join(", ", TargetProfile.BuiltInNames)}, or a profile .json file.", DefaultValueFactory = _ => "host" };
+        var name = new Option<string>("--name") { Description = "Name of the written profile.", DefaultValueFactory = _ => "host-profiled" };
+        var quick = new Option<bool>("--quick") { Description = "Fewer, shorter timing rounds: quicker, noisier." };
+        var command = new Command("profile", "Time the generated dense, CSR and grouped-CSR kernels on this machine and write a target profile with the measured crossover sparsities.")
+        {
+            outFile, target, name, quick,
+        };
+        command.SetAction((result, cancellation) => Task.FromResult(Run(() =>
+        {
+            var path = result.GetValue(outFile)!.FullName;
+            var profiled = Scalpel.Pruning.Profiling.KernelProfiler.Run(new Scalpel.Pruning.Profiling.ProfileOptions
+            {
+                Base = TargetProfile.Resolve(result.GetValue(target)!), Name = result.GetValue(name)!, Quick = result.GetValue(quick),
+                Progress = new ConsoleProgress(), Cancellation = cancellation,
+            });
+            Scalpel.Pruning.Profiling.KernelProfiler.Write(profiled.Profile, path);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wrote {path} ({profiled.Elapsed.TotalSeconds:0} s)"));
         })));
         return command;
     }

@@ -50,7 +50,7 @@ public sealed record TargetProfile
 
     public static readonly IReadOnlyList<string> BuiltInNames = ["host", "mcu-cortex-m4", "x64-sse", "x64-avx2", "x64-avx512", "arm64-neon", "gpu"];
 
-    public CodeTarget CodeTarget => new(Name, SimdBits, Fma);
+    [JsonIgnore] public CodeTarget CodeTarget => new(Name, SimdBits, Fma);
 
     public static readonly JsonSerializerOptions Json = new()
     {
