@@ -147,6 +147,23 @@ public sealed partial class CSharpEmitter
                 if (d.TransposeInput) args.Add(Buffer($"_{id}_transposed", d.M * d.K, "transposed Gemm input"));
                 _kernels.Dense(_methods, method, d);
                 break;
+            case ConvLayer { Format: not WeightFormat.Dense } c:
+            {
+                // A sparse conv runs as a sparse dense layer over im2col patch rows ([positions x C*KH*KW]).
+                var asDense = KernelEmitter.AsDense(c);
+                var sparse = c.Format == WeightFormat.Csr ? SparseMatrix.Csr(c.Weight, asDense.N, asDense.K) : SparseMatrix.GroupedCsr(c.Weight, asDense.N, asDense.K, c.GroupWidth);
+                args.Add(Section($"{id}_Values", sparse.Values));
+                args.Add(Section($"{id}_Columns", Narrow(sparse.Columns, sparse.IndexBytes)));
+                args.Add(Section($"{id}_RowStarts", Narrow(sparse.RowStarts, sparse.RowStartBytes)));
+                if (sparse.TailWidth > 0) args.Add(Section($"{id}_Tail", sparse.Tail));
+                if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
+                args.Add(Buffer($"_{id}_patches", asDense.K * c.OH * c.OW, "im2col patch rows"));
+                args.Add(Buffer($"_{id}_transposed", c.M * c.OH * c.OW, "output, position-major"));
+                _checks.Add((id, sparse));
+                method = $"{id}_{(c.Format == WeightFormat.Csr ? "CsrConv" : "GroupedCsrConv")}";
+                _kernels.SparseConv(_methods, method, c, asDense, sparse);
+                break;
+            }
             case ConvLayer c:
                 args.Add(Section($"{id}_Weight", c.Weight));
                 if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));

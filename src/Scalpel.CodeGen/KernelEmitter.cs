@@ -176,6 +176,54 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Close();
     }
 
+    /// <summary>The conv's weights as a dense layer over patch rows: N = output channels, K = C * KH * KW.</summary>
+    public static DenseLayer AsDense(ConvLayer c) => new(c.Node, c.Inputs[0], c.Output, [c.OH * c.OW, c.M])
+    {
+        M = 1, K = c.C * c.KH * c.KW, N = c.M, Weight = c.Weight, Bias = c.Bias, Activation = c.Activation, Format = c.Format, GroupWidth = c.GroupWidth,
+    };
+
+    /// <summary>
+    /// Sparse convolution (low-parallelism targets): im2col into patch rows, the sparse dense-layer kernel over
+    /// all output positions (one vector load of weights and one of contiguous patch values per group), then a
+    /// transpose back to channel-major.
+    /// </summary>
+    public void SparseConv(CodeWriter w, string method, ConvLayer c, DenseLayer asDense, SparseMatrix m)
+    {
+        string col = m.IndexBytes switch { 1 => "byte", 2 => "ushort", _ => "int" };
+        string row = m.RowStartBytes == 2 ? "ushort" : "int";
+        bool bias = c.Bias is not null, tail = m.TailWidth > 0;
+        int inSize = c.C * c.H * c.W, positions = c.OH * c.OW, outSize = c.M * positions;
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(tail ? ", float[] tail" : "")}{(bias ? ", float[] b" : "")}, Span<float> patches, Span<float> transposed)");
+        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
+        w.Line($"{method}_Patches(x.Slice(n * {I(inSize)}, {I(inSize)}), patches);");
+        w.Line($"{method}_Rows(patches, transposed, values, columns, rowStarts{(tail ? ", tail" : "")}{(bias ? ", b" : "")}, {I(positions)});");
+        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
+        w.Line($"for (int p = 0; p < {I(positions)}; p++) for (int m = 0; m < {I(c.M)}; m++) yn[m * {I(positions)} + p] = transposed[p * {I(c.M)} + m];");
+        w.Close();
+        w.Close();
+        w.Line();
+        w.Open($"private static void {method}_Patches(ReadOnlySpan<float> x, Span<float> patches)");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, KH = {I(c.KH)}, KW = {I(c.KW)}, OH = {I(c.OH)}, OW = {I(c.OW)}, K = C * KH * KW;");
+        w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, DH = {I(c.DilationH)}, DW = {I(c.DilationW)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Open("for (int oh = 0; oh < OH; oh++)");
+        w.Open("for (int ow = 0; ow < OW; ow++)");
+        w.Line("Span<float> patch = patches.Slice((oh * OW + ow) * K, K);");
+        w.Open("for (int c = 0; c < C; c++)");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Line("int ih = oh * SH - PT + i * DH;");
+        w.Open("for (int j = 0; j < KW; j++)");
+        w.Line("int iw = ow * SW - PL + j * DW;");
+        w.Line("patch[(c * KH + i) * KW + j] = (uint)ih < H && (uint)iw < W ? x[(c * H + ih) * W + iw] : 0f;");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line();
+        SparseDense(w, method + "_Rows", asDense, m);
+    }
+
     /// <summary>Input rows (samples) per dense tile.</summary>
     private const int DenseSamples = 4;
 

@@ -26,7 +26,23 @@ public static class Pipeline
 
     private sealed class LayerPlan
     {
-        public required DenseLayer Layer { get; init; }
+        public required Layer Layer { get; init; }
+        public int Rows => Layer is DenseLayer d ? d.N : ((ConvLayer)Layer).M;
+        public int Cols => Weight.Length / Rows;
+        public float[] Weight => Layer is DenseLayer d ? d.Weight : ((ConvLayer)Layer).Weight;
+        public string Input => Layer.Inputs[0];
+
+        /// <summary>The rows the layer's weights multiply: the input itself, or im2col patches for a conv.</summary>
+        public float[] Features(float[] input) => Layer is ConvLayer c ? Im2Col.Patches(input, c, ConsumerRefit.PositionsPerSample) : input;
+
+        public void Apply(float[] weight)
+        {
+            switch (Layer)
+            {
+                case DenseLayer d: (d.Weight, d.Format, d.GroupWidth) = (weight, Format, GroupWidth); break;
+                case ConvLayer c: (c.Weight, c.Format, c.GroupWidth) = (weight, Format, GroupWidth); break;
+            }
+        }
         public required string Technique { get; init; }
         public required WeightFormat Format { get; init; }
         public required int GroupWidth { get; init; }
@@ -90,13 +106,13 @@ public static class Pipeline
         {
             // Calibration: second moments of each prunable layer's input.
             say.Report($"calibrating on {calibration.Count} samples ({calibration.Source})");
-            using var runner = new OrtRunner(onnx.Proto, plans.Select(p => p.Layer.Inputs[0]));
+            using var runner = new OrtRunner(onnx.Proto, plans.Select(p => p.Input));
             var tensors = runner.Run(calibration);
             foreach (var p in plans.Where(p => p.Candidates.Length > 0))
             {
                 o.Cancellation.ThrowIfCancellationRequested();
-                var x = tensors[p.Layer.Inputs[0]];
-                p.Stats = LayerStatistics.Compute(x, x, p.Layer.K);
+                var x = p.Features(tensors[p.Input]);
+                p.Stats = LayerStatistics.Compute(x, x, p.Cols);
             }
         }
 
@@ -119,16 +135,16 @@ public static class Pipeline
         {
             var sequential = onnx.Proto.Clone();
             var refit = new Dictionary<LayerPlan, float[]>();
-            using (var originalRunner = new OrtRunner(onnx.Proto, chosen.Select(p => p.Layer.Inputs[0])))
+            using (var originalRunner = new OrtRunner(onnx.Proto, chosen.Select(p => p.Input)))
             {
                 var originalInputs = originalRunner.Run(calibration);
                 foreach (var p in chosen)
                 {
                     o.Cancellation.ThrowIfCancellationRequested();
-                    using var runner = new OrtRunner(sequential, [p.Layer.Inputs[0]]);
-                    var current = runner.Run(calibration)[p.Layer.Inputs[0]];
-                    var stats = LayerStatistics.Compute(current, originalInputs[p.Layer.Inputs[0]], p.Layer.K);
-                    refit[p] = WeightPruning.Prune(p.Layer.Weight, p.Layer.N, p.Layer.K, p.GroupWidth, p.Sparsity, criterion, stats).Weight;
+                    using var runner = new OrtRunner(sequential, [p.Input]);
+                    var current = p.Features(runner.Run(calibration)[p.Input]);
+                    var stats = LayerStatistics.Compute(current, p.Features(originalInputs[p.Input]), p.Cols);
+                    refit[p] = WeightPruning.Prune(p.Weight, p.Rows, p.Cols, p.GroupWidth, p.Sparsity, criterion, stats).Weight;
                     OnnxWriteback.Write(sequential, p.Layer, refit[p]);
                 }
             }
@@ -140,12 +156,7 @@ public static class Pipeline
                 search.Add(string.Create(CultureInfo.InvariantCulture, $"sequential least-squares refit against the pruned inputs: validation {score:P2}"));
             }
         }
-        foreach (var p in chosen)
-        {
-            p.Layer.Weight = weights[p];
-            p.Layer.Format = p.Format;
-            p.Layer.GroupWidth = p.GroupWidth;
-        }
+        foreach (var p in chosen) p.Apply(weights[p]);
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
         var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search);
         say.Report($"done: {report.SizeReduction:P1} smaller" + (after is null ? ", accuracy not checked" : $", validation {report.AccuracyMetric} {before:P2} -> {after:P2}"));
@@ -154,7 +165,7 @@ public static class Pipeline
         WeightPruning.Result Pruned(LayerPlan p, int level, Criterion c)
         {
             if (!p.Cache.TryGetValue(level, out var r))
-                p.Cache[level] = r = WeightPruning.Prune(p.Layer.Weight, p.Layer.N, p.Layer.K, p.GroupWidth, p.Candidates[level], c, p.Stats);
+                p.Cache[level] = r = WeightPruning.Prune(p.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[level], c, p.Stats);
             return r;
         }
     }
@@ -180,13 +191,13 @@ public static class Pipeline
                 {
                     int level = q == p ? next : q.Level;
                     if (!q.Cache.TryGetValue(level, out var r))
-                        q.Cache[level] = r = WeightPruning.Prune(q.Layer.Weight, q.Layer.N, q.Layer.K, q.GroupWidth, q.Candidates[level], criterion, q.Stats);
+                        q.Cache[level] = r = WeightPruning.Prune(q.Weight, q.Rows, q.Cols, q.GroupWidth, q.Candidates[level], criterion, q.Stats);
                     OnnxWriteback.Write(proto, q.Layer, r.Weight);
                 }
                 double score = Accuracy.Score(Accuracy.Top1(Accuracy.Logits(proto, validation), validation.Count), truth);
                 // Scalpel ranks steps by predicted time saved, Traditional by weights removed; weights removed
                 // also break ties (a step at the crossover saves no time yet but opens the next ones).
-                double removed = p.Layer.Weight.Length * (p.Candidates[next] - p.Sparsity);
+                double removed = p.Weight.Length * (p.Candidates[next] - p.Sparsity);
                 double gain = o.Method == Method.Traditional ? removed : p.Layer.Macs * (p.RelativeTime(p.Level) - p.RelativeTime(next)) + 1e-3 * removed;
                 say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {p.Layer.Name} at {p.Candidates[next]:P0}: {score:P2}{(score >= floor ? "" : " (over budget)")}"));
                 if (score >= floor && gain > 0 && (best is null || gain > best.Value.Gain)) best = (p, score, gain);
@@ -290,21 +301,24 @@ public static class Pipeline
     private static List<LayerPlan> Plan(ModelGraph model, ModelProto proto, PruneOptions o)
     {
         var plans = new List<LayerPlan>();
-        foreach (var layer in model.Layers.OfType<DenseLayer>())
+        foreach (var layer in model.Layers.Where(l => l is DenseLayer or ConvLayer { Group: 1 }))
         {
-            var ov = Override(o, layer.Name, "fc");
-            var cross = o.Target.Crossover.Fc;
+            bool fc = layer is DenseLayer;
+            var ov = Override(o, layer.Name, fc ? "fc" : "conv");
+            var cross = fc ? o.Target.Crossover.Fc : o.Target.Crossover.Conv;
             string? note = null;
             WeightFormat format;
             string technique;
             if (o.Method == Method.Dense || ov?.KeepDense == true)
                 (format, technique, note) = (WeightFormat.Dense, "none", o.Method == Method.Dense ? null : "kept dense by override");
-            else if (!OnnxWriteback.CanRewrite(proto, layer) || layer.TransposeInput || layer.BiasFull is not null)
-                (format, technique, note) = (WeightFormat.Dense, "none", "weight is not a plain Gemm/MatMul initializer");
+            else if (!fc && o.Method == Method.Scalpel && o.Target.Parallelism != Parallelism.Low)
+                continue; // conv layers on moderate and high parallelism are node-pruned (or left alone) instead
+            else if (!OnnxWriteback.CanRewrite(proto, layer) || layer is DenseLayer { TransposeInput: true } or DenseLayer { BiasFull: not null })
+                (format, technique, note) = (WeightFormat.Dense, "none", "weight is not a plain initializer of this layer (shared, or BatchNorm folded into it)");
             else if (o.Method == Method.Traditional)
                 (format, technique) = (WeightFormat.Csr, "traditional weight pruning");
             else if (o.Target.Parallelism == Parallelism.High)
-                (format, technique, note) = (WeightFormat.Dense, "none", "node pruning (the high-parallelism technique) is not implemented yet");
+                (format, technique, note) = (WeightFormat.Dense, "none", "high parallelism: node pruning only");
             else
                 (format, technique) = (WeightFormat.GroupedCsr, "SIMD-aware weight pruning");
 
@@ -337,13 +351,13 @@ public static class Pipeline
             long dense = 4 * weights;
             long values = 4 * Weights(final), indices = 0, pointers = 0;
             string format = "dense";
-            if (plan is { Level: >= 0 } && final is DenseLayer dl)
+            if (plan is { Level: >= 0 })
             {
-                var m = dl.Format == WeightFormat.Csr ? SparseMatrix.Csr(dl.Weight, dl.N, dl.K) : SparseMatrix.GroupedCsr(dl.Weight, dl.N, dl.K, dl.GroupWidth);
+                var m = plan.Format == WeightFormat.Csr ? SparseMatrix.Csr(plan.Weight, plan.Rows, plan.Cols) : SparseMatrix.GroupedCsr(plan.Weight, plan.Rows, plan.Cols, plan.GroupWidth);
                 values = 4L * (m.Values.Length + m.Tail.Length);
                 indices = (long)m.IndexBytes * m.Entries;
                 pointers = (long)m.RowStartBytes * m.RowStarts.Length;
-                format = dl.Format == WeightFormat.Csr ? "CSR" : $"grouped CSR (G={dl.GroupWidth})";
+                format = plan.Format == WeightFormat.Csr ? "CSR" : $"grouped CSR (G={plan.GroupWidth})";
             }
             double kept = values / 4.0 / weights;
             var techniques = new List<string>();
@@ -353,7 +367,7 @@ public static class Pipeline
             string? note = plan?.Note ?? (plan is { Level: < 0, Candidates.Length: > 0 } ? $"{plan.Technique}: no sparsity step kept the validation score within budget" : null);
             if (note is null && !nodes.ContainsKey(layer.Name) && layer is ConvLayer && Weights(final) == weights)
                 note = o.Method != Method.Scalpel ? null
-                    : o.Target.Parallelism == Parallelism.Low ? "SIMD-aware conv pruning is not implemented yet"
+                    : o.Target.Parallelism == Parallelism.Low ? "grouped or depthwise conv: left dense"
                     : "no removable channel group (residual Add, Concat or output), or no step within budget";
             denseTotal += dense;
             prunedTotal += values + indices + pointers;

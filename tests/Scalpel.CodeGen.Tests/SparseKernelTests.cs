@@ -14,7 +14,7 @@ public sealed class SparseKernelTests
     {
         var data = new TheoryData<WeightFormat, string, int, int, double>();
         foreach (var format in new[] { WeightFormat.Dense, WeightFormat.Csr, WeightFormat.GroupedCsr })
-            foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
+            foreach (var target in new[] { "mcu-cortex-m4", "x64-sse", "x64-avx2", "x64-avx512" })
                 foreach (var (k, n) in new[] { (37, 11), (100, 10), (300, 19), (784, 33) })
                     foreach (var sparsity in new[] { 0.0, 0.5, 0.9, 0.99 })
                         data.Add(format, target, k, n, sparsity);
@@ -25,7 +25,8 @@ public sealed class SparseKernelTests
     [MemberData(nameof(Cases))]
     public void KernelMatchesDenseReference(WeightFormat format, string targetName, int k, int n, double sparsity)
     {
-        var target = CodeTarget.Resolve(targetName);
+        // The microcontroller profile's 2-lane vectors (Vector64) exercise the narrowest generated kernels.
+        var target = targetName == "mcu-cortex-m4" ? new CodeTarget(targetName, 64, true) : CodeTarget.Resolve(targetName);
         var rng = new Random(k * 1000 + n + (int)(sparsity * 100));
         var model = GraphAnalyzer.Analyze(OnnxModel.Load(new MemoryStream(SingleGemm(k, n, rng))));
         var dense = (DenseLayer)model.Layers.Single();
@@ -99,4 +100,38 @@ public sealed class SparseKernelTests
         Name = name,
         Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1, Shape = new TensorShapeProto { Dim = { new TensorShapeProto.Types.Dimension { DimParam = "N" }, new TensorShapeProto.Types.Dimension { DimValue = size } } } } },
     };
+}
+
+/// <summary>Sparse conv (im2col rows through the sparse dense kernel) against the dense conv kernels, same zeros.</summary>
+public sealed class SparseConvKernelTests
+{
+    [Theory]
+    [InlineData(WeightFormat.GroupedCsr, 2, 0.6)]
+    [InlineData(WeightFormat.GroupedCsr, 8, 0.8)]
+    [InlineData(WeightFormat.Csr, 1, 0.9)]
+    public void SparseConvMatchesDenseConv(WeightFormat format, int groupWidth, double sparsity)
+    {
+        var target = groupWidth == 2 ? new CodeTarget("mcu-cortex-m4", 64, true) : CodeTarget.Resolve("x64-avx2");
+        var rng = new Random(groupWidth);
+        var dense = GraphAnalyzer.Analyze(OnnxModel.Load(TestData.Fixture("lenet5.onnx")));
+        var sparse = GraphAnalyzer.Analyze(OnnxModel.Load(TestData.Fixture("lenet5.onnx")));
+        foreach (var (d, s) in dense.Layers.OfType<ConvLayer>().Zip(sparse.Layers.OfType<ConvLayer>()))
+        {
+            int cols = d.Weight.Length / d.M;
+            for (int r = 0; r < d.M; r++)
+                for (int c = 0; c + groupWidth <= cols; c += groupWidth)
+                    if (rng.NextDouble() < sparsity) Array.Clear(d.Weight, r * cols + c, groupWidth);
+            s.Weight = (float[])d.Weight.Clone();
+            s.Format = format;
+            s.GroupWidth = groupWidth;
+        }
+        var a = GeneratedAssembly.CompileOne(CSharpEmitter.Emit(dense, new EmitOptions("ConvDense", "M", target, "lenet5")), "ConvDense");
+        var b = GeneratedAssembly.CompileOne(CSharpEmitter.Emit(sparse, new EmitOptions("ConvSparse", "M", target, "lenet5")), "ConvSparse");
+        var x = Enumerable.Range(0, 3 * 784).Select(_ => (float)rng.NextDouble()).ToArray();
+        var ya = new float[30];
+        var yb = new float[30];
+        a(x, ya, 3);
+        b(x, yb, 3);
+        for (int i = 0; i < ya.Length; i++) Assert.True(Math.Abs(ya[i] - yb[i]) <= 1e-4f * (1 + Math.Abs(ya[i])), $"{i}: {ya[i]} vs {yb[i]}");
+    }
 }

@@ -68,6 +68,30 @@ public sealed class PipelineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void MicrocontrollerTargetPrunesConvLayersInGroupsOfTwo()
+    {
+        // Low parallelism: SIMD-aware weight pruning of conv layers too (DESIGN.md section 1). A fixed sparsity and an
+        // open budget force it, so the generated sparse conv kernels are checked against ONNX Runtime on the pruned model.
+        var options = Options(target: "mcu-cortex-m4") with
+        {
+            ModelPath = TestData.Fixture("lenet5.onnx"), ClassName = "LeNet", MaxAccuracyDrop = 100,
+            Overrides = new Dictionary<string, LayerOverride> { ["conv"] = new(Sparsity: 0.5), ["fc"] = new(KeepDense: true) },
+        };
+        var result = Pipeline.Run(options);
+        Assert.All(result.Model.Layers.OfType<ConvLayer>(), c => Assert.Equal((WeightFormat.GroupedCsr, 2), (c.Format, c.GroupWidth)));
+        var dir = TestData.TempDir();
+        Pipeline.Write(result, dir, "LeNet");
+        var run = GeneratedAssembly.CompileOne(result.Code, "Pruned");
+        var images = NpyFile.Read(Data("fmnist-test-1000-x.npy"));
+        var generated = new float[images.Count * 10];
+        run(images.Floats, generated, images.Count);
+        using var ort = new OrtReference(Path.Combine(dir, "LeNet.onnx"));
+        var expected = ort.Run(images.Floats!, images.Count);
+        for (int s = 0; s < images.Count; s++)
+            Assert.Equal(ArgMax(expected.AsSpan(s * 10, 10)), ArgMax(generated.AsSpan(s * 10, 10)));
+    }
+
+    [Fact]
     public void TraditionalPruningStoresCsr()
     {
         var result = Pipeline.Run(Options(Method.Traditional));

@@ -46,6 +46,7 @@ public static class Fusion
                 return true;
             case (ConvLayer c, ScaleShiftLayer bn) when c.Activation == Activation.None && bn.C == c.M:
                 c.Weight = ScaleRows(c.Weight, bn.Scale, c.Weight.Length / c.M);
+                c.WeightMatchesInitializer = false;
                 c.Bias = ShiftBias(c.Bias, bn, c.M);
                 return true;
             case (DenseLayer d, BinaryLayer { Op: BinaryOp.Add } add) when d.Activation == Activation.None && d.Bias is null && d.BiasFull is null

@@ -84,6 +84,11 @@ public sealed class ConvLayer(Node node, string input, string output, int[] outp
     public required float[] Weight { get; set; }
     public float[]? Bias { get; set; }
     public Activation Activation { get; set; }
+    public WeightFormat Format { get; set; } = WeightFormat.Dense;
+    /// <summary>Weights per group for <see cref="WeightFormat.GroupedCsr"/> (along C * KH * KW).</summary>
+    public int GroupWidth { get; set; } = 1;
+    /// <summary>False once fusion rescaled the weights, so they no longer equal the ONNX initializer.</summary>
+    public bool WeightMatchesInitializer { get; set; } = true;
     public bool IsDepthwise => Group == C && Group == M;
     public override long Macs => (long)Batch * M * OH * OW * (C / Group) * KH * KW;
     public override long Parameters => Weight.LongLength + (Bias?.LongLength ?? 0);

@@ -46,7 +46,7 @@ public sealed class ConsumerRefit
         }
         var conv = model.Layers.OfType<ConvLayer>().First(l => l.Node.Proto == g.Consumer);
         int taps = conv.KH * conv.KW, inputs = conv.C * taps;
-        var patches = Patches(tensors[g.Activation], conv);
+        var patches = Im2Col.Patches(tensors[g.Activation], conv, PositionsPerSample);
         return new ConsumerRefit(Statistics(patches, inputs), WithIntercept(w.Data, conv.M, inputs), conv.M, inputs, taps);
     }
 
@@ -123,34 +123,5 @@ public sealed class ConsumerRefit
             augmented[r * (cols + 1) + cols] = 1f;
         }
         return LayerStatistics.Compute(augmented, augmented, cols + 1);
-    }
-
-    /// <summary>im2col patches of the conv's input at evenly spaced output positions of every sample.</summary>
-    private static float[] Patches(float[] activation, ConvLayer c)
-    {
-        int plane = c.H * c.W, sampleSize = c.C * plane, positions = c.OH * c.OW;
-        int samples = activation.Length / sampleSize;
-        int step = Math.Max(1, positions / PositionsPerSample);
-        int taken = (positions + step - 1) / step;
-        int k = c.C * c.KH * c.KW;
-        var patches = new float[samples * taken * k];
-        int row = 0;
-        for (int n = 0; n < samples; n++)
-            for (int p = 0; p < positions; p += step, row++)
-            {
-                int oh = p / c.OW, ow = p % c.OW;
-                for (int ch = 0; ch < c.C; ch++)
-                    for (int i = 0; i < c.KH; i++)
-                    {
-                        int ih = oh * c.StrideH - c.PadTop + i * c.DilationH;
-                        for (int j = 0; j < c.KW; j++)
-                        {
-                            int iw = ow * c.StrideW - c.PadLeft + j * c.DilationW;
-                            if ((uint)ih < (uint)c.H && (uint)iw < (uint)c.W)
-                                patches[(long)row * k + (ch * c.KH + i) * c.KW + j] = activation[n * sampleSize + ch * plane + ih * c.W + iw];
-                        }
-                    }
-            }
-        return patches;
     }
 }
