@@ -129,13 +129,7 @@ public sealed partial class CSharpEmitter
         {
             case DenseLayer { Format: not WeightFormat.Dense } d:
             {
-                var sparse = d.Format == WeightFormat.Csr ? SparseMatrix.Csr(d.Weight, d.N, d.K) : SparseMatrix.GroupedCsr(d.Weight, d.N, d.K, d.GroupWidth);
-                args.Add(Section($"{id}_Values", sparse.Values));
-                args.Add(Section($"{id}_Columns", Narrow(sparse.Columns, sparse.IndexBytes)));
-                args.Add(Section($"{id}_RowStarts", Narrow(sparse.RowStarts, sparse.RowStartBytes)));
-                if (sparse.TailWidth > 0) args.Add(Section($"{id}_Tail", sparse.Tail));
-                if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
-                _checks.Add((id, sparse));
+                var sparse = SparseSections(id, d, args);
                 method = $"{id}_{(d.Format == WeightFormat.Csr ? "Csr" : "GroupedCsr")}";
                 _kernels.SparseDense(_methods, method, d, sparse);
                 break;
@@ -151,15 +145,9 @@ public sealed partial class CSharpEmitter
             {
                 // A sparse conv runs as a sparse dense layer over im2col patch rows ([positions x C*KH*KW]).
                 var asDense = KernelEmitter.AsDense(c);
-                var sparse = c.Format == WeightFormat.Csr ? SparseMatrix.Csr(c.Weight, asDense.N, asDense.K) : SparseMatrix.GroupedCsr(c.Weight, asDense.N, asDense.K, c.GroupWidth);
-                args.Add(Section($"{id}_Values", sparse.Values));
-                args.Add(Section($"{id}_Columns", Narrow(sparse.Columns, sparse.IndexBytes)));
-                args.Add(Section($"{id}_RowStarts", Narrow(sparse.RowStarts, sparse.RowStartBytes)));
-                if (sparse.TailWidth > 0) args.Add(Section($"{id}_Tail", sparse.Tail));
-                if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
+                var sparse = SparseSections(id, asDense, args);
                 args.Add(Buffer($"_{id}_patches", asDense.K * c.OH * c.OW, "im2col patch rows"));
                 args.Add(Buffer($"_{id}_transposed", c.M * c.OH * c.OW, "output, position-major"));
-                _checks.Add((id, sparse));
                 method = $"{id}_{(c.Format == WeightFormat.Csr ? "CsrConv" : "GroupedCsrConv")}";
                 _kernels.SparseConv(_methods, method, c, asDense, sparse);
                 break;
@@ -219,6 +207,19 @@ public sealed partial class CSharpEmitter
             _run.Line($"{method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? Whole(a) : a))}, count);");
         else
             _run.Line($"for (int s = 0; s < count; s++) {method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? SampleOf(a) : a))});");
+    }
+
+    /// <summary>The weight sections of a sparse layer (values, indices, row starts, dense tail, bias), bounds-checked at load.</summary>
+    private SparseMatrix SparseSections(string id, DenseLayer d, List<string> args)
+    {
+        var sparse = d.Format == WeightFormat.Csr ? SparseMatrix.Csr(d.Weight, d.N, d.K) : SparseMatrix.GroupedCsr(d.Weight, d.N, d.K, d.GroupWidth);
+        args.Add(Section($"{id}_Values", sparse.Values));
+        args.Add(Section($"{id}_Columns", Narrow(sparse.Columns, sparse.IndexBytes)));
+        args.Add(Section($"{id}_RowStarts", Narrow(sparse.RowStarts, sparse.RowStartBytes)));
+        if (sparse.TailWidth > 0) args.Add(Section($"{id}_Tail", sparse.Tail));
+        if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
+        _checks.Add((id, sparse));
+        return sparse;
     }
 
     /// <summary>Indices in the smallest integer type that holds them.</summary>

@@ -38,22 +38,8 @@ public sealed class PipelineTests(ITestOutputHelper output)
     public void GeneratedPrunedCodeMatchesOnnxRuntimeOnThePrunedModel()
     {
         var result = Scalpel.Value;
-        var dir = TestData.TempDir();
-        var files = Pipeline.Write(result, dir, "Mlp");
-        Assert.Equal(5, files.Count);
-        var run = GeneratedAssembly.CompileOne(result.Code, "Pruned");
-        var images = NpyFile.Read(Data("fmnist-test-1000-x.npy"));
-        var generated = new float[images.Count * 10];
-        run(images.Floats, generated, images.Count);
-        using var ort = new OrtReference(Path.Combine(dir, "Mlp.onnx"));
-        var expected = ort.Run(images.Floats!, images.Count);
-        float maxError = 0;
-        for (int i = 0; i < expected.Length; i++) maxError = Math.Max(maxError, Math.Abs(expected[i] - generated[i]));
-        for (int s = 0; s < images.Count; s++)
-            Assert.Equal(ArgMax(expected.AsSpan(s * 10, 10)), ArgMax(generated.AsSpan(s * 10, 10)));
-        output.WriteLine($"max |logit error| {maxError:E2}");
-        // Same tolerance and reasoning as the dense fixtures: rounding-order differences only.
-        Assert.True(maxError <= 1e-4f, $"max logit error {maxError}");
+        Assert.Equal(5, Pipeline.Write(result, TestData.TempDir(), "Mlp").Count);
+        AssertGeneratedMatchesOnnxRuntime(result, "Mlp");
     }
 
     [Fact]
@@ -79,16 +65,27 @@ public sealed class PipelineTests(ITestOutputHelper output)
         };
         var result = Pipeline.Run(options);
         Assert.All(result.Model.Layers.OfType<ConvLayer>(), c => Assert.Equal((WeightFormat.GroupedCsr, 2), (c.Format, c.GroupWidth)));
+        AssertGeneratedMatchesOnnxRuntime(result, "LeNet");
+    }
+
+    /// <summary>The generated code against ONNX Runtime on the pruned ONNX model the pipeline wrote, on 1000 real images.</summary>
+    private void AssertGeneratedMatchesOnnxRuntime(PruneResult result, string className)
+    {
         var dir = TestData.TempDir();
-        Pipeline.Write(result, dir, "LeNet");
+        Pipeline.Write(result, dir, className);
         var run = GeneratedAssembly.CompileOne(result.Code, "Pruned");
         var images = NpyFile.Read(Data("fmnist-test-1000-x.npy"));
         var generated = new float[images.Count * 10];
         run(images.Floats, generated, images.Count);
-        using var ort = new OrtReference(Path.Combine(dir, "LeNet.onnx"));
+        using var ort = new OrtReference(Path.Combine(dir, className + ".onnx"));
         var expected = ort.Run(images.Floats!, images.Count);
+        float maxError = 0;
+        for (int i = 0; i < expected.Length; i++) maxError = Math.Max(maxError, Math.Abs(expected[i] - generated[i]));
         for (int s = 0; s < images.Count; s++)
             Assert.Equal(ArgMax(expected.AsSpan(s * 10, 10)), ArgMax(generated.AsSpan(s * 10, 10)));
+        output.WriteLine($"{className}: max |logit error| {maxError:E2}");
+        // Same tolerance and reasoning as the dense fixtures: rounding-order differences only.
+        Assert.True(maxError <= 1e-4f, $"max logit error {maxError}");
     }
 
     [Fact]
