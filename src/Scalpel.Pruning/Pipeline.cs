@@ -226,8 +226,11 @@ public static class Pipeline
         var none = new NodeResult(original.Proto, []);
         if (o.Method != Method.Scalpel || validation is null) return none;
         var groups = NodePruning.Find(original.Proto, model).Where(g =>
-            (g.ProducerIsConv ? o.Target.Parallelism != Parallelism.Low : o.Target.Parallelism == Parallelism.High)
-            && Override(o, g.ProducerName, g.ProducerIsConv ? "conv" : "fc") is not { KeepDense: true }).ToList();
+        {
+            var ov = Override(o, g.ProducerName, g.ProducerIsConv ? "conv" : "fc");
+            bool byParallelism = g.ProducerIsConv ? o.Target.Parallelism != Parallelism.Low : o.Target.Parallelism == Parallelism.High;
+            return ov?.KeepDense != true && (ov?.Technique == Technique.Node || (ov?.Technique is null && byParallelism));
+        }).ToList();
         if (groups.Count == 0) return none;
         say.Report($"node pruning: {groups.Count} channel groups ({string.Join(", ", groups.Select(g => $"{g.ProducerName} x{g.Channels}"))})");
 
@@ -311,12 +314,16 @@ public static class Pipeline
             string technique;
             if (o.Method == Method.Dense || ov?.KeepDense == true)
                 (format, technique, note) = (WeightFormat.Dense, "none", o.Method == Method.Dense ? null : "kept dense by override");
-            else if (!fc && o.Method == Method.Scalpel && o.Target.Parallelism != Parallelism.Low)
+            else if (ov?.Technique == Technique.Node)
+                continue; // node-pruned by override
+            else if (ov?.Technique is null && !fc && o.Method == Method.Scalpel && o.Target.Parallelism != Parallelism.Low)
                 continue; // conv layers on moderate and high parallelism are node-pruned (or left alone) instead
             else if (!OnnxWriteback.CanRewrite(proto, layer) || layer is DenseLayer { TransposeInput: true } or DenseLayer { BiasFull: not null })
                 (format, technique, note) = (WeightFormat.Dense, "none", "weight is not a plain initializer of this layer (shared, or BatchNorm folded into it)");
-            else if (o.Method == Method.Traditional)
+            else if (ov?.Technique == Technique.Csr || (ov?.Technique is null && o.Method == Method.Traditional))
                 (format, technique) = (WeightFormat.Csr, "traditional weight pruning");
+            else if (ov?.Technique == Technique.Weight)
+                (format, technique) = (WeightFormat.GroupedCsr, "SIMD-aware weight pruning");
             else if (o.Target.Parallelism == Parallelism.High)
                 (format, technique, note) = (WeightFormat.Dense, "none", "high parallelism: node pruning only");
             else
@@ -325,7 +332,7 @@ public static class Pipeline
             double crossover = format == WeightFormat.Csr ? cross.Csr : cross.GroupedCsr;
             double[] candidates = format == WeightFormat.Dense ? []
                 : ov?.Sparsity is { } fixedSparsity ? [fixedSparsity]
-                : o.Method == Method.Traditional ? Levels
+                : format == WeightFormat.Csr ? Levels // the baseline ignores the crossover, as traditional pruning does
                 : Levels.Where(s => s >= crossover).ToArray();
             if (format != WeightFormat.Dense && candidates.Length == 0)
                 (format, note) = (WeightFormat.Dense, $"no sparsity level reaches the crossover {crossover:P0}");

@@ -14,8 +14,19 @@ public enum Method
     Dense,
 }
 
+/// <summary>A technique chosen for a layer instead of the one the target's parallelism calls for.</summary>
+public enum Technique
+{
+    /// <summary>SIMD-aware weight pruning, grouped CSR.</summary>
+    Weight,
+    /// <summary>Unstructured weight pruning, CSR.</summary>
+    Csr,
+    /// <summary>Node pruning: whole neurons or channels.</summary>
+    Node,
+}
+
 /// <summary>A per-layer override: by layer name (the ONNX node name) or by kind ("fc", "conv").</summary>
-public sealed record LayerOverride(bool? KeepDense = null, double? Sparsity = null);
+public sealed record LayerOverride(bool? KeepDense = null, double? Sparsity = null, Technique? Technique = null);
 
 public sealed record PruneOptions
 {

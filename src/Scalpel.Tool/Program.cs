@@ -62,22 +62,31 @@ public static class Program
         var criterion = new Option<Criterion?>("--criterion") { Description = "Group scoring: dataaware (default with calibration data) or magnitude." };
         var keepDense = new Option<string[]>("--keep-dense") { Description = "Layer names (or 'fc') to leave unpruned.", AllowMultipleArgumentsPerToken = true };
         var sparsity = new Option<string[]>("--sparsity") { Description = "Fixed sparsity per layer name or kind, e.g. fc=0.8 or /1/Gemm=0.9 (skips the search for those layers).", AllowMultipleArgumentsPerToken = true };
+        var technique = new Option<string[]>("--technique") { Description = "Technique per layer name or kind instead of the target's choice, e.g. conv=weight, fc=node, /1/Gemm=csr.", AllowMultipleArgumentsPerToken = true };
         var command = new Command("prune", "Prune a model for a hardware target and generate its C# inference code, pruned ONNX model and report.")
         {
-            model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity,
+            model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity, technique,
         };
         command.SetAction((result, cancellation) => Task.FromResult(Run(() =>
         {
             var path = result.GetValue(model)!.FullName;
             var className = result.GetValue(cls) ?? ClassNameFrom(path);
             var overrides = new Dictionary<string, LayerOverride>(StringComparer.Ordinal);
-            foreach (var name in result.GetValue(keepDense) ?? []) overrides[name] = new LayerOverride(KeepDense: true);
+            LayerOverride Get(string name) => overrides.GetValueOrDefault(name) ?? new LayerOverride();
+            foreach (var name in result.GetValue(keepDense) ?? []) overrides[name] = Get(name) with { KeepDense = true };
             foreach (var spec in result.GetValue(sparsity) ?? [])
             {
                 var parts = spec.Split('=', 2);
                 if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || s is < 0 or >= 1)
                     throw new ScalpelException($"--sparsity '{spec}': expected NAME=FRACTION with FRACTION in [0, 1).");
-                overrides[parts[0]] = new LayerOverride(Sparsity: s);
+                overrides[parts[0]] = Get(parts[0]) with { Sparsity = s };
+            }
+            foreach (var spec in result.GetValue(technique) ?? [])
+            {
+                var parts = spec.Split('=', 2);
+                if (parts.Length != 2 || !Enum.TryParse<Technique>(parts[1], ignoreCase: true, out var t))
+                    throw new ScalpelException($"--technique '{spec}': expected NAME=weight, NAME=csr or NAME=node.");
+                overrides[parts[0]] = Get(parts[0]) with { Technique = t };
             }
             var options = new PruneOptions
             {

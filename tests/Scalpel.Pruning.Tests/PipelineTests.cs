@@ -89,6 +89,18 @@ public sealed class PipelineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TechniqueOverrideNodePrunesFcLayersOnACpuTarget()
+    {
+        var result = Pipeline.Run(Options() with { Overrides = new Dictionary<string, LayerOverride> { ["fc"] = new(Technique: Technique.Node) } });
+        output.WriteLine(result.Report.ToMarkdown());
+        var first = result.Model.Layers.OfType<DenseLayer>().First();
+        Assert.True(first.N < 300, $"first layer kept all {first.N} neurons");
+        Assert.All(result.Model.Layers.OfType<DenseLayer>(), d => Assert.Equal(WeightFormat.Dense, d.Format));
+        Assert.Contains(result.Report.Layers, l => l.Technique.StartsWith("node pruning", StringComparison.Ordinal));
+        AssertGeneratedMatchesOnnxRuntime(result, "Mlp");
+    }
+
+    [Fact]
     public void TraditionalPruningStoresCsr()
     {
         var result = Pipeline.Run(Options(Method.Traditional));
