@@ -159,6 +159,13 @@ public static class Pipeline
         foreach (var p in chosen) p.Apply(weights[p]);
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
         var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search);
+        if (o.MeasureOnHost && Profiling.LayerTimer.Accelerated(o.Target.CodeTarget))
+        {
+            say.Report("timing each layer's generated kernel on this machine");
+            foreach (var (name, time) in Profiling.LayerTimer.Measure(originalModel, model, o.Target.CodeTarget, o.Cancellation))
+                if (report.Layers.FirstOrDefault(l => l.Name == name) is { } layer)
+                    (layer.MeasuredMicroseconds, layer.MeasuredDenseMicroseconds) = (time.Pruned, time.Dense);
+        }
         say.Report($"done: {report.SizeReduction:P1} smaller" + (after is null ? ", accuracy not checked" : $", validation {report.AccuracyMetric} {before:P2} -> {after:P2}"));
         return new PruneResult(model, code, pruned, report);
 

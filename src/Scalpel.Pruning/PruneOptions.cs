@@ -47,6 +47,8 @@ public sealed record PruneOptions
     /// <summary>Calibration samples used at most (the least-squares statistics cost grows with them).</summary>
     public int MaxCalibrationSamples { get; init; } = 2048;
     public IReadOnlyDictionary<string, LayerOverride> Overrides { get; init; } = new Dictionary<string, LayerOverride>();
+    /// <summary>Time each layer's generated kernel on this machine for the report (when the target's vectors run in hardware here).</summary>
+    public bool MeasureOnHost { get; init; }
     public IProgress<string>? Progress { get; init; }
     public CancellationToken Cancellation { get; init; }
 }

@@ -20,6 +20,9 @@ public sealed record LayerReport
     public required long Macs { get; init; }
     /// <summary>Predicted time relative to this layer's dense kernel (1 = as slow as dense), from the target's crossover.</summary>
     public required double PredictedRelativeTime { get; init; }
+    /// <summary>Measured on the machine that ran the pipeline: batch-1 µs of this layer's generated kernel, and of the original dense layer's.</summary>
+    public double? MeasuredMicroseconds { get; set; }
+    public double? MeasuredDenseMicroseconds { get; set; }
     public string? Note { get; init; }
 }
 
@@ -59,10 +62,13 @@ public sealed record PruneReport
         sb.AppendLine();
         sb.AppendLine(inv, $"Target `{Target}`, method {Method}; criterion: {Criterion}; reconstruction: {Reconstruction}.");
         sb.AppendLine();
-        sb.AppendLine("| layer | kind | technique | format | kept | bytes (values + indices + row ptrs) | dense bytes | MACs kept | predicted time vs dense | note |");
-        sb.AppendLine("|---|---|---|---|---:|---:|---:|---:|---:|---|");
+        sb.AppendLine("| layer | kind | technique | format | kept | bytes (values + indices + row ptrs) | dense bytes | MACs kept | predicted time vs dense | measured here: µs (dense µs) | note |");
+        sb.AppendLine("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|");
         foreach (var l in Layers)
-            sb.AppendLine(inv, $"| {l.Name} | {l.Kind} | {l.Technique} | {l.Format} | {l.KeptFraction:P1} | {l.Bytes:N0} ({l.ValueBytes:N0} + {l.IndexBytes:N0} + {l.RowPointerBytes:N0}) | {l.DenseBytes:N0} | {l.Macs:N0} | {l.PredictedRelativeTime:F2}x | {l.Note} |");
+        {
+            var measured = l.MeasuredMicroseconds is { } m ? string.Format(inv, "{0:0.00} ({1:0.00})", m, l.MeasuredDenseMicroseconds) : "not measured";
+            sb.AppendLine(inv, $"| {l.Name} | {l.Kind} | {l.Technique} | {l.Format} | {l.KeptFraction:P1} | {l.Bytes:N0} ({l.ValueBytes:N0} + {l.IndexBytes:N0} + {l.RowPointerBytes:N0}) | {l.DenseBytes:N0} | {l.Macs:N0} | {l.PredictedRelativeTime:F2}x | {measured} | {l.Note} |");
+        }
         sb.AppendLine();
         sb.AppendLine(inv, $"Model size: {PrunedBytes:N0} bytes against {DenseBytes:N0} dense fp32 ({SizeReduction:P1} smaller).");
         sb.AppendLine();

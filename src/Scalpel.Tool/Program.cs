@@ -63,9 +63,10 @@ public static class Program
         var keepDense = new Option<string[]>("--keep-dense") { Description = "Layer names (or 'fc') to leave unpruned.", AllowMultipleArgumentsPerToken = true };
         var sparsity = new Option<string[]>("--sparsity") { Description = "Fixed sparsity per layer name or kind, e.g. fc=0.8 or /1/Gemm=0.9 (skips the search for those layers).", AllowMultipleArgumentsPerToken = true };
         var technique = new Option<string[]>("--technique") { Description = "Technique per layer name or kind instead of the target's choice, e.g. conv=weight, fc=node, /1/Gemm=csr.", AllowMultipleArgumentsPerToken = true };
+        var measure = new Option<bool>("--measure") { Description = "Time each layer's generated kernel on this machine for the report (when the target's vectors run in hardware here).", DefaultValueFactory = _ => true };
         var command = new Command("prune", "Prune a model for a hardware target and generate its C# inference code, pruned ONNX model and report.")
         {
-            model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity, technique,
+            model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity, technique, measure,
         };
         command.SetAction((result, cancellation) => Task.FromResult(Run(() =>
         {
@@ -94,7 +95,7 @@ public static class Program
                 Method = result.GetValue(method), CalibrationData = result.GetValue(calibration)?.FullName,
                 ValidationData = result.GetValue(validation)?.FullName, ValidationLabels = result.GetValue(labels)?.FullName,
                 MaxAccuracyDrop = result.GetValue(maxDrop), MinAgreement = result.GetValue(minAgreement), Criterion = result.GetValue(criterion),
-                Overrides = overrides, Progress = new ConsoleProgress(), Cancellation = cancellation,
+                Overrides = overrides, MeasureOnHost = result.GetValue(measure), Progress = new ConsoleProgress(), Cancellation = cancellation,
             };
             var pruned = Pipeline.Run(options);
             foreach (var file in Pipeline.Write(pruned, result.GetValue(outDir)!.FullName, className))

@@ -101,6 +101,21 @@ public sealed class PipelineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ReportMeasuresEachLayerOnThisMachine()
+    {
+        var result = Pipeline.Run(Options() with { MeasureOnHost = true });
+        var layers = result.Report.Layers;
+        if (!global::Scalpel.Pruning.Profiling.LayerTimer.Accelerated(TargetProfile.Resolve("x64-avx2").CodeTarget))
+        {
+            // Without AVX2 here the timings would describe a software fallback: the report says "not measured".
+            Assert.All(layers, l => Assert.Null(l.MeasuredMicroseconds));
+            return;
+        }
+        Assert.All(layers, l => Assert.True(l.MeasuredMicroseconds > 0 && l.MeasuredDenseMicroseconds > 0, l.Name));
+        Assert.Contains("measured here", result.Report.ToMarkdown());
+    }
+
+    [Fact]
     public void TraditionalPruningStoresCsr()
     {
         var result = Pipeline.Run(Options(Method.Traditional));
