@@ -154,7 +154,7 @@ public static class ResultsReport
                     ModelPath = path, Target = target, Namespace = Namespace(model, method), ClassName = "Model", Method = method,
                     CalibrationData = TrainingSplit.Value.Calibration,
                     ValidationData = TrainingSplit.Value.Validation, ValidationLabels = TrainingSplit.Value.Labels,
-                    MaxAccuracyDrop = MaxAccuracyDrop,
+                    MaxAccuracyDrop = MaxAccuracyDrop, MeasureOnHost = true,
                     Progress = new ConsoleProgress($"  [{model}/{method}] "),
                 });
                 Log($"{model} / {method}: pipeline done in {sw.Elapsed.TotalSeconds:F1} s, {row.Result.Report.SizeReduction.ToString("P1", Inv)} smaller; compiling");
