@@ -73,32 +73,34 @@ public sealed class ConsumerRefit
     public double[] ChannelCosts(int channels)
     {
         int k = _inputs + 1;
+        var factor = (double[])_stats.H.Clone();
+        double lambda = _stats.Damping;
+        for (int i = 0; i < k; i++) factor[i * k + i] += lambda;
+        Cholesky.Factor(factor, k);
         var inverse = new double[k * k];
-        var h = (double[])_stats.H.Clone();
-        double meanDiag = 0;
-        for (int i = 0; i < k; i++) meanDiag += h[i * k + i];
-        for (int i = 0; i < k; i++) h[i * k + i] += WeightPruning.Damping * Math.Max(meanDiag / k, 1e-12);
+        var e = new double[k];
         for (int col = 0; col < k; col++)
         {
-            var a = (double[])h.Clone();
-            var e = new double[k];
+            Array.Clear(e);
             e[col] = 1;
-            Cholesky.Solve(a, e, k);
+            Cholesky.SolveFactored(factor, e, k);
             for (int row = 0; row < k; row++) inverse[row * k + col] = e[row];
         }
         var costs = new double[channels];
+        int b = _block;
+        var block = new double[b * b];
+        var w = new double[b];
+        var x = new double[b];
         for (int j = 0; j < channels; j++)
         {
-            int b = _block, start = j * b;
+            int start = j * b;
+            for (int i = 0; i < b; i++)
+                for (int m = 0; m < b; m++) block[i * b + m] = inverse[(start + i) * k + start + m];
+            Cholesky.Factor(block, b);
             for (int r = 0; r < _outputs; r++)
             {
-                var block = new double[b * b];
-                for (int i = 0; i < b; i++)
-                    for (int m = 0; m < b; m++) block[i * b + m] = inverse[(start + i) * k + start + m];
-                var w = new double[b];
-                for (int i = 0; i < b; i++) w[i] = _weight[r * k + start + i];
-                var x = (double[])w.Clone();
-                Cholesky.Solve(block, x, b);
+                for (int i = 0; i < b; i++) w[i] = x[i] = _weight[r * k + start + i];
+                Cholesky.SolveFactored(block, x, b);
                 for (int i = 0; i < b; i++) costs[j] += w[i] * x[i];
             }
         }

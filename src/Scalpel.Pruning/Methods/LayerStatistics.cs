@@ -12,6 +12,17 @@ public sealed class LayerStatistics
     public required double[] C { get; init; }
     public required int Samples { get; init; }
 
+    /// <summary>Ridge term for solves with H: <see cref="WeightPruning.Damping"/> times H's mean diagonal.</summary>
+    public double Damping
+    {
+        get
+        {
+            double meanDiag = 0;
+            for (int i = 0; i < K; i++) meanDiag += H[i * K + i];
+            return WeightPruning.Damping * Math.Max(meanDiag / K, 1e-12);
+        }
+    }
+
     /// <summary>Rows are samples (or positions), each of K values.</summary>
     public static LayerStatistics Compute(float[] current, float[] original, int k)
     {

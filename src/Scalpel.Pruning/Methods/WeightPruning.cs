@@ -83,9 +83,7 @@ public static class WeightPruning
     /// <summary>Per row: w_S = (H_SS + lambda I)^-1 (C w)_S, so the kept weights reproduce the original outputs.</summary>
     private static void Refit(float[] weight, bool[] keep, int rows, int cols, LayerStatistics stats, float[] result)
     {
-        double meanDiag = 0;
-        for (int i = 0; i < cols; i++) meanDiag += stats.H[i * cols + i];
-        double lambda = Damping * Math.Max(meanDiag / cols, 1e-12);
+        double lambda = stats.Damping;
         Parallel.For(0, rows, r =>
         {
             var kept = new List<int>(cols);
@@ -112,10 +110,18 @@ public static class WeightPruning
     }
 }
 
-/// <summary>Solves A x = b in place for symmetric positive definite A (row-major, n x n).</summary>
+/// <summary>Cholesky factorisation A = L L' of a symmetric positive definite matrix (row-major, n x n), and solves with it.</summary>
 public static class Cholesky
 {
+    /// <summary>Solves A x = b in place: A is overwritten by its factor, b by x.</summary>
     public static void Solve(double[] a, double[] b, int n)
+    {
+        Factor(a, n);
+        SolveFactored(a, b, n);
+    }
+
+    /// <summary>Overwrites the lower triangle of <paramref name="a"/> with L.</summary>
+    public static void Factor(double[] a, int n)
     {
         for (int j = 0; j < n; j++)
         {
@@ -130,17 +136,21 @@ public static class Cholesky
                 rowI[j] = (rowI[j] - System.Numerics.Tensors.TensorPrimitives.Dot<double>(rowI[..j], rowJ[..j])) / l;
             }
         }
-        // L y = b, then L' x = y.
+    }
+
+    /// <summary>Solves L L' x = b in place, given the factor from <see cref="Factor"/>.</summary>
+    public static void SolveFactored(double[] l, double[] b, int n)
+    {
         for (int i = 0; i < n; i++)
         {
-            var row = a.AsSpan(i * n, n);
+            var row = l.AsSpan(i * n, n);
             b[i] = (b[i] - System.Numerics.Tensors.TensorPrimitives.Dot<double>(row[..i], b.AsSpan(0, i))) / row[i];
         }
         for (int i = n - 1; i >= 0; i--)
         {
             double sum = b[i];
-            for (int k = i + 1; k < n; k++) sum -= a[k * n + i] * b[k];
-            b[i] = sum / a[i * n + i];
+            for (int k = i + 1; k < n; k++) sum -= l[k * n + i] * b[k];
+            b[i] = sum / l[i * n + i];
         }
     }
 }
