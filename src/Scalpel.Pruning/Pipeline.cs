@@ -51,7 +51,15 @@ public static class Pipeline
         public string? Note { get; init; }
         public LayerStatistics? Stats { get; set; }
         public int Level { get; set; } = -1; // index into Candidates; -1 = unpruned
-        public Dictionary<int, WeightPruning.Result> Cache { get; } = [];
+        private Dictionary<int, WeightPruning.Result> Cache { get; } = [];
+
+        /// <summary>The layer pruned to candidate <paramref name="level"/> and refit, computed once per level.</summary>
+        public WeightPruning.Result Pruned(int level, Criterion criterion)
+        {
+            if (!Cache.TryGetValue(level, out var r))
+                Cache[level] = r = WeightPruning.Prune(Weight, Rows, Cols, GroupWidth, Candidates[level], criterion, Stats);
+            return r;
+        }
         public double Sparsity => Level < 0 ? 0 : Candidates[Level];
 
         /// <summary>Time relative to the dense kernel, from the crossover (sparse time falls linearly with kept weights).</summary>
@@ -128,9 +136,9 @@ public static class Pipeline
         // usually recovers accuracy, and is kept only when the validation score says so.
         var pruned = onnx.Proto.Clone();
         var chosen = plans.Where(p => p.Level >= 0).ToList();
-        var weights = chosen.ToDictionary(p => p, p => Pruned(p, p.Level, criterion).Weight);
+        var weights = chosen.ToDictionary(p => p, p => p.Pruned(p.Level, criterion).Weight);
         foreach (var p in chosen) OnnxWriteback.Write(pruned, p.Layer, weights[p]);
-        double? after = validation is null ? null : Accuracy.Score(Accuracy.Top1(Accuracy.Logits(pruned, validation), validation.Count), truth!);
+        double? after = validation is null ? null : Accuracy.Evaluate(pruned, validation, truth!);
         if (calibration is not null && validation is not null && chosen.Count > 1)
         {
             var sequential = onnx.Proto.Clone();
@@ -148,7 +156,7 @@ public static class Pipeline
                     OnnxWriteback.Write(sequential, p.Layer, refit[p]);
                 }
             }
-            double score = Accuracy.Score(Accuracy.Top1(Accuracy.Logits(sequential, validation), validation.Count), truth!);
+            double score = Accuracy.Evaluate(sequential, validation, truth!);
             say.Report(string.Create(CultureInfo.InvariantCulture, $"sequential refit: validation {score:P2} (independent refit {after:P2})"));
             if (score >= after)
             {
@@ -168,13 +176,6 @@ public static class Pipeline
         }
         say.Report($"done: {report.SizeReduction:P1} smaller" + (after is null ? ", accuracy not checked" : $", validation {report.AccuracyMetric} {before:P2} -> {after:P2}"));
         return new PruneResult(model, code, pruned, report);
-
-        WeightPruning.Result Pruned(LayerPlan p, int level, Criterion c)
-        {
-            if (!p.Cache.TryGetValue(level, out var r))
-                p.Cache[level] = r = WeightPruning.Prune(p.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[level], c, p.Stats);
-            return r;
-        }
     }
 
     /// <summary>
@@ -182,10 +183,9 @@ public static class Pipeline
     /// validation score above the floor, the one with the largest predicted time saving (Traditional: the largest
     /// size saving). Stops when no step fits the budget.
     /// </summary>
-    private static double Search(ModelProto original, List<LayerPlan> plans, Criterion criterion, Dataset validation, int[] truth,
+    private static void Search(ModelProto original, List<LayerPlan> plans, Criterion criterion, Dataset validation, int[] truth,
         double floor, PruneOptions o, List<string> log, IProgress<string> say)
     {
-        double current = Accuracy.Score(Accuracy.Top1(Accuracy.Logits(original, validation), validation.Count), truth);
         while (true)
         {
             (LayerPlan Plan, double Score, double Gain)? best = null;
@@ -196,12 +196,9 @@ public static class Pipeline
                 var proto = original.Clone();
                 foreach (var q in plans.Where(q => q.Level >= 0 || q == p))
                 {
-                    int level = q == p ? next : q.Level;
-                    if (!q.Cache.TryGetValue(level, out var r))
-                        q.Cache[level] = r = WeightPruning.Prune(q.Weight, q.Rows, q.Cols, q.GroupWidth, q.Candidates[level], criterion, q.Stats);
-                    OnnxWriteback.Write(proto, q.Layer, r.Weight);
+                    OnnxWriteback.Write(proto, q.Layer, q.Pruned(q == p ? next : q.Level, criterion).Weight);
                 }
-                double score = Accuracy.Score(Accuracy.Top1(Accuracy.Logits(proto, validation), validation.Count), truth);
+                double score = Accuracy.Evaluate(proto, validation, truth);
                 // Scalpel ranks steps by predicted time saved, Traditional by weights removed; weights removed
                 // also break ties (a step at the crossover saves no time yet but opens the next ones).
                 double removed = p.Weight.Length * (p.Candidates[next] - p.Sparsity);
@@ -211,10 +208,8 @@ public static class Pipeline
             }
             if (best is not { } b) break;
             b.Plan.Level++;
-            current = b.Score;
             log.Add(string.Create(CultureInfo.InvariantCulture, $"{b.Plan.Layer.Name}: sparsity {b.Plan.Sparsity:P0}, validation {b.Score:P2}"));
         }
-        return current;
     }
 
     /// <summary>Fractions of a group's channels the node-pruning search steps through.</summary>
@@ -282,7 +277,7 @@ public static class Pipeline
             return proto;
         }
 
-        double Score(ModelProto proto) => Accuracy.Score(Accuracy.Top1(Accuracy.Logits(proto, validation), validation.Count), truth!);
+        double Score(ModelProto proto) => Accuracy.Evaluate(proto, validation, truth!);
 
         while (true)
         {

@@ -26,6 +26,9 @@ public static class Accuracy
         return top;
     }
 
+    /// <summary>The model's top-1 score on the data against <paramref name="truth"/> (labels, or a reference's top-1).</summary>
+    public static double Evaluate(ModelProto model, Dataset data, int[] truth) => Score(Top1(Logits(model, data), data.Count), truth);
+
     /// <summary>Fraction of samples whose top-1 equals the label (or the reference's top-1 when there are no labels).</summary>
     public static double Score(int[] top1, int[] truth) => (double)top1.Zip(truth).Count(p => p.First == p.Second) / top1.Length;
 }

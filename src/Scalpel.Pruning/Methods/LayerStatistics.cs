@@ -27,14 +27,14 @@ public sealed class LayerStatistics
     public static LayerStatistics Compute(float[] current, float[] original, int k)
     {
         int rows = current.Length / k;
-        var h = new double[k * k];
-        var c = new double[k * k];
-        // Each of the two cores accumulates half the rows into its own matrices.
-        var partials = new (double[] H, double[] C)[2];
+        // Without a cross term (the same inputs on both sides) C equals H: accumulate it once.
+        bool cross = !ReferenceEquals(current, original);
+        // Two fixed partitions, whatever the core count, so the sums come out the same on every machine.
+        var partials = new (double[] H, double[]? C)[2];
         Parallel.For(0, 2, part =>
         {
             var ph = new double[k * k];
-            var pc = new double[k * k];
+            var pc = cross ? new double[k * k] : null;
             var x = new double[k];
             var xo = new double[k];
             for (int r = part; r < rows; r += 2)
@@ -45,16 +45,21 @@ public sealed class LayerStatistics
                     double xi = x[i];
                     if (xi == 0) continue; // post-Relu inputs are mostly zeros
                     var hrow = ph.AsSpan(i * k, k);
+                    for (int j = 0; j < k; j++) hrow[j] += xi * x[j];
+                    if (pc is null) continue;
                     var crow = pc.AsSpan(i * k, k);
-                    for (int j = 0; j < k; j++) { hrow[j] += xi * x[j]; crow[j] += xi * xo[j]; }
+                    for (int j = 0; j < k; j++) crow[j] += xi * xo[j];
                 }
             }
             partials[part] = (ph, pc);
         });
-        for (int i = 0; i < h.Length; i++)
+        var h = new double[k * k];
+        for (int i = 0; i < h.Length; i++) h[i] = partials[0].H[i] + partials[1].H[i];
+        var c = h;
+        if (cross)
         {
-            h[i] = partials[0].H[i] + partials[1].H[i];
-            c[i] = partials[0].C[i] + partials[1].C[i];
+            c = new double[k * k];
+            for (int i = 0; i < c.Length; i++) c[i] = partials[0].C![i] + partials[1].C![i];
         }
         return new LayerStatistics { K = k, H = h, C = c, Samples = rows };
     }

@@ -140,53 +140,34 @@ public static class NodePruning
     /// </summary>
     public static double[] Importance(ChannelGroup g, OnnxGraph graph, float[]? activations)
     {
-        var scores = new double[g.Channels];
         if (activations is null)
-        {
-            var w = graph.Constant(g.PerChannel[0].Name);
-            int axis = g.PerChannel[0].Axis;
-            int inner = Shape.Size(w.Dims, axis + 1, w.Dims.Length), outer = Shape.Size(w.Dims, 0, axis);
-            for (int o = 0; o < outer; o++)
-                for (int j = 0; j < g.Channels; j++)
-                    for (int i = 0; i < inner; i++) { double v = w.Data[(o * g.Channels + j) * inner + i]; scores[j] += v * v; }
-            return scores;
-        }
-        var consumer = graph.Constant(g.ConsumerWeight.Name);
-        int cAxis = g.ConsumerWeight.Axis;
-        int cInner = Shape.Size(consumer.Dims, cAxis + 1, consumer.Dims.Length), cOuter = Shape.Size(consumer.Dims, 0, cAxis);
-        int cAxisSize = consumer.Dims[cAxis];
-        var weightEnergy = new double[g.Channels];
-        for (int o = 0; o < cOuter; o++)
-            for (int k = 0; k < cAxisSize; k++)
-                for (int i = 0; i < cInner; i++) { double v = consumer.Data[(o * cAxisSize + k) * cInner + i]; weightEnergy[k / g.Block] += v * v; }
-        var meanSquare = ChannelMeanSquares(activations, g.Channels, g.Spatial);
+            return AxisEnergy(graph.Constant(g.PerChannel[0].Name), g.PerChannel[0].Axis, g.Channels, 1);
+        var weightEnergy = AxisEnergy(graph.Constant(g.ConsumerWeight.Name), g.ConsumerWeight.Axis, g.Channels, g.Block);
+        var meanSquare = ChannelMeans(activations, g.Channels, g.Spatial, squares: true);
+        var scores = new double[g.Channels];
         for (int j = 0; j < g.Channels; j++) scores[j] = meanSquare[j] * weightEnergy[j];
         return scores;
     }
 
-    /// <summary>Mean of a per channel of an [N, C, spatial] tensor, flattened.</summary>
-    public static double[] ChannelMeans(float[] a, int channels, int spatial)
+    /// <summary>Sum of squares of a tensor's values per channel along <paramref name="axis"/> (each channel a block of indices).</summary>
+    private static double[] AxisEnergy(Tensor t, int axis, int channels, int block)
     {
-        var sums = new double[channels];
-        long samples = a.Length / ((long)channels * spatial);
-        for (long n = 0; n < samples; n++)
-            for (int c = 0; c < channels; c++)
-                foreach (var v in a.AsSpan((int)((n * channels + c) * spatial), spatial)) sums[c] += v;
-        for (int c = 0; c < channels; c++) sums[c] /= Math.Max(1, samples * spatial);
-        return sums;
+        int inner = Shape.Size(t.Dims, axis + 1, t.Dims.Length), outer = Shape.Size(t.Dims, 0, axis), size = t.Dims[axis];
+        var energy = new double[channels];
+        for (int o = 0; o < outer; o++)
+            for (int k = 0; k < size; k++)
+                for (int i = 0; i < inner; i++) { double v = t.Data[(o * size + k) * inner + i]; energy[k / block] += v * v; }
+        return energy;
     }
 
-    /// <summary>Mean of a^2 per channel of an [N, C, spatial] tensor, flattened.</summary>
-    public static double[] ChannelMeanSquares(float[] a, int channels, int spatial)
+    /// <summary>Mean of a (or of a^2 with <paramref name="squares"/>) per channel of an [N, C, spatial] tensor, flattened.</summary>
+    public static double[] ChannelMeans(float[] a, int channels, int spatial, bool squares = false)
     {
         var sums = new double[channels];
         long samples = a.Length / ((long)channels * spatial);
         for (long n = 0; n < samples; n++)
             for (int c = 0; c < channels; c++)
-            {
-                var run = a.AsSpan((int)((n * channels + c) * spatial), spatial);
-                foreach (var v in run) sums[c] += (double)v * v;
-            }
+                foreach (var v in a.AsSpan((int)((n * channels + c) * spatial), spatial)) sums[c] += squares ? (double)v * v : v;
         for (int c = 0; c < channels; c++) sums[c] /= Math.Max(1, samples * spatial);
         return sums;
     }
@@ -198,8 +179,7 @@ public static class NodePruning
     /// </summary>
     public static void Apply(ModelProto model, ChannelGroup g, int[] keep, (float[] Weight, float[] BiasDelta)? refit = null, double[]? channelMeans = null)
     {
-        var wrapper = new OnnxModel(model, null, "pruned model");
-        Tensor Current(string name) => TensorReader.ReadFloat(model.Graph.Initializer.First(i => i.Name == name), wrapper);
+        Tensor Current(string name) => TensorSlicing.Read(model, name);
         if (refit is null && channelMeans is not null && !g.ConsumerIsGemm)
             AddBias(model, g, MeanCompensation(keep, channelMeans, Current(g.ConsumerWeight.Name)));
         foreach (var (name, axis) in g.PerChannel)
@@ -252,10 +232,9 @@ public static class NodePruning
     private static void AddBias(ModelProto model, ChannelGroup g, float[] delta)
     {
         var node = model.Graph.Node[g.ConsumerIndex];
-        var wrapper = new OnnxModel(model, null, "pruned model");
         if (node.Input.Count > 2 && node.Input[2].Length > 0)
         {
-            var bias = TensorReader.ReadFloat(model.Graph.Initializer.First(i => i.Name == node.Input[2]), wrapper);
+            var bias = TensorSlicing.Read(model, node.Input[2]);
             if (bias.Data.Length != delta.Length) return; // a broadcast Gemm C of another shape: leave it
             TensorSlicing.Replace(model, TensorSlicing.Make(bias.Name, bias.Dims, bias.Data.Zip(delta, (b, d) => b + d).ToArray()));
         }

@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
 using Scalpel.Onnx.Proto;
@@ -43,11 +42,6 @@ public static class OnnxWriteback
         for (int r = 0; r < n; r++)
             for (int c = 0; c < k; c++)
                 values[transB ? r * k + c : c * n + r] = weight[r * k + c] / alpha;
-        var bytes = new byte[values.Length * 4];
-        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw data is little endian");
-        var replacement = new TensorProto { Name = init.Name, DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(bytes) };
-        replacement.Dims.AddRange(init.Dims);
-        model.Graph.Initializer[model.Graph.Initializer.IndexOf(init)] = replacement;
+        TensorSlicing.Replace(model, TensorSlicing.Make(init.Name, init.Dims.Select(d => (int)d).ToArray(), values));
     }
 }

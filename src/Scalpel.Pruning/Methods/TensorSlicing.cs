@@ -4,7 +4,7 @@ using Scalpel.Onnx.Proto;
 
 namespace Scalpel.Pruning.Methods;
 
-/// <summary>Keeps a subset of indices (or blocks of indices) along one axis of an initializer.</summary>
+/// <summary>Reads, slices and replaces float initializers of a model being rewritten.</summary>
 public static class TensorSlicing
 {
     public static TensorProto Slice(Tensor tensor, int axis, IReadOnlyList<int> keep, int block = 1)
@@ -25,8 +25,13 @@ public static class TensorSlicing
         return Make(tensor.Name, newDims, data);
     }
 
+    /// <summary>The current value of an initializer of <paramref name="model"/>.</summary>
+    public static Tensor Read(ModelProto model, string name) =>
+        TensorReader.ReadFloat(model.Graph.Initializer.First(i => i.Name == name), new OnnxModel(model, null, "pruned model"));
+
     public static TensorProto Make(string name, int[] dims, float[] data)
     {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw data is little endian");
         var bytes = new byte[data.Length * 4];
         Buffer.BlockCopy(data, 0, bytes, 0, bytes.Length);
         var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(bytes) };
