@@ -6,14 +6,14 @@ namespace Scalpel.Tests;
 /// <summary>The generated-code contract: argument checks, weight file checks, embedded weights, determinism.</summary>
 public sealed class GeneratedContractTests
 {
-    private static readonly Lazy<(GeneratedModel Code, System.Reflection.Assembly Assembly)> Mlp = new(() =>
+    private static readonly Lazy<(GeneratedModel Code, Scalpel.Pruning.Profiling.RoslynCompiler Compiled)> Mlp = new(() =>
     {
         var code = ModelCompiler.Generate(TestData.Fixture("mlp.onnx"), CodeTarget.Resolve("x64-avx2"), "Contract", "Mlp");
         var assembly = GeneratedAssembly.Compile("Contract", [code.Source], [("Contract.Mlp.bin", code.Weights)]);
         return (code, assembly);
     });
 
-    private static RunBatch Instance(byte[] weights) => GeneratedAssembly.Instantiate(Mlp.Value.Assembly, "Contract.Mlp", weights);
+    private static RunBatch Instance(byte[] weights) => Mlp.Value.Compiled.Instantiate("Contract.Mlp", weights);
 
     [Fact]
     public void WrongInputOrOutputSizeAtRunIsAClearError()
@@ -42,7 +42,7 @@ public sealed class GeneratedContractTests
     [Fact]
     public void ParameterlessConstructorUsesTheEmbeddedWeights()
     {
-        var type = Mlp.Value.Assembly.GetType("Contract.Mlp")!;
+        var type = Mlp.Value.Compiled.Assembly.GetType("Contract.Mlp")!;
         var embedded = Activator.CreateInstance(type)!;
         var run = (RunBatch)Delegate.CreateDelegate(typeof(RunBatch), embedded, type.GetMethod("Run", [typeof(ReadOnlySpan<float>), typeof(Span<float>), typeof(int)])!);
         var input = Enumerable.Range(0, 784).Select(i => (i % 13) / 13f).ToArray();

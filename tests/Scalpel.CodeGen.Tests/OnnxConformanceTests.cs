@@ -46,7 +46,7 @@ public sealed class OnnxConformanceTests(ITestOutputHelper output)
         var failures = new List<string>();
         foreach (var c in cases)
         {
-            var run = GeneratedAssembly.Instantiate(assembly, $"{c.Namespace}.{c.Code.ClassName}", c.Code.Weights);
+            var run = assembly.Instantiate($"{c.Namespace}.{c.Code.ClassName}", c.Code.Weights);
             var actual = new float[c.Expected.Length];
             run(c.Input, actual, 1);
             for (int i = 0; i < actual.Length; i++)

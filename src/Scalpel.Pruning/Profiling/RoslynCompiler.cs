@@ -12,9 +12,10 @@ public delegate void RunBatch(ReadOnlySpan<float> input, Span<float> output, int
 
 /// <summary>
 /// Compiles generated sources in process with Roslyn, optimised as a consuming project would build them, into a
-/// collectible load context (unload it when the kernels are no longer needed).
+/// collectible load context (unload it when the kernels are no longer needed). The tests and benchmarks compile
+/// generated code the same way.
 /// </summary>
-internal sealed class RoslynCompiler
+public sealed class RoslynCompiler
 {
     private static readonly Lazy<MetadataReference[]> References = new(LoadReferences);
 
@@ -40,8 +41,12 @@ internal sealed class RoslynCompiler
         Assembly = assembly;
     }
 
-    /// <summary>Compiles the sources into one assembly and loads it; throws with the compiler's errors if any.</summary>
-    public static RoslynCompiler Compile(string assemblyName, IEnumerable<string> sources)
+    /// <summary>
+    /// Compiles the sources into one assembly (with optional manifest resources) and loads it; throws with the
+    /// compiler's errors, and with its warnings too when <paramref name="warningsAsErrors"/> is set.
+    /// </summary>
+    public static RoslynCompiler Compile(string assemblyName, IEnumerable<string> sources,
+        IEnumerable<(string Name, byte[] Data)>? resources = null, bool warningsAsErrors = false)
     {
         var parse = new CSharpParseOptions(LanguageVersion.Latest);
         var trees = sources.Select(s => CSharpSyntaxTree.ParseText(s, parse)).ToArray();
@@ -49,25 +54,28 @@ internal sealed class RoslynCompiler
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, optimizationLevel: OptimizationLevel.Release,
                 nullableContextOptions: NullableContextOptions.Enable));
         using var pe = new MemoryStream();
-        var emit = compilation.Emit(pe);
-        if (!emit.Success)
-        {
-            var errors = emit.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Take(10);
-            throw new InvalidOperationException("the generated kernels do not compile:\n" + string.Join("\n", errors));
-        }
+        var manifest = resources?.Select(r => new ResourceDescription(r.Name, () => new MemoryStream(r.Data), true));
+        var emit = compilation.Emit(pe, manifestResources: manifest);
+        var worst = warningsAsErrors ? DiagnosticSeverity.Warning : DiagnosticSeverity.Error;
+        var problems = emit.Diagnostics.Where(d => d.Severity >= worst).Take(20).ToList();
+        if (!emit.Success || problems.Count > 0)
+            throw new InvalidOperationException("the generated code does not compile cleanly:\n" + string.Join("\n", problems));
         pe.Position = 0;
         var context = new AssemblyLoadContext(assemblyName, isCollectible: true);
         return new RoslynCompiler(context, context.LoadFromStream(pe));
     }
 
     /// <summary>An instance of a generated class, loaded with its weight file, as its Run method.</summary>
-    public RunBatch Instantiate(string fullName, GeneratedModel model)
+    public RunBatch Instantiate(string fullName, GeneratedModel model) => Instantiate(fullName, model.Weights);
+
+    /// <summary>An instance of a generated class, loaded from the given weight file bytes, as its Run method.</summary>
+    public RunBatch Instantiate(string fullName, byte[] weights)
     {
         var type = Assembly.GetType(fullName, throwOnError: true)!;
         object instance;
         try
         {
-            instance = Activator.CreateInstance(type, new MemoryStream(model.Weights))!;
+            instance = Activator.CreateInstance(type, new MemoryStream(weights))!;
         }
         catch (TargetInvocationException e) when (e.InnerException is not null)
         {
