@@ -1,8 +1,6 @@
-using Google.Protobuf;
 using Scalpel.CodeGen;
 using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
-using Scalpel.Onnx.Proto;
 using Xunit;
 
 namespace Scalpel.Tests;
@@ -28,7 +26,9 @@ public sealed class SparseKernelTests
         // The microcontroller profile's 2-lane vectors (Vector64) exercise the narrowest generated kernels.
         var target = targetName == "mcu-cortex-m4" ? new CodeTarget(targetName, 64, true) : CodeTarget.Resolve(targetName);
         var rng = new Random(k * 1000 + n + (int)(sparsity * 100));
-        var model = GraphAnalyzer.Analyze(OnnxModel.Load(new MemoryStream(SingleGemm(k, n, rng))));
+        var weight = Enumerable.Range(0, n * k).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var bias = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var model = GraphAnalyzer.Analyze(SyntheticModels.SingleGemm(k, n, weight, bias));
         var dense = (DenseLayer)model.Layers.Single();
         int g = target.Lanes;
         Prune(dense, format, g, sparsity, rng);
@@ -77,29 +77,6 @@ public sealed class SparseKernelTests
                 for (int c = 0; c < d.K; c++)
                     if (rng.NextDouble() < sparsity) d.Weight[r * d.K + c] = 0;
     }
-
-    private static byte[] SingleGemm(int k, int n, Random rng)
-    {
-        var w = new TensorProto { Name = "W", DataType = 1, Dims = { n, k } };
-        w.FloatData.AddRange(Enumerable.Range(0, n * k).Select(_ => (float)(rng.NextDouble() - 0.5)));
-        var b = new TensorProto { Name = "B", DataType = 1, Dims = { n } };
-        b.FloatData.AddRange(Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() - 0.5)));
-        var graph = new GraphProto
-        {
-            Name = "g",
-            Node = { new NodeProto { OpType = "Gemm", Name = "fc", Input = { "x", "W", "B" }, Output = { "y" }, Attribute = { new AttributeProto { Name = "transB", I = 1, Type = AttributeProto.Types.AttributeType.Int } } } },
-            Initializer = { w, b },
-            Input = { ValueInfo("x", k) },
-            Output = { ValueInfo("y", n) },
-        };
-        return new ModelProto { IrVersion = 8, OpsetImport = { new OperatorSetIdProto { Version = 13 } }, Graph = graph }.ToByteArray();
-    }
-
-    private static ValueInfoProto ValueInfo(string name, int size) => new()
-    {
-        Name = name,
-        Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1, Shape = new TensorShapeProto { Dim = { new TensorShapeProto.Types.Dimension { DimParam = "N" }, new TensorShapeProto.Types.Dimension { DimValue = size } } } } },
-    };
 }
 
 /// <summary>Sparse conv (im2col rows through the sparse dense kernel) against the dense conv kernels, same zeros.</summary>

@@ -4,14 +4,10 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
-using Google.Protobuf;
 using Scalpel.CodeGen;
 using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
-using Scalpel.Onnx.Proto;
 using Scalpel.Pruning.Targets;
 
 namespace Scalpel.Pruning.Profiling;
@@ -154,34 +150,11 @@ public static class KernelProfiler
     /// <summary>Writes the profile atomically (temporary file, then rename) after checking that it loads back.</summary>
     public static void Write(TargetProfile profile, string path)
     {
-        var json = ToJson(profile);
+        var json = profile.ToJson();
         TargetProfile.Parse(json, path);
         var full = Path.GetFullPath(path);
         ModelCompiler.WriteAll(Path.GetDirectoryName(full)!, [(full, Encoding.UTF8.GetBytes(json))]);
     }
-
-    /// <summary>
-    /// The profile as targets/*.json holds it: TargetProfile's own options, less its computed properties
-    /// (TargetProfile.ToJson also writes the derived codeTarget), and without \uXXXX escapes in the text.
-    /// </summary>
-    public static string ToJson(TargetProfile profile) => JsonSerializer.Serialize(profile, FileJson) + "\n";
-
-    private static readonly JsonSerializerOptions FileJson = new(TargetProfile.Json)
-    {
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        TypeInfoResolver = new DefaultJsonTypeInfoResolver
-        {
-            Modifiers =
-            {
-                info =>
-                {
-                    if (info.Kind != JsonTypeInfoKind.Object) return;
-                    for (int i = info.Properties.Count - 1; i >= 0; i--)
-                        if (info.Properties[i].Set is null) info.Properties.RemoveAt(i);
-                },
-            },
-        },
-    };
 
     /// <summary>
     /// The lowest sparsity at which the sparse kernel is faster (ratio below 1) there and at every measured sparsity
@@ -276,7 +249,7 @@ public static class KernelProfiler
 
         // The code generator's own kernels: a one-Gemm model, its layer switched to each format and weight set.
         var prefix = $"S{index}";
-        var model = GraphAnalyzer.Analyze(OnnxModel.Load(new MemoryStream(SingleGemm(shape.K, shape.N, weight, bias)), source: shape.Label));
+        var model = GraphAnalyzer.Analyze(SyntheticModels.SingleGemm(shape.K, shape.N, weight, bias, shape.Label));
         var dense = (DenseLayer)model.Layers.Single();
         var generated = new List<GeneratedModel>();
         foreach (var v in variants)
@@ -320,44 +293,6 @@ public static class KernelProfiler
             Array.Clear(w, order[i] / perRow * shape.K + order[i] % perRow * g, g);
         return w;
     }
-
-    /// <summary>A one-Gemm ONNX model: y = x W^T + b, x [batch, K], W [N, K].</summary>
-    private static byte[] SingleGemm(int k, int n, float[] weight, float[] bias)
-    {
-        var w = new TensorProto { Name = "W", DataType = 1, Dims = { n, k } };
-        w.FloatData.AddRange(weight);
-        var b = new TensorProto { Name = "B", DataType = 1, Dims = { n } };
-        b.FloatData.AddRange(bias);
-        var graph = new GraphProto
-        {
-            Name = "profile",
-            Node =
-            {
-                new NodeProto
-                {
-                    OpType = "Gemm", Name = "layer", Input = { "x", "W", "B" }, Output = { "y" },
-                    Attribute = { new AttributeProto { Name = "transB", I = 1, Type = AttributeProto.Types.AttributeType.Int } },
-                },
-            },
-            Initializer = { w, b },
-            Input = { ValueInfo("x", k) },
-            Output = { ValueInfo("y", n) },
-        };
-        return new ModelProto { IrVersion = 8, OpsetImport = { new OperatorSetIdProto { Version = 13 } }, Graph = graph }.ToByteArray();
-    }
-
-    private static ValueInfoProto ValueInfo(string name, int size) => new()
-    {
-        Name = name,
-        Type = new TypeProto
-        {
-            TensorType = new TypeProto.Types.Tensor
-            {
-                ElemType = 1,
-                Shape = new TensorShapeProto { Dim = { new TensorShapeProto.Types.Dimension { DimParam = "N" }, new TensorShapeProto.Types.Dimension { DimValue = size } } },
-            },
-        },
-    };
 
     /// <summary>Timing a wrong kernel would be pointless: check its output against a plain reference once.</summary>
     private static void Verify(RunBatch run, Variant v, ProfileShape shape, float[] bias, float[] x, float[] y)

@@ -59,6 +59,8 @@ public sealed record TargetProfile
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        // Profiles are files people read: keep quotes and backticks in descriptions as they are.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
     /// <summary>A built-in target by name, `host`, or a path to a profile file.</summary>
