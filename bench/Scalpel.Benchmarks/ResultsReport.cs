@@ -6,6 +6,7 @@ using System.Runtime.Intrinsics.X86;
 using System.Text;
 using Microsoft.ML.OnnxRuntime;
 using Scalpel.Pruning;
+using Scalpel.Pruning.Calibration;
 using Scalpel.Pruning.Data;
 using Scalpel.Pruning.Targets;
 using Scalpel.Tests;
@@ -167,13 +168,9 @@ public static class ResultsReport
                 var pruned = new MemoryStream();
                 new Scalpel.Onnx.OnnxModel(row.Result.PrunedOnnx, null, model + ".onnx").Save(pruned);
                 var reference = OrtLogits(pruned.ToArray(), images, testCount);
-                int disagreements = 0;
+                int disagreements = Accuracy.Top1(logits, testCount).Zip(Accuracy.Top1(reference, testCount)).Count(p => p.First != p.Second);
                 float maxError = 0;
-                for (int s = 0; s < testCount; s++)
-                {
-                    if (ArgMax(logits.AsSpan(s * 10, 10)) != ArgMax(reference.AsSpan(s * 10, 10))) disagreements++;
-                    for (int i = s * 10; i < s * 10 + 10; i++) maxError = Math.Max(maxError, Math.Abs(logits[i] - reference[i]));
-                }
+                for (int i = 0; i < logits.Length; i++) maxError = Math.Max(maxError, Math.Abs(logits[i] - reference[i]));
                 row.OrtCheck = (Top1(reference, labels, testCount), disagreements, maxError);
                 Log($"{model} / {method}: ONNX Runtime on the pruned model {row.OrtCheck.Value.Accuracy.ToString("P2", Inv)}, {disagreements} top-1 disagreements, max |logit error| {maxError.ToString("E2", Inv)}");
             }
@@ -244,20 +241,8 @@ public static class ResultsReport
         return results[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
-    private static double Top1(float[] logits, int[] labels, int count)
-    {
-        int correct = 0;
-        for (int s = 0; s < count; s++)
-            if (ArgMax(logits.AsSpan(s * 10, 10)) == labels[s]) correct++;
-        return (double)correct / count;
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> v)
-    {
-        int best = 0;
-        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
-        return best;
-    }
+    /// <summary>Top-1 accuracy of <paramref name="count"/> samples' logits against their labels.</summary>
+    private static double Top1(float[] logits, int[] labels, int count) => Accuracy.Score(Accuracy.Top1(logits, count), labels);
 
     // ------------------------------------------------------------------ timing
 
