@@ -45,9 +45,9 @@ public sealed partial class CSharpEmitter
     public static GeneratedModel Emit(ModelGraph model, EmitOptions options)
     {
         if (!IsIdentifierPath(options.Namespace))
-            throw new ScalpelException($"'{options.Namespace}' is not a valid C# namespace.");
+            throw new ScalpelException(ErrorCode.Option, $"'{options.Namespace}' is not a valid C# namespace.");
         if (!IsIdentifierPath(options.ClassName) || options.ClassName.Contains('.'))
-            throw new ScalpelException($"'{options.ClassName}' is not a valid C# class name.");
+            throw new ScalpelException(ErrorCode.Option, $"'{options.ClassName}' is not a valid C# class name.");
         return new CSharpEmitter(model, options).Run();
     }
 

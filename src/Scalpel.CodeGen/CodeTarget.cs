@@ -18,7 +18,7 @@ public sealed record CodeTarget(string Name, int SimdBits, bool Fma)
         "x64-avx2" => new("x64-avx2", 256, true),
         "x64-avx512" => new("x64-avx512", 512, true),
         "arm64-neon" => new("arm64-neon", 128, true),
-        _ => throw new ScalpelException($"unknown target '{name}'. Known targets: {string.Join(", ", BuiltInNames)}."),
+        _ => throw new ScalpelException(ErrorCode.Target, $"unknown target '{name}'. Known targets: {string.Join(", ", BuiltInNames)}."),
     };
 
     /// <summary>The running machine's widest accelerated vector.</summary>

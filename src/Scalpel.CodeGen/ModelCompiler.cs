@@ -21,11 +21,11 @@ public static class ModelCompiler
         var code = CSharpEmitter.Emit(model, new EmitOptions(ns, className, target, Path.GetFileName(modelPath)));
         var source = Path.Combine(outDir, className + ".g.cs");
         var weights = Path.Combine(outDir, className + ".bin");
-        WriteAll(outDir, [(source, Encoding.UTF8.GetBytes(code.Source)), (weights, code.Weights)]);
+        WriteAll(outDir, [(weights, code.Weights), (source, Encoding.UTF8.GetBytes(code.Source))]);
         return new Result(model, code, source, weights);
     }
 
-    /// <summary>Writes every file to a temporary name first and renames only when all are written.</summary>
+    /// <summary>Writes every file to a temporary name first and renames only when all are written, in list order.</summary>
     public static void WriteAll(string outDir, IReadOnlyList<(string Path, byte[] Bytes)> files)
     {
         Directory.CreateDirectory(outDir);

@@ -28,7 +28,7 @@ public sealed class OnnxModel
     {
         var full = Path.GetFullPath(path);
         if (!File.Exists(full))
-            throw new ScalpelException($"{path}: model file not found.");
+            throw new ScalpelException(ErrorCode.ModelNotFound, $"{path}: model file not found.");
         using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         return Load(stream, Path.GetDirectoryName(full), path);
     }

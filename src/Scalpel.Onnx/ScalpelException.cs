@@ -1,7 +1,44 @@
 namespace Scalpel.Onnx;
 
+/// <summary>
+/// What kind of problem stopped a run. The number is the diagnostic code users see (SCALPEL1001 ...), in
+/// the command line's output and as an MSBuild error; keep the numbers stable.
+/// </summary>
+public enum ErrorCode
+{
+    ModelNotFound = 1001,
+    InvalidModel = 1002,
+    UnsupportedModel = 1003,
+    Target = 1004,
+    Data = 1005,
+    Option = 1006,
+    FileAccess = 1007,
+    Cancelled = 1008,
+    Internal = 1009,
+}
+
 /// <summary>A problem with a model or its data that the user must fix; the message names the file, node or tensor.</summary>
-public class ScalpelException(string message, Exception? inner = null) : Exception(message, inner);
+public class ScalpelException(ErrorCode code, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public ScalpelException(string message, Exception? inner = null) : this(ErrorCode.InvalidModel, message, inner) { }
+
+    public ErrorCode Code { get; } = code;
+
+    /// <summary>The diagnostic id, e.g. SCALPEL1002.</summary>
+    public string Id => Diagnostic.Id(Code);
+}
 
 /// <summary>The model is valid ONNX but uses something Scalpel.Build does not support.</summary>
-public sealed class UnsupportedModelException(string message) : ScalpelException(message);
+public sealed class UnsupportedModelException(string message) : ScalpelException(ErrorCode.UnsupportedModel, message);
+
+/// <summary>One line per diagnostic in the compiler style MSBuild and editors understand: "error SCALPEL1002: text".</summary>
+public static class Diagnostic
+{
+    public static string Id(ErrorCode code) => $"SCALPEL{(int)code:D4}";
+
+    public static string Error(ErrorCode code, string message) => $"error {Id(code)}: {OneLine(message)}";
+
+    public static string Warning(int code, string message) => $"warning SCALPEL{code:D4}: {OneLine(message)}";
+
+    private static string OneLine(string s) => s.ReplaceLineEndings(" ");
+}

@@ -406,18 +406,21 @@ public static class Pipeline
         static long Weights(Layer l) => l is DenseLayer d ? (long)d.N * d.K : ((ConvLayer)l).Weight.LongLength;
     }
 
-    /// <summary>Writes C.g.cs, C.bin, C.onnx, C.report.json and C.report.md atomically (all or none).</summary>
+    /// <summary>
+    /// Writes C.bin, C.onnx, C.report.json, C.report.md and C.g.cs atomically (all or none). C.g.cs comes
+    /// last because builds treat it as the run's output: if a kill lands between renames, it is still old.
+    /// </summary>
     public static IReadOnlyList<string> Write(PruneResult result, string outDir, string className)
     {
         var pruned = new MemoryStream();
         new OnnxModel(result.PrunedOnnx, null, className + ".onnx").Save(pruned);
         var files = new (string Path, byte[] Bytes)[]
         {
-            (Path.Combine(outDir, className + ".g.cs"), System.Text.Encoding.UTF8.GetBytes(result.Code.Source)),
             (Path.Combine(outDir, className + ".bin"), result.Code.Weights),
             (Path.Combine(outDir, className + ".onnx"), pruned.ToArray()),
             (Path.Combine(outDir, className + ".report.json"), System.Text.Encoding.UTF8.GetBytes(result.Report.ToJson())),
             (Path.Combine(outDir, className + ".report.md"), System.Text.Encoding.UTF8.GetBytes(result.Report.ToMarkdown())),
+            (Path.Combine(outDir, className + ".g.cs"), System.Text.Encoding.UTF8.GetBytes(result.Code.Source)),
         };
         ModelCompiler.WriteAll(outDir, files);
         return files.Select(f => f.Path).ToList();

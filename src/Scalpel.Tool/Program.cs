@@ -11,7 +11,14 @@ namespace Scalpel.Tool;
 
 public static class Program
 {
-    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+    public static int Main(string[] args)
+    {
+        var parsed = BuildRoot().Parse(args);
+        if (parsed.Errors.Count == 0) return parsed.Invoke();
+        foreach (var error in parsed.Errors) Console.Error.WriteLine(Diagnostic.Error(ErrorCode.Option, error.Message));
+        Console.Error.WriteLine("Run 'dotnet scalpel --help' for the commands and their options.");
+        return 1;
+    }
 
     public static RootCommand BuildRoot()
     {
@@ -79,14 +86,14 @@ public static class Program
             {
                 var parts = spec.Split('=', 2);
                 if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || s is < 0 or >= 1)
-                    throw new ScalpelException($"--sparsity '{spec}': expected NAME=FRACTION with FRACTION in [0, 1).");
+                    throw new ScalpelException(ErrorCode.Option, $"--sparsity '{spec}': expected NAME=FRACTION with FRACTION in [0, 1).");
                 overrides[parts[0]] = Get(parts[0]) with { Sparsity = s };
             }
             foreach (var spec in result.GetValue(technique) ?? [])
             {
                 var parts = spec.Split('=', 2);
                 if (parts.Length != 2 || !Enum.TryParse<Technique>(parts[1], ignoreCase: true, out var t))
-                    throw new ScalpelException($"--technique '{spec}': expected NAME=weight, NAME=csr or NAME=node.");
+                    throw new ScalpelException(ErrorCode.Option, $"--technique '{spec}': expected NAME=weight, NAME=csr or NAME=node.");
                 overrides[parts[0]] = Get(parts[0]) with { Technique = t };
             }
             var options = new PruneOptions
@@ -169,16 +176,12 @@ public static class Program
 
     private static string Trim(string s, int n) => s.Length <= n ? s : "…" + s[^(n - 1)..];
 
-    public static string ClassNameFrom(string path)
-    {
-        var stem = Path.GetFileNameWithoutExtension(path);
-        var parts = stem.Split(['-', '_', '.', ' '], StringSplitOptions.RemoveEmptyEntries);
-        var name = string.Concat(parts.Select(p => char.ToUpperInvariant(p[0]) + p[1..]));
-        name = new string(name.Where(char.IsLetterOrDigit).ToArray());
-        return name.Length == 0 || char.IsDigit(name[0]) ? "Model" + name : name;
-    }
+    public static string ClassNameFrom(string path) => ModelNames.ClassNameFrom(path);
 
-    /// <summary>Runs a command body: user errors become one line on stderr and exit code 1.</summary>
+    /// <summary>
+    /// Runs a command body. A failure becomes one diagnostic line on stderr ("error SCALPEL1005: ...", the
+    /// form MSBuild and editors parse) and exit code 1; a bug adds its stack trace after that line.
+    /// </summary>
     private static int Run(Action body)
     {
         try
@@ -186,15 +189,26 @@ public static class Program
             body();
             return 0;
         }
-        catch (Exception e) when (e is ScalpelException or IOException or UnauthorizedAccessException)
+        catch (ScalpelException e)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine(Diagnostic.Error(e.Code, e.Message));
+            return 1;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine(Diagnostic.Error(ErrorCode.FileAccess, e.Message));
             return 1;
         }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine("error: cancelled; no output was written.");
+            Console.Error.WriteLine(Diagnostic.Error(ErrorCode.Cancelled, "cancelled; no output was written."));
             return 130;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine(Diagnostic.Error(ErrorCode.Internal, $"internal error ({e.GetType().Name}: {e.Message}); please report it with the model."));
+            Console.Error.WriteLine(e);
+            return 1;
         }
     }
 }

@@ -66,6 +66,7 @@ public sealed class CommandLineTests
         var (exit, _, error) = Run("compile", bad, "--out", outDir);
         Assert.NotEqual(0, exit);
         Assert.Single(error.Trim().Split('\n'));
+        Assert.StartsWith("error SCALPEL1002: ", error);
         Assert.Contains("bad.onnx", error);
         Assert.False(Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any(), "partial outputs left behind");
     }
@@ -75,7 +76,7 @@ public sealed class CommandLineTests
     {
         var (exit, _, error) = Run("compile", TestData.Fixture("mlp.onnx"), "--target", "z80", "--out", TestData.TempDir());
         Assert.NotEqual(0, exit);
-        Assert.Contains("unknown target 'z80'", error);
+        Assert.StartsWith("error SCALPEL1004: unknown target 'z80'", error);
         Assert.Contains("x64-avx2", error);
     }
 
@@ -84,6 +85,7 @@ public sealed class CommandLineTests
     {
         var (exit, _, error) = Run("compile", TestData.Fixture("mlp.onnx"), "--out", TestData.TempDir(), "--class", "not valid");
         Assert.NotEqual(0, exit);
+        Assert.StartsWith("error SCALPEL1006: ", error);
         Assert.Contains("not a valid C# class name", error);
     }
 
@@ -92,7 +94,16 @@ public sealed class CommandLineTests
     {
         var (exit, _, error) = Run("inspect", "/nonexistent/model.onnx");
         Assert.NotEqual(0, exit);
-        Assert.Contains("/nonexistent/model.onnx", error);
+        Assert.StartsWith("error SCALPEL1001: /nonexistent/model.onnx", error);
+    }
+
+    [Fact]
+    public void UnparsableOptionIsADiagnosticNamingTheOption()
+    {
+        var (exit, _, error) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", TestData.TempDir(), "--max-accuracy-drop", "lots");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error SCALPEL1006: ", error);
+        Assert.Contains("--max-accuracy-drop", error);
     }
 
     [Theory]

@@ -19,24 +19,24 @@ public sealed class Dataset
         var x = NpyFile.Read(inputsPath);
         string expected = $"[N, {string.Join(", ", sampleShape)}] float32";
         if (x.Floats is null || x.DType != "<f4")
-            throw new ScalpelException($"{inputsPath}: holds {x.DType} values; expected {expected}.");
+            throw new ScalpelException(ErrorCode.Data, $"{inputsPath}: holds {x.DType} values; expected {expected}.");
         int sampleSize = Shape.Size(sampleShape);
         var dims = x.Shape;
         bool sameShape = dims.Length == sampleShape.Length + 1 && dims.AsSpan(1).SequenceEqual(sampleShape);
         bool flat = dims.Length == 2 && dims[1] == sampleSize;
         if (dims.Length == 0 || !(sameShape || flat))
-            throw new ScalpelException($"{inputsPath}: has shape ({string.Join(", ", dims)}); expected {expected} (or [N, {sampleSize}]).");
-        if (dims[0] == 0) throw new ScalpelException($"{inputsPath}: holds no samples.");
+            throw new ScalpelException(ErrorCode.Data, $"{inputsPath}: has shape ({string.Join(", ", dims)}); expected {expected} (or [N, {sampleSize}]).");
+        if (dims[0] == 0) throw new ScalpelException(ErrorCode.Data, $"{inputsPath}: holds no samples.");
         int[]? labels = null;
         if (labelsPath is not null)
         {
             var y = NpyFile.Read(labelsPath);
             if (y.Integers is null || y.DType is not ("<i4" or "<i8"))
-                throw new ScalpelException($"{labelsPath}: holds {y.DType} values; expected int32 or int64 labels [N].");
+                throw new ScalpelException(ErrorCode.Data, $"{labelsPath}: holds {y.DType} values; expected int32 or int64 labels [N].");
             if (y.Shape.Length != 1 || y.Shape[0] != dims[0])
-                throw new ScalpelException($"{labelsPath}: has shape ({string.Join(", ", y.Shape)}); expected [{dims[0]}] to match {Path.GetFileName(inputsPath)}.");
+                throw new ScalpelException(ErrorCode.Data, $"{labelsPath}: has shape ({string.Join(", ", y.Shape)}); expected [{dims[0]}] to match {Path.GetFileName(inputsPath)}.");
             if (classes > 0 && y.Integers.Any(l => l < 0 || l >= classes))
-                throw new ScalpelException($"{labelsPath}: holds labels outside [0, {classes}).");
+                throw new ScalpelException(ErrorCode.Data, $"{labelsPath}: holds labels outside [0, {classes}).");
             labels = y.Integers.Select(l => (int)l).ToArray();
         }
         return new Dataset { Inputs = x.Floats, Count = dims[0], SampleSize = sampleSize, Labels = labels, Source = inputsPath };

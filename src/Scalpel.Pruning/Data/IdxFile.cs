@@ -10,13 +10,13 @@ public static class IdxFile
     /// <summary>Reads an IDX file of unsigned bytes: its dims and values.</summary>
     public static (int[] Dims, byte[] Values) Read(string path)
     {
-        if (!File.Exists(path)) throw new ScalpelException($"{path}: IDX file not found.");
+        if (!File.Exists(path)) throw new ScalpelException(ErrorCode.Data, $"{path}: IDX file not found.");
         using var file = File.OpenRead(path);
         using Stream stream = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
         Span<byte> header = stackalloc byte[4];
         stream.ReadExactly(header);
         if (header[0] != 0 || header[1] != 0 || header[2] != 0x08)
-            throw new ScalpelException($"{path}: not an IDX file of unsigned bytes.");
+            throw new ScalpelException(ErrorCode.Data, $"{path}: not an IDX file of unsigned bytes.");
         var dims = new int[header[3]];
         for (int i = 0; i < dims.Length; i++)
         {
@@ -32,7 +32,7 @@ public static class IdxFile
     public static float[] ReadImages(string path, out int count, out int pixels)
     {
         var (dims, values) = Read(path);
-        if (dims.Length != 3) throw new ScalpelException($"{path}: expected [count, rows, cols] images, got {dims.Length} dims.");
+        if (dims.Length != 3) throw new ScalpelException(ErrorCode.Data, $"{path}: expected [count, rows, cols] images, got {dims.Length} dims.");
         count = dims[0];
         pixels = dims[1] * dims[2];
         var result = new float[values.Length];
@@ -43,7 +43,7 @@ public static class IdxFile
     public static int[] ReadLabels(string path)
     {
         var (dims, values) = Read(path);
-        if (dims.Length != 1) throw new ScalpelException($"{path}: expected a vector of labels.");
+        if (dims.Length != 1) throw new ScalpelException(ErrorCode.Data, $"{path}: expected a vector of labels.");
         return values.Select(v => (int)v).ToArray();
     }
 }

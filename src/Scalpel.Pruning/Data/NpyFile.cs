@@ -18,29 +18,29 @@ public sealed partial class NpyFile
 
     public static NpyFile Read(string path)
     {
-        if (!File.Exists(path)) throw new ScalpelException($"{path}: data file not found.");
+        if (!File.Exists(path)) throw new ScalpelException(ErrorCode.Data, $"{path}: data file not found.");
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < 10 || bytes[0] != 0x93 || !bytes.AsSpan(1, 5).SequenceEqual("NUMPY"u8))
-            throw new ScalpelException($"{path}: not a NumPy .npy file.");
+            throw new ScalpelException(ErrorCode.Data, $"{path}: not a NumPy .npy file.");
         int major = bytes[6];
         int headerLength = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8)) : (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
         int start = major == 1 ? 10 : 12;
-        if (headerLength < 0 || start + headerLength > bytes.Length) throw new ScalpelException($"{path}: truncated .npy header.");
+        if (headerLength < 0 || start + headerLength > bytes.Length) throw new ScalpelException(ErrorCode.Data, $"{path}: truncated .npy header.");
         var header = Encoding.Latin1.GetString(bytes, start, headerLength);
         var descr = Descr().Match(header);
         var order = Fortran().Match(header);
         var shape = ShapeRegex().Match(header);
-        if (!descr.Success || !shape.Success) throw new ScalpelException($"{path}: unreadable .npy header '{header.Trim()}'.");
-        if (order.Success && order.Groups[1].Value == "True") throw new ScalpelException($"{path}: Fortran-ordered arrays are not supported; save with C order.");
+        if (!descr.Success || !shape.Success) throw new ScalpelException(ErrorCode.Data, $"{path}: unreadable .npy header '{header.Trim()}'.");
+        if (order.Success && order.Groups[1].Value == "True") throw new ScalpelException(ErrorCode.Data, $"{path}: Fortran-ordered arrays are not supported; save with C order.");
         var dims = shape.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(d => int.Parse(d, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         long count = dims.Aggregate(1L, (a, d) => a * d);
         var dtype = descr.Groups[1].Value;
         var data = bytes.AsSpan(start + headerLength);
         int itemSize = dtype switch { "<f4" or "<i4" => 4, "<f8" or "<i8" => 8, "|u1" or "|i1" => 1, _ => 0 };
-        if (itemSize == 0) throw new ScalpelException($"{path}: dtype '{dtype}' is not supported (use float32, int32 or int64).");
+        if (itemSize == 0) throw new ScalpelException(ErrorCode.Data, $"{path}: dtype '{dtype}' is not supported (use float32, int32 or int64).");
         if (data.Length != count * itemSize)
-            throw new ScalpelException($"{path}: holds {data.Length} bytes of data; shape ({string.Join(", ", dims)}) of {dtype} needs {count * itemSize}.");
+            throw new ScalpelException(ErrorCode.Data, $"{path}: holds {data.Length} bytes of data; shape ({string.Join(", ", dims)}) of {dtype} needs {count * itemSize}.");
         float[]? floats = null;
         long[]? ints = null;
         switch (dtype)

@@ -178,9 +178,9 @@ public static class KernelProfiler
     private static void Check(ProfileOptions o)
     {
         var t = o.Base;
-        if (string.IsNullOrWhiteSpace(o.Name)) throw new ScalpelException("the profile needs a name.");
+        if (string.IsNullOrWhiteSpace(o.Name)) throw new ScalpelException(ErrorCode.Option, "the profile needs a name.");
         if (t.Parallelism == Parallelism.High)
-            throw new ScalpelException($"target {t.Name} is a high-parallelism device: `profile` times the generated C# kernels on this CPU, which says nothing about it.");
+            throw new ScalpelException(ErrorCode.Target, $"target {t.Name} is a high-parallelism device: `profile` times the generated C# kernels on this CPU, which says nothing about it.");
         bool accelerated = t.SimdBits switch
         {
             64 => Vector64.IsHardwareAccelerated,
@@ -190,15 +190,15 @@ public static class KernelProfiler
             _ => false,
         };
         if (!accelerated)
-            throw new ScalpelException($"target {t.Name} uses Vector{t.SimdBits}, which this machine does not run in hardware: its timings would measure a software fallback. Profile it on such a machine, or use --target host.");
+            throw new ScalpelException(ErrorCode.Target, $"target {t.Name} uses Vector{t.SimdBits}, which this machine does not run in hardware: its timings would measure a software fallback. Profile it on such a machine, or use --target host.");
         if (t.Fma && !(System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported))
-            throw new ScalpelException($"target {t.Name} uses FMA, which this machine lacks: its timings would measure a software fallback. Use --target host.");
+            throw new ScalpelException(ErrorCode.Target, $"target {t.Name} uses FMA, which this machine lacks: its timings would measure a software fallback. Use --target host.");
         if (t.GroupWidth % t.CodeTarget.Lanes != 0)
-            throw new ScalpelException($"target {t.Name}: group width {t.GroupWidth} is not a multiple of its {t.CodeTarget.Lanes} vector lanes.");
+            throw new ScalpelException(ErrorCode.Target, $"target {t.Name}: group width {t.GroupWidth} is not a multiple of its {t.CodeTarget.Lanes} vector lanes.");
         if (o.Shapes.Count == 0 || o.Shapes.Any(s => s.K < 1 || s.N < 1 || s.Batch < 1) || o.Shapes.Distinct().Count() != o.Shapes.Count)
-            throw new ScalpelException("profile: the shapes must be distinct, each with positive K, N and batch.");
+            throw new ScalpelException(ErrorCode.Option, "profile: the shapes must be distinct, each with positive K, N and batch.");
         if (o.Sparsities.Count == 0 || o.Sparsities.Any(s => s is < 0 or >= 1) || o.Sparsities.Zip(o.Sparsities.Skip(1)).Any(p => p.First >= p.Second))
-            throw new ScalpelException("profile: sparsities must be ascending values in [0, 1).");
+            throw new ScalpelException(ErrorCode.Option, "profile: sparsities must be ascending values in [0, 1).");
     }
 
     // ---- one shape -------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ public sealed class RoslynCompiler
         // The framework assemblies the running app was started with (System.*, mscorlib, netstandard).
         var trusted = AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") as string;
         if (string.IsNullOrEmpty(trusted))
-            throw new ScalpelException("cannot compile the generated kernels: this process has no framework assembly list (TRUSTED_PLATFORM_ASSEMBLIES); run the tool as a framework-dependent app.");
+            throw new ScalpelException(ErrorCode.Internal, "cannot compile the generated kernels: this process has no framework assembly list (TRUSTED_PLATFORM_ASSEMBLIES); run the tool as a framework-dependent app.");
         return trusted.Split(Path.PathSeparator)
             .Where(p => Path.GetFileName(p).StartsWith("System.", StringComparison.Ordinal) || Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll")
             .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))

@@ -70,16 +70,16 @@ public sealed record TargetProfile
         if (BuiltInNames.Contains(nameOrPath)) return BuiltIn(nameOrPath);
         if (nameOrPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || nameOrPath.Contains('/') || nameOrPath.Contains('\\'))
         {
-            if (!File.Exists(nameOrPath)) throw new ScalpelException($"{nameOrPath}: target profile not found.");
+            if (!File.Exists(nameOrPath)) throw new ScalpelException(ErrorCode.Target, $"{nameOrPath}: target profile not found.");
             return Parse(File.ReadAllText(nameOrPath), nameOrPath);
         }
-        throw new ScalpelException($"unknown target '{nameOrPath}'. Known targets: {string.Join(", ", BuiltInNames)}, or a path to a profile .json file.");
+        throw new ScalpelException(ErrorCode.Target, $"unknown target '{nameOrPath}'. Known targets: {string.Join(", ", BuiltInNames)}, or a path to a profile .json file.");
     }
 
     public static TargetProfile BuiltIn(string name)
     {
         using var stream = typeof(TargetProfile).Assembly.GetManifestResourceStream($"targets/{name}.json")
-            ?? throw new ScalpelException($"unknown target '{name}'.");
+            ?? throw new ScalpelException(ErrorCode.Target, $"unknown target '{name}'.");
         using var reader = new StreamReader(stream);
         return Parse(reader.ReadToEnd(), $"targets/{name}.json");
     }
@@ -112,9 +112,9 @@ public sealed record TargetProfile
         }
         catch (JsonException e)
         {
-            throw new ScalpelException($"{source}: invalid target profile: {e.Message}", e);
+            throw new ScalpelException(ErrorCode.Target, $"{source}: invalid target profile: {e.Message}", e);
         }
-        if (profile is null) throw new ScalpelException($"{source}: empty target profile.");
+        if (profile is null) throw new ScalpelException(ErrorCode.Target, $"{source}: empty target profile.");
         profile.Validate(source);
         return profile;
     }
@@ -122,12 +122,12 @@ public sealed record TargetProfile
     private void Validate(string source)
     {
         if (SimdBits is not (64 or 128 or 256 or 512))
-            throw new ScalpelException($"{source}: simdBits is {SimdBits}; expected 64, 128, 256 or 512.");
+            throw new ScalpelException(ErrorCode.Target, $"{source}: simdBits is {SimdBits}; expected 64, 128, 256 or 512.");
         if (GroupWidth is < 1 or > 64)
-            throw new ScalpelException($"{source}: groupWidth is {GroupWidth}; expected 1 to 64.");
+            throw new ScalpelException(ErrorCode.Target, $"{source}: groupWidth is {GroupWidth}; expected 1 to 64.");
         foreach (var (kind, c) in new[] { ("fc", Crossover.Fc), ("conv", Crossover.Conv) })
             if (c.Csr is < 0 or > 1 || c.GroupedCsr is < 0 or > 1)
-                throw new ScalpelException($"{source}: crossover.{kind} values must lie in [0, 1].");
+                throw new ScalpelException(ErrorCode.Target, $"{source}: crossover.{kind} values must lie in [0, 1].");
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, Json) + "\n";

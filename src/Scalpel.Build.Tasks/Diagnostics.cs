@@ -1,0 +1,20 @@
+using Microsoft.Build.Utilities;
+
+namespace Scalpel.Build.Tasks;
+
+/// <summary>SCALPEL#### errors and warnings, attributed to the consuming project's file.</summary>
+internal static class Diagnostics
+{
+    public const string Subcategory = "Scalpel";
+
+    public static string Id(int code) => "SCALPEL" + code.ToString("D4", System.Globalization.CultureInfo.InvariantCulture);
+
+    public static void Error(TaskLoggingHelper log, string projectFile, int code, string message) =>
+        log.LogError(Subcategory, Id(code), null, projectFile, 0, 0, 0, 0, message);
+
+    public static void Error(TaskLoggingHelper log, string projectFile, string id, string message) =>
+        log.LogError(Subcategory, id, null, projectFile, 0, 0, 0, 0, message);
+
+    public static void Warning(TaskLoggingHelper log, string projectFile, string id, string message) =>
+        log.LogWarning(Subcategory, id, null, projectFile, 0, 0, 0, 0, message);
+}

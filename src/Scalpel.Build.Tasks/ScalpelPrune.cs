@@ -1,0 +1,92 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Text.RegularExpressions;
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+
+namespace Scalpel.Build.Tasks;
+
+/// <summary>
+/// Prunes one resolved &lt;ScalpelModel&gt; by running the bundled dotnet-scalpel command line through the
+/// dotnet host (ILLink's pattern): ONNX Runtime's native code and the pipeline's memory stay out of MSBuild's
+/// process, so node reuse, parallel builds and IDE builds never load native code or lock files. The tool's
+/// "error SCALPEL####: ..." lines become MSBuild diagnostics on the project file; cancelling the build kills
+/// the tool, and its temporary files are removed (the tool renames its outputs into place only when all are
+/// written, so nothing half-written remains).
+/// </summary>
+public sealed class ScalpelPrune : ToolTask
+{
+    private static readonly Regex DiagnosticLine = new(@"^(error|warning) (SCALPEL\d{4}): (.*)$", RegexOptions.CultureInvariant);
+
+    /// <summary>One item from ResolveScalpelModels.</summary>
+    [Required] public ITaskItem Model { get; set; } = null!;
+
+    [Required] public string ProjectFile { get; set; } = "";
+
+    protected override string ToolName => "dotnet";
+
+    protected override MessageImportance StandardOutputLoggingImportance => MessageImportance.Normal;
+
+    protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
+
+    private string Meta(string name) => Model.GetMetadata(name);
+
+    public override bool Execute()
+    {
+        Log.LogMessage(MessageImportance.High, $"Scalpel: pruning {Model.ItemSpec} for target {Meta("ScalpelTarget")} into {Meta("ScalpelClassName")}");
+        return base.Execute();
+    }
+
+    protected override string GenerateFullPathToTool()
+    {
+        // `dotnet build` tells its tasks which host runs it; elsewhere (Visual Studio) look on PATH.
+        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(host) && File.Exists(host)) return host!;
+        string exe = Path.DirectorySeparatorChar == '\\' ? "dotnet.exe" : "dotnet";
+        return (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Where(d => d.Length > 0).Select(d => Path.Combine(d.Trim('"'), exe)).FirstOrDefault(File.Exists) ?? exe;
+    }
+
+    protected override string GenerateCommandLineCommands() => Meta("ScalpelCommandLine");
+
+    protected override int ExecuteTool(string pathToTool, string responseFileCommands, string commandLineCommands)
+    {
+        try
+        {
+            return base.ExecuteTool(pathToTool, responseFileCommands, commandLineCommands);
+        }
+        finally
+        {
+            RemoveTemporaryFiles();
+        }
+    }
+
+    protected override void LogEventsFromTextOutput(string singleLine, MessageImportance messageImportance)
+    {
+        var m = DiagnosticLine.Match(singleLine);
+        string message = $"ScalpelModel '{Model.ItemSpec}': {m.Groups[3].Value}";
+        if (!m.Success) Log.LogMessage(singleLine.StartsWith("done:", StringComparison.Ordinal) ? MessageImportance.High : messageImportance, "  " + singleLine);
+        else if (m.Groups[1].Value == "error") Diagnostics.Error(Log, ProjectFile, m.Groups[2].Value, message);
+        else Diagnostics.Warning(Log, ProjectFile, m.Groups[2].Value, message);
+    }
+
+    protected override bool HandleTaskExecutionErrors()
+    {
+        if (!Log.HasLoggedErrors)
+            Diagnostics.Error(Log, ProjectFile, 1009, $"ScalpelModel '{Model.ItemSpec}': dotnet-scalpel exited with code {ExitCode} without a diagnostic; see the build log for its output.");
+        return false;
+    }
+
+    /// <summary>The tool writes "C.g.cs.tmp-PID" and renames; a killed tool leaves those behind.</summary>
+    private void RemoveTemporaryFiles()
+    {
+        string dir = Path.GetDirectoryName(Meta("ScalpelGeneratedCode"))!;
+        if (!Directory.Exists(dir)) return;
+        foreach (var file in Directory.GetFiles(dir, Meta("ScalpelClassName") + ".*.tmp-*"))
+        {
+            try { File.Delete(file); }
+            catch (IOException) { }
+        }
+    }
+}
