@@ -167,6 +167,11 @@ public static class Pipeline
         foreach (var p in chosen) p.Apply(weights[p]);
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
         var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search);
+        if (calibration is null && validation is null)
+            report.Warnings.Add(new(ReportWarning.NoData, string.Create(CultureInfo.InvariantCulture,
+                $"no calibration or validation data: pruned data-free (up to {DataFreeSparsity:P0} per layer, {criterion} criterion, no refit) and the accuracy was not checked. Give calibration and validation data.")));
+        else if (o.Method != Method.Dense && report.PrunedBytes == report.DenseBytes)
+            report.Warnings.Add(new(ReportWarning.NothingPruned, "the accuracy budget allowed no pruning: the generated code is the dense model. A larger budget, more calibration data or retraining may help."));
         if (o.MeasureOnHost && Profiling.LayerTimer.Accelerated(o.Target.CodeTarget))
         {
             say.Report("timing each layer's generated kernel on this machine");

@@ -5,6 +5,16 @@ using System.Text.Json.Serialization;
 
 namespace Scalpel.Pruning;
 
+/// <summary>Something the user should know about a run that succeeded; Code is its SCALPEL2xxx number.</summary>
+public sealed record ReportWarning(int Code, string Message)
+{
+    /// <summary>Neither calibration nor validation data: data-free pruning, accuracy unchecked.</summary>
+    public const int NoData = 2001;
+
+    /// <summary>The accuracy budget allowed no pruning at all.</summary>
+    public const int NothingPruned = 2002;
+}
+
 public sealed record LayerReport
 {
     public required string Name { get; init; }
@@ -45,6 +55,7 @@ public sealed record PruneReport
     public int ValidationSamples { get; init; }
     public int CalibrationSamples { get; init; }
     public List<string> Search { get; init; } = [];
+    public List<ReportWarning> Warnings { get; init; } = [];
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -62,6 +73,7 @@ public sealed record PruneReport
         sb.AppendLine();
         sb.AppendLine(inv, $"Target `{Target}`, method {Method}; criterion: {Criterion}; reconstruction: {Reconstruction}.");
         sb.AppendLine();
+        foreach (var w in Warnings) sb.AppendLine(inv, $"> **Warning SCALPEL{w.Code:D4}**: {w.Message}").AppendLine();
         sb.AppendLine("| layer | kind | technique | format | kept | bytes (values + indices + row ptrs) | dense bytes | MACs kept | predicted time vs dense | measured here: µs (dense µs) | note |");
         sb.AppendLine("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|");
         foreach (var l in Layers)

@@ -105,6 +105,7 @@ public static class Program
                 Overrides = overrides, MeasureOnHost = result.GetValue(measure), Progress = new ConsoleProgress(), Cancellation = cancellation,
             };
             var pruned = Pipeline.Run(options);
+            foreach (var w in pruned.Report.Warnings) Console.Error.WriteLine(Diagnostic.Warning(w.Code, w.Message));
             foreach (var file in Pipeline.Write(pruned, result.GetValue(outDir)!.FullName, className))
                 Console.WriteLine($"  wrote {file}");
         })));

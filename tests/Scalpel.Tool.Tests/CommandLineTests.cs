@@ -106,6 +106,27 @@ public sealed class CommandLineTests
         Assert.Contains("--max-accuracy-drop", error);
     }
 
+    [Fact]
+    public void PruneWithoutDataWarnsThatAccuracyWasNotChecked()
+    {
+        var dir = TestData.TempDir();
+        var (exit, _, error) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", dir, "--measure", "false");
+        Assert.Equal(0, exit);
+        Assert.StartsWith("warning SCALPEL2001: no calibration or validation data", error);
+        Assert.Contains("SCALPEL2001", File.ReadAllText(Path.Combine(dir, "Mlp.report.md")));
+    }
+
+    [Fact]
+    public void PruneThatCannotMeetTheBudgetWarnsItKeptTheDenseModel()
+    {
+        // Agreement 1.0 on 1000 images without calibration data: every pruning step changes some prediction.
+        var (exit, output, error) = Run("prune", TestData.Fixture("lenet5.onnx"), "--out", TestData.TempDir(), "--measure", "false",
+            "--validation", TestData.Fixture("data/fmnist-test-1000-x.npy"), "--min-agreement", "1");
+        Assert.Equal(0, exit);
+        Assert.Contains("done: 0.0 % smaller", output);
+        Assert.StartsWith("warning SCALPEL2002: the accuracy budget allowed no pruning", error);
+    }
+
     [Theory]
     [InlineData("mlp.onnx", "Mlp")]
     [InlineData("my-model_v2.onnx", "MyModelV2")]
