@@ -1,0 +1,158 @@
+using System.Numerics.Tensors;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+
+namespace Scalpel.Pruning.Training;
+
+/// <summary>A weight or bias the trainer updates, with the mask of entries pruning kept (null: all kept).</summary>
+public sealed class Parameter(Layer layer, string role, float[] value, float[]? mask)
+{
+    public Layer Layer { get; } = layer;
+    /// <summary>"weight" or "bias".</summary>
+    public string Role { get; } = role;
+    /// <summary>The layer's own array: updates are visible to the layer (and so to codegen and write-back).</summary>
+    public float[] Value { get; } = value;
+    /// <summary>1 where the entry is kept, 0 where pruning removed it; it stays 0 through training.</summary>
+    public float[]? Mask { get; } = mask;
+    public override string ToString() => $"{Layer.Name} {Role}";
+}
+
+/// <summary>
+/// The analysed model as a trainable network: forward and backward passes, one sample at a time, with the
+/// exact semantics of the generated code (fused activations, padding, broadcasting). Dense and Conv weights
+/// and biases train; everything else (an unfused BatchNorm's scale and shift, constant operands) is frozen
+/// and passes gradients through, as when fine-tuning a network in inference mode.
+/// </summary>
+public sealed class Network
+{
+    public ModelGraph Model { get; }
+    public IReadOnlyList<Parameter> Parameters { get; }
+    /// <summary>The tensor the loss reads: the output, or the input of a final Softmax/LogSoftmax (logits).</summary>
+    public string LogitsName { get; }
+    public int Classes { get; }
+
+    internal readonly int[] Sizes;                 // floats per sample, by tensor id
+    internal readonly Dictionary<string, int> Ids; // tensor name -> id
+    internal readonly Step[] Steps;                // layers to run, in order (a final softmax excluded)
+    internal readonly int InputId, LogitsId;
+
+    /// <param name="masked">Layers whose zero weights are pruned entries to keep at zero.</param>
+    public Network(ModelGraph model, IReadOnlySet<Layer>? masked = null)
+    {
+        if (model.BatchMode != BatchMode.PerSample)
+            throw new UnsupportedModelException($"{model.Source}: training needs a model whose first input dimension is the batch (symbolic or 1).");
+        Model = model;
+        Ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        var sizes = new List<int>();
+        int Id(string name)
+        {
+            if (Ids.TryGetValue(name, out int id)) return id;
+            Ids[name] = sizes.Count;
+            sizes.Add(Shape.Size(model.Shapes[name]));
+            return sizes.Count - 1;
+        }
+        InputId = Id(model.InputName);
+        var layers = model.Layers;
+        var last = layers[^1];
+        bool finalSoftmax = last is SoftmaxLayer s && s.Output == model.OutputName && s.Inner == 1 && s.Outer == 1;
+        LogitsName = finalSoftmax ? last.Inputs[0] : model.OutputName;
+        var parameters = new List<Parameter>();
+        var steps = new List<Step>();
+        foreach (var layer in finalSoftmax ? layers.Take(layers.Count - 1) : layers)
+        {
+            var inputs = layer.Inputs.Select(Id).ToArray();
+            int output = Id(layer.Output);
+            Parameter Param(string role, float[] value, bool mask) =>
+                Add(parameters, new Parameter(layer, role, value, mask ? value.Select(v => v == 0 ? 0f : 1f).ToArray() : null));
+            steps.Add(layer switch
+            {
+                DenseLayer d => new DenseStep(d, inputs[0], output, Param("weight", d.Weight, masked?.Contains(d) == true), d.Bias is null ? null : Param("bias", d.Bias, false)),
+                ConvLayer c => new ConvStep(c, inputs[0], output, Param("weight", c.Weight, masked?.Contains(c) == true), c.Bias is null ? null : Param("bias", c.Bias, false)),
+                PoolLayer p => new PoolStep(p, inputs[0], output),
+                GlobalPoolLayer g => new GlobalPoolStep(g, inputs[0], output),
+                ScaleShiftLayer b => new ScaleShiftStep(b, inputs[0], output),
+                BinaryLayer b => new BinaryStep(b, this, output),
+                UnaryLayer u => new UnaryStep(u, inputs[0], output),
+                ReshapeLayer => new CopyStep(inputs[0], output),
+                ConcatLayer c => new ConcatStep(c, this, output),
+                SoftmaxLayer s2 => new SoftmaxStep(s2, inputs[0], output),
+                _ => throw new UnsupportedModelException($"{model.Source}: node '{layer.Name}' ({layer.Kind}) cannot be retrained; retraining supports Gemm, MatMul, Conv, pools, activations, BatchNormalization, Add/Sub/Mul, Concat, Flatten/Reshape and Softmax."),
+            });
+        }
+        Sizes = sizes.ToArray();
+        Steps = steps.ToArray();
+        Parameters = parameters;
+        LogitsId = Ids[LogitsName];
+        Classes = Sizes[LogitsId];
+    }
+
+    private static Parameter Add(List<Parameter> list, Parameter p)
+    {
+        list.Add(p);
+        return p;
+    }
+
+    internal int IdOf(string name) => Ids[name];
+
+    /// <summary>Runs one sample forward; the logits stay in the workspace.</summary>
+    public ReadOnlySpan<float> Forward(Workspace ws, ReadOnlySpan<float> input)
+    {
+        input.CopyTo(ws.Values[InputId]);
+        foreach (var step in Steps) step.Forward(ws);
+        return ws.Values[LogitsId];
+    }
+
+    /// <summary>Backpropagates dLoss/dLogits of the sample last run forward, adding parameter gradients into the workspace.</summary>
+    public void Backward(Workspace ws, ReadOnlySpan<float> logitsGradient)
+    {
+        foreach (var g in ws.Gradients) Array.Clear(g);
+        logitsGradient.CopyTo(ws.Gradients[LogitsId]);
+        for (int i = Steps.Length - 1; i >= 0; i--) Steps[i].Backward(ws);
+    }
+
+    /// <summary>dLoss/dInput of the last Backward.</summary>
+    public ReadOnlySpan<float> InputGradient(Workspace ws) => ws.Gradients[InputId];
+
+    public Workspace CreateWorkspace() => new(this);
+}
+
+/// <summary>One thread's buffers: activations and their gradients per tensor, and parameter gradients.</summary>
+public sealed class Workspace
+{
+    internal readonly float[][] Values, Gradients;
+    internal readonly Dictionary<Parameter, float[]> ParameterGradients;
+    internal readonly Dictionary<object, float[]> Scratch = new(ReferenceEqualityComparer.Instance);
+    internal readonly Dictionary<object, int[]> Indices = new(ReferenceEqualityComparer.Instance);
+
+    internal Workspace(Network net)
+    {
+        Values = net.Sizes.Select(s => new float[s]).ToArray();
+        Gradients = net.Sizes.Select(s => new float[s]).ToArray();
+        ParameterGradients = net.Parameters.ToDictionary(p => p, p => new float[p.Value.Length]);
+    }
+
+    public float[] GradientOf(Parameter p) => ParameterGradients[p];
+
+    internal float[] Buffer(object owner, int length) =>
+        Scratch.TryGetValue(owner, out var b) ? b : Scratch[owner] = new float[length];
+
+    internal int[] IndexBuffer(object owner, int length) =>
+        Indices.TryGetValue(owner, out var b) ? b : Indices[owner] = new int[length];
+
+    public void ClearParameterGradients()
+    {
+        foreach (var g in ParameterGradients.Values) Array.Clear(g);
+    }
+}
+
+internal abstract class Step
+{
+    public abstract void Forward(Workspace ws);
+    public abstract void Backward(Workspace ws);
+}
+
+internal sealed class CopyStep(int input, int output) : Step
+{
+    public override void Forward(Workspace ws) => ws.Values[input].CopyTo(ws.Values[output], 0);
+    public override void Backward(Workspace ws) => TensorPrimitives.Add(ws.Gradients[input], ws.Gradients[output], ws.Gradients[input]);
+}

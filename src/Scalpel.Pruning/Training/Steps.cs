@@ -1,0 +1,451 @@
+using System.Numerics.Tensors;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+
+namespace Scalpel.Pruning.Training;
+
+// Forward and backward of each layer kind, one sample at a time. Backward adds into the input gradients (a
+// tensor may feed several layers) and into the workspace's parameter gradients.
+
+internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter weight, Parameter? bias) : Step
+{
+    private float[] Row(Workspace ws, int m)
+    {
+        var row = ws.Buffer(this, d.K);
+        var x = ws.Values[input];
+        if (d.TransposeInput) for (int k = 0; k < d.K; k++) row[k] = x[k * d.M + m];
+        else x.AsSpan(m * d.K, d.K).CopyTo(row);
+        return row;
+    }
+
+    public override void Forward(Workspace ws)
+    {
+        var y = ws.Values[output];
+        var w = weight.Value;
+        for (int m = 0; m < d.M; m++)
+        {
+            var x = Row(ws, m);
+            for (int n = 0; n < d.N; n++)
+            {
+                float v = TensorPrimitives.Dot(w.AsSpan(n * d.K, d.K), x) + (d.Bias?[n] ?? 0f) + (d.BiasFull?[m * d.N + n] ?? 0f);
+                y[m * d.N + n] = d.Activation == Activation.Relu ? MathF.Max(v, 0f) : v;
+            }
+        }
+    }
+
+    public override void Backward(Workspace ws)
+    {
+        var y = ws.Values[output];
+        var dy = ws.Gradients[output];
+        var dx = ws.Gradients[input];
+        var w = weight.Value;
+        var dw = ws.GradientOf(weight);
+        var db = bias is null ? null : ws.GradientOf(bias);
+        var dRow = ws.Buffer(dy, d.K);
+        for (int m = 0; m < d.M; m++)
+        {
+            var x = Row(ws, m);
+            Array.Clear(dRow);
+            for (int n = 0; n < d.N; n++)
+            {
+                float g = dy[m * d.N + n];
+                if (d.Activation == Activation.Relu && y[m * d.N + n] <= 0f) g = 0f;
+                if (g == 0f) continue;
+                TensorPrimitives.MultiplyAdd(x, g, dw.AsSpan(n * d.K, d.K), dw.AsSpan(n * d.K, d.K));
+                TensorPrimitives.MultiplyAdd(w.AsSpan(n * d.K, d.K), g, dRow, dRow);
+                if (db is not null) db[n] += g;
+            }
+            if (d.TransposeInput) for (int k = 0; k < d.K; k++) dx[k * d.M + m] += dRow[k];
+            else TensorPrimitives.Add(dx.AsSpan(m * d.K, d.K), dRow, dx.AsSpan(m * d.K, d.K));
+        }
+    }
+}
+
+/// <summary>Convolution as im2col and row-by-row multiply-adds (long vectors of output positions).</summary>
+internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter weight, Parameter? bias) : Step
+{
+    private readonly int _cg = c.C / c.Group, _mg = c.M / c.Group, _kk = c.C / c.Group * c.KH * c.KW, _p = c.OH * c.OW;
+
+    private float[] Columns(Workspace ws)
+    {
+        var col = ws.Buffer(this, c.Group * _kk * _p);
+        var x = ws.Values[input];
+        int plane = c.H * c.W;
+        for (int g = 0; g < c.Group; g++)
+            for (int ch = 0; ch < _cg; ch++)
+                for (int i = 0; i < c.KH; i++)
+                    for (int j = 0; j < c.KW; j++)
+                    {
+                        var row = col.AsSpan(((g * _kk) + (ch * c.KH + i) * c.KW + j) * _p, _p);
+                        var src = x.AsSpan((g * _cg + ch) * plane, plane);
+                        for (int oh = 0; oh < c.OH; oh++)
+                        {
+                            int ih = oh * c.StrideH - c.PadTop + i * c.DilationH;
+                            for (int ow = 0; ow < c.OW; ow++)
+                            {
+                                int iw = ow * c.StrideW - c.PadLeft + j * c.DilationW;
+                                row[oh * c.OW + ow] = (uint)ih < (uint)c.H && (uint)iw < (uint)c.W ? src[ih * c.W + iw] : 0f;
+                            }
+                        }
+                    }
+        return col;
+    }
+
+    public override void Forward(Workspace ws)
+    {
+        var col = Columns(ws);
+        var y = ws.Values[output];
+        var w = weight.Value;
+        for (int g = 0; g < c.Group; g++)
+            for (int mm = 0; mm < _mg; mm++)
+            {
+                int m = g * _mg + mm;
+                var yRow = y.AsSpan(m * _p, _p);
+                yRow.Fill(c.Bias?[m] ?? 0f);
+                for (int k = 0; k < _kk; k++)
+                {
+                    float wv = w[m * _kk + k];
+                    if (wv != 0f) TensorPrimitives.MultiplyAdd(col.AsSpan((g * _kk + k) * _p, _p), wv, yRow, yRow);
+                }
+                if (c.Activation == Activation.Relu) TensorPrimitives.Max(yRow, 0f, yRow);
+            }
+    }
+
+    public override void Backward(Workspace ws)
+    {
+        var col = ws.Buffer(this, 0); // filled by Forward of this sample
+        var dcol = ws.Buffer(col, col.Length);
+        Array.Clear(dcol);
+        var y = ws.Values[output];
+        var dy = ws.Gradients[output];
+        var w = weight.Value;
+        var mask = weight.Mask;
+        var dw = ws.GradientOf(weight);
+        var db = bias is null ? null : ws.GradientOf(bias);
+        var dz = ws.Buffer(dy, _p);
+        for (int g = 0; g < c.Group; g++)
+            for (int mm = 0; mm < _mg; mm++)
+            {
+                int m = g * _mg + mm;
+                dy.AsSpan(m * _p, _p).CopyTo(dz);
+                if (c.Activation == Activation.Relu)
+                    for (int p = 0; p < _p; p++) if (y[m * _p + p] <= 0f) dz[p] = 0f;
+                if (db is not null) db[m] += TensorPrimitives.Sum(dz);
+                for (int k = 0; k < _kk; k++)
+                {
+                    if (mask is not null && mask[m * _kk + k] == 0f) continue; // pruned: no gradient, no contribution
+                    var colRow = col.AsSpan((g * _kk + k) * _p, _p);
+                    dw[m * _kk + k] += TensorPrimitives.Dot(dz, colRow);
+                    float wv = w[m * _kk + k];
+                    if (wv != 0f) TensorPrimitives.MultiplyAdd(dz, wv, dcol.AsSpan((g * _kk + k) * _p, _p), dcol.AsSpan((g * _kk + k) * _p, _p));
+                }
+            }
+        // col2im
+        var dx = ws.Gradients[input];
+        int plane = c.H * c.W;
+        for (int g = 0; g < c.Group; g++)
+            for (int ch = 0; ch < _cg; ch++)
+                for (int i = 0; i < c.KH; i++)
+                    for (int j = 0; j < c.KW; j++)
+                    {
+                        var row = dcol.AsSpan(((g * _kk) + (ch * c.KH + i) * c.KW + j) * _p, _p);
+                        var dst = dx.AsSpan((g * _cg + ch) * plane, plane);
+                        for (int oh = 0; oh < c.OH; oh++)
+                        {
+                            int ih = oh * c.StrideH - c.PadTop + i * c.DilationH;
+                            if ((uint)ih >= (uint)c.H) continue;
+                            for (int ow = 0; ow < c.OW; ow++)
+                            {
+                                int iw = ow * c.StrideW - c.PadLeft + j * c.DilationW;
+                                if ((uint)iw < (uint)c.W) dst[ih * c.W + iw] += row[oh * c.OW + ow];
+                            }
+                        }
+                    }
+    }
+}
+
+internal sealed class PoolStep(PoolLayer p, int input, int output) : Step
+{
+    public override void Forward(Workspace ws)
+    {
+        var x = ws.Values[input];
+        var y = ws.Values[output];
+        var arg = ws.IndexBuffer(this, y.Length);
+        var count = ws.Buffer(this, y.Length);
+        int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
+        for (int plane = 0; plane < p.Planes; plane++)
+            for (int oh = 0; oh < p.OH; oh++)
+                for (int ow = 0; ow < p.OW; ow++)
+                {
+                    int o = plane * outPlane + oh * p.OW + ow;
+                    float acc = p.IsMax ? float.NegativeInfinity : 0f;
+                    int best = -1, n = 0;
+                    for (int i = 0; i < p.KH; i++)
+                    {
+                        int ih = oh * p.StrideH - p.PadTop + i * p.DilationH;
+                        for (int j = 0; j < p.KW; j++)
+                        {
+                            int iw = ow * p.StrideW - p.PadLeft + j * p.DilationW;
+                            bool inside = (uint)ih < (uint)p.H && (uint)iw < (uint)p.W;
+                            if (p.IsMax)
+                            {
+                                if (inside && x[plane * inPlane + ih * p.W + iw] > acc) (acc, best) = (x[plane * inPlane + ih * p.W + iw], plane * inPlane + ih * p.W + iw);
+                            }
+                            else if (ih >= -p.PadTop && ih < p.H + p.PadBottom && iw >= -p.PadLeft && iw < p.W + p.PadRight)
+                            {
+                                if (inside) { acc += x[plane * inPlane + ih * p.W + iw]; n++; }
+                                else if (p.CountIncludePad) n++;
+                            }
+                        }
+                    }
+                    arg[o] = best;
+                    count[o] = n;
+                    y[o] = p.IsMax ? acc : acc / n;
+                }
+    }
+
+    public override void Backward(Workspace ws)
+    {
+        var dy = ws.Gradients[output];
+        var dx = ws.Gradients[input];
+        var arg = ws.IndexBuffer(this, 0);
+        var count = ws.Buffer(this, 0);
+        if (p.IsMax)
+        {
+            for (int o = 0; o < dy.Length; o++) if (arg[o] >= 0) dx[arg[o]] += dy[o];
+            return;
+        }
+        int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
+        for (int plane = 0; plane < p.Planes; plane++)
+            for (int oh = 0; oh < p.OH; oh++)
+                for (int ow = 0; ow < p.OW; ow++)
+                {
+                    int o = plane * outPlane + oh * p.OW + ow;
+                    float g = dy[o] / count[o];
+                    for (int i = 0; i < p.KH; i++)
+                    {
+                        int ih = oh * p.StrideH - p.PadTop + i * p.DilationH;
+                        if ((uint)ih >= (uint)p.H) continue;
+                        for (int j = 0; j < p.KW; j++)
+                        {
+                            int iw = ow * p.StrideW - p.PadLeft + j * p.DilationW;
+                            if ((uint)iw < (uint)p.W) dx[plane * inPlane + ih * p.W + iw] += g;
+                        }
+                    }
+                }
+    }
+}
+
+internal sealed class GlobalPoolStep(GlobalPoolLayer g, int input, int output) : Step
+{
+    public override void Forward(Workspace ws)
+    {
+        var x = ws.Values[input];
+        var y = ws.Values[output];
+        var arg = ws.IndexBuffer(this, g.Planes);
+        for (int plane = 0; plane < g.Planes; plane++)
+        {
+            var xp = x.AsSpan(plane * g.Spatial, g.Spatial);
+            if (g.IsMax)
+            {
+                arg[plane] = plane * g.Spatial + TensorPrimitives.IndexOfMax(xp);
+                y[plane] = x[arg[plane]];
+            }
+            else y[plane] = TensorPrimitives.Sum(xp) / g.Spatial;
+        }
+    }
+
+    public override void Backward(Workspace ws)
+    {
+        var dy = ws.Gradients[output];
+        var dx = ws.Gradients[input];
+        var arg = ws.IndexBuffer(this, 0);
+        for (int plane = 0; plane < g.Planes; plane++)
+        {
+            if (g.IsMax) dx[arg[plane]] += dy[plane];
+            else TensorPrimitives.Add(dx.AsSpan(plane * g.Spatial, g.Spatial), dy[plane] / g.Spatial, dx.AsSpan(plane * g.Spatial, g.Spatial));
+        }
+    }
+}
+
+internal sealed class ScaleShiftStep(ScaleShiftLayer b, int input, int output) : Step
+{
+    public override void Forward(Workspace ws)
+    {
+        var x = ws.Values[input];
+        var y = ws.Values[output];
+        for (int i = 0; i < y.Length; i++) { int ch = i / b.Spatial % b.C; y[i] = x[i] * b.Scale[ch] + b.Shift[ch]; }
+    }
+
+    public override void Backward(Workspace ws)
+    {
+        var dy = ws.Gradients[output];
+        var dx = ws.Gradients[input];
+        for (int i = 0; i < dy.Length; i++) dx[i] += dy[i] * b.Scale[i / b.Spatial % b.C];
+    }
+}
+
+/// <summary>Add, Sub, Mul with ONNX broadcasting between runtime tensors and constants.</summary>
+internal sealed class BinaryStep : Step
+{
+    private readonly BinaryLayer _b;
+    private readonly int _a, _bId, _output; // -1: constant
+    private readonly int[] _ia, _ib;
+
+    public BinaryStep(BinaryLayer b, Network net, int output)
+    {
+        _b = b;
+        _output = output;
+        _a = b.A.Name is null ? -1 : net.IdOf(b.A.Name);
+        _bId = b.B.Name is null ? -1 : net.IdOf(b.B.Name);
+        _ia = Map(b.A.Constant?.Dims ?? b.A.Shape, b.OutputShape);
+        _ib = Map(b.B.Constant?.Dims ?? b.B.Shape, b.OutputShape);
+    }
+
+    private static int[] Map(int[] from, int[] to)
+    {
+        var strides = Shape.BroadcastStrides(from, to);
+        var map = new int[Shape.Size(to)];
+        var index = new int[to.Length];
+        for (int i = 0; i < map.Length; i++)
+        {
+            for (int d = 0; d < to.Length; d++) map[i] += index[d] * strides[d];
+            for (int d = to.Length - 1; d >= 0 && ++index[d] == to[d]; d--) index[d] = 0;
+        }
+        return map;
+    }
+
+    private float[] A(Workspace ws) => _a < 0 ? _b.A.Constant!.Data : ws.Values[_a];
+    private float[] B(Workspace ws) => _bId < 0 ? _b.B.Constant!.Data : ws.Values[_bId];
+
+    public override void Forward(Workspace ws)
+    {
+        float[] a = A(ws), b = B(ws), y = ws.Values[_output];
+        for (int i = 0; i < y.Length; i++)
+        {
+            float x = a[_ia[i]], z = b[_ib[i]];
+            y[i] = _b.Op switch { BinaryOp.Add => x + z, BinaryOp.Sub => x - z, _ => x * z };
+        }
+    }
+
+    public override void Backward(Workspace ws)
+    {
+        float[] a = A(ws), b = B(ws), dy = ws.Gradients[_output];
+        for (int i = 0; i < dy.Length; i++)
+        {
+            float g = dy[i];
+            if (_a >= 0) ws.Gradients[_a][_ia[i]] += _b.Op == BinaryOp.Mul ? g * b[_ib[i]] : g;
+            if (_bId >= 0) ws.Gradients[_bId][_ib[i]] += _b.Op switch { BinaryOp.Mul => g * a[_ia[i]], BinaryOp.Sub => -g, _ => g };
+        }
+    }
+}
+
+internal sealed class UnaryStep(UnaryLayer u, int input, int output) : Step
+{
+    public override void Forward(Workspace ws)
+    {
+        var x = ws.Values[input];
+        var y = ws.Values[output];
+        switch (u.Function)
+        {
+            case UnaryFunction.Relu: TensorPrimitives.Max(x, 0f, y); break;
+            case UnaryFunction.Sigmoid: TensorPrimitives.Sigmoid(x, y); break;
+            case UnaryFunction.Tanh: TensorPrimitives.Tanh(x, y); break;
+            case UnaryFunction.LeakyRelu: for (int i = 0; i < y.Length; i++) y[i] = x[i] >= 0f ? x[i] : u.Alpha * x[i]; break;
+            default: for (int i = 0; i < y.Length; i++) y[i] = MathF.Min(MathF.Max(x[i], u.Min), u.Max); break;
+        }
+    }
+
+    public override void Backward(Workspace ws)
+    {
+        var x = ws.Values[input];
+        var y = ws.Values[output];
+        var dy = ws.Gradients[output];
+        var dx = ws.Gradients[input];
+        for (int i = 0; i < dy.Length; i++)
+            dx[i] += dy[i] * u.Function switch
+            {
+                UnaryFunction.Relu => x[i] > 0f ? 1f : 0f,
+                UnaryFunction.Sigmoid => y[i] * (1f - y[i]),
+                UnaryFunction.Tanh => 1f - y[i] * y[i],
+                UnaryFunction.LeakyRelu => x[i] >= 0f ? 1f : u.Alpha,
+                _ => x[i] > u.Min && x[i] < u.Max ? 1f : 0f,
+            };
+    }
+}
+
+internal sealed class ConcatStep : Step
+{
+    private readonly (int Id, float[]? Constant, int Block)[] _parts;
+    private readonly int _outer, _output;
+
+    public ConcatStep(ConcatLayer c, Network net, int output)
+    {
+        _output = output;
+        _outer = Shape.Size(c.OutputShape[..c.Axis]);
+        _parts = c.Operands.Select(o => (o.Name is null ? -1 : net.IdOf(o.Name), o.Constant?.Data, Shape.Size(o.Shape[c.Axis..]))).ToArray();
+    }
+
+    public override void Forward(Workspace ws)
+    {
+        var y = ws.Values[_output];
+        int total = _parts.Sum(p => p.Block), offset = 0;
+        foreach (var (id, constant, block) in _parts)
+        {
+            var src = constant ?? ws.Values[id];
+            for (int o = 0; o < _outer; o++) src.AsSpan(o * block, block).CopyTo(y.AsSpan(o * total + offset, block));
+            offset += block;
+        }
+    }
+
+    public override void Backward(Workspace ws)
+    {
+        var dy = ws.Gradients[_output];
+        int total = _parts.Sum(p => p.Block), offset = 0;
+        foreach (var (id, _, block) in _parts)
+        {
+            if (id >= 0)
+                for (int o = 0; o < _outer; o++)
+                    TensorPrimitives.Add(ws.Gradients[id].AsSpan(o * block, block), dy.AsSpan(o * total + offset, block), ws.Gradients[id].AsSpan(o * block, block));
+            offset += block;
+        }
+    }
+}
+
+internal sealed class SoftmaxStep(SoftmaxLayer s, int input, int output) : Step
+{
+    public override void Forward(Workspace ws)
+    {
+        var x = ws.Values[input];
+        var y = ws.Values[output];
+        for (int o = 0; o < s.Outer; o++)
+            for (int i = 0; i < s.Inner; i++)
+            {
+                int at = o * s.Axis * s.Inner + i;
+                float max = float.NegativeInfinity, sum = 0f;
+                for (int a = 0; a < s.Axis; a++) max = MathF.Max(max, x[at + a * s.Inner]);
+                for (int a = 0; a < s.Axis; a++) sum += MathF.Exp(x[at + a * s.Inner] - max);
+                for (int a = 0; a < s.Axis; a++)
+                    y[at + a * s.Inner] = s.Log ? x[at + a * s.Inner] - max - MathF.Log(sum) : MathF.Exp(x[at + a * s.Inner] - max) / sum;
+            }
+    }
+
+    public override void Backward(Workspace ws)
+    {
+        var y = ws.Values[output];
+        var dy = ws.Gradients[output];
+        var dx = ws.Gradients[input];
+        for (int o = 0; o < s.Outer; o++)
+            for (int i = 0; i < s.Inner; i++)
+            {
+                int at = o * s.Axis * s.Inner + i;
+                float dot = 0f;
+                for (int a = 0; a < s.Axis; a++) dot += s.Log ? dy[at + a * s.Inner] : dy[at + a * s.Inner] * y[at + a * s.Inner];
+                for (int a = 0; a < s.Axis; a++)
+                {
+                    int k = at + a * s.Inner;
+                    dx[k] += s.Log ? dy[k] - MathF.Exp(y[k]) * dot : y[k] * (dy[k] - dot);
+                }
+            }
+    }
+}
