@@ -115,28 +115,11 @@ public static class ResultsReport
         var validationLabels = Path.Combine(dir, "validation-y.npy");
         var test = IdxFile.ReadImages(Path.Combine(TestData.FashionMnist, "t10k-images-idx3-ubyte.gz"), out _, out _);
         var testLabels = IdxFile.ReadLabels(Path.Combine(TestData.FashionMnist, "t10k-labels-idx1-ubyte.gz"));
-        WriteNpy(calibration, "<f4", [CalibrationCount, 1, 28, 28], Bytes(Pick(0, CalibrationCount)));
-        WriteNpy(validation, "<f4", [ValidationCount, 1, 28, 28], Bytes(test.AsSpan(0, ValidationCount * pixels).ToArray()));
-        WriteNpy(validationLabels, "<i8", [ValidationCount], Bytes(testLabels.Take(ValidationCount).Select(l => (long)l).ToArray()));
+        NpyFile.Write(calibration, Pick(0, CalibrationCount), CalibrationCount, 1, 28, 28);
+        NpyFile.Write(validation, test.AsSpan(0, ValidationCount * pixels), ValidationCount, 1, 28, 28);
+        NpyFile.Write(validationLabels, testLabels.Take(ValidationCount).Select(l => (long)l).ToArray(), ValidationCount);
         return (calibration, validation, validationLabels);
     });
-
-    private static byte[] Bytes<T>(T[] values) where T : unmanaged =>
-        System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
-
-    /// <summary>A NumPy .npy (format 1.0, C order, little endian).</summary>
-    private static void WriteNpy(string path, string dtype, int[] shape, byte[] data)
-    {
-        var dims = shape.Length == 1 ? $"{shape[0]}," : string.Join(", ", shape);
-        var header = $"{{'descr': '{dtype}', 'fortran_order': False, 'shape': ({dims}), }}";
-        int total = 10 + header.Length + 1;
-        header = header.PadRight(header.Length + (64 - total % 64) % 64) + "\n";
-        using var file = File.Create(path);
-        file.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
-        file.Write(BitConverter.GetBytes((ushort)header.Length));
-        file.Write(System.Text.Encoding.ASCII.GetBytes(header));
-        file.Write(data);
-    }
 
     private static ModelResults RunModel(string model, TargetProfile target, float[] images, int[] labels, int testCount)
     {

@@ -177,7 +177,7 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         app.AddFixture("rescnn.onnx", "models/rescnn.onnx");
         var images = IdxFile.ReadImages(Path.Combine(TestData.FashionMnist, "t10k-images-idx3-ubyte.gz"), out int count, out _);
         Directory.CreateDirectory(Path.Combine(app.Directory, "data"));
-        TestData.WriteNpy(Path.Combine(app.Directory, "data", "test.npy"), images, count, 1, 28, 28);
+        NpyFile.Write(Path.Combine(app.Directory, "data", "test.npy"), images, count, 1, 28, 28);
 
         using var build = Dotnet.Start(app.Directory, feed.Environment, out var output, "build", app.ProjectFile, "-c", "Release", "-nodeReuse:false", "-v:normal");
         var clock = Stopwatch.StartNew();

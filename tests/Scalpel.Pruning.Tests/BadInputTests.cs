@@ -103,4 +103,20 @@ public sealed class BadInputTests
         File.WriteAllText(path, TargetProfile.Resolve("x64-sse").ToJson().Replace("\"x64-sse\"", "\"my-board\""));
         Assert.Equal("my-board", TargetProfile.Resolve(path).Name);
     }
+
+    [Fact]
+    public void WrittenNpyFilesReadBack()
+    {
+        var dir = TestData.TempDir();
+        var x = Enumerable.Range(0, 2 * 3 * 5).Select(i => i * 0.25f - 1f).ToArray();
+        NpyFile.Write(Path.Combine(dir, "x.npy"), x, 2, 3, 5);
+        NpyFile.Write(Path.Combine(dir, "y.npy"), [7L, -1L, 3L], 3);
+        var rx = NpyFile.Read(Path.Combine(dir, "x.npy"));
+        Assert.Equal([2, 3, 5], rx.Shape);
+        Assert.Equal(x, rx.Floats!);
+        var ry = NpyFile.Read(Path.Combine(dir, "y.npy"));
+        Assert.Equal([3], ry.Shape);
+        Assert.Equal([7L, -1L, 3L], ry.Integers!);
+        Assert.Equal(0, (new FileInfo(Path.Combine(dir, "x.npy")).Length - 2 * 3 * 5 * 4) % 64); // header padded to 64 bytes
+    }
 }

@@ -34,15 +34,4 @@ public static class TestData
         Directory.CreateDirectory(dir);
         return dir;
     }
-
-    /// <summary>Writes a float32 C-order .npy file (format version 1.0), as numpy.save would.</summary>
-    public static void WriteNpy(string path, ReadOnlySpan<float> values, params int[] shape)
-    {
-        var header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({string.Join(", ", shape)}{(shape.Length == 1 ? "," : "")}), }}";
-        header = header.PadRight((header.Length + 11 + 63) / 64 * 64 - 11) + "\n"; // 10-byte preamble + header: a multiple of 64
-        using var file = File.Create(path);
-        file.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, (byte)(header.Length & 0xFF), (byte)(header.Length >> 8)]);
-        file.Write(System.Text.Encoding.ASCII.GetBytes(header));
-        file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
-    }
 }

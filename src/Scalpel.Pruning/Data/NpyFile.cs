@@ -16,6 +16,25 @@ public sealed partial class NpyFile
 
     public int Count => Shape.Length == 0 ? 1 : Shape[0];
 
+    /// <summary>Writes float32 values as a C-order .npy (format 1.0), as numpy.save does.</summary>
+    public static void Write(string path, ReadOnlySpan<float> values, params int[] shape) =>
+        Write(path, "<f4", shape, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
+
+    /// <summary>Writes int64 values (labels) as a C-order .npy (format 1.0).</summary>
+    public static void Write(string path, ReadOnlySpan<long> values, params int[] shape) =>
+        Write(path, "<i8", shape, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
+
+    private static void Write(string path, string dtype, int[] shape, ReadOnlySpan<byte> data)
+    {
+        var dims = shape.Length == 1 ? $"{shape[0]}," : string.Join(", ", shape);
+        var header = $"{{'descr': '{dtype}', 'fortran_order': False, 'shape': ({dims}), }}";
+        header = header.PadRight((header.Length + 11 + 63) / 64 * 64 - 11) + "\n"; // 10-byte preamble + header: a multiple of 64
+        using var file = File.Create(path);
+        file.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, (byte)(header.Length & 0xFF), (byte)(header.Length >> 8)]);
+        file.Write(Encoding.ASCII.GetBytes(header));
+        file.Write(data);
+    }
+
     public static NpyFile Read(string path)
     {
         if (!File.Exists(path)) throw new ScalpelException(ErrorCode.Data, $"{path}: data file not found.");
