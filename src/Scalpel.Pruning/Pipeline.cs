@@ -16,7 +16,7 @@ public sealed record PruneResult(ModelGraph Model, GeneratedModel Code, ModelPro
 /// The one pipeline behind the CLI and the MSBuild task: load -> analyse -> plan -> calibrate -> prune
 /// (greedy search within the accuracy budget) -> verify -> emit.
 /// </summary>
-public static class Pipeline
+public static partial class Pipeline
 {
     /// <summary>Sparsity levels the search steps through.</summary>
     public static readonly double[] Levels = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
@@ -70,6 +70,11 @@ public static class Pipeline
     {
         var say = o.Progress ?? new Progress<string>(_ => { });
         var original = OnnxModel.Load(o.ModelPath);
+        if (o.TrainingData is not null)
+        {
+            // Retraining updates every layer's own initializers: fold BatchNorms into them first (same function).
+            original = new OnnxModel(BatchNormFolding.Apply(original.Proto), original.BaseDirectory, original.Source);
+        }
         var originalModel = GraphAnalyzer.Analyze(original);
         if (originalModel.BatchMode != BatchMode.PerSample)
             throw new UnsupportedModelException($"{o.ModelPath}: pruning needs a model whose first input dimension is the batch (symbolic or 1).");
@@ -77,6 +82,12 @@ public static class Pipeline
 
         Dataset? calibration = o.CalibrationData is null ? null : Dataset.Load(o.CalibrationData, null, sampleShape).Take(o.MaxCalibrationSamples);
         Dataset? validation = o.ValidationData is null ? null : Dataset.Load(o.ValidationData, o.ValidationLabels, sampleShape, originalModel.OutputSize);
+        Dataset? training = null;
+        if (o.TrainingData is not null)
+        {
+            if (o.TrainingLabels is null) throw new ScalpelException(ErrorCode.Data, $"{o.TrainingData}: training data needs its labels (--train-labels).");
+            training = Dataset.Load(o.TrainingData, o.TrainingLabels, sampleShape, originalModel.OutputSize).Take(o.Retraining.MaxSamples);
+        }
         if (validation is null && calibration is not null && calibration.Count >= 8)
         {
             // Hold out a quarter of the calibration set to check agreement on inputs the refit has not seen.
@@ -105,6 +116,8 @@ public static class Pipeline
 
         // Node pruning first (it changes layer sizes); weight pruning then works on the smaller model with what is left of the budget.
         var nodes = NodePhase(original, originalModel, o, calibration, validation, truth, floor, search, say);
+        var retrainer = training is null ? null : new Retrainer(original.Proto, training, validation, truth, floor, o, search, say);
+        if (retrainer is not null) nodes = retrainer.Nodes(nodes, original, o);
         var onnx = nodes.Kept.Count == 0 ? original : new OnnxModel(nodes.Model, original.BaseDirectory, original.Source);
         var model = nodes.Kept.Count == 0 ? originalModel : GraphAnalyzer.Analyze(onnx);
 
@@ -165,6 +178,12 @@ public static class Pipeline
             }
         }
         foreach (var p in chosen) p.Apply(weights[p]);
+        if (training is not null)
+        {
+            retrainer!.Weights(pruned, model, plans);
+            retrainer.Summary();
+            after = validation is null ? null : Accuracy.Evaluate(pruned, validation, truth!); // the exported model, checked by ONNX Runtime
+        }
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
         var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search);
         if (calibration is null && validation is null)
@@ -232,12 +251,7 @@ public static class Pipeline
     {
         var none = new NodeResult(original.Proto, []);
         if (o.Method != Method.Scalpel || validation is null) return none;
-        var groups = NodePruning.Find(original.Proto, model).Where(g =>
-        {
-            var ov = Override(o, g.ProducerName, g.ProducerIsConv ? "conv" : "fc");
-            bool byParallelism = g.ProducerIsConv ? o.Target.Parallelism != Parallelism.Low : o.Target.Parallelism == Parallelism.High;
-            return ov?.KeepDense != true && (ov?.Technique == Technique.Node || (ov?.Technique is null && byParallelism));
-        }).ToList();
+        var groups = NodeGroups(original.Proto, model, o);
         if (groups.Count == 0) return none;
         say.Report($"node pruning: {groups.Count} channel groups ({string.Join(", ", groups.Select(g => $"{g.ProducerName} x{g.Channels}"))})");
 
@@ -304,6 +318,14 @@ public static class Pipeline
         var kept = groups.Where(g => state[g] >= 0).ToDictionary(g => g.ProducerName, g => (Keep(g, state[g]).Length, g.Channels));
         return kept.Count == 0 ? none : new NodeResult(Build(state), kept);
     }
+
+    /// <summary>The channel groups to node-prune: those the target's parallelism calls for (conv channels on moderate and high, FC neurons on high), after overrides.</summary>
+    private static List<ChannelGroup> NodeGroups(ModelProto proto, ModelGraph model, PruneOptions o) => NodePruning.Find(proto, model).Where(g =>
+    {
+        var ov = Override(o, g.ProducerName, g.ProducerIsConv ? "conv" : "fc");
+        bool byParallelism = g.ProducerIsConv ? o.Target.Parallelism != Parallelism.Low : o.Target.Parallelism == Parallelism.High;
+        return ov?.KeepDense != true && (ov?.Technique == Technique.Node || (ov?.Technique is null && byParallelism));
+    }).ToList();
 
     private static LayerOverride? Override(PruneOptions o, string name, string kind) =>
         o.Overrides.GetValueOrDefault(name) ?? o.Overrides.GetValueOrDefault(kind);

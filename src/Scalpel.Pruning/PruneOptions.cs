@@ -28,6 +28,23 @@ public enum Technique
 /// <summary>A per-layer override: by layer name (the ONNX node name) or by kind ("fc", "conv").</summary>
 public sealed record LayerOverride(bool? KeepDense = null, double? Sparsity = null, Technique? Technique = null);
 
+/// <summary>How retraining runs when training data is given (DESIGN.md section 3; the paper's prune-retrain schedule).</summary>
+public sealed record RetrainOptions
+{
+    /// <summary>Epochs of fine-tuning after the first prune, and after each further step.</summary>
+    public int EpochsPerStep { get; init; } = 3;
+    /// <summary>Steps of rising sparsity at most (each raises every weight-pruned layer by one level, then retrains).</summary>
+    public int MaxSteps { get; init; } = 8;
+    public int BatchSize { get; init; } = 64;
+    public Training.OptimizerKind Optimizer { get; init; } = Training.OptimizerKind.Adam;
+    public float LearningRate { get; init; } = 1e-3f;
+    /// <summary>Weight of distillation from the original model's logits, 0 to 1.</summary>
+    public float Distillation { get; init; } = 0.5f;
+    public int Seed { get; init; } = 1;
+    /// <summary>Training samples used at most per epoch (the first ones).</summary>
+    public int MaxSamples { get; init; } = int.MaxValue;
+}
+
 public sealed record PruneOptions
 {
     public required string ModelPath { get; init; }
@@ -38,6 +55,10 @@ public sealed record PruneOptions
     public string? CalibrationData { get; init; }
     public string? ValidationData { get; init; }
     public string? ValidationLabels { get; init; }
+    /// <summary>Training inputs and labels: with them, pruning alternates with masked fine-tuning (retraining).</summary>
+    public string? TrainingData { get; init; }
+    public string? TrainingLabels { get; init; }
+    public RetrainOptions Retraining { get; init; } = new();
     /// <summary>Largest accepted top-1 accuracy drop on the validation set, in percentage points.</summary>
     public double MaxAccuracyDrop { get; init; } = 0.5;
     /// <summary>Without labels: smallest accepted top-1 agreement with the original model.</summary>

@@ -70,10 +70,18 @@ public static class Program
         var keepDense = new Option<string[]>("--keep-dense") { Description = "Layer names (or 'fc') to leave unpruned.", AllowMultipleArgumentsPerToken = true };
         var sparsity = new Option<string[]>("--sparsity") { Description = "Fixed sparsity per layer name or kind, e.g. fc=0.8 or /1/Gemm=0.9 (skips the search for those layers).", AllowMultipleArgumentsPerToken = true };
         var technique = new Option<string[]>("--technique") { Description = "Technique per layer name or kind instead of the target's choice, e.g. conv=weight, fc=node, /1/Gemm=csr.", AllowMultipleArgumentsPerToken = true };
+        var train = new Option<FileInfo?>("--train") { Description = "Training inputs, .npy float32 [N, ...input shape]: prune and retrain in steps (masked fine-tuning)." };
+        var trainLabels = new Option<FileInfo?>("--train-labels") { Description = "Training labels, .npy int32/int64 [N]." };
+        var defaults = new RetrainOptions();
+        var epochs = new Option<int>("--epochs") { Description = "Retraining epochs after each pruning step.", DefaultValueFactory = _ => defaults.EpochsPerStep };
+        var steps = new Option<int>("--retrain-steps") { Description = "Pruning steps of rising sparsity at most, each followed by retraining.", DefaultValueFactory = _ => defaults.MaxSteps };
+        var learningRate = new Option<float>("--learning-rate") { Description = "Peak learning rate of retraining (Adam, cosine schedule).", DefaultValueFactory = _ => defaults.LearningRate };
+        var distillation = new Option<float>("--distillation") { Description = "Weight of distillation from the original model's logits during retraining, 0 to 1.", DefaultValueFactory = _ => defaults.Distillation };
         var measure = new Option<bool>("--measure") { Description = "Time each layer's generated kernel on this machine for the report (when the target's vectors run in hardware here).", DefaultValueFactory = _ => true };
         var command = new Command("prune", "Prune a model for a hardware target and generate its C# inference code, pruned ONNX model and report.")
         {
-            model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity, technique, measure,
+            model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity, technique,
+            train, trainLabels, epochs, steps, learningRate, distillation, measure,
         };
         command.SetAction((result, cancellation) => Task.FromResult(Run(() =>
         {
@@ -103,6 +111,13 @@ public static class Program
                 ValidationData = result.GetValue(validation)?.FullName, ValidationLabels = result.GetValue(labels)?.FullName,
                 MaxAccuracyDrop = result.GetValue(maxDrop), MinAgreement = result.GetValue(minAgreement), Criterion = result.GetValue(criterion),
                 Overrides = overrides, MeasureOnHost = result.GetValue(measure), Progress = new ConsoleProgress(), Cancellation = cancellation,
+                TrainingData = result.GetValue(train)?.FullName, TrainingLabels = result.GetValue(trainLabels)?.FullName,
+                Retraining = new RetrainOptions
+                {
+                    EpochsPerStep = Positive(result.GetValue(epochs), "--epochs"), MaxSteps = Math.Max(0, result.GetValue(steps)),
+                    LearningRate = result.GetValue(learningRate) is > 0 and < 1 and var lr ? lr : throw new ScalpelException(ErrorCode.Option, "--learning-rate: expected a value in (0, 1)."),
+                    Distillation = result.GetValue(distillation) is >= 0 and <= 1 and var d ? d : throw new ScalpelException(ErrorCode.Option, "--distillation: expected a value from 0 to 1."),
+                },
             };
             var pruned = Pipeline.Run(options);
             foreach (var w in pruned.Report.Warnings) Console.Error.WriteLine(Diagnostic.Warning(w.Code, w.Message));
@@ -111,6 +126,9 @@ public static class Program
         })));
         return command;
     }
+
+    private static int Positive(int value, string option) =>
+        value > 0 ? value : throw new ScalpelException(ErrorCode.Option, $"{option}: expected a positive number, got {value}.");
 
     private static Command ProfileCommand()
     {

@@ -26,7 +26,9 @@ public sealed class Parameter(Layer layer, string role, float[] value, float[]? 
 public sealed class Network
 {
     public ModelGraph Model { get; }
+    /// <summary>The parameters that train (the others are frozen: read, never updated).</summary>
     public IReadOnlyList<Parameter> Parameters { get; }
+    internal IReadOnlyList<Parameter> AllParameters { get; }
     /// <summary>The tensor the loss reads: the output, or the input of a final Softmax/LogSoftmax (logits).</summary>
     public string LogitsName { get; }
     public int Classes { get; }
@@ -37,7 +39,8 @@ public sealed class Network
     internal readonly int InputId, LogitsId;
 
     /// <param name="masked">Layers whose zero weights are pruned entries to keep at zero.</param>
-    public Network(ModelGraph model, IReadOnlySet<Layer>? masked = null)
+    /// <param name="trainable">Whether a layer's "weight" or "bias" trains (default: all).</param>
+    public Network(ModelGraph model, IReadOnlySet<Layer>? masked = null, Func<Layer, string, bool>? trainable = null)
     {
         if (model.BatchMode != BatchMode.PerSample)
             throw new UnsupportedModelException($"{model.Source}: training needs a model whose first input dimension is the batch (symbolic or 1).");
@@ -81,7 +84,8 @@ public sealed class Network
         }
         Sizes = sizes.ToArray();
         Steps = steps.ToArray();
-        Parameters = parameters;
+        AllParameters = parameters;
+        Parameters = parameters.Where(p => trainable?.Invoke(p.Layer, p.Role) ?? true).ToList();
         LogitsId = Ids[LogitsName];
         Classes = Sizes[LogitsId];
     }
@@ -128,7 +132,7 @@ public sealed class Workspace
     {
         Values = net.Sizes.Select(s => new float[s]).ToArray();
         Gradients = net.Sizes.Select(s => new float[s]).ToArray();
-        ParameterGradients = net.Parameters.ToDictionary(p => p, p => new float[p.Value.Length]);
+        ParameterGradients = net.AllParameters.ToDictionary(p => p, p => new float[p.Value.Length]);
     }
 
     public float[] GradientOf(Parameter p) => ParameterGradients[p];

@@ -1,0 +1,99 @@
+using Scalpel.Onnx;
+using Scalpel.Onnx.Proto;
+
+namespace Scalpel.Pruning.Methods;
+
+/// <summary>
+/// Folds each BatchNormalization that directly follows a Conv or Gemm (its only reader) into that layer's
+/// weight and bias initializers, and removes it. The model computes the same function (inference-mode
+/// BatchNorm is affine), and every Conv/Gemm layer's parameters are then its own initializers: what
+/// retraining updates and writes back.
+/// </summary>
+public static class BatchNormFolding
+{
+    public static ModelProto Apply(ModelProto source)
+    {
+        var model = source.Clone();
+        var graph = model.Graph;
+        bool folded = true;
+        while (folded)
+        {
+            folded = false;
+            foreach (var bn in graph.Node.Where(n => n.OpType == "BatchNormalization").ToList())
+                if (TryFold(model, bn)) { folded = true; break; }
+        }
+        return model;
+    }
+
+    private static bool TryFold(ModelProto model, NodeProto bn)
+    {
+        var graph = model.Graph;
+        var inits = graph.Initializer.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        if (bn.Input.Count < 5 || bn.Input.Skip(1).Take(4).Any(n => !inits.Contains(n) || Uses(graph, n) != 1)) return false;
+        if (bn.Attribute.Any(a => a.Name == "training_mode" && a.I != 0)) return false;
+        var producer = graph.Node.FirstOrDefault(n => n.Output.Count > 0 && n.Output[0] == bn.Input[0]);
+        if (producer is null || producer.OpType is not ("Conv" or "Gemm") || Uses(graph, producer.Output[0]) != 1 || graph.Output.Any(o => o.Name == producer.Output[0])) return false;
+        if (producer.Input.Count < 2 || !inits.Contains(producer.Input[1]) || Uses(graph, producer.Input[1]) != 1) return false;
+        if (producer.Input.Count > 2 && (!inits.Contains(producer.Input[2]) || Uses(graph, producer.Input[2]) != 1)) return false;
+
+        float eps = bn.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5f;
+        var gamma = TensorSlicing.Read(model, bn.Input[1]).Data;
+        var beta = TensorSlicing.Read(model, bn.Input[2]).Data;
+        var mean = TensorSlicing.Read(model, bn.Input[3]).Data;
+        var variance = TensorSlicing.Read(model, bn.Input[4]).Data;
+        int channels = gamma.Length;
+        var scale = new float[channels];
+        for (int c = 0; c < channels; c++) scale[c] = gamma[c] / MathF.Sqrt(variance[c] + eps);
+
+        var w = TensorSlicing.Read(model, producer.Input[1]);
+        var weight = (float[])w.Data.Clone();
+        float biasScale = 1f;
+        if (producer.OpType == "Conv")
+        {
+            if (w.Dims[0] != channels) return false;
+            int per = weight.Length / channels;
+            for (int i = 0; i < weight.Length; i++) weight[i] *= scale[i / per];
+        }
+        else
+        {
+            // Gemm: B is [K, N], or [N, K] with transB; the BatchNorm runs over N.
+            bool transB = producer.Attribute.Any(a => a.Name == "transB" && a.I != 0);
+            if (w.Dims.Length != 2 || w.Dims[transB ? 0 : 1] != channels) return false;
+            for (int i = 0; i < weight.Length; i++) weight[i] *= scale[transB ? i / w.Dims[1] : i % channels];
+            biasScale = producer.Attribute.FirstOrDefault(a => a.Name == "beta")?.F ?? 1f;
+            if (producer.Input.Count > 2 && TensorSlicing.Read(model, producer.Input[2]).Data.Length != channels) return false; // a full [M, N] C
+        }
+        var bias = producer.Input.Count > 2 ? TensorSlicing.Read(model, producer.Input[2]).Data : new float[channels];
+        var folded = new float[channels];
+        for (int c = 0; c < channels; c++) folded[c] = (biasScale * bias[c] - mean[c]) * scale[c] + beta[c];
+
+        TensorSlicing.Replace(model, TensorSlicing.Make(w.Name, w.Dims, weight));
+        if (producer.Input.Count > 2) TensorSlicing.Replace(model, TensorSlicing.Make(producer.Input[2], [channels], folded));
+        else
+        {
+            string name = Unique(graph, producer.Name + "_folded_bias");
+            graph.Initializer.Add(TensorSlicing.Make(name, [channels], folded));
+            producer.Input.Add(name);
+        }
+        if (producer.OpType == "Gemm")
+        {
+            var betaAttribute = producer.Attribute.FirstOrDefault(a => a.Name == "beta");
+            if (betaAttribute is not null) betaAttribute.F = 1f;
+        }
+        producer.Output[0] = bn.Output[0];
+        graph.Node.Remove(bn);
+        foreach (var name in bn.Input.Skip(1).Take(4))
+            graph.Initializer.Remove(graph.Initializer.First(i => i.Name == name));
+        return true;
+    }
+
+    private static int Uses(GraphProto graph, string name) => graph.Node.Sum(n => n.Input.Count(i => i == name)) + graph.Output.Count(o => o.Name == name);
+
+    private static string Unique(GraphProto graph, string name)
+    {
+        var taken = graph.Initializer.Select(i => i.Name).Concat(graph.Node.SelectMany(n => n.Output)).ToHashSet(StringComparer.Ordinal);
+        string candidate = name;
+        for (int i = 1; taken.Contains(candidate); i++) candidate = $"{name}_{i}";
+        return candidate;
+    }
+}

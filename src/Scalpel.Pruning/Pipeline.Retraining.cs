@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Globalization;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using Scalpel.Onnx.Proto;
+using Scalpel.Pruning.Calibration;
+using Scalpel.Pruning.Data;
+using Scalpel.Pruning.Methods;
+using Scalpel.Pruning.Training;
+
+namespace Scalpel.Pruning;
+
+public static partial class Pipeline
+{
+    /// <summary>
+    /// The paper's schedule: prune a step further, retrain, and keep the step only while the validation budget
+    /// holds. Node steps remove more channels of each node-pruned group (smallest filters of the retrained
+    /// weights first) and retrain the smaller network; weight steps raise each weight-pruned layer one sparsity
+    /// level (magnitude groups of the retrained weights) and retrain with the pruned entries masked. A step
+    /// first tries every layer (or group) at once, then each one holding a tenth of the work or more alone.
+    /// </summary>
+    private sealed class Retrainer(ModelProto original, Dataset train, Dataset? validation, int[]? truth, double floor, PruneOptions o, List<string> log, IProgress<string> say)
+    {
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly RetrainOptions _r = o.Retraining;
+        private float[]? _teacher;
+        private int _epochs;
+
+        private TrainOptions Options => new()
+        {
+            Epochs = _r.EpochsPerStep, BatchSize = _r.BatchSize, Optimizer = _r.Optimizer, LearningRate = _r.LearningRate, Distillation = _r.Distillation,
+            Seed = _r.Seed, Progress = say, Cancellation = o.Cancellation,
+        };
+
+        /// <summary>Trains the model's layers (pruned entries of <paramref name="masked"/> kept at zero), writes them into <paramref name="proto"/>, and scores it.</summary>
+        public double? Fit(ModelGraph model, ModelProto proto, IReadOnlySet<Layer>? masked, string what, string state)
+        {
+            _teacher ??= _r.Distillation > 0 ? Accuracy.Logits(original, train) : [];
+            var net = new Network(model, masked, (layer, role) => role == "weight" ? OnnxWriteback.CanRewrite(proto, layer) : OnnxWriteback.BiasSource(proto, layer) is not null);
+            say.Report($"retraining {what} ({state}): {train.Count} samples, {_r.EpochsPerStep} epoch(s)");
+            var losses = Trainer.Train(net, train, _teacher.Length == 0 ? null : _teacher, Options);
+            _epochs += _r.EpochsPerStep;
+            foreach (var p in net.Parameters)
+            {
+                if (p.Role == "weight") OnnxWriteback.Write(proto, p.Layer, p.Value);
+                else OnnxWriteback.WriteBias(proto, p.Layer, p.Value);
+            }
+            double? score = validation is null ? null : Accuracy.Score(Trainer.Predict(net, validation), truth!);
+            string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({state}): loss {losses[^1]:0.0000}")
+                + (score is { } v ? string.Create(CultureInfo.InvariantCulture, $", validation {v:P2}{(v >= floor ? "" : " (over budget)")}") : "");
+            say.Report("  " + line);
+            log.Add(line);
+            return score;
+        }
+
+        private static IEnumerable<List<T>> Attempts<T>(List<T> all, Func<T, long> work) where T : notnull
+        {
+            if (all.Count == 0) yield break;
+            yield return all;
+            if (all.Count == 1) yield break;
+            long total = all.Sum(work);
+            foreach (var one in all.Where(x => work(x) * 10 >= total).OrderByDescending(work)) yield return [one];
+        }
+
+        /// <summary>Node steps with retraining, from the calibration-only node phase's result.</summary>
+        public NodeResult Nodes(NodeResult start, OnnxModel source, PruneOptions options)
+        {
+            var proto = start.Model;
+            var analyzed = GraphAnalyzer.Analyze(new OnnxModel(proto, source.BaseDirectory, source.Source));
+            var channels = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => start.Kept.GetValueOrDefault(g.ProducerName, (g.Channels, g.Channels)).Item2);
+            if (channels.Count == 0 || validation is null) return start;
+            var kept = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => g.Channels);
+            int Next(string name)
+            {
+                foreach (var level in NodeLevels)
+                {
+                    int keep = Math.Max(1, channels[name] - (int)Math.Round(level * channels[name]));
+                    if (keep < kept[name]) return keep;
+                }
+                return kept[name];
+            }
+            string State() => string.Join(", ", kept.Select(k => $"{k.Key} {k.Value}/{channels[k.Key]}"));
+            for (int step = 0; step < _r.MaxSteps; step++)
+            {
+                var groups = NodeGroups(proto, analyzed, options).Where(g => channels.ContainsKey(g.ProducerName) && Next(g.ProducerName) < kept[g.ProducerName]).ToList();
+                bool accepted = false;
+                foreach (var attempt in Attempts(groups, g => g.MacsPerChannel * g.Channels))
+                {
+                    var trial = proto.Clone();
+                    var trialKept = new Dictionary<string, int>(kept);
+                    var graph = new OnnxGraph(new OnnxModel(trial, source.BaseDirectory, source.Source));
+                    foreach (var g in NodeGroups(trial, analyzed, options).Where(g => attempt.Any(a => a.ProducerName == g.ProducerName)))
+                    {
+                        var importance = NodePruning.Importance(g, graph, null);
+                        var keep = Enumerable.Range(0, g.Channels).OrderByDescending(j => importance[j]).ThenBy(j => j).Take(Next(g.ProducerName)).Order().ToArray();
+                        NodePruning.Apply(trial, g, keep);
+                        trialKept[g.ProducerName] = keep.Length;
+                    }
+                    var model = GraphAnalyzer.Analyze(new OnnxModel(trial, source.BaseDirectory, source.Source));
+                    var saved = kept;
+                    kept = trialKept;
+                    double? score = Fit(model, trial, null, $"node step {step + 1}", State());
+                    if (score >= floor)
+                    {
+                        (proto, analyzed, accepted) = (trial, model, true);
+                        break;
+                    }
+                    kept = saved;
+                }
+                if (!accepted) break;
+            }
+            var result = kept.Where(k => k.Value < channels[k.Key]).ToDictionary(k => k.Key, k => (k.Value, channels[k.Key]));
+            return new NodeResult(proto, result);
+        }
+
+        /// <summary>Weight steps with retraining; <paramref name="pruned"/> ends with the last model within budget.</summary>
+        public void Weights(ModelProto pruned, ModelGraph model, List<LayerPlan> plans)
+        {
+            IReadOnlySet<Layer> Masked() => plans.Where(p => p.Level >= 0).Select(p => p.Layer).ToHashSet();
+            string Levels() => string.Join(", ", plans.Where(p => p.Level >= 0).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} {p.Sparsity:P0}")));
+            var kept = (State: Snapshot(model, plans), Proto: pruned.Clone());
+            if (Fit(model, pruned, Masked(), "the pruned model", Levels()) is not { } first || first < floor)
+            {
+                // Fine-tuning never makes the calibrated result worse in practice; if it did, keep that result.
+                Restore(kept.State, plans);
+                Copy(kept.Proto, pruned);
+                return;
+            }
+            kept = (Snapshot(model, plans), pruned.Clone());
+            for (int step = 0; step < _r.MaxSteps; step++)
+            {
+                var raise = plans.Where(p => p.Candidates.Length > 0 && p.Level < p.Candidates.Length - 1).ToList();
+                bool accepted = false;
+                foreach (var attempt in Attempts(raise, p => p.Weight.Length))
+                {
+                    foreach (var p in attempt)
+                    {
+                        p.Level++;
+                        p.Apply(WeightPruning.Prune(p.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[p.Level], Criterion.Magnitude, null).Weight);
+                    }
+                    if (Fit(model, pruned, Masked(), $"weight step {step + 1}", Levels()) >= floor)
+                    {
+                        kept = (Snapshot(model, plans), pruned.Clone());
+                        accepted = true;
+                        break;
+                    }
+                    Restore(kept.State, plans);
+                    Copy(kept.Proto, pruned);
+                }
+                if (!accepted) break;
+            }
+        }
+
+        public void Summary() => log.Add(string.Create(CultureInfo.InvariantCulture,
+            $"retraining: {_epochs} epochs on {train.Count} samples in {_clock.Elapsed.TotalSeconds:0} s ({_r.Optimizer}, peak learning rate {_r.LearningRate}, cosine schedule per step, batch {_r.BatchSize}, distillation {_r.Distillation})"));
+
+        public TimeSpan Elapsed => _clock.Elapsed;
+        public int Epochs => _epochs;
+    }
+
+    private static void Copy(ModelProto from, ModelProto to)
+    {
+        to.Graph.Initializer.Clear();
+        to.Graph.Initializer.AddRange(from.Graph.Initializer.Select(i => i.Clone()));
+    }
+
+    /// <summary>Every Dense and Conv layer's weights, bias and format, and each plan's level.</summary>
+    private sealed record State(List<(Layer Layer, float[] Weight, float[]? Bias, WeightFormat Format, int GroupWidth)> Layers, Dictionary<LayerPlan, int> Levels);
+
+    private static State Snapshot(ModelGraph model, List<LayerPlan> plans) => new(
+        model.Layers.Where(l => l is DenseLayer or ConvLayer).Select(l => l switch
+        {
+            DenseLayer d => ((Layer)d, (float[])d.Weight.Clone(), (float[]?)d.Bias?.Clone(), d.Format, d.GroupWidth),
+            ConvLayer c => (c, (float[])c.Weight.Clone(), (float[]?)c.Bias?.Clone(), c.Format, c.GroupWidth),
+            _ => throw new InvalidOperationException(),
+        }).ToList(),
+        plans.ToDictionary(p => p, p => p.Level));
+
+    private static void Restore(State s, List<LayerPlan> plans)
+    {
+        foreach (var (layer, weight, bias, format, width) in s.Layers)
+        {
+            switch (layer)
+            {
+                case DenseLayer d: (d.Weight, d.Format, d.GroupWidth) = ((float[])weight.Clone(), format, width); if (bias is not null) d.Bias = (float[])bias.Clone(); break;
+                case ConvLayer c: (c.Weight, c.Format, c.GroupWidth) = ((float[])weight.Clone(), format, width); if (bias is not null) c.Bias = (float[])bias.Clone(); break;
+            }
+        }
+        foreach (var p in plans) p.Level = s.Levels[p];
+    }
+}
