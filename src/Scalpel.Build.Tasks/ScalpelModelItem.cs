@@ -63,7 +63,7 @@ internal sealed class ScalpelModelItem
 
         var args = new List<string> { "prune", model, "--target", target, "--out", outputDirectory.TrimEnd('/', '\\'), "--namespace", ns, "--class", className };
         var dataFiles = new List<string>();
-        foreach (var (name, option) in new[] { ("CalibrationData", "--calibration"), ("ValidationData", "--validation"), ("ValidationLabels", "--labels") })
+        foreach (var (name, option) in new[] { ("CalibrationData", "--calibration"), ("ValidationData", "--validation"), ("ValidationLabels", "--labels"), ("TrainingData", "--train"), ("TrainingLabels", "--train-labels") })
         {
             if (Meta(name).Length == 0) continue;
             string path = Full(Meta(name));
@@ -74,6 +74,9 @@ internal sealed class ScalpelModelItem
         if (Meta("ValidationLabels").Length > 0 && Meta("ValidationData").Length == 0)
             Bad("ValidationLabels", "needs ValidationData (the inputs the labels belong to)");
 
+        if ((Meta("TrainingData").Length > 0) != (Meta("TrainingLabels").Length > 0))
+            Bad(Meta("TrainingData").Length > 0 ? "TrainingData" : "TrainingLabels", "needs TrainingData and TrainingLabels together");
+        if (Number("RetrainEpochs", 1, 1000, whole: true) is { } epochs) args.AddRange(["--epochs", epochs]);
         if (Number("MaxAccuracyDrop", 0, 100) is { } drop) args.AddRange(["--max-accuracy-drop", drop]);
         if (Number("MinAgreement", 0, 1) is { } agreement) args.AddRange(["--min-agreement", agreement]);
         if (OneOf("Method", Methods) is { } method) args.AddRange(["--method", method]);
@@ -95,13 +98,13 @@ internal sealed class ScalpelModelItem
             DataFiles = dataFiles, CopyToOutputDirectory = copy, Arguments = args,
         };
 
-        string? Number(string name, double min, double max)
+        string? Number(string name, double min, double max, bool whole = false)
         {
             string v = Meta(name);
             if (v.Length == 0) return null;
-            if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) || x < min || x > max)
+            if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) || x < min || x > max || whole && x != Math.Floor(x))
             {
-                Bad(name, string.Format(CultureInfo.InvariantCulture, "is not a number from {0} to {1}", min, max));
+                Bad(name, string.Format(CultureInfo.InvariantCulture, "is not a {0} from {1} to {2}", whole ? "whole number" : "number", min, max));
                 return null;
             }
             return x.ToString("R", CultureInfo.InvariantCulture);

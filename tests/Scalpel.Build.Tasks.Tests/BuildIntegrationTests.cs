@@ -130,6 +130,8 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         { "corrupt-model", """<ScalpelModel Include="models/corrupt.onnx" />""", "SCALPEL1002" },
         { "unknown-target", """<ScalpelModel Include="models/mlp.onnx" HardwareTarget="z80" />""", "SCALPEL1004" },
         { "missing-data", """<ScalpelModel Include="models/mlp.onnx" CalibrationData="data/absent.npy" />""", "SCALPEL1005" },
+        { "missing-training-data", """<ScalpelModel Include="models/mlp.onnx" TrainingData="data/absent.npy" TrainingLabels="data/absent-labels.npy" />""", "SCALPEL1005" },
+        { "labels-without-training-data", """<ScalpelModel Include="models/mlp.onnx" TrainingLabels="models/mlp.onnx" />""", "SCALPEL1006" },
         { "bad-number", """<ScalpelModel Include="models/mlp.onnx" MaxAccuracyDrop="lots" />""", "SCALPEL1006" },
         { "bad-class-name", """<ScalpelModel Include="models/mlp.onnx" ClassName="not valid" />""", "SCALPEL1006" },
     };

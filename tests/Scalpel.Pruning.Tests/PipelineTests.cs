@@ -100,6 +100,70 @@ public sealed class PipelineTests(ITestOutputHelper output)
         AssertGeneratedMatchesOnnxRuntime(result, "Mlp");
     }
 
+    /// <summary>Retraining on the 512 calibration images (their labels), one short step: the plumbing, not the accuracy.</summary>
+    private static PruneOptions Retraining(PruneOptions o) => o with
+    {
+        TrainingData = Data("fmnist-calib-512-x.npy"), TrainingLabels = Data("fmnist-calib-512-y.npy"),
+        Retraining = new RetrainOptions { EpochsPerStep = 1, MaxSteps = 1 },
+    };
+
+    [Fact]
+    public void RetrainedMlpKeepsItsSparsityPatternAndMatchesOnnxRuntime()
+    {
+        var withoutRetraining = Scalpel.Value;
+        var result = Pipeline.Run(Retraining(Options()));
+        output.WriteLine(result.Report.ToMarkdown());
+        Assert.Contains(result.Report.Search, s => s.StartsWith("retraining: ", StringComparison.Ordinal));
+        Assert.True(result.Report.AccuracyAfter >= result.Report.AccuracyBefore - 0.005, $"accuracy {result.Report.AccuracyBefore} -> {result.Report.AccuracyAfter}");
+        // The exported ONNX model holds exactly the weights (zeros included) the code was generated from.
+        var exported = GraphAnalyzer.Analyze(new OnnxModel(result.PrunedOnnx, null, "retrained"));
+        foreach (var (layer, written) in result.Model.Layers.OfType<DenseLayer>().Zip(exported.Layers.OfType<DenseLayer>()))
+        {
+            Assert.Equal(layer.Weight, written.Weight);
+            Assert.Equal(layer.Bias, written.Bias);
+        }
+        var first = result.Model.Layers.OfType<DenseLayer>().First();
+        var untrained = withoutRetraining.Model.Layers.OfType<DenseLayer>().First();
+        Assert.NotEqual(untrained.Bias, first.Bias); // biases trained too
+        AssertGeneratedMatchesOnnxRuntime(result, "Mlp");
+    }
+
+    [Fact]
+    public void RetrainingNodePrunedConvLayersKeepsAValidModel()
+    {
+        var result = Pipeline.Run(Retraining(Options() with { ModelPath = TestData.Fixture("lenet5.onnx"), ClassName = "LeNet", MaxAccuracyDrop = 3 }));
+        output.WriteLine(result.Report.ToMarkdown());
+        Assert.Contains(result.Report.Search, s => s.StartsWith("retrained node step 1", StringComparison.Ordinal));
+        Assert.Contains(result.Model.Layers.OfType<ConvLayer>(), c => c.M < 16 || c.M < 6);
+        AssertGeneratedMatchesOnnxRuntime(result, "LeNet");
+    }
+
+    [Fact]
+    public void BatchNormFoldingKeepsTheFunction()
+    {
+        var model = OnnxModel.Load(TestData.Fixture("rescnn.onnx"));
+        var folded = global::Scalpel.Pruning.Methods.BatchNormFolding.Apply(model.Proto);
+        Assert.Contains(model.Proto.Graph.Node, n => n.OpType == "BatchNormalization");
+        Assert.DoesNotContain(folded.Graph.Node, n => n.OpType == "BatchNormalization");
+        Assert.All(GraphAnalyzer.Analyze(new OnnxModel(folded, null, "folded")).Layers.OfType<ConvLayer>(), c => Assert.True(c.WeightMatchesInitializer, c.Name));
+        var dir = TestData.TempDir();
+        new OnnxModel(folded, null, "folded").Save(Path.Combine(dir, "folded.onnx"));
+        var images = NpyFile.Read(Data("fmnist-test-1000-x.npy")).Floats![..(100 * 784)];
+        using var before = new OrtReference(TestData.Fixture("rescnn.onnx"));
+        using var after = new OrtReference(Path.Combine(dir, "folded.onnx"));
+        var (a, b) = (before.Run(images, 100), after.Run(images, 100));
+        // Folding reassociates one multiply per weight: float rounding only.
+        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4f + 1e-4f * Math.Abs(a[i]), $"logit {i}: {a[i]} vs {b[i]}");
+    }
+
+    [Fact]
+    public void TrainingDataWithoutLabelsIsAClearError()
+    {
+        var e = Assert.Throws<ScalpelException>(() => Pipeline.Run(Options() with { TrainingData = Data("fmnist-calib-512-x.npy") }));
+        Assert.Equal(ErrorCode.Data, e.Code);
+        Assert.Contains("labels", e.Message);
+    }
+
     [Fact]
     public void ReportMeasuresEachLayerOnThisMachine()
     {

@@ -29,7 +29,10 @@ public static class BatchNormFolding
     {
         var graph = model.Graph;
         var inits = graph.Initializer.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
-        if (bn.Input.Count < 5 || bn.Input.Skip(1).Take(4).Any(n => !inits.Contains(n) || Uses(graph, n) != 1)) return false;
+        // BatchNorm parameters may be initializers or Identity copies of them (exporters share equal tensors).
+        string? Source(string name) => inits.Contains(name) ? name
+            : graph.Node.FirstOrDefault(n => n.OpType == "Identity" && n.Output[0] == name) is { } id && inits.Contains(id.Input[0]) ? id.Input[0] : null;
+        if (bn.Input.Count < 5 || bn.Input.Skip(1).Take(4).Any(n => Source(n) is null)) return false;
         if (bn.Attribute.Any(a => a.Name == "training_mode" && a.I != 0)) return false;
         var producer = graph.Node.FirstOrDefault(n => n.Output.Count > 0 && n.Output[0] == bn.Input[0]);
         if (producer is null || producer.OpType is not ("Conv" or "Gemm") || Uses(graph, producer.Output[0]) != 1 || graph.Output.Any(o => o.Name == producer.Output[0])) return false;
@@ -37,10 +40,10 @@ public static class BatchNormFolding
         if (producer.Input.Count > 2 && (!inits.Contains(producer.Input[2]) || Uses(graph, producer.Input[2]) != 1)) return false;
 
         float eps = bn.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5f;
-        var gamma = TensorSlicing.Read(model, bn.Input[1]).Data;
-        var beta = TensorSlicing.Read(model, bn.Input[2]).Data;
-        var mean = TensorSlicing.Read(model, bn.Input[3]).Data;
-        var variance = TensorSlicing.Read(model, bn.Input[4]).Data;
+        var gamma = TensorSlicing.Read(model, Source(bn.Input[1])!).Data;
+        var beta = TensorSlicing.Read(model, Source(bn.Input[2])!).Data;
+        var mean = TensorSlicing.Read(model, Source(bn.Input[3])!).Data;
+        var variance = TensorSlicing.Read(model, Source(bn.Input[4])!).Data;
         int channels = gamma.Length;
         var scale = new float[channels];
         for (int c = 0; c < channels; c++) scale[c] = gamma[c] / MathF.Sqrt(variance[c] + eps);
@@ -82,9 +85,23 @@ public static class BatchNormFolding
         }
         producer.Output[0] = bn.Output[0];
         graph.Node.Remove(bn);
-        foreach (var name in bn.Input.Skip(1).Take(4))
-            graph.Initializer.Remove(graph.Initializer.First(i => i.Name == name));
+        RemoveUnused(graph, bn.Input.Skip(1).Take(4));
         return true;
+    }
+
+    /// <summary>Drops Identity nodes and initializers that nothing reads any more.</summary>
+    private static void RemoveUnused(GraphProto graph, IEnumerable<string> names)
+    {
+        foreach (var name in names.Distinct().ToList())
+        {
+            if (Uses(graph, name) > 0) continue;
+            if (graph.Node.FirstOrDefault(n => n.OpType == "Identity" && n.Output[0] == name) is { } id)
+            {
+                graph.Node.Remove(id);
+                RemoveUnused(graph, [id.Input[0]]);
+            }
+            else if (graph.Initializer.FirstOrDefault(i => i.Name == name) is { } init) graph.Initializer.Remove(init);
+        }
     }
 
     private static int Uses(GraphProto graph, string name) => graph.Node.Sum(n => n.Input.Count(i => i == name)) + graph.Output.Count(o => o.Name == name);
