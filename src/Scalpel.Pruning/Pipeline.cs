@@ -19,7 +19,7 @@ public sealed record PruneResult(ModelGraph Model, GeneratedModel Code, ModelPro
 public static partial class Pipeline
 {
     /// <summary>Sparsity levels the search steps through.</summary>
-    public static readonly double[] Levels = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
+    public static readonly double[] Levels = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.95, 0.97];
 
     /// <summary>Sparsity used without any data to check accuracy against: conservative.</summary>
     public const double DataFreeSparsity = 0.5;
