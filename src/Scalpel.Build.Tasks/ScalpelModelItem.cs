@@ -18,6 +18,7 @@ internal sealed class ScalpelModelItem
     private static readonly string[] Methods = ["scalpel", "traditional", "dense"];
     private static readonly string[] Criteria = ["dataaware", "magnitude"];
     private static readonly string[] CopyModes = ["Never", "Always", "PreserveNewest", "IfDifferent"];
+    private static readonly string[] NodeSelections = ["filter", "gates"];
 
     public string ItemSpec { get; private set; } = "";
     public string ModelPath { get; private set; } = "";
@@ -81,6 +82,7 @@ internal sealed class ScalpelModelItem
         if (Number("MinAgreement", 0, 1) is { } agreement) args.AddRange(["--min-agreement", agreement]);
         if (OneOf("Method", Methods) is { } method) args.AddRange(["--method", method]);
         if (OneOf("Criterion", Criteria) is { } criterion) args.AddRange(["--criterion", criterion]);
+        if (OneOf("NodeSelection", NodeSelections) is { } selection) args.AddRange(["--node-selection", selection]);
         args.AddRange(["--measure", Boolean("MeasureLayers") ?? "false"]);
         foreach (var (name, option) in new[] { ("KeepDense", "--keep-dense"), ("Sparsity", "--sparsity"), ("Technique", "--technique") })
             foreach (var value in List(name)) args.AddRange([option, value]);

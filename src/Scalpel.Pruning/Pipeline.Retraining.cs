@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Numerics.Tensors;
 using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
 using Scalpel.Onnx.Proto;
@@ -70,14 +71,17 @@ public static partial class Pipeline
             var channels = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => start.Kept.GetValueOrDefault(g.ProducerName, (g.Channels, g.Channels)).Item2);
             if (channels.Count == 0 || validation is null) return start;
             var kept = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => g.Channels);
+            var closed = _r.NodeSelection == NodeSelection.Gates ? TrainGates(proto, analyzed, kept.Keys.ToHashSet()) : [];
             int Next(string name)
             {
+                // Gates: the first step removes every node whose gate closed, if the schedule's next level removes fewer.
+                int gated = closed.TryGetValue(name, out int n) && kept[name] == channels[name] ? Math.Max(1, kept[name] - n) : kept[name];
                 foreach (var level in NodeLevels)
                 {
                     int keep = Math.Max(1, channels[name] - (int)Math.Round(level * channels[name]));
-                    if (keep < kept[name]) return keep;
+                    if (keep < kept[name]) return Math.Min(keep, gated);
                 }
-                return kept[name];
+                return Math.Min(kept[name], gated);
             }
             string State() => string.Join(", ", kept.Select(k => $"{k.Key} {k.Value}/{channels[k.Key]}"));
             for (int step = 0; step < _r.MaxSteps; step++)
@@ -111,6 +115,49 @@ public static partial class Pipeline
             }
             var result = kept.Where(k => k.Value < channels[k.Key]).ToDictionary(k => k.Key, k => (k.Value, channels[k.Key]));
             return new NodeResult(proto, result);
+        }
+
+        /// <summary>Gates below this fraction of their group's largest gate count as closed.</summary>
+        private const float GateThreshold = 0.05f;
+
+        /// <summary>
+        /// The paper's learned node gates: a gate per output channel of each group's producer, trained with an L1
+        /// penalty, then folded into the producer's filters and bias (exact: gates are kept >= 0, and
+        /// relu(z) g = relu(g z)). Filter-norm ranking then follows the gates. Returns, per group, how many gates closed.
+        /// </summary>
+        private Dictionary<string, int> TrainGates(ModelProto proto, ModelGraph model, IReadOnlySet<string> producers)
+        {
+            // Gates fold into the producer's weights and bias, so only producers whose both are written back get one.
+            var layers = model.Layers.Where(l => producers.Contains(l.Name) && l is ConvLayer or DenseLayer { M: 1 } && OnnxWriteback.CanRewrite(proto, l)
+                && (l is ConvLayer { Bias: null } or DenseLayer { Bias: null } || OnnxWriteback.BiasSource(proto, l) is not null)).ToHashSet();
+            _teacher ??= _r.Distillation > 0 ? Accuracy.Logits(original, train) : [];
+            var net = new Network(model, null, (layer, role) => role == "weight" ? OnnxWriteback.CanRewrite(proto, layer) : OnnxWriteback.BiasSource(proto, layer) is not null, layers);
+            say.Report($"training node gates (L1 penalty {_r.GatePenalty.ToString(CultureInfo.InvariantCulture)}) on {string.Join(", ", layers.Select(l => l.Name))}: {_r.EpochsPerStep} epoch(s)");
+            Trainer.Train(net, train, _teacher.Length == 0 ? null : _teacher, Options with { GatePenalty = _r.GatePenalty });
+            _epochs += _r.EpochsPerStep;
+            var closed = new Dictionary<string, int>();
+            foreach (var gate in net.Parameters.Where(p => p.Role == "gate"))
+            {
+                var (weight, bias) = gate.Layer switch { ConvLayer c => (c.Weight, c.Bias), DenseLayer d => (d.Weight, d.Bias), _ => throw new InvalidOperationException() };
+                int per = weight.Length / gate.Value.Length;
+                for (int ch = 0; ch < gate.Value.Length; ch++)
+                {
+                    TensorPrimitives.Multiply(weight.AsSpan(ch * per, per), gate.Value[ch], weight.AsSpan(ch * per, per));
+                    if (bias is not null) bias[ch] *= gate.Value[ch];
+                }
+                float max = TensorPrimitives.Max(gate.Value);
+                closed[gate.Layer.Name] = gate.Value.Count(g => g < GateThreshold * max);
+                string line = $"node gates of {gate.Layer.Name}: {closed[gate.Layer.Name]} of {gate.Value.Length} below {GateThreshold:P0} of the largest (" +
+                    string.Join(" ", gate.Value.Select(g => g.ToString("0.00", CultureInfo.InvariantCulture))) + ")";
+                say.Report("  " + line);
+                log.Add(line);
+            }
+            foreach (var p in net.Parameters)
+            {
+                if (p.Role == "weight") OnnxWriteback.Write(proto, p.Layer, p.Value);
+                else if (p.Role == "bias") OnnxWriteback.WriteBias(proto, p.Layer, p.Value);
+            }
+            return closed;
         }
 
         /// <summary>Weight steps with retraining; <paramref name="pruned"/> ends with the last model within budget.</summary>

@@ -28,6 +28,15 @@ public enum Technique
 /// <summary>A per-layer override: by layer name (the ONNX node name) or by kind ("fc", "conv").</summary>
 public sealed record LayerOverride(bool? KeepDense = null, double? Sparsity = null, Technique? Technique = null);
 
+/// <summary>How retraining picks the channels (nodes) a node step removes.</summary>
+public enum NodeSelection
+{
+    /// <summary>Smallest producer filters (L2 norm) of the retrained weights first.</summary>
+    Filter,
+    /// <summary>The paper's learned gates: one gate per node trained with an L1 penalty, then folded into the filters; nodes whose gate fell below a threshold go first.</summary>
+    Gates,
+}
+
 /// <summary>How retraining runs when training data is given (DESIGN.md section 3; the paper's prune-retrain schedule).</summary>
 public sealed record RetrainOptions
 {
@@ -41,6 +50,9 @@ public sealed record RetrainOptions
     /// <summary>Weight of distillation from the original model's logits, 0 to 1.</summary>
     public float Distillation { get; init; } = 0.5f;
     public int Seed { get; init; } = 1;
+    public NodeSelection NodeSelection { get; init; } = NodeSelection.Filter;
+    /// <summary>With gates: the L1 penalty's weight.</summary>
+    public float GatePenalty { get; init; } = 1e-3f;
     /// <summary>Training samples used at most per epoch (the first ones).</summary>
     public int MaxSamples { get; init; } = int.MaxValue;
 }

@@ -139,6 +139,16 @@ public sealed class PipelineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void LearnedNodeGatesFoldIntoTheFiltersExactly()
+    {
+        var options = Retraining(Options() with { ModelPath = TestData.Fixture("lenet5.onnx"), ClassName = "LeNet", MaxAccuracyDrop = 3 });
+        var result = Pipeline.Run(options with { Retraining = options.Retraining with { NodeSelection = NodeSelection.Gates } });
+        output.WriteLine(result.Report.ToMarkdown());
+        Assert.Contains(result.Report.Search, s => s.StartsWith("node gates of /0/Conv", StringComparison.Ordinal));
+        AssertGeneratedMatchesOnnxRuntime(result, "LeNet");
+    }
+
+    [Fact]
     public void BatchNormFoldingKeepsTheFunction()
     {
         var model = OnnxModel.Load(TestData.Fixture("rescnn.onnx"));

@@ -173,9 +173,12 @@ public sealed class TrainingTests
     public void GradientsMatchFiniteDifferences(string name)
     {
         var model = name.StartsWith("Final", StringComparison.Ordinal) ? FinalSoftmaxModel(name == "FinalLogSoftmax") : Case(name);
-        var net = new Network(model);
+        // Every Dense and Conv layer gated too (gates start at 1: the same function), so gate gradients are checked as well.
+        var net = new Network(model, gated: model.Layers.Where(l => l is DenseLayer or ConvLayer).ToHashSet());
         var ws = net.CreateWorkspace();
         var random = new Random(11);
+        foreach (var gate in net.Parameters.Where(p => p.Role == "gate"))
+            for (int i = 0; i < gate.Value.Length; i++) gate.Value[i] = 0.5f + (float)random.NextDouble();
         var x = Enumerable.Range(0, model.InputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
         var teacher = Enumerable.Range(0, net.Classes).Select(_ => (float)random.NextDouble() * 3).ToArray();
         var grad = new float[net.Classes];

@@ -8,7 +8,7 @@ namespace Scalpel.Pruning.Training;
 public sealed class Parameter(Layer layer, string role, float[] value, float[]? mask)
 {
     public Layer Layer { get; } = layer;
-    /// <summary>"weight" or "bias".</summary>
+    /// <summary>"weight", "bias" or "gate" (a learned per-output-channel scale, for node selection).</summary>
     public string Role { get; } = role;
     /// <summary>The layer's own array: updates are visible to the layer (and so to codegen and write-back).</summary>
     public float[] Value { get; } = value;
@@ -40,7 +40,8 @@ public sealed class Network
 
     /// <param name="masked">Layers whose zero weights are pruned entries to keep at zero.</param>
     /// <param name="trainable">Whether a layer's "weight" or "bias" trains (default: all).</param>
-    public Network(ModelGraph model, IReadOnlySet<Layer>? masked = null, Func<Layer, string, bool>? trainable = null)
+    /// <param name="gated">Dense or Conv layers whose output channels get a learned gate (initially 1), applied after the activation.</param>
+    public Network(ModelGraph model, IReadOnlySet<Layer>? masked = null, Func<Layer, string, bool>? trainable = null, IReadOnlySet<Layer>? gated = null)
     {
         if (model.BatchMode != BatchMode.PerSample)
             throw new UnsupportedModelException($"{model.Source}: training needs a model whose first input dimension is the batch (symbolic or 1).");
@@ -69,8 +70,10 @@ public sealed class Network
                 Add(parameters, new Parameter(layer, role, value, mask ? value.Select(v => v == 0 ? 0f : 1f).ToArray() : null));
             steps.Add(layer switch
             {
-                DenseLayer d => new DenseStep(d, inputs[0], output, Param("weight", d.Weight, masked?.Contains(d) == true), d.Bias is null ? null : Param("bias", d.Bias, false)),
-                ConvLayer c => new ConvStep(c, inputs[0], output, Param("weight", c.Weight, masked?.Contains(c) == true), c.Bias is null ? null : Param("bias", c.Bias, false)),
+                DenseLayer d => new DenseStep(d, inputs[0], output, Param("weight", d.Weight, masked?.Contains(d) == true), d.Bias is null ? null : Param("bias", d.Bias, false),
+                    gated?.Contains(d) == true && d.M == 1 ? Param("gate", Ones(d.N), false) : null),
+                ConvLayer c => new ConvStep(c, inputs[0], output, Param("weight", c.Weight, masked?.Contains(c) == true), c.Bias is null ? null : Param("bias", c.Bias, false),
+                    gated?.Contains(c) == true ? Param("gate", Ones(c.M), false) : null),
                 PoolLayer p => new PoolStep(p, inputs[0], output),
                 GlobalPoolLayer g => new GlobalPoolStep(g, inputs[0], output),
                 ScaleShiftLayer b => new ScaleShiftStep(b, inputs[0], output),
@@ -89,6 +92,8 @@ public sealed class Network
         LogitsId = Ids[LogitsName];
         Classes = Sizes[LogitsId];
     }
+
+    private static float[] Ones(int n) => Enumerable.Repeat(1f, n).ToArray();
 
     private static Parameter Add(List<Parameter> list, Parameter p)
     {

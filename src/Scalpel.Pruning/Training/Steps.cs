@@ -7,8 +7,42 @@ namespace Scalpel.Pruning.Training;
 // Forward and backward of each layer kind, one sample at a time. Backward adds into the input gradients (a
 // tensor may feed several layers) and into the workspace's parameter gradients.
 
-internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter weight, Parameter? bias) : Step
+/// <summary>
+/// A learned gate per output channel, after the activation: y = act(z) g. Forward keeps act(z) so backward can
+/// give dg = sum dy act(z) and pass dy g on.
+/// </summary>
+internal static class Gate
 {
+    public static void Apply(Workspace ws, object owner, Parameter? gate, float[] y, int channels)
+    {
+        if (gate is null) return;
+        var raw = ws.Buffer(owner, y.Length);
+        y.CopyTo(raw, 0);
+        int per = y.Length / channels;
+        for (int c = 0; c < channels; c++) TensorPrimitives.Multiply(y.AsSpan(c * per, per), gate.Value[c], y.AsSpan(c * per, per));
+    }
+
+    /// <summary>Turns dLoss/dy into dLoss/d act(z) in <paramref name="dy"/>'s copy and adds the gate gradient; returns act(z).</summary>
+    public static float[] Backward(Workspace ws, object owner, Parameter? gate, float[] y, float[] dy, float[] scratch, int channels)
+    {
+        dy.CopyTo(scratch, 0);
+        if (gate is null) return y;
+        var raw = ws.Buffer(owner, 0);
+        var dg = ws.GradientOf(gate);
+        int per = y.Length / channels;
+        for (int c = 0; c < channels; c++)
+        {
+            dg[c] += TensorPrimitives.Dot(dy.AsSpan(c * per, per), raw.AsSpan(c * per, per));
+            TensorPrimitives.Multiply(scratch.AsSpan(c * per, per), gate.Value[c], scratch.AsSpan(c * per, per));
+        }
+        return raw;
+    }
+}
+
+internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter weight, Parameter? bias, Parameter? gate = null) : Step
+{
+    private readonly object _gateKey = new(), _dyKey = new();
+
     private float[] Row(Workspace ws, int m)
     {
         var row = ws.Buffer(this, d.K);
@@ -31,12 +65,13 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
                 y[m * d.N + n] = d.Activation == Activation.Relu ? MathF.Max(v, 0f) : v;
             }
         }
+        Gate.Apply(ws, _gateKey, gate, y, d.N);
     }
 
     public override void Backward(Workspace ws)
     {
-        var y = ws.Values[output];
-        var dy = ws.Gradients[output];
+        var dy = ws.Buffer(_dyKey, d.M * d.N);
+        var y = Gate.Backward(ws, _gateKey, gate, ws.Values[output], ws.Gradients[output], dy, d.N);
         var dx = ws.Gradients[input];
         var w = weight.Value;
         var dw = ws.GradientOf(weight);
@@ -62,8 +97,9 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
 }
 
 /// <summary>Convolution as im2col and row-by-row multiply-adds (long vectors of output positions).</summary>
-internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter weight, Parameter? bias) : Step
+internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter weight, Parameter? bias, Parameter? gate = null) : Step
 {
+    private readonly object _gateKey = new(), _dyKey = new();
     private readonly int _cg = c.C / c.Group, _mg = c.M / c.Group, _kk = c.C / c.Group * c.KH * c.KW, _p = c.OH * c.OW;
 
     private float[] Columns(Workspace ws)
@@ -109,6 +145,7 @@ internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter wei
                 }
                 if (c.Activation == Activation.Relu) TensorPrimitives.Max(yRow, 0f, yRow);
             }
+        Gate.Apply(ws, _gateKey, gate, y, c.M);
     }
 
     public override void Backward(Workspace ws)
@@ -116,8 +153,8 @@ internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter wei
         var col = ws.Buffer(this, 0); // filled by Forward of this sample
         var dcol = ws.Buffer(col, col.Length);
         Array.Clear(dcol);
-        var y = ws.Values[output];
-        var dy = ws.Gradients[output];
+        var dy = ws.Buffer(_dyKey, c.M * _p);
+        var y = Gate.Backward(ws, _gateKey, gate, ws.Values[output], ws.Gradients[output], dy, c.M);
         var w = weight.Value;
         var mask = weight.Mask;
         var dw = ws.GradientOf(weight);

@@ -18,6 +18,8 @@ public sealed record TrainOptions
     /// <summary>Weight of distillation from the original model's logits (0: labels only).</summary>
     public float Distillation { get; init; }
     public float Temperature { get; init; } = 4f;
+    /// <summary>L1 penalty on node gates: lambda * sum |gate| joins the loss, pulling unneeded nodes' gates to zero.</summary>
+    public float GatePenalty { get; init; }
     public int Seed { get; init; } = 1;
     public IProgress<string>? Progress { get; init; }
     public CancellationToken Cancellation { get; init; }
@@ -48,7 +50,7 @@ public static class Trainer
         for (int epoch = 0; epoch < o.Epochs; epoch++)
         {
             var order = Enumerable.Range(0, train.Count).ToArray();
-            new Random(HashCode.Combine(o.Seed, epoch) & int.MaxValue).Shuffle(order);
+            new Random(unchecked(o.Seed * 7919 + epoch) & int.MaxValue).Shuffle(order); // not HashCode: it is seeded per process
             double epochLoss = 0;
             for (int b = 0; b < batches; b++, step++)
             {
@@ -76,8 +78,11 @@ public static class Trainer
                     for (int s = 1; s < Shards; s++) TensorPrimitives.Add(g, workspaces[s].ParameterGradients[p], g);
                     TensorPrimitives.Multiply(g, 1f / count, g);
                 }
+                foreach (var p in net.Parameters.Where(p => p.Role == "gate"))
+                    for (int i = 0; i < p.Value.Length; i++) gradients[p][i] += o.GatePenalty * MathF.Sign(p.Value[i]);
                 float lr = o.LearningRate * 0.5f * (1f + MathF.Cos(MathF.PI * step / total));
                 optimizer.Step(gradients, lr);
+                foreach (var p in net.Parameters.Where(p => p.Role == "gate")) TensorPrimitives.Max(p.Value, 0f, p.Value); // gates stay >= 0
                 epochLoss += shardLoss.Sum();
                 if (clock.Elapsed - lastReport > TimeSpan.FromSeconds(10) && o.Progress is { } progress)
                 {
