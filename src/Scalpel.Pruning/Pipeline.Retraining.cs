@@ -66,10 +66,11 @@ public static partial class Pipeline
         /// <summary>Node steps with retraining, from the calibration-only node phase's result.</summary>
         public NodeResult Nodes(NodeResult start, OnnxModel source, PruneOptions options)
         {
+            if (options.Method != Method.Scalpel || validation is null) return start; // the baseline and dense rows never node-prune
             var proto = start.Model;
             var analyzed = GraphAnalyzer.Analyze(new OnnxModel(proto, source.BaseDirectory, source.Source));
             var channels = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => start.Kept.GetValueOrDefault(g.ProducerName, (g.Channels, g.Channels)).Item2);
-            if (channels.Count == 0 || validation is null) return start;
+            if (channels.Count == 0) return start;
             var kept = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => g.Channels);
             var closed = _r.NodeSelection == NodeSelection.Gates ? TrainGates(proto, analyzed, kept.Keys.ToHashSet()) : [];
             int Next(string name)
@@ -198,8 +199,9 @@ public static partial class Pipeline
             }
         }
 
-        public void Summary() => log.Add(string.Create(CultureInfo.InvariantCulture,
-            $"retraining: {_epochs} epochs on {train.Count} samples in {_clock.Elapsed.TotalSeconds:0} s ({_r.Optimizer}, peak learning rate {_r.LearningRate}, cosine schedule per step, batch {_r.BatchSize}, distillation {_r.Distillation})"));
+        /// <summary>One line for the report: what retraining ran.</summary>
+        public string Summary() => string.Create(CultureInfo.InvariantCulture,
+            $"{_epochs} epochs of masked fine-tuning on {train.Count} samples in {_clock.Elapsed.TotalSeconds:0} s ({_r.Optimizer}, peak learning rate {_r.LearningRate}, cosine schedule per step, batch {_r.BatchSize}, distillation {_r.Distillation}, node selection by {(_r.NodeSelection == NodeSelection.Gates ? "learned gates" : "filter norm")})");
 
         public TimeSpan Elapsed => _clock.Elapsed;
         public int Epochs => _epochs;

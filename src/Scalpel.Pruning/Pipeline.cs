@@ -181,11 +181,10 @@ public static partial class Pipeline
         if (training is not null)
         {
             retrainer!.Weights(pruned, model, plans);
-            retrainer.Summary();
             after = validation is null ? null : Accuracy.Evaluate(pruned, validation, truth!); // the exported model, checked by ONNX Runtime
         }
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
-        var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search);
+        var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search) with { Retraining = retrainer?.Summary() };
         if (calibration is null && validation is null)
             report.Warnings.Add(new(ReportWarning.NoData, string.Create(CultureInfo.InvariantCulture,
                 $"no calibration or validation data: pruned data-free (up to {DataFreeSparsity:P0} per layer, {criterion} criterion, no refit) and the accuracy was not checked. Give calibration and validation data.")));

@@ -43,6 +43,8 @@ public sealed record PruneReport
     public required string Method { get; init; }
     public required string Criterion { get; init; }
     public required string Reconstruction { get; init; }
+    /// <summary>What retraining ran, or null without training data.</summary>
+    public string? Retraining { get; init; }
     public required List<LayerReport> Layers { get; init; }
     public required long DenseBytes { get; init; }
     public required long PrunedBytes { get; init; }
@@ -71,7 +73,7 @@ public sealed record PruneReport
         var sb = new StringBuilder();
         sb.AppendLine(inv, $"# Scalpel pruning report: {Model}");
         sb.AppendLine();
-        sb.AppendLine(inv, $"Target `{Target}`, method {Method}; criterion: {Criterion}; reconstruction: {Reconstruction}.");
+        sb.AppendLine(inv, $"Target `{Target}`, method {Method}; criterion: {Criterion}; reconstruction: {Reconstruction}{(Retraining is null ? "" : "; retraining: " + Retraining)}.");
         sb.AppendLine();
         foreach (var w in Warnings) sb.AppendLine(inv, $"> **Warning SCALPEL{w.Code:D4}**: {w.Message}").AppendLine();
         sb.AppendLine("| layer | kind | technique | format | kept | bytes (values + indices + row ptrs) | dense bytes | MACs kept | predicted time vs dense | measured here: µs (dense µs) | note |");
