@@ -65,9 +65,13 @@ public sealed class ScalpelPrune : ToolTask
     protected override void LogEventsFromTextOutput(string singleLine, MessageImportance messageImportance)
     {
         var m = DiagnosticLine.Match(singleLine);
+        if (!m.Success)
+        {
+            Log.LogMessage(singleLine.StartsWith("done:", StringComparison.Ordinal) ? MessageImportance.High : messageImportance, "  " + singleLine);
+            return;
+        }
         string message = $"ScalpelModel '{Model.ItemSpec}': {m.Groups[3].Value}";
-        if (!m.Success) Log.LogMessage(singleLine.StartsWith("done:", StringComparison.Ordinal) ? MessageImportance.High : messageImportance, "  " + singleLine);
-        else if (m.Groups[1].Value == "error") Diagnostics.Error(Log, ProjectFile, m.Groups[2].Value, message);
+        if (m.Groups[1].Value == "error") Diagnostics.Error(Log, ProjectFile, m.Groups[2].Value, message);
         else Diagnostics.Warning(Log, ProjectFile, m.Groups[2].Value, message);
     }
 
@@ -86,7 +90,7 @@ public sealed class ScalpelPrune : ToolTask
         foreach (var file in Directory.GetFiles(dir, Meta("ScalpelClassName") + ".*.tmp-*"))
         {
             try { File.Delete(file); }
-            catch (IOException) { }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
     }
 }

@@ -33,13 +33,36 @@ public static partial class Pipeline
             Seed = _r.Seed, Progress = say, Cancellation = o.Cancellation,
         };
 
+        /// <summary>What may train: weights and biases that are their layer's own initializers in <paramref name="proto"/> (so they can be written back), and gates.</summary>
+        private static Func<Layer, string, bool> Trainable(ModelProto proto) => (layer, role) => role switch
+        {
+            "weight" => OnnxWriteback.CanRewrite(proto, layer),
+            "bias" => OnnxWriteback.BiasSource(proto, layer) is not null,
+            _ => true,
+        };
+
+        /// <summary>
+        /// The original model's logits on the training set, for distillation. A model ending in Softmax outputs
+        /// probabilities: their logarithms are logits of the same distribution (the network trains on the Softmax's input).
+        /// </summary>
+        private float[]? Teacher(ModelGraph model)
+        {
+            if (_r.Distillation <= 0) return null;
+            if (_teacher is null)
+            {
+                _teacher = Accuracy.Logits(original, train);
+                if (model.Layers[^1] is SoftmaxLayer { Log: false } s && s.Output == model.OutputName)
+                    for (int i = 0; i < _teacher.Length; i++) _teacher[i] = MathF.Log(MathF.Max(_teacher[i], 1e-30f));
+            }
+            return _teacher;
+        }
+
         /// <summary>Trains the model's layers (pruned entries of <paramref name="masked"/> kept at zero), writes them into <paramref name="proto"/>, and scores it.</summary>
         public double? Fit(ModelGraph model, ModelProto proto, IReadOnlySet<Layer>? masked, string what, string state)
         {
-            _teacher ??= _r.Distillation > 0 ? Accuracy.Logits(original, train) : [];
-            var net = new Network(model, masked, (layer, role) => role == "weight" ? OnnxWriteback.CanRewrite(proto, layer) : OnnxWriteback.BiasSource(proto, layer) is not null);
+            var net = new Network(model, masked, Trainable(proto));
             say.Report($"retraining {what} ({state}): {train.Count} samples, {_r.EpochsPerStep} epoch(s)");
-            var losses = Trainer.Train(net, train, _teacher.Length == 0 ? null : _teacher, Options);
+            var losses = Trainer.Train(net, train, Teacher(model), Options);
             _epochs += _r.EpochsPerStep;
             foreach (var p in net.Parameters)
             {
@@ -67,12 +90,13 @@ public static partial class Pipeline
         public NodeResult Nodes(NodeResult start, OnnxModel source, PruneOptions options)
         {
             if (options.Method != Method.Scalpel || validation is null) return start; // the baseline and dense rows never node-prune
-            var proto = start.Model;
+            var proto = start.Model.Clone(); // gate training rewrites weights: never in the model the caller holds
             var analyzed = GraphAnalyzer.Analyze(new OnnxModel(proto, source.BaseDirectory, source.Source));
             var channels = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => start.Kept.GetValueOrDefault(g.ProducerName, (g.Channels, g.Channels)).Item2);
             if (channels.Count == 0) return start;
             var kept = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => g.Channels);
             var closed = _r.NodeSelection == NodeSelection.Gates ? TrainGates(proto, analyzed, kept.Keys.ToHashSet()) : [];
+            bool anyAccepted = false;
             int Next(string name)
             {
                 // Gates: the first step removes every node whose gate closed, if the schedule's next level removes fewer.
@@ -107,13 +131,15 @@ public static partial class Pipeline
                     double? score = Fit(model, trial, null, $"node step {step + 1}", State());
                     if (score >= floor)
                     {
-                        (proto, analyzed, accepted) = (trial, model, true);
+                        (proto, analyzed, accepted, anyAccepted) = (trial, model, true, true);
                         break;
                     }
                     kept = saved;
                 }
                 if (!accepted) break;
             }
+            // Only a step that passed validation changes the model (gate training alone is never adopted unchecked).
+            if (!anyAccepted) return start;
             var result = kept.Where(k => k.Value < channels[k.Key]).ToDictionary(k => k.Key, k => (k.Value, channels[k.Key]));
             return new NodeResult(proto, result);
         }
@@ -129,12 +155,11 @@ public static partial class Pipeline
         private Dictionary<string, int> TrainGates(ModelProto proto, ModelGraph model, IReadOnlySet<string> producers)
         {
             // Gates fold into the producer's weights and bias, so only producers whose both are written back get one.
-            var layers = model.Layers.Where(l => producers.Contains(l.Name) && l is ConvLayer or DenseLayer { M: 1 } && OnnxWriteback.CanRewrite(proto, l)
+            var layers = model.Layers.Where(l => producers.Contains(l.Name) && l is ConvLayer or DenseLayer { M: 1, BiasFull: null } && OnnxWriteback.CanRewrite(proto, l)
                 && (l is ConvLayer { Bias: null } or DenseLayer { Bias: null } || OnnxWriteback.BiasSource(proto, l) is not null)).ToHashSet();
-            _teacher ??= _r.Distillation > 0 ? Accuracy.Logits(original, train) : [];
-            var net = new Network(model, null, (layer, role) => role == "weight" ? OnnxWriteback.CanRewrite(proto, layer) : OnnxWriteback.BiasSource(proto, layer) is not null, layers);
+            var net = new Network(model, null, Trainable(proto), layers);
             say.Report($"training node gates (L1 penalty {_r.GatePenalty.ToString(CultureInfo.InvariantCulture)}) on {string.Join(", ", layers.Select(l => l.Name))}: {_r.EpochsPerStep} epoch(s)");
-            Trainer.Train(net, train, _teacher.Length == 0 ? null : _teacher, Options with { GatePenalty = _r.GatePenalty });
+            Trainer.Train(net, train, Teacher(model), Options with { GatePenalty = _r.GatePenalty });
             _epochs += _r.EpochsPerStep;
             var closed = new Dictionary<string, int>();
             foreach (var gate in net.Parameters.Where(p => p.Role == "gate"))
@@ -147,7 +172,7 @@ public static partial class Pipeline
                     if (bias is not null) bias[ch] *= gate.Value[ch];
                 }
                 float max = TensorPrimitives.Max(gate.Value);
-                closed[gate.Layer.Name] = gate.Value.Count(g => g < GateThreshold * max);
+                closed[gate.Layer.Name] = gate.Value.Count(g => g <= GateThreshold * max);
                 string line = $"node gates of {gate.Layer.Name}: {closed[gate.Layer.Name]} of {gate.Value.Length} below {GateThreshold:P0} of the largest (" +
                     string.Join(" ", gate.Value.Select(g => g.ToString("0.00", CultureInfo.InvariantCulture))) + ")";
                 say.Report("  " + line);

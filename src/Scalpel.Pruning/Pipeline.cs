@@ -99,6 +99,8 @@ public static partial class Pipeline
             };
             calibration = calibration.Take(calibration.Count - held);
         }
+        if (training is not null && validation is null)
+            throw new ScalpelException(ErrorCode.Option, $"{o.TrainingData}: retraining keeps only steps that stay within the accuracy budget, so it needs validation data (--validation), or at least 8 calibration samples to hold a quarter out.");
         var criterion = o.Criterion ?? (calibration is null ? Criterion.Magnitude : Criterion.DataAware);
 
         // Validation: the original model's accuracy (or its own top-1, which agreement is measured against).

@@ -167,6 +167,14 @@ public sealed class PipelineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void RetrainingWithoutValidationDataIsAClearError()
+    {
+        var e = Assert.Throws<ScalpelException>(() => Pipeline.Run(Retraining(Options()) with { CalibrationData = null, ValidationData = null, ValidationLabels = null }));
+        Assert.Equal(ErrorCode.Option, e.Code);
+        Assert.Contains("needs validation data", e.Message);
+    }
+
+    [Fact]
     public void TrainingDataWithoutLabelsIsAClearError()
     {
         var e = Assert.Throws<ScalpelException>(() => Pipeline.Run(Options() with { TrainingData = Data("fmnist-calib-512-x.npy") }));

@@ -58,12 +58,13 @@ public static class OnnxWriteback
             ConvLayer c => (c.Bias, c.Node, c.M),
             _ => (null, layer.Node, 0),
         };
-        if (bias is null) return null;
+        // A BatchNorm fused into the layer is in its bias too, and still in the ONNX graph: not the initializer's value.
+        if (bias is null || layer is DenseLayer { WeightMatchesInitializer: false } or ConvLayer { WeightMatchesInitializer: false }) return null;
         var graph = model.Graph;
         bool Rewritable(string name) => graph.Initializer.Any(i => i.Name == name && i.Dims.Aggregate(1L, (a, b) => a * b) == n)
             && graph.Node.Sum(x => x.Input.Count(i => i == name)) == 1;
         if (node.Input(2) is { } own)
-            return Rewritable(own) ? (own, node.OpType == "Gemm" ? node.Float("beta", 1f) : 1f) : null;
+            return Rewritable(own) && (node.OpType != "Gemm" || node.Float("beta", 1f) != 0f) ? (own, node.OpType == "Gemm" ? node.Float("beta", 1f) : 1f) : null;
         // A bias Add fused into the layer: the only reader of the layer's raw output.
         var readers = graph.Node.Where(x => x.Input.Contains(node.Outputs[0])).ToList();
         if (readers is not [{ OpType: "Add" } add]) return null;
