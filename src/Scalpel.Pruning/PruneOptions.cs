@@ -52,7 +52,7 @@ public sealed record RetrainOptions
     public int Seed { get; init; } = 1;
     public NodeSelection NodeSelection { get; init; } = NodeSelection.Filter;
     /// <summary>With gates: the L1 penalty's weight.</summary>
-    public float GatePenalty { get; init; } = 1e-3f;
+    public float GatePenalty { get; init; } = 0.02f;
     /// <summary>Training samples used at most per epoch (the first ones).</summary>
     public int MaxSamples { get; init; } = int.MaxValue;
 }

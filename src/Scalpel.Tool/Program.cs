@@ -78,11 +78,12 @@ public static class Program
         var learningRate = new Option<float>("--learning-rate") { Description = "Peak learning rate of retraining (Adam, cosine schedule).", DefaultValueFactory = _ => defaults.LearningRate };
         var distillation = new Option<float>("--distillation") { Description = "Weight of distillation from the original model's logits during retraining, 0 to 1.", DefaultValueFactory = _ => defaults.Distillation };
         var nodeSelection = new Option<NodeSelection>("--node-selection") { Description = "With --train: which channels node steps remove: filter (smallest filters first) or gates (learned node gates with an L1 penalty, the paper's).", DefaultValueFactory = _ => defaults.NodeSelection };
+        var gatePenalty = new Option<float>("--gate-penalty") { Description = "With --node-selection gates: weight of the L1 penalty on the gates.", DefaultValueFactory = _ => defaults.GatePenalty };
         var measure = new Option<bool>("--measure") { Description = "Time each layer's generated kernel on this machine for the report (when the target's vectors run in hardware here).", DefaultValueFactory = _ => true };
         var command = new Command("prune", "Prune a model for a hardware target and generate its C# inference code, pruned ONNX model and report.")
         {
             model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity, technique,
-            train, trainLabels, epochs, steps, learningRate, distillation, nodeSelection, measure,
+            train, trainLabels, epochs, steps, learningRate, distillation, nodeSelection, gatePenalty, measure,
         };
         command.SetAction((result, cancellation) => Task.FromResult(Run(() =>
         {
@@ -116,6 +117,7 @@ public static class Program
                 Retraining = new RetrainOptions
                 {
                     EpochsPerStep = Positive(result.GetValue(epochs), "--epochs"), MaxSteps = Math.Max(0, result.GetValue(steps)), NodeSelection = result.GetValue(nodeSelection),
+                    GatePenalty = result.GetValue(gatePenalty) is >= 0 and var gp ? gp : throw new ScalpelException(ErrorCode.Option, "--gate-penalty: expected a value of 0 or more."),
                     LearningRate = result.GetValue(learningRate) is > 0 and < 1 and var lr ? lr : throw new ScalpelException(ErrorCode.Option, "--learning-rate: expected a value in (0, 1)."),
                     Distillation = result.GetValue(distillation) is >= 0 and <= 1 and var d ? d : throw new ScalpelException(ErrorCode.Option, "--distillation: expected a value from 0 to 1."),
                 },

@@ -18,12 +18,19 @@ public sealed class Optimizer
         foreach (var p in parameters) _state[p] = (new float[p.Value.Length], kind == OptimizerKind.Adam ? new float[p.Value.Length] : []);
     }
 
+    /// <summary>
+    /// Node gates learn this many times faster than weights: a gate must be able to travel from 1 to 0 within
+    /// the few epochs of one step (Adam moves a parameter about one learning rate per update).
+    /// </summary>
+    public const float GateLearningRateScale = 10f;
+
     /// <summary>One update from gradients averaged over the mini-batch.</summary>
-    public void Step(IReadOnlyDictionary<Parameter, float[]> gradients, float learningRate)
+    public void Step(IReadOnlyDictionary<Parameter, float[]> gradients, float baseLearningRate)
     {
         _steps++;
         foreach (var (p, (m, v)) in _state)
         {
+            float learningRate = p.Role == "gate" ? baseLearningRate * GateLearningRateScale : baseLearningRate;
             var g = gradients[p];
             var w = p.Value;
             if (p.Mask is { } mask) TensorPrimitives.Multiply(g, mask, g);
