@@ -28,13 +28,24 @@ public static class Dotnet
     }
 
     /// <summary>Starts dotnet with stdout and stderr collected, in order, into <paramref name="output"/> (lock it to read).</summary>
-    public static Process Start(string workingDirectory, IReadOnlyDictionary<string, string>? environment, out StringBuilder output, params string[] args)
+    public static Process Start(string workingDirectory, IReadOnlyDictionary<string, string>? environment, out StringBuilder output, params string[] args) =>
+        Start("dotnet", [], workingDirectory, environment, out output, args);
+
+    /// <summary>
+    /// Starts dotnet so that Ctrl+C (SIGINT) reaches it even when this process runs with SIGINT ignored, as shells
+    /// start background jobs (a CI runner may): ignored signals survive exec, so GNU env resets it to the default.
+    /// </summary>
+    public static Process StartInterruptible(string workingDirectory, IReadOnlyDictionary<string, string>? environment, out StringBuilder output, params string[] args) =>
+        OperatingSystem.IsLinux() ? Start("env", ["--default-signal=INT", "dotnet"], workingDirectory, environment, out output, args)
+        : Start(workingDirectory, environment, out output, args);
+
+    private static Process Start(string fileName, string[] prefix, string workingDirectory, IReadOnlyDictionary<string, string>? environment, out StringBuilder output, string[] args)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(fileName)
         {
             WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
-        foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var a in prefix.Concat(args)) info.ArgumentList.Add(a);
         // The test host runs under `dotnet test`: its MSBuild variables would leak into the child build.
         foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase) || k == "DOTNET_HOST_PATH").ToList())
             info.Environment.Remove(name);
