@@ -63,11 +63,12 @@ public sealed class ResolveScalpelModels : Task
     private TaskItem Resolve(ITaskItem item, ScalpelModelItem model, string version)
     {
         string Output(string extension) => Path.Combine(OutputDirectory, model.ClassName + extension);
-        string commandLine = model.CommandLine(Path.GetFullPath(CliPath));
+        string cli = Path.GetFullPath(CliPath);
+        string commandLine = model.CommandLine(cli);
         string stamp = Output(".stamp");
         WriteIfChanged(stamp, $"Scalpel.Build {version}\n{commandLine}\n");
 
-        var inputs = new List<string> { model.ModelPath, stamp, Path.GetFullPath(CliPath), typeof(ResolveScalpelModels).Assembly.Location };
+        var inputs = new List<string> { model.ModelPath, stamp, cli, typeof(ResolveScalpelModels).Assembly.Location };
         inputs.AddRange(model.DataFiles);
         if (model.TargetFile is not null) inputs.Add(model.TargetFile);
 

@@ -20,7 +20,7 @@ public static partial class Pipeline
     /// level (magnitude groups of the retrained weights) and retrain with the pruned entries masked. A step
     /// first tries every layer (or group) at once, then each one holding a tenth of the work or more alone.
     /// </summary>
-    private sealed class Retrainer(ModelProto original, Dataset train, Dataset? validation, int[]? truth, double floor, PruneOptions o, List<string> log, IProgress<string> say)
+    private sealed class Retrainer(ModelProto original, Dataset train, Dataset validation, int[] truth, double floor, PruneOptions o, List<string> log, IProgress<string> say)
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly RetrainOptions _r = o.Retraining;
@@ -58,7 +58,7 @@ public static partial class Pipeline
         }
 
         /// <summary>Trains the model's layers (pruned entries of <paramref name="masked"/> kept at zero), writes them into <paramref name="proto"/>, and scores it.</summary>
-        public double? Fit(ModelGraph model, ModelProto proto, IReadOnlySet<Layer>? masked, string what, string state)
+        public double Fit(ModelGraph model, ModelProto proto, IReadOnlySet<Layer>? masked, string what, string state)
         {
             var net = new Network(model, masked, Trainable(proto));
             say.Report($"retraining {what} ({state}): {train.Count} samples, {_r.EpochsPerStep} epoch(s)");
@@ -69,9 +69,8 @@ public static partial class Pipeline
                 if (p.Role == "weight") OnnxWriteback.Write(proto, p.Layer, p.Value);
                 else OnnxWriteback.WriteBias(proto, p.Layer, p.Value);
             }
-            double? score = validation is null ? null : Accuracy.Score(Trainer.Predict(net, validation), truth!);
-            string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({state}): loss {losses[^1]:0.0000}")
-                + (score is { } v ? string.Create(CultureInfo.InvariantCulture, $", validation {v:P2}{(v >= floor ? "" : " (over budget)")}") : "");
+            double score = Accuracy.Score(Trainer.Predict(net, validation), truth);
+            string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({state}): loss {losses[^1]:0.0000}, validation {score:P2}{(score >= floor ? "" : " (over budget)")}");
             say.Report("  " + line);
             log.Add(line);
             return score;
@@ -89,12 +88,14 @@ public static partial class Pipeline
         /// <summary>Node steps with retraining, from the calibration-only node phase's result.</summary>
         public NodeResult Nodes(NodeResult start, OnnxModel source, PruneOptions options)
         {
-            if (options.Method != Method.Scalpel || validation is null) return start; // the baseline and dense rows never node-prune
+            if (options.Method != Method.Scalpel) return start; // the baseline and dense rows never node-prune
             var proto = start.Model.Clone(); // gate training rewrites weights: never in the model the caller holds
             var analyzed = GraphAnalyzer.Analyze(new OnnxModel(proto, source.BaseDirectory, source.Source));
-            var channels = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => start.Kept.GetValueOrDefault(g.ProducerName, (g.Channels, g.Channels)).Item2);
-            if (channels.Count == 0) return start;
-            var kept = NodeGroups(proto, analyzed, options).ToDictionary(g => g.ProducerName, g => g.Channels);
+            var initial = NodeGroups(proto, analyzed, options);
+            if (initial.Count == 0) return start;
+            // Per group: channels of the original model, and channels kept now.
+            var channels = initial.ToDictionary(g => g.ProducerName, g => start.Kept.GetValueOrDefault(g.ProducerName, (g.Channels, g.Channels)).Item2);
+            var kept = initial.ToDictionary(g => g.ProducerName, g => g.Channels);
             var closed = _r.NodeSelection == NodeSelection.Gates ? TrainGates(proto, analyzed, kept.Keys.ToHashSet()) : [];
             bool anyAccepted = false;
             int Next(string name)
@@ -128,8 +129,7 @@ public static partial class Pipeline
                     var model = GraphAnalyzer.Analyze(new OnnxModel(trial, source.BaseDirectory, source.Source));
                     var saved = kept;
                     kept = trialKept;
-                    double? score = Fit(model, trial, null, $"node step {step + 1}", State());
-                    if (score >= floor)
+                    if (Fit(model, trial, null, $"node step {step + 1}", State()) >= floor)
                     {
                         (proto, analyzed, accepted, anyAccepted) = (trial, model, true, true);
                         break;
@@ -192,7 +192,7 @@ public static partial class Pipeline
             IReadOnlySet<Layer> Masked() => plans.Where(p => p.Level >= 0).Select(p => p.Layer).ToHashSet();
             string Levels() => string.Join(", ", plans.Where(p => p.Level >= 0).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} {p.Sparsity:P0}")));
             var kept = (State: Snapshot(model, plans), Proto: pruned.Clone());
-            if (Fit(model, pruned, Masked(), "the pruned model", Levels()) is not { } first || first < floor)
+            if (Fit(model, pruned, Masked(), "the pruned model", Levels()) < floor)
             {
                 // Fine-tuning never makes the calibrated result worse in practice; if it did, keep that result.
                 Restore(kept.State, plans);
@@ -227,9 +227,6 @@ public static partial class Pipeline
         /// <summary>One line for the report: what retraining ran.</summary>
         public string Summary() => string.Create(CultureInfo.InvariantCulture,
             $"{_epochs} epochs of masked fine-tuning on {train.Count} samples in {_clock.Elapsed.TotalSeconds:0} s ({_r.Optimizer}, peak learning rate {_r.LearningRate}, cosine schedule per step, batch {_r.BatchSize}, distillation {_r.Distillation}, node selection by {(_r.NodeSelection == NodeSelection.Gates ? "learned gates" : "filter norm")})");
-
-        public TimeSpan Elapsed => _clock.Elapsed;
-        public int Epochs => _epochs;
     }
 
     private static void Copy(ModelProto from, ModelProto to)

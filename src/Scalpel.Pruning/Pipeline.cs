@@ -118,7 +118,7 @@ public static partial class Pipeline
 
         // Node pruning first (it changes layer sizes); weight pruning then works on the smaller model with what is left of the budget.
         var nodes = NodePhase(original, originalModel, o, calibration, validation, truth, floor, search, say);
-        var retrainer = training is null ? null : new Retrainer(original.Proto, training, validation, truth, floor, o, search, say);
+        var retrainer = training is null ? null : new Retrainer(original.Proto, training, validation!, truth!, floor, o, search, say);
         if (retrainer is not null) nodes = retrainer.Nodes(nodes, original, o);
         var onnx = nodes.Kept.Count == 0 ? original : new OnnxModel(nodes.Model, original.BaseDirectory, original.Source);
         var model = nodes.Kept.Count == 0 ? originalModel : GraphAnalyzer.Analyze(onnx);
@@ -180,10 +180,10 @@ public static partial class Pipeline
             }
         }
         foreach (var p in chosen) p.Apply(weights[p]);
-        if (training is not null)
+        if (retrainer is not null)
         {
-            retrainer!.Weights(pruned, model, plans);
-            after = validation is null ? null : Accuracy.Evaluate(pruned, validation, truth!); // the exported model, checked by ONNX Runtime
+            retrainer.Weights(pruned, model, plans);
+            after = Accuracy.Evaluate(pruned, validation!, truth!); // the exported model, checked by ONNX Runtime
         }
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
         var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search) with { Retraining = retrainer?.Summary() };

@@ -13,35 +13,37 @@ namespace Scalpel.Pruning.Training;
 /// </summary>
 internal static class Gate
 {
-    public static void Apply(Workspace ws, object owner, Parameter? gate, float[] y, int channels)
+    public static void Apply(Workspace ws, Parameter? gate, float[] y, int channels)
     {
         if (gate is null) return;
-        var raw = ws.Buffer(owner, y.Length);
+        var raw = ws.Buffer(gate, y.Length);
         y.CopyTo(raw, 0);
         int per = y.Length / channels;
         for (int c = 0; c < channels; c++) TensorPrimitives.Multiply(y.AsSpan(c * per, per), gate.Value[c], y.AsSpan(c * per, per));
     }
 
-    /// <summary>Turns dLoss/dy into dLoss/d act(z) in <paramref name="dy"/>'s copy and adds the gate gradient; returns act(z).</summary>
-    public static float[] Backward(Workspace ws, object owner, Parameter? gate, float[] y, float[] dy, float[] scratch, int channels)
+    /// <summary>
+    /// Adds the gate gradient and returns act(z) with dLoss/d act(z); without a gate, the layer's own output
+    /// and its gradient, uncopied.
+    /// </summary>
+    public static (float[] Y, float[] Dy) Backward(Workspace ws, Parameter? gate, float[] y, float[] dy, int channels)
     {
-        dy.CopyTo(scratch, 0);
-        if (gate is null) return y;
-        var raw = ws.Buffer(owner, 0);
+        if (gate is null) return (y, dy);
+        var raw = ws.Buffer(gate, 0);
+        var scaled = ws.Buffer(raw, dy.Length);
         var dg = ws.GradientOf(gate);
         int per = y.Length / channels;
         for (int c = 0; c < channels; c++)
         {
             dg[c] += TensorPrimitives.Dot(dy.AsSpan(c * per, per), raw.AsSpan(c * per, per));
-            TensorPrimitives.Multiply(scratch.AsSpan(c * per, per), gate.Value[c], scratch.AsSpan(c * per, per));
+            TensorPrimitives.Multiply(dy.AsSpan(c * per, per), gate.Value[c], scaled.AsSpan(c * per, per));
         }
-        return raw;
+        return (raw, scaled);
     }
 }
 
 internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter weight, Parameter? bias, Parameter? gate = null) : Step
 {
-    private readonly object _gateKey = new(), _dyKey = new();
 
     private float[] Row(Workspace ws, int m)
     {
@@ -65,13 +67,12 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
                 y[m * d.N + n] = d.Activation == Activation.Relu ? MathF.Max(v, 0f) : v;
             }
         }
-        Gate.Apply(ws, _gateKey, gate, y, d.N);
+        Gate.Apply(ws, gate, y, d.N);
     }
 
     public override void Backward(Workspace ws)
     {
-        var dy = ws.Buffer(_dyKey, d.M * d.N);
-        var y = Gate.Backward(ws, _gateKey, gate, ws.Values[output], ws.Gradients[output], dy, d.N);
+        var (y, dy) = Gate.Backward(ws, gate, ws.Values[output], ws.Gradients[output], d.N);
         var dx = ws.Gradients[input];
         var w = weight.Value;
         var dw = ws.GradientOf(weight);
@@ -99,37 +100,40 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
 /// <summary>Convolution as im2col and row-by-row multiply-adds (long vectors of output positions).</summary>
 internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter weight, Parameter? bias, Parameter? gate = null) : Step
 {
-    private readonly object _gateKey = new(), _dyKey = new();
     private readonly int _cg = c.C / c.Group, _mg = c.M / c.Group, _kk = c.C / c.Group * c.KH * c.KW, _p = c.OH * c.OW;
 
-    private float[] Columns(Workspace ws)
+    /// <summary>
+    /// Walks every (patch row, output position) pair: gathers the input image into the columns (zero outside the
+    /// image, im2col), or scatters the columns back by adding into the image (col2im, for the input gradient).
+    /// </summary>
+    private void Patches(float[] image, float[] columns, bool scatter)
     {
-        var col = ws.Buffer(this, c.Group * _kk * _p);
-        var x = ws.Values[input];
         int plane = c.H * c.W;
         for (int g = 0; g < c.Group; g++)
             for (int ch = 0; ch < _cg; ch++)
                 for (int i = 0; i < c.KH; i++)
                     for (int j = 0; j < c.KW; j++)
                     {
-                        var row = col.AsSpan(((g * _kk) + (ch * c.KH + i) * c.KW + j) * _p, _p);
-                        var src = x.AsSpan((g * _cg + ch) * plane, plane);
+                        var row = columns.AsSpan(((g * _kk) + (ch * c.KH + i) * c.KW + j) * _p, _p);
+                        var img = image.AsSpan((g * _cg + ch) * plane, plane);
                         for (int oh = 0; oh < c.OH; oh++)
                         {
                             int ih = oh * c.StrideH - c.PadTop + i * c.DilationH;
                             for (int ow = 0; ow < c.OW; ow++)
                             {
                                 int iw = ow * c.StrideW - c.PadLeft + j * c.DilationW;
-                                row[oh * c.OW + ow] = (uint)ih < (uint)c.H && (uint)iw < (uint)c.W ? src[ih * c.W + iw] : 0f;
+                                bool inside = (uint)ih < (uint)c.H && (uint)iw < (uint)c.W;
+                                if (scatter) { if (inside) img[ih * c.W + iw] += row[oh * c.OW + ow]; }
+                                else row[oh * c.OW + ow] = inside ? img[ih * c.W + iw] : 0f;
                             }
                         }
                     }
-        return col;
     }
 
     public override void Forward(Workspace ws)
     {
-        var col = Columns(ws);
+        var col = ws.Buffer(this, c.Group * _kk * _p);
+        Patches(ws.Values[input], col, scatter: false);
         var y = ws.Values[output];
         var w = weight.Value;
         for (int g = 0; g < c.Group; g++)
@@ -145,7 +149,7 @@ internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter wei
                 }
                 if (c.Activation == Activation.Relu) TensorPrimitives.Max(yRow, 0f, yRow);
             }
-        Gate.Apply(ws, _gateKey, gate, y, c.M);
+        Gate.Apply(ws, gate, y, c.M);
     }
 
     public override void Backward(Workspace ws)
@@ -153,8 +157,7 @@ internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter wei
         var col = ws.Buffer(this, 0); // filled by Forward of this sample
         var dcol = ws.Buffer(col, col.Length);
         Array.Clear(dcol);
-        var dy = ws.Buffer(_dyKey, c.M * _p);
-        var y = Gate.Backward(ws, _gateKey, gate, ws.Values[output], ws.Gradients[output], dy, c.M);
+        var (y, dy) = Gate.Backward(ws, gate, ws.Values[output], ws.Gradients[output], c.M);
         var w = weight.Value;
         var mask = weight.Mask;
         var dw = ws.GradientOf(weight);
@@ -177,27 +180,7 @@ internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter wei
                     if (wv != 0f) TensorPrimitives.MultiplyAdd(dz, wv, dcol.AsSpan((g * _kk + k) * _p, _p), dcol.AsSpan((g * _kk + k) * _p, _p));
                 }
             }
-        // col2im
-        var dx = ws.Gradients[input];
-        int plane = c.H * c.W;
-        for (int g = 0; g < c.Group; g++)
-            for (int ch = 0; ch < _cg; ch++)
-                for (int i = 0; i < c.KH; i++)
-                    for (int j = 0; j < c.KW; j++)
-                    {
-                        var row = dcol.AsSpan(((g * _kk) + (ch * c.KH + i) * c.KW + j) * _p, _p);
-                        var dst = dx.AsSpan((g * _cg + ch) * plane, plane);
-                        for (int oh = 0; oh < c.OH; oh++)
-                        {
-                            int ih = oh * c.StrideH - c.PadTop + i * c.DilationH;
-                            if ((uint)ih >= (uint)c.H) continue;
-                            for (int ow = 0; ow < c.OW; ow++)
-                            {
-                                int iw = ow * c.StrideW - c.PadLeft + j * c.DilationW;
-                                if ((uint)iw < (uint)c.W) dst[ih * c.W + iw] += row[oh * c.OW + ow];
-                            }
-                        }
-                    }
+        Patches(ws.Gradients[input], dcol, scatter: true);
     }
 }
 

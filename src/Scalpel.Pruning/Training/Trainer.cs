@@ -47,6 +47,7 @@ public static class Trainer
         var clock = Stopwatch.StartNew();
         var lastReport = TimeSpan.Zero;
         var shardLoss = new double[Shards];
+        var gates = net.Parameters.Where(p => p.Role == "gate").ToList();
         for (int epoch = 0; epoch < o.Epochs; epoch++)
         {
             var order = Enumerable.Range(0, train.Count).ToArray();
@@ -78,11 +79,11 @@ public static class Trainer
                     for (int s = 1; s < Shards; s++) TensorPrimitives.Add(g, workspaces[s].ParameterGradients[p], g);
                     TensorPrimitives.Multiply(g, 1f / count, g);
                 }
-                foreach (var p in net.Parameters.Where(p => p.Role == "gate"))
+                foreach (var p in gates)
                     for (int i = 0; i < p.Value.Length; i++) gradients[p][i] += o.GatePenalty * MathF.Sign(p.Value[i]);
                 float lr = o.LearningRate * 0.5f * (1f + MathF.Cos(MathF.PI * step / total));
                 optimizer.Step(gradients, lr);
-                foreach (var p in net.Parameters.Where(p => p.Role == "gate")) TensorPrimitives.Max(p.Value, 0f, p.Value); // gates stay >= 0
+                foreach (var p in gates) TensorPrimitives.Max(p.Value, 0f, p.Value); // gates stay >= 0
                 epochLoss += shardLoss.Sum();
                 if (clock.Elapsed - lastReport > TimeSpan.FromSeconds(10) && o.Progress is { } progress)
                 {
