@@ -351,8 +351,14 @@ internal sealed class KernelEmitter(CodeTarget target)
         return c.C * hp * wp + (c.KW - 1) * c.DilationW + 2 * V;
     }
 
-    /// <summary>Floats of the wide output ([M, OH, Wp]: each row computed over the padded width).</summary>
-    public int WideBufferSize(ConvLayer c) => c.M * c.OH * PaddedSize(c).Wp;
+    /// <summary>
+    /// Columns of one channel's wide output: OH rows computed over the padded width, all but the last row
+    /// carrying Wp - OW columns of junk that the compaction skips (the last row stops at OW).
+    /// </summary>
+    public static int WideColumns(ConvLayer c) => (c.OH - 1) * PaddedSize(c).Wp + c.OW;
+
+    /// <summary>Floats of the wide output ([M, WideColumns]).</summary>
+    public int WideBufferSize(ConvLayer c) => c.M * WideColumns(c);
 
     private void PaddedConv(CodeWriter w, string method, ConvLayer c)
     {
@@ -369,11 +375,11 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Line("// The padding border is never written, so it stays zero from allocation.");
         w.Line("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * Hp + h + PT) * Wp + PL, W));");
         w.Line($"{method}_Gemm(padded, wide, w{(bias ? ", b" : "")});");
-        w.Line("for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice((m * OH + oh) * Wp, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
+        w.Line($"for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice(m * {I(WideColumns(c))} + oh * Wp, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
         w.Close();
         w.Close();
         w.Line();
-        Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, c.OH * wp, bias, c.Activation, c);
+        Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, WideColumns(c), bias, c.Activation, c);
     }
 
     private static void Im2Col(CodeWriter w, string method, ConvLayer c)
@@ -407,7 +413,11 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Close();
     }
 
-    /// <summary>y[m, p] = act(sum_k w[m, k] * x[k, p] + b[m]): GemmRows x 2 vectors of accumulators.</summary>
+    /// <summary>
+    /// y[m, p] = act(sum_k w[m, k] * x[k, p] + b[m]), in blocks of GemmRows output rows. Each block keeps at
+    /// least GemmAccumulators vector accumulators in flight (more columns for fewer rows), so FMA latency is
+    /// hidden even in the last rows; a tail narrower than a vector is recomputed as the overlapping last vector.
+    /// </summary>
     private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Activation act, ConvLayer? padded)
     {
         w.Line(Hot);
@@ -416,7 +426,7 @@ internal sealed class KernelEmitter(CodeTarget target)
         if (padded is not null)
         {
             var (hp, wp) = PaddedSize(padded);
-            w.Line($"const int C = {I(padded.C)}, KH = {I(padded.KH)}, KW = {I(padded.KW)}, Hp = {I(hp)}, Wp = {I(wp)}, DH = {I(padded.DilationH)}, DW = {I(padded.DilationW)};");
+            w.Line($"const int C = {I(padded.C)}, KH = {I(padded.KH)}, KW = {I(padded.KW)}, Hp = {I(hp)}, Wp = {I(wp)}, DH = {I(padded.DilationH)};");
         }
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
@@ -426,73 +436,116 @@ internal sealed class KernelEmitter(CodeTarget target)
         if (m >= GemmRows)
         {
             w.Open($"for (; m <= M - {GemmRows}; m += {GemmRows})");
-            GemmRowBlock(w, GemmRows, p, bias, act, padded is not null);
+            GemmRowBlock(w, GemmRows, p, bias, act, padded);
             w.Close();
         }
         if (m % GemmRows != 0)
         {
-            w.Open("for (; m < M; m++)");
-            GemmRowBlock(w, 1, p, bias, act, padded is not null);
+            w.Open($"for (; m < M; m += {m % GemmRows}) // the last {m % GemmRows} row(s), once");
+            GemmRowBlock(w, m % GemmRows, p, bias, act, padded);
             w.Close();
         }
         w.Close();
     }
 
-    /// <summary>Opens the loop over k and binds xk to row k of the right-hand matrix at column p.</summary>
-    private static int OpenK(CodeWriter w, bool padded, bool vector)
-    {
-        var type = vector ? "ref float xk = ref " : "float xk = ";
-        if (!padded)
-        {
-            w.Open("for (int k = 0; k < K; k++)");
-            w.Line($"{type}Unsafe.Add(ref xr, k * P + p);");
-            return 1;
-        }
-        w.Open("for (int c = 0, k = 0; c < C; c++)");
-        w.Open("for (int i = 0; i < KH; i++)");
-        w.Open("for (int j = 0; j < KW; j++, k++)");
-        w.Line($"{type}Unsafe.Add(ref xr, c * (Hp * Wp) + i * (DH * Wp) + j * DW + p);");
-        return 3;
-    }
+    /// <summary>Vector accumulators a GEMM block keeps in flight: FMA latency (4 cycles) times its issue rate (2 per cycle).</summary>
+    private const int GemmAccumulators = 8;
 
-    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Activation act, bool padded)
+    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Activation act, ConvLayer? padded)
     {
         var r = Enumerable.Range(0, rows).ToArray();
         foreach (var i in r)
             w.Line($"ref float w{i} = ref Unsafe.Add(ref wr, (m + {i}) * K); ref float y{i} = ref Unsafe.Add(ref yr, (m + {i}) * P);");
         foreach (var i in r)
             w.Line(bias ? $"float b{i} = Unsafe.Add(ref br, m + {i});" : $"const float b{i} = 0f;");
-        w.Line("int p = 0;");
-        foreach (var cols in new[] { 2, 1 })
+        if (p < V)
         {
-            int step = cols * V;
-            if (p < step || (cols == 1 && p % (2 * V) < V)) continue;
-            var c = Enumerable.Range(0, cols).ToArray();
-            w.Open($"for (; p <= P - {step}; p += {step})");
-            foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{VT} a{i}{j} = {VT}.Zero;")));
-            int closes = OpenK(w, padded, vector: true);
-            foreach (var j in c) w.Line($"{VT} x{j} = {VS}.LoadUnsafe(ref xk, {j * V});");
-            foreach (var i in r)
-            {
-                w.Line($"{VT} w{i}k = {VS}.Create(Unsafe.Add(ref w{i}, k));");
-                foreach (var j in c) w.Line($"a{i}{j} = {Fma($"w{i}k", $"x{j}", $"a{i}{j}")};");
-            }
-            for (int close = 0; close < closes; close++) w.Close();
-            foreach (var i in r)
-                foreach (var j in c)
-                    w.Line($"({VAct(act, $"a{i}{j} + {VS}.Create(b{i})")}).StoreUnsafe(ref y{i}, (nuint)(p + {j * V}));");
+            GemmScalarColumns(w, r, act, padded);
+            return;
+        }
+        int cols = Math.Min((GemmAccumulators + rows - 1) / rows, p / V);
+        int rest = p % (cols * V) / V;
+        w.Line("int p = 0;");
+        w.Open($"for (; p <= P - {cols * V}; p += {cols * V})");
+        GemmTile(w, r, cols, act, padded);
+        w.Close();
+        if (rest > 0)
+        {
+            w.Open($"// {rest} more vector(s) of columns");
+            GemmTile(w, r, rest, act, padded);
             w.Close();
+            w.Line($"p += {rest * V};");
         }
         if (p % V != 0)
         {
-            w.Open("for (; p < P; p++)");
-            foreach (var i in r) w.Line($"float s{i} = b{i};");
-            int closes = OpenK(w, padded, vector: false);
-            foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, k) * xk;");
-            for (int close = 0; close < closes; close++) w.Close();
-            foreach (var i in r) w.Line($"Unsafe.Add(ref y{i}, p) = {Act(act, $"s{i}")};");
+            w.Open($"// the last {p % V} columns: the final vector, overlapping columns already stored with the same values");
+            w.Line($"p = P - {V};");
+            GemmTile(w, r, 1, act, padded);
             w.Close();
         }
+    }
+
+    /// <summary>One rows x cols tile of vector accumulators at column p: the k loop, then bias, activation, store.</summary>
+    private void GemmTile(CodeWriter w, int[] r, int cols, Activation act, ConvLayer? padded)
+    {
+        var c = Enumerable.Range(0, cols).ToArray();
+        foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{VT} a{i}{j} = {VT}.Zero;")));
+        int taps = OpenK(w, padded);
+        for (int t = 0; t < taps; t++)
+        {
+            string dx = padded is null || t == 0 ? "" : $"{I(t * padded.DilationW)} + ";
+            string dk = t == 0 ? "k" : $"k + {I(t)}";
+            foreach (var j in c) w.Line($"{VT} x{j}_{t} = {VS}.LoadUnsafe(ref xk, {dx}{I(j * V)});");
+            foreach (var i in r)
+            {
+                w.Line($"{VT} w{i}_{t} = {VS}.Create(Unsafe.Add(ref w{i}, {dk}));");
+                foreach (var j in c) w.Line($"a{i}{j} = {Fma($"w{i}_{t}", $"x{j}_{t}", $"a{i}{j}")};");
+            }
+        }
+        w.Close(); // k loop(s)
+        if (padded is not null) w.Close();
+        foreach (var i in r)
+            foreach (var j in c)
+                w.Line($"({VAct(act, $"a{i}{j} + {VS}.Create(b{i})")}).StoreUnsafe(ref y{i}, (nuint)(p + {j * V}));");
+    }
+
+    /// <summary>Fewer columns than one vector: scalar sums.</summary>
+    private static void GemmScalarColumns(CodeWriter w, int[] r, Activation act, ConvLayer? padded)
+    {
+        w.Open("for (int p = 0; p < P; p++)");
+        foreach (var i in r) w.Line($"float s{i} = b{i};");
+        int taps = OpenK(w, padded);
+        for (int t = 0; t < taps; t++)
+        {
+            string dx = padded is null ? "0" : I(t * padded.DilationW);
+            string dk = t == 0 ? "k" : $"k + {I(t)}";
+            w.Line($"float x_{t} = Unsafe.Add(ref xk, {dx});");
+            foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, {dk}) * x_{t};");
+        }
+        w.Close();
+        if (padded is not null) w.Close();
+        foreach (var i in r) w.Line($"Unsafe.Add(ref y{i}, p) = {Act(act, $"s{i}")};");
+        w.Close();
+    }
+
+    /// <summary>
+    /// Opens the loop(s) over k and binds xk to row k of the right-hand matrix at column p; returns how many
+    /// consecutive k (taps) each iteration covers. A padded conv's kernel row is unrolled: its KW taps are
+    /// constant offsets of one input row.
+    /// </summary>
+    private static int OpenK(CodeWriter w, ConvLayer? padded)
+    {
+        if (padded is null)
+        {
+            w.Open("for (int k = 0; k < K; k++)");
+            w.Line("ref float xk = ref Unsafe.Add(ref xr, k * P + p);");
+            return 1;
+        }
+        w.Open("for (int c = 0; c < C; c++)");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Line("int k = (c * KH + i) * KW;");
+        w.Line("ref float xk = ref Unsafe.Add(ref xr, c * (Hp * Wp) + i * (DH * Wp) + p);");
+        return padded.KW;
     }
 
     /// <summary>Grouped and depthwise convolution, computed directly.</summary>
@@ -534,6 +587,11 @@ internal sealed class KernelEmitter(CodeTarget target)
 
     public void Pool(CodeWriter w, string method, PoolLayer p)
     {
+        if (IsPairMaxPool(p))
+        {
+            PairMaxPool(w, method, p);
+            return;
+        }
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
         w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.H)}, W = {I(p.W)}, KH = {I(p.KH)}, KW = {I(p.KW)}, OH = {I(p.OH)}, OW = {I(p.OW)};");
@@ -562,6 +620,57 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Close();
         w.Line(p.IsMax ? "yp[oh * OW + ow] = acc;" : "yp[oh * OW + ow] = acc / count;");
         w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+
+    /// <summary>
+    /// A max pool 2 wide with horizontal stride 2 whose windows never reach the padding (LeNet's and most CNNs'),
+    /// at least half a vector of outputs wide: it runs on vectors of 4 or more lanes.
+    /// </summary>
+    private bool IsPairMaxPool(PoolLayer p) =>
+        p.IsMax && p.KW == 2 && p.StrideW == 2 && p.DilationW == 1 && p.PadTop == 0 && p.PadLeft == 0
+        && (p.OH - 1) * p.StrideH + (p.KH - 1) * p.DilationH < p.H && 2 * p.OW <= p.W && V >= 4 && p.OW >= V / 2;
+
+    /// <summary>
+    /// One vector of inputs per V/2 outputs: the max over the window's rows, then of each lane and its pair
+    /// neighbour, then the even lanes packed into the lower half and stored. A row whose width is no multiple of
+    /// V/2 ends with an overlapping vector that rewrites some outputs with the same values.
+    /// </summary>
+    private void PairMaxPool(CodeWriter w, string method, PoolLayer p)
+    {
+        int half = V / 2;
+        string swap = $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(i ^ 1)))})";
+        string even = $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(2 * i % V + 2 * i / V)))})";
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
+        w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.H)}, W = {I(p.W)}, OH = {I(p.OH)}, OW = {I(p.OW)}, SH = {I(p.StrideH)}, DH = {I(p.DilationH)};");
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Open("for (int plane = 0; plane < Planes; plane++)");
+        w.Open("for (int oh = 0; oh < OH; oh++)");
+        for (int i = 0; i < p.KH; i++)
+            w.Line($"ref float x{i} = ref Unsafe.Add(ref xr, (plane * H + oh * SH + {I(i)} * DH) * W);");
+        w.Line("ref float yo = ref Unsafe.Add(ref yr, (plane * OH + oh) * OW);");
+        void Body()
+        {
+            w.Line($"{VT} v = {VS}.LoadUnsafe(ref x0, (nuint)(2 * ow));");
+            for (int i = 1; i < p.KH; i++) w.Line($"v = {VS}.Max(v, {VS}.LoadUnsafe(ref x{i}, (nuint)(2 * ow)));");
+            w.Line($"v = {VS}.Max(v, {VS}.Shuffle(v, {swap}));");
+            w.Line($"{VS}.Shuffle(v, {even}).GetLower().StoreUnsafe(ref yo, (nuint)ow);");
+        }
+        w.Line("int ow = 0;");
+        w.Open($"for (; ow <= OW - {I(half)}; ow += {I(half)})");
+        Body();
+        w.Close();
+        if (p.OW % half != 0)
+        {
+            w.Open($"// the last {p.OW % half} output(s): the final vector, overlapping outputs already stored");
+            w.Line($"ow = OW - {I(half)};");
+            Body();
+            w.Close();
+        }
         w.Close();
         w.Close();
         w.Close();

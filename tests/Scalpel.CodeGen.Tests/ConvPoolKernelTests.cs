@@ -1,0 +1,157 @@
+using Scalpel.CodeGen;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using Scalpel.Onnx.Proto;
+using Xunit;
+
+namespace Scalpel.Tests;
+
+/// <summary>
+/// The conv GEMM and max-pool kernels on single-layer models against ONNX Runtime, at the vector widths of
+/// three targets, on shapes chosen for their edges: output channels that leave 1, 2 or 3 rows after the blocks
+/// of 4, column counts under one vector and with a partial last vector, dilation, stride 2 (im2col), 1x1,
+/// and pools whose width is no multiple of half a vector, odd input widths, 3-row windows.
+/// </summary>
+public sealed class ConvPoolKernelTests
+{
+    // Inputs in [-1, 1] and weights in [-0.5, 0.5], at most 150 products per output. Summation order differs from
+    // ONNX Runtime's (vector lanes, FMA); the rounding error grows like sqrt(K) * eps * |partial sums|, about 1e-6
+    // here, so 1e-4 leaves a wide margin while any wrong tap, row or column is off by far more.
+    private const float ConvTolerance = 1e-4f;
+
+    public static TheoryData<string, int, int, int, int, int, int, int, int, int> ConvCases()
+    {
+        var data = new TheoryData<string, int, int, int, int, int, int, int, int, int>();
+        foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
+        {
+            // target, C, H, W, M, KH, KW, stride, pad, dilation
+            data.Add(target, 1, 28, 28, 6, 5, 5, 1, 2, 1);  // LeNet's first conv: 2 rows left over
+            data.Add(target, 3, 9, 11, 7, 3, 3, 1, 1, 1);   // 3 rows left over, odd width
+            data.Add(target, 5, 6, 5, 5, 3, 2, 1, 0, 2);    // dilation 2, 1 row left over, 8 columns in all
+            data.Add(target, 4, 10, 10, 9, 3, 3, 2, 1, 1);  // stride 2: im2col, 25 columns
+            data.Add(target, 8, 7, 7, 10, 1, 1, 1, 0, 1);   // pointwise, 49 columns
+            data.Add(target, 2, 3, 3, 4, 2, 2, 1, 0, 1);    // 4 columns: fewer than one vector
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(ConvCases))]
+    public void ConvMatchesOnnxRuntime(string target, int c, int h, int w, int m, int kh, int kw, int stride, int pad, int dilation)
+    {
+        var rng = new Random(c * 1000 + m);
+        var weight = Random(rng, m * c * kh * kw, 0.5f);
+        var bias = Random(rng, m, 0.5f);
+        int oh = (h + 2 * pad - dilation * (kh - 1) - 1) / stride + 1, ow = (w + 2 * pad - dilation * (kw - 1) - 1) / stride + 1;
+        var conv = new NodeProto
+        {
+            OpType = "Conv", Name = "conv", Input = { "x", "W", "B" }, Output = { "c" },
+            Attribute = { Ints("kernel_shape", kh, kw), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, pad), Ints("dilations", dilation, dilation) },
+        };
+        var relu = new NodeProto { OpType = "Relu", Name = "relu", Input = { "c" }, Output = { "y" } };
+        var model = Model([conv, relu], [Tensor("W", weight, m, c, kh, kw), Tensor("B", bias, m)], [c, h, w], [m, oh, ow]);
+
+        var (actual, expected) = RunBoth(model, target, c * h * w, rng);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
+    public static TheoryData<string, int, int, int, int, int, int> PoolCases()
+    {
+        var data = new TheoryData<string, int, int, int, int, int, int>();
+        foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
+        {
+            // target, C, H, W, KH, strideH, strideW (all 2 wide)
+            data.Add(target, 6, 28, 28, 2, 2, 2);   // LeNet's first pool
+            data.Add(target, 16, 10, 10, 2, 2, 2);  // LeNet's second pool: 5 outputs a row
+            data.Add(target, 3, 11, 13, 3, 2, 2);   // 3-row window, odd width (the last column is never read)
+            data.Add(target, 2, 9, 34, 2, 1, 2);    // overlapping rows
+            data.Add(target, 1, 4, 5, 2, 2, 2);     // 2 outputs a row: fewer than half a vector
+            data.Add(target, 2, 8, 8, 2, 2, 1);     // horizontal stride 1: the general kernel
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(PoolCases))]
+    public void MaxPoolMatchesOnnxRuntime(string target, int c, int h, int w, int kh, int sh, int sw)
+    {
+        int oh = (h - kh) / sh + 1, ow = (w - 2) / sw + 1;
+        var pool = new NodeProto
+        {
+            OpType = "MaxPool", Name = "pool", Input = { "x" }, Output = { "y" },
+            Attribute = { Ints("kernel_shape", kh, 2), Ints("strides", sh, sw) },
+        };
+        var model = Model([pool], [], [c, h, w], [c, oh, ow]);
+
+        var (actual, expected) = RunBoth(model, target, c * h * w, new Random(h * 100 + w));
+        Assert.Equal(expected, actual); // a max is exact
+    }
+
+    [Fact]
+    public void LeNetPoolRunsOnVectors()
+    {
+        var pool = new NodeProto { OpType = "MaxPool", Name = "pool", Input = { "x" }, Output = { "y" }, Attribute = { Ints("kernel_shape", 2, 2), Ints("strides", 2, 2) } };
+        var graph = GraphAnalyzer.Analyze(Model([pool], [], [6, 28, 28], [6, 14, 14]));
+        var code = CSharpEmitter.Emit(graph, new EmitOptions("Pool", "M", CodeTarget.Resolve("x64-avx2"), "pool"));
+        Assert.Contains("Vector256.Shuffle(", code.Source);
+    }
+
+    private const int Batch = 3;
+
+    private static (float[] Actual, float[] Expected) RunBoth(OnnxModel model, string target, int sampleSize, Random rng)
+    {
+        var input = Random(rng, Batch * sampleSize, 1f);
+        var path = Path.Combine(Path.GetTempPath(), $"scalpel-kernel-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            model.Save(path);
+            using var ort = new OrtReference(path);
+            var expected = ort.Run(input, Batch);
+            var ns = "Kernel_" + target.Replace('-', '_');
+            var code = CSharpEmitter.Emit(GraphAnalyzer.Analyze(model), new EmitOptions(ns, "M", CodeTarget.Resolve(target), "kernel"));
+            var run = GeneratedAssembly.CompileOne(code, ns);
+            var actual = new float[expected.Length];
+            run(input, actual, Batch);
+            return (actual, expected);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    private static float[] Random(Random rng, int count, float scale) =>
+        Enumerable.Range(0, count).Select(_ => scale * (2 * rng.NextSingle() - 1)).ToArray();
+
+    private static OnnxModel Model(NodeProto[] nodes, TensorProto[] initializers, int[] input, int[] output)
+    {
+        var graph = new GraphProto { Name = "kernel", Input = { Value("x", input) }, Output = { Value("y", output) } };
+        graph.Node.AddRange(nodes);
+        graph.Initializer.AddRange(initializers);
+        return new OnnxModel(new ModelProto { IrVersion = 8, OpsetImport = { new OperatorSetIdProto { Version = 13 } }, Graph = graph }, null, "kernel test");
+    }
+
+    private static TensorProto Tensor(string name, float[] values, params long[] dims)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
+        t.Dims.AddRange(dims);
+        t.FloatData.AddRange(values);
+        return t;
+    }
+
+    private static AttributeProto Ints(string name, params long[] values)
+    {
+        var a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
+        a.Ints.AddRange(values);
+        return a;
+    }
+
+    /// <summary>A float tensor [N, ...shape] with a symbolic batch N.</summary>
+    private static ValueInfoProto Value(string name, int[] shape)
+    {
+        var dims = new TensorShapeProto { Dim = { new TensorShapeProto.Types.Dimension { DimParam = "N" } } };
+        foreach (var d in shape) dims.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
+        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = dims } } };
+    }
+}
