@@ -155,13 +155,11 @@ public sealed partial class CSharpEmitter
             case ConvLayer c:
                 args.Add(Section($"{id}_Weight", c.Weight));
                 if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
-                if (!KernelEmitter.IsPointwise(c) && KernelEmitter.UsesPaddedInput(c))
+                if (KernelEmitter.UsesPaddedInput(c))
                 {
-                    args.Add(Buffer($"_{id}_padded", _kernels.PaddedBufferSize(c), "zero-padded input copy"));
+                    args.Add(Buffer($"_{id}_padded", _kernels.PaddedBufferSize(c), "zero-padded input copy, split into stride phases"));
                     args.Add(Buffer($"_{id}_wide", _kernels.WideBufferSize(c), "output rows at the padded width"));
                 }
-                else if (c.Group == 1 && !KernelEmitter.IsPointwise(c))
-                    args.Add(Buffer($"_{id}_columns", c.C * c.KH * c.KW * c.OH * c.OW, "im2col patches"));
                 _kernels.Conv(_methods, method, c);
                 break;
             case PoolLayer p:

@@ -312,50 +312,47 @@ internal sealed class KernelEmitter(CodeTarget target)
             DirectConv(w, method, c);
             return;
         }
-        if (!IsPointwise(c) && UsesPaddedInput(c))
+        if (UsesPaddedInput(c))
         {
             PaddedConv(w, method, c);
             return;
         }
-        bool pointwise = IsPointwise(c);
         bool bias = c.Bias is not null;
         int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW;
-        w.Line($"// Convolution as im2col + GEMM: [{c.M} x {c.C * c.KH * c.KW}] weights times [{c.C * c.KH * c.KW} x {c.OH * c.OW}] patches.");
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}{(pointwise ? "" : ", Span<float> columns")})");
+        w.Line($"// Pointwise convolution as a GEMM: [{c.M} x {c.C}] weights times the [{c.C} x {c.OH * c.OW}] input.");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
         w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
-        w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
-        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
-        if (pointwise) w.Line($"{method}_Gemm(xn, yn, w{(bias ? ", b" : "")});");
-        else
-        {
-            w.Line($"{method}_Im2Col(xn, columns);");
-            w.Line($"{method}_Gemm(columns, yn, w{(bias ? ", b" : "")});");
-        }
+        w.Line($"{method}_Gemm(x.Slice(n * {I(inSize)}, {I(inSize)}), y.Slice(n * {I(outSize)}, {I(outSize)}), w{(bias ? ", b" : "")});");
         w.Close();
         w.Close();
-        if (!pointwise) Im2Col(w, method + "_Im2Col", c);
         w.Line();
-        Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, c.OH * c.OW, bias, c.Activation, null);
+        Gemm(w, method + "_Gemm", c.M, c.C, c.OH * c.OW, bias, c.Activation, null);
     }
 
-    /// <summary>Stride-1 convolutions read a zero-padded copy of the input directly (no im2col).</summary>
-    public static bool UsesPaddedInput(ConvLayer c) => c.Group == 1 && c.StrideH == 1 && c.StrideW == 1;
-
-    /// <summary>Rows and columns of the zero-padded input copy.</summary>
-    public static (int Hp, int Wp) PaddedSize(ConvLayer c) => (c.OH + (c.KH - 1) * c.DilationH, c.OW + (c.KW - 1) * c.DilationW);
-
-    /// <summary>Floats of the padded copy, with slack so vector loads past the last row stay inside the buffer.</summary>
-    public int PaddedBufferSize(ConvLayer c)
-    {
-        var (hp, wp) = PaddedSize(c);
-        return c.C * hp * wp + (c.KW - 1) * c.DilationW + 2 * V;
-    }
+    /// <summary>Every dense, ungrouped convolution but a pointwise one reads a zero-padded copy of its input (no im2col).</summary>
+    public static bool UsesPaddedInput(ConvLayer c) => c.Group == 1 && !IsPointwise(c);
 
     /// <summary>
-    /// Columns of one channel's wide output: OH rows computed over the padded width, all but the last row
-    /// carrying Wp - OW columns of junk that the compaction skips (the last row stops at OW).
+    /// Rows and columns of one phase plane of the padded input. Stride s splits the padded input into s x s
+    /// planes (padded row r is row r / s of the planes r % s), so that every tap of a strided convolution reads a
+    /// contiguous, shifted view of one plane, as a stride-1 tap reads the padded input itself (one plane).
     /// </summary>
-    public static int WideColumns(ConvLayer c) => (c.OH - 1) * PaddedSize(c).Wp + c.OW;
+    public static (int Hq, int Wq) PhaseSize(ConvLayer c) =>
+        (c.OH + (c.KH - 1) * c.DilationH / c.StrideH, c.OW + (c.KW - 1) * c.DilationW / c.StrideW);
+
+    private static int PlaneSize(ConvLayer c) => PhaseSize(c).Hq * PhaseSize(c).Wq;
+
+    /// <summary>Offset of kernel column j from kernel column 0: column (j * DW) / SW of the planes of column phase (j * DW) % SW.</summary>
+    private static int TapOffset(ConvLayer c, int j) => j * c.DilationW % c.StrideW * PlaneSize(c) + j * c.DilationW / c.StrideW;
+
+    /// <summary>Floats of the padded copy: C x SH x SW planes, plus a vector of slack.</summary>
+    public int PaddedBufferSize(ConvLayer c) => c.C * c.StrideH * c.StrideW * PlaneSize(c) + V;
+
+    /// <summary>
+    /// Columns of one channel's wide output: OH rows computed over the plane width, all but the last row
+    /// carrying Wq - OW columns of junk that the compaction skips (the last row stops at OW).
+    /// </summary>
+    public static int WideColumns(ConvLayer c) => (c.OH - 1) * PhaseSize(c).Wq + c.OW;
 
     /// <summary>Floats of the wide output ([M, WideColumns]).</summary>
     public int WideBufferSize(ConvLayer c) => c.M * WideColumns(c);
@@ -363,54 +360,84 @@ internal sealed class KernelEmitter(CodeTarget target)
     private void PaddedConv(CodeWriter w, string method, ConvLayer c)
     {
         bool bias = c.Bias is not null;
-        var (hp, wp) = PaddedSize(c);
+        var (hq, wq) = PhaseSize(c);
         int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW;
-        w.Line($"// Stride-1 convolution as an implicit GEMM: each (channel, kernel row, kernel column) is a shifted view of a");
-        w.Line($"// zero-padded input copy [{c.C} x {hp} x {wp}], so no im2col; outputs are computed {wp} wide, then compacted to {c.OW}.");
+        bool strided = c.StrideH > 1 || c.StrideW > 1;
+        w.Line(strided
+            ? $"// Strided convolution as an implicit GEMM: the zero-padded input is split into {c.StrideH} x {c.StrideW} phase planes of [{hq} x {wq}]"
+            : $"// Convolution as an implicit GEMM over a zero-padded input copy [{c.C} x {hq} x {wq}]:");
+        w.Line($"// each (channel, kernel row, kernel column) is a shifted view{(strided ? " of one plane" : "")}, so no im2col; outputs are computed {wq} wide, then compacted to {c.OW}.");
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> wide)");
-        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(c.M)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hp = {I(hp)}, Wp = {I(wp)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(c.M)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hq = {I(hq)}, Wq = {I(wq)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        if (strided) w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)};");
         w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
         w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
         w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
         w.Line("// The padding border is never written, so it stays zero from allocation.");
-        w.Line("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * Hp + h + PT) * Wp + PL, W));");
+        if (!strided)
+            w.Line("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * Hq + h + PT) * Wq + PL, W));");
+        else PhaseSplitCopy(w, c);
         w.Line($"{method}_Gemm(padded, wide, w{(bias ? ", b" : "")});");
-        w.Line($"for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice(m * {I(WideColumns(c))} + oh * Wp, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
+        w.Line($"for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice(m * {I(WideColumns(c))} + oh * Wq, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
         w.Close();
         w.Close();
         w.Line();
         Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, WideColumns(c), bias, c.Activation, c);
     }
 
-    private static void Im2Col(CodeWriter w, string method, ConvLayer c)
+    /// <summary>
+    /// Scatters each input row into the phase planes that some tap reads (a 1x1 stride-2 conv needs one of four).
+    /// Horizontal stride 2 runs on vectors: one shuffle puts the even columns in the lower half and the odd ones
+    /// in the upper half, each stored to its plane; the columns left over go one by one.
+    /// </summary>
+    private void PhaseSplitCopy(CodeWriter w, ConvLayer c)
     {
-        w.Line();
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> columns)");
-        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, KH = {I(c.KH)}, KW = {I(c.KW)}, OH = {I(c.OH)}, OW = {I(c.OW)};");
-        w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, DH = {I(c.DilationH)}, DW = {I(c.DilationW)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
-        w.Line("columns.Clear(); // padding reads as zero");
+        var (hq, wq) = PhaseSize(c);
+        var rowPhases = Enumerable.Range(0, c.KH).Select(i => i * c.DilationH % c.StrideH).ToHashSet();
+        var colPhases = Enumerable.Range(0, c.KW).Select(j => j * c.DilationW % c.StrideW).ToHashSet();
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(xn);");
+        w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
         w.Open("for (int c = 0; c < C; c++)");
-        w.Open("for (int i = 0; i < KH; i++)");
-        w.Open("for (int j = 0; j < KW; j++)");
-        w.Line("int row = ((c * KH + i) * KW + j) * (OH * OW);");
-        w.Line("// Output columns whose input column iw = ow * SW - PL + j * DW lies inside [0, W).");
-        w.Line("int lo = PL - j * DW, hi = W - 1 + PL - j * DW;");
-        w.Line("int owLo = lo <= 0 ? 0 : (lo + SW - 1) / SW;");
-        w.Line("int owHi = hi < 0 ? 0 : Math.Min(OW, hi / SW + 1);");
-        w.Line("if (owHi <= owLo) continue;");
-        w.Open("for (int oh = 0; oh < OH; oh++)");
-        w.Line("int ih = oh * SH - PT + i * DH;");
-        w.Line("if ((uint)ih >= H) continue;");
-        w.Line("int src = (c * H + ih) * W - PL + j * DW;");
-        if (c.StrideW == 1)
-            w.Line("x.Slice(src + owLo, owHi - owLo).CopyTo(columns.Slice(row + oh * OW + owLo, owHi - owLo));");
-        else
-            w.Line("for (int ow = owLo; ow < owHi; ow++) columns[row + oh * OW + ow] = x[src + ow * SW];");
+        w.Open("for (int h = 0; h < H; h++)");
+        w.Line("int r = h + PT;");
+        w.Line("if (r / SH >= Hq) break; // rows past the last window are never read");
+        if (rowPhases.Count < c.StrideH)
+            w.Line($"if ({string.Join(" && ", rowPhases.Select(ph => $"r % SH != {I(ph)}"))}) continue; // no kernel row reads this phase");
+        w.Line("ref float src = ref Unsafe.Add(ref xr, (c * H + h) * W);");
+        w.Line("ref float dst = ref Unsafe.Add(ref pr, (c * SH + r % SH) * SW * (Hq * Wq) + r / SH * Wq);");
+        int first = 0;
+        if (c.StrideW == 2 && V >= 4)
+        {
+            // Vectors start where column iw + PL is even; each covers V columns, V/2 per plane.
+            int start = c.PadLeft % 2, count = 0;
+            while (start + (count + 1) * V <= c.W && (start + c.PadLeft) / 2 + (count + 1) * V / 2 <= wq) count++;
+            if (count > 0)
+            {
+                string even = $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(2 * i % V + 2 * i / V)))})";
+                w.Open($"for (int iw = {I(start)}; iw < {I(start + count * V)}; iw += {I(V)})");
+                w.Line($"{VT} v = {VS}.Shuffle({VS}.LoadUnsafe(ref src, (nuint)iw), {even});");
+                w.Line("int q = (iw + PL) / 2;");
+                if (colPhases.Contains(0)) w.Line("v.GetLower().StoreUnsafe(ref dst, (nuint)q);");
+                if (colPhases.Contains(1)) w.Line("v.GetUpper().StoreUnsafe(ref dst, (nuint)(Hq * Wq + q));");
+                w.Close();
+                if (start == 1) ScalarColumns(0, 1);
+                first = start + count * V;
+            }
+        }
+        ScalarColumns(first, c.W);
         w.Close();
         w.Close();
-        w.Close();
-        w.Close();
-        w.Close();
+
+        void ScalarColumns(int from, int to)
+        {
+            w.Open($"for (int iw = {I(from)}; iw < {I(to)}; iw++)");
+            w.Line("int q = iw + PL;");
+            w.Line("if (q / SW >= Wq) break;");
+            if (colPhases.Count < c.StrideW)
+                w.Line($"if ({string.Join(" && ", colPhases.Select(ph => $"q % SW != {I(ph)}"))}) continue;");
+            w.Line("Unsafe.Add(ref dst, q % SW * (Hq * Wq) + q / SW) = Unsafe.Add(ref src, iw);");
+            w.Close();
+        }
     }
 
     /// <summary>
@@ -425,8 +452,8 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Line($"const int M = {I(m)}, K = {I(k)}, P = {I(p)};");
         if (padded is not null)
         {
-            var (hp, wp) = PaddedSize(padded);
-            w.Line($"const int C = {I(padded.C)}, KH = {I(padded.KH)}, KW = {I(padded.KW)}, Hp = {I(hp)}, Wp = {I(wp)}, DH = {I(padded.DilationH)};");
+            var (hq, wq) = PhaseSize(padded);
+            w.Line($"const int C = {I(padded.C)}, KH = {I(padded.KH)}, KW = {I(padded.KW)}, Hq = {I(hq)}, Wq = {I(wq)}, SH = {I(padded.StrideH)}, SW = {I(padded.StrideW)}, DH = {I(padded.DilationH)};");
         }
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
@@ -493,7 +520,7 @@ internal sealed class KernelEmitter(CodeTarget target)
         int taps = OpenK(w, padded);
         for (int t = 0; t < taps; t++)
         {
-            string dx = padded is null || t == 0 ? "" : $"{I(t * padded.DilationW)} + ";
+            string dx = padded is null || TapOffset(padded, t) == 0 ? "" : $"{I(TapOffset(padded, t))} + ";
             string dk = t == 0 ? "k" : $"k + {I(t)}";
             foreach (var j in c) w.Line($"{VT} x{j}_{t} = {VS}.LoadUnsafe(ref xk, {dx}{I(j * V)});");
             foreach (var i in r)
@@ -517,7 +544,7 @@ internal sealed class KernelEmitter(CodeTarget target)
         int taps = OpenK(w, padded);
         for (int t = 0; t < taps; t++)
         {
-            string dx = padded is null ? "0" : I(t * padded.DilationW);
+            string dx = padded is null ? "0" : I(TapOffset(padded, t));
             string dk = t == 0 ? "k" : $"k + {I(t)}";
             w.Line($"float x_{t} = Unsafe.Add(ref xk, {dx});");
             foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, {dk}) * x_{t};");
@@ -544,7 +571,8 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Open("for (int c = 0; c < C; c++)");
         w.Open("for (int i = 0; i < KH; i++)");
         w.Line("int k = (c * KH + i) * KW;");
-        w.Line("ref float xk = ref Unsafe.Add(ref xr, c * (Hp * Wp) + i * (DH * Wp) + p);");
+        w.Line("// kernel row i reads row (i * DH) / SH of the planes of row phase (i * DH) % SH");
+        w.Line("ref float xk = ref Unsafe.Add(ref xr, (c * SH + i * DH % SH) * SW * (Hq * Wq) + i * DH / SH * Wq + p);");
         return padded.KW;
     }
 
@@ -676,14 +704,31 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Close();
     }
 
+    /// <summary>Each plane reduced in vector lanes (a scalar chain of adds would wait on the add latency), then across them.</summary>
     public void GlobalPool(CodeWriter w, string method, GlobalPoolLayer g)
     {
+        w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
         w.Line($"const int Planes = {I(g.Planes)}, S = {I(g.Spatial)};");
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Open("for (int plane = 0; plane < Planes; plane++)");
-        w.Line("ReadOnlySpan<float> xp = x.Slice(plane * S, S);");
-        w.Line(g.IsMax ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
-        w.Line(g.IsMax ? "foreach (float v in xp) acc = MathF.Max(acc, v);" : "foreach (float v in xp) acc += v;");
+        w.Line("ref float xp = ref Unsafe.Add(ref xr, plane * S);");
+        w.Line("int i = 0;");
+        if (g.Spatial >= V)
+        {
+            w.Line(g.IsMax ? $"{VT} lanes = {VS}.Create(float.NegativeInfinity);" : $"{VT} lanes = {VT}.Zero;");
+            w.Line(g.IsMax
+                ? $"for (; i <= S - {I(V)}; i += {I(V)}) lanes = {VS}.Max(lanes, {VS}.LoadUnsafe(ref xp, (nuint)i));"
+                : $"for (; i <= S - {I(V)}; i += {I(V)}) lanes += {VS}.LoadUnsafe(ref xp, (nuint)i);");
+            if (g.IsMax)
+            {
+                w.Line("float acc = float.NegativeInfinity;");
+                w.Line($"for (int l = 0; l < {I(V)}; l++) acc = MathF.Max(acc, lanes[l]);");
+            }
+            else w.Line($"float acc = {VS}.Sum(lanes);");
+        }
+        else w.Line(g.IsMax ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
+        w.Line(g.IsMax ? "for (; i < S; i++) acc = MathF.Max(acc, Unsafe.Add(ref xp, i));" : "for (; i < S; i++) acc += Unsafe.Add(ref xp, i);");
         w.Line(g.IsMax ? "y[plane] = acc;" : "y[plane] = acc / S;");
         w.Close();
         w.Close();

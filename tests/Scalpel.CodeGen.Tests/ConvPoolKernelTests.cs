@@ -9,7 +9,7 @@ namespace Scalpel.Tests;
 /// <summary>
 /// The conv GEMM and max-pool kernels on single-layer models against ONNX Runtime, at the vector widths of
 /// three targets, on shapes chosen for their edges: output channels that leave 1, 2 or 3 rows after the blocks
-/// of 4, column counts under one vector and with a partial last vector, dilation, stride 2 (im2col), 1x1,
+/// of 4, column counts under one vector and with a partial last vector, dilation, strides 2 and 3, 1x1,
 /// and pools whose width is no multiple of half a vector, odd input widths, 3-row windows.
 /// </summary>
 public sealed class ConvPoolKernelTests
@@ -28,7 +28,10 @@ public sealed class ConvPoolKernelTests
             data.Add(target, 1, 28, 28, 6, 5, 5, 1, 2, 1);  // LeNet's first conv: 2 rows left over
             data.Add(target, 3, 9, 11, 7, 3, 3, 1, 1, 1);   // 3 rows left over, odd width
             data.Add(target, 5, 6, 5, 5, 3, 2, 1, 0, 2);    // dilation 2, 1 row left over, 8 columns in all
-            data.Add(target, 4, 10, 10, 9, 3, 3, 2, 1, 1);  // stride 2: im2col, 25 columns
+            data.Add(target, 4, 10, 10, 9, 3, 3, 2, 1, 1);  // stride 2, odd left padding: phase planes, 25 columns
+            data.Add(target, 16, 28, 28, 32, 3, 3, 2, 0, 1); // stride 2, even padding, vectors of columns split by phase
+            data.Add(target, 6, 12, 20, 5, 1, 1, 2, 0, 1);  // 1x1 stride 2 (rescnn's skip): one phase plane of four
+            data.Add(target, 3, 13, 17, 6, 3, 2, 3, 1, 2);  // stride 3 with dilation 2: scalar phase split
             data.Add(target, 8, 7, 7, 10, 1, 1, 1, 0, 1);   // pointwise, 49 columns
             data.Add(target, 2, 3, 3, 4, 2, 2, 1, 0, 1);    // 4 columns: fewer than one vector
         }
