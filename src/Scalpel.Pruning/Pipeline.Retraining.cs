@@ -157,9 +157,7 @@ public static partial class Pipeline
             // Gates fold into the producer's weights and bias, so only producers whose both are written back get one.
             var layers = model.Layers.Where(l => producers.Contains(l.Name) && l is ConvLayer or DenseLayer { M: 1, BiasFull: null } && OnnxWriteback.CanRewrite(proto, l)
                 && (l is ConvLayer { Bias: null } or DenseLayer { Bias: null } || OnnxWriteback.BiasSource(proto, l) is not null)).ToHashSet();
-            // Only the gates train: with weights free, the L1 pull on a gate is undone by its filter growing
-            // (relu(g W x) = relu(g' W' x) for g' W' = g W), so all gates of a layer shrink together and none close.
-            var net = new Network(model, null, (_, role) => role == "gate", layers);
+            var net = new Network(model, null, Trainable(proto), layers);
             say.Report($"training node gates (L1 penalty {_r.GatePenalty.ToString(CultureInfo.InvariantCulture)}) on {string.Join(", ", layers.Select(l => l.Name))}: {_r.EpochsPerStep} epoch(s)");
             Trainer.Train(net, train, Teacher(model), Options with { GatePenalty = _r.GatePenalty });
             _epochs += _r.EpochsPerStep;
@@ -173,14 +171,17 @@ public static partial class Pipeline
                     TensorPrimitives.Multiply(weight.AsSpan(ch * per, per), gate.Value[ch], weight.AsSpan(ch * per, per));
                     if (bias is not null) bias[ch] *= gate.Value[ch];
                 }
-                OnnxWriteback.Write(proto, gate.Layer, weight);
-                if (bias is not null) OnnxWriteback.WriteBias(proto, gate.Layer, bias);
                 float max = TensorPrimitives.Max(gate.Value);
                 closed[gate.Layer.Name] = gate.Value.Count(g => g <= GateThreshold * max);
                 string line = $"node gates of {gate.Layer.Name}: {closed[gate.Layer.Name]} of {gate.Value.Length} below {GateThreshold:P0} of the largest (" +
                     string.Join(" ", gate.Value.Select(g => g.ToString("0.00", CultureInfo.InvariantCulture))) + ")";
                 say.Report("  " + line);
                 log.Add(line);
+            }
+            foreach (var p in net.Parameters)
+            {
+                if (p.Role == "weight") OnnxWriteback.Write(proto, p.Layer, p.Value);
+                else if (p.Role == "bias") OnnxWriteback.WriteBias(proto, p.Layer, p.Value);
             }
             return closed;
         }
