@@ -21,10 +21,13 @@ internal sealed class KernelEmitter(CodeTarget target)
 
     private const string Hot = "[MethodImpl(MethodImplOptions.AggressiveOptimization)]";
 
+    /// <summary>Shuffle indices that put a vector's even lanes in its lower half and its odd lanes in the upper half.</summary>
+    private string EvenLanesFirst => $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(2 * i % V + 2 * i / V)))})";
+
     private static string Act(Activation a, string value) => a == Activation.Relu ? $"MathF.Max({value}, 0f)" : value;
     private string VAct(Activation a, string value) => a == Activation.Relu ? $"{VS}.Max({value}, {VT}.Zero)" : value;
 
-    public static bool IsPointwise(ConvLayer c) =>
+    private static bool IsPointwise(ConvLayer c) =>
         c.KH == 1 && c.KW == 1 && c.StrideH == 1 && c.StrideW == 1 && c.PadTop == 0 && c.PadLeft == 0 && c.OH == c.H && c.OW == c.W;
 
     // ---- Dense: register-blocked mat-vec per input row -------------------------------------------------
@@ -413,9 +416,8 @@ internal sealed class KernelEmitter(CodeTarget target)
             while (start + (count + 1) * V <= c.W && (start + c.PadLeft) / 2 + (count + 1) * V / 2 <= wq) count++;
             if (count > 0)
             {
-                string even = $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(2 * i % V + 2 * i / V)))})";
                 w.Open($"for (int iw = {I(start)}; iw < {I(start + count * V)}; iw += {I(V)})");
-                w.Line($"{VT} v = {VS}.Shuffle({VS}.LoadUnsafe(ref src, (nuint)iw), {even});");
+                w.Line($"{VT} v = {VS}.Shuffle({VS}.LoadUnsafe(ref src, (nuint)iw), {EvenLanesFirst});");
                 w.Line("int q = (iw + PL) / 2;");
                 if (colPhases.Contains(0)) w.Line("v.GetLower().StoreUnsafe(ref dst, (nuint)q);");
                 if (colPhases.Contains(1)) w.Line("v.GetUpper().StoreUnsafe(ref dst, (nuint)(Hq * Wq + q));");
@@ -520,7 +522,8 @@ internal sealed class KernelEmitter(CodeTarget target)
         int taps = OpenK(w, padded);
         for (int t = 0; t < taps; t++)
         {
-            string dx = padded is null || TapOffset(padded, t) == 0 ? "" : $"{I(TapOffset(padded, t))} + ";
+            int offset = padded is null ? 0 : TapOffset(padded, t);
+            string dx = offset == 0 ? "" : $"{I(offset)} + ";
             string dk = t == 0 ? "k" : $"k + {I(t)}";
             foreach (var j in c) w.Line($"{VT} x{j}_{t} = {VS}.LoadUnsafe(ref xk, {dx}{I(j * V)});");
             foreach (var i in r)
@@ -529,8 +532,7 @@ internal sealed class KernelEmitter(CodeTarget target)
                 foreach (var j in c) w.Line($"a{i}{j} = {Fma($"w{i}_{t}", $"x{j}_{t}", $"a{i}{j}")};");
             }
         }
-        w.Close(); // k loop(s)
-        if (padded is not null) w.Close();
+        CloseK(w, padded);
         foreach (var i in r)
             foreach (var j in c)
                 w.Line($"({VAct(act, $"a{i}{j} + {VS}.Create(b{i})")}).StoreUnsafe(ref y{i}, (nuint)(p + {j * V}));");
@@ -549,8 +551,7 @@ internal sealed class KernelEmitter(CodeTarget target)
             w.Line($"float x_{t} = Unsafe.Add(ref xk, {dx});");
             foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, {dk}) * x_{t};");
         }
-        w.Close();
-        if (padded is not null) w.Close();
+        CloseK(w, padded);
         foreach (var i in r) w.Line($"Unsafe.Add(ref y{i}, p) = {Act(act, $"s{i}")};");
         w.Close();
     }
@@ -574,6 +575,13 @@ internal sealed class KernelEmitter(CodeTarget target)
         w.Line("// kernel row i reads row (i * DH) / SH of the planes of row phase (i * DH) % SH");
         w.Line("ref float xk = ref Unsafe.Add(ref xr, (c * SH + i * DH % SH) * SW * (Hq * Wq) + i * DH / SH * Wq + p);");
         return padded.KW;
+    }
+
+    /// <summary>Closes what <see cref="OpenK"/> opened.</summary>
+    private static void CloseK(CodeWriter w, ConvLayer? padded)
+    {
+        w.Close();
+        if (padded is not null) w.Close();
     }
 
     /// <summary>Grouped and depthwise convolution, computed directly.</summary>
@@ -670,7 +678,6 @@ internal sealed class KernelEmitter(CodeTarget target)
     {
         int half = V / 2;
         string swap = $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(i ^ 1)))})";
-        string even = $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(2 * i % V + 2 * i / V)))})";
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
         w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.H)}, W = {I(p.W)}, OH = {I(p.OH)}, OW = {I(p.OW)}, SH = {I(p.StrideH)}, DH = {I(p.DilationH)};");
@@ -686,7 +693,7 @@ internal sealed class KernelEmitter(CodeTarget target)
             w.Line($"{VT} v = {VS}.LoadUnsafe(ref x0, (nuint)(2 * ow));");
             for (int i = 1; i < p.KH; i++) w.Line($"v = {VS}.Max(v, {VS}.LoadUnsafe(ref x{i}, (nuint)(2 * ow)));");
             w.Line($"v = {VS}.Max(v, {VS}.Shuffle(v, {swap}));");
-            w.Line($"{VS}.Shuffle(v, {even}).GetLower().StoreUnsafe(ref yo, (nuint)ow);");
+            w.Line($"{VS}.Shuffle(v, {EvenLanesFirst}).GetLower().StoreUnsafe(ref yo, (nuint)ow);");
         }
         w.Line("int ow = 0;");
         w.Open($"for (; ow <= OW - {I(half)}; ow += {I(half)})");
