@@ -64,11 +64,7 @@ public static partial class Pipeline
             say.Report($"retraining {what} ({state}): {train.Count} samples, {_r.EpochsPerStep} epoch(s)");
             var losses = Trainer.Train(net, train, Teacher(model), Options);
             _epochs += _r.EpochsPerStep;
-            foreach (var p in net.Parameters)
-            {
-                if (p.Role == "weight") OnnxWriteback.Write(proto, p.Layer, p.Value);
-                else OnnxWriteback.WriteBias(proto, p.Layer, p.Value);
-            }
+            WriteBack(proto, net);
             double score = Accuracy.Score(Trainer.Predict(net, validation), truth);
             string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({state}): loss {losses[^1]:0.0000}, validation {score:P2}{(score >= floor ? "" : " (over budget)")}");
             say.Report("  " + line);
@@ -109,7 +105,7 @@ public static partial class Pipeline
                 }
                 return Math.Min(kept[name], gated);
             }
-            string State() => string.Join(", ", kept.Select(k => $"{k.Key} {k.Value}/{channels[k.Key]}"));
+            string State(Dictionary<string, int> k) => string.Join(", ", k.Select(g => $"{g.Key} {g.Value}/{channels[g.Key]}"));
             for (int step = 0; step < _r.MaxSteps; step++)
             {
                 var groups = NodeGroups(proto, analyzed, options).Where(g => channels.ContainsKey(g.ProducerName) && Next(g.ProducerName) < kept[g.ProducerName]).ToList();
@@ -127,14 +123,11 @@ public static partial class Pipeline
                         trialKept[g.ProducerName] = keep.Length;
                     }
                     var model = GraphAnalyzer.Analyze(new OnnxModel(trial, source.BaseDirectory, source.Source));
-                    var saved = kept;
-                    kept = trialKept;
-                    if (Fit(model, trial, null, $"node step {step + 1}", State()) >= floor)
+                    if (Fit(model, trial, null, $"node step {step + 1}", State(trialKept)) >= floor)
                     {
-                        (proto, analyzed, accepted, anyAccepted) = (trial, model, true, true);
+                        (proto, analyzed, kept, accepted, anyAccepted) = (trial, model, trialKept, true, true);
                         break;
                     }
-                    kept = saved;
                 }
                 if (!accepted) break;
             }
@@ -155,9 +148,10 @@ public static partial class Pipeline
         private Dictionary<string, int> TrainGates(ModelProto proto, ModelGraph model, IReadOnlySet<string> producers)
         {
             // Gates fold into the producer's weights and bias, so only producers whose both are written back get one.
-            var layers = model.Layers.Where(l => producers.Contains(l.Name) && l is ConvLayer or DenseLayer { M: 1, BiasFull: null } && OnnxWriteback.CanRewrite(proto, l)
-                && (l is ConvLayer { Bias: null } or DenseLayer { Bias: null } || OnnxWriteback.BiasSource(proto, l) is not null)).ToHashSet();
-            var net = new Network(model, null, Trainable(proto), layers);
+            var trainable = Trainable(proto);
+            var layers = model.Layers.Where(l => producers.Contains(l.Name) && l is ConvLayer or DenseLayer { M: 1, BiasFull: null } && trainable(l, "weight")
+                && (l is ConvLayer { Bias: null } or DenseLayer { Bias: null } || trainable(l, "bias"))).ToHashSet();
+            var net = new Network(model, null, trainable, layers);
             say.Report($"training node gates (L1 penalty {_r.GatePenalty.ToString(CultureInfo.InvariantCulture)}) on {string.Join(", ", layers.Select(l => l.Name))}: {_r.EpochsPerStep} epoch(s)");
             Trainer.Train(net, train, Teacher(model), Options with { GatePenalty = _r.GatePenalty });
             _epochs += _r.EpochsPerStep;
@@ -178,12 +172,18 @@ public static partial class Pipeline
                 say.Report("  " + line);
                 log.Add(line);
             }
+            WriteBack(proto, net);
+            return closed;
+        }
+
+        /// <summary>Writes the trained weights and biases (gates are folded into them first) into the model.</summary>
+        private static void WriteBack(ModelProto proto, Network net)
+        {
             foreach (var p in net.Parameters)
             {
                 if (p.Role == "weight") OnnxWriteback.Write(proto, p.Layer, p.Value);
                 else if (p.Role == "bias") OnnxWriteback.WriteBias(proto, p.Layer, p.Value);
             }
-            return closed;
         }
 
         /// <summary>Weight steps with retraining; <paramref name="pruned"/> ends with the last model within budget.</summary>
