@@ -23,9 +23,6 @@ public class ScalpelException(ErrorCode code, string message, Exception? inner =
     public ScalpelException(string message, Exception? inner = null) : this(ErrorCode.InvalidModel, message, inner) { }
 
     public ErrorCode Code { get; } = code;
-
-    /// <summary>The diagnostic id, e.g. SCALPEL1002.</summary>
-    public string Id => Diagnostic.Id(Code);
 }
 
 /// <summary>The model is valid ONNX but uses something Scalpel.Build does not support.</summary>
@@ -34,11 +31,12 @@ public sealed class UnsupportedModelException(string message) : ScalpelException
 /// <summary>One line per diagnostic in the compiler style MSBuild and editors understand: "error SCALPEL1002: text".</summary>
 public static class Diagnostic
 {
-    public static string Id(ErrorCode code) => $"SCALPEL{(int)code:D4}";
+    /// <summary>The diagnostic id, e.g. SCALPEL1002.</summary>
+    public static string Id(int code) => $"SCALPEL{code:D4}";
 
-    public static string Error(ErrorCode code, string message) => $"error {Id(code)}: {OneLine(message)}";
+    public static string Error(ErrorCode code, string message) => $"error {Id((int)code)}: {OneLine(message)}";
 
-    public static string Warning(int code, string message) => $"warning SCALPEL{code:D4}: {OneLine(message)}";
+    public static string Warning(int code, string message) => $"warning {Id(code)}: {OneLine(message)}";
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ");
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Scalpel.Onnx;
 
 namespace Scalpel.Pruning;
 
@@ -75,7 +76,7 @@ public sealed record PruneReport
         sb.AppendLine();
         sb.AppendLine(inv, $"Target `{Target}`, method {Method}; criterion: {Criterion}; reconstruction: {Reconstruction}{(Retraining is null ? "" : "; retraining: " + Retraining)}.");
         sb.AppendLine();
-        foreach (var w in Warnings) sb.AppendLine(inv, $"> **Warning SCALPEL{w.Code:D4}**: {w.Message}").AppendLine();
+        foreach (var w in Warnings) sb.AppendLine(inv, $"> **Warning {Diagnostic.Id(w.Code)}**: {w.Message}").AppendLine();
         sb.AppendLine("| layer | kind | technique | format | kept | bytes (values + indices + row ptrs) | dense bytes | MACs kept | predicted time vs dense | measured here: µs (dense µs) | note |");
         sb.AppendLine("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|");
         foreach (var l in Layers)
