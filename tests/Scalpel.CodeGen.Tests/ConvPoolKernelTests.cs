@@ -3,6 +3,7 @@ using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
 using Scalpel.Onnx.Proto;
 using Xunit;
+using static Scalpel.Tests.OnnxGraphs;
 
 namespace Scalpel.Tests;
 
@@ -52,7 +53,7 @@ public sealed class ConvPoolKernelTests
             Attribute = { Ints("kernel_shape", kh, kw), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, pad), Ints("dilations", dilation, dilation) },
         };
         var relu = new NodeProto { OpType = "Relu", Name = "relu", Input = { "c" }, Output = { "y" } };
-        var model = Model([conv, relu], [Tensor("W", weight, m, c, kh, kw), Tensor("B", bias, m)], [c, h, w], [m, oh, ow]);
+        var model = Model([conv, relu], [Floats("W", weight, m, c, kh, kw), Floats("B", bias, m)], [c, h, w], [m, oh, ow]);
 
         var (actual, expected) = RunBoth(model, target, c * h * w, rng);
         for (int i = 0; i < expected.Length; i++)
@@ -129,32 +130,9 @@ public sealed class ConvPoolKernelTests
 
     private static OnnxModel Model(NodeProto[] nodes, TensorProto[] initializers, int[] input, int[] output)
     {
-        var graph = new GraphProto { Name = "kernel", Input = { Value("x", input) }, Output = { Value("y", output) } };
+        var graph = new GraphProto { Name = "kernel", Input = { BatchOf("x", input) }, Output = { BatchOf("y", output) } };
         graph.Node.AddRange(nodes);
         graph.Initializer.AddRange(initializers);
-        return new OnnxModel(new ModelProto { IrVersion = 8, OpsetImport = { new OperatorSetIdProto { Version = 13 } }, Graph = graph }, null, "kernel test");
-    }
-
-    private static TensorProto Tensor(string name, float[] values, params long[] dims)
-    {
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
-        t.Dims.AddRange(dims);
-        t.FloatData.AddRange(values);
-        return t;
-    }
-
-    private static AttributeProto Ints(string name, params long[] values)
-    {
-        var a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
-        a.Ints.AddRange(values);
-        return a;
-    }
-
-    /// <summary>A float tensor [N, ...shape] with a symbolic batch N.</summary>
-    private static ValueInfoProto Value(string name, int[] shape)
-    {
-        var dims = new TensorShapeProto { Dim = { new TensorShapeProto.Types.Dimension { DimParam = "N" } } };
-        foreach (var d in shape) dims.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
-        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = dims } } };
+        return new OnnxModel(OnnxGraphs.Model(graph), null, "kernel test");
     }
 }

@@ -4,6 +4,7 @@ using Scalpel.Onnx.Proto;
 using Scalpel.Pruning.Data;
 using Scalpel.Pruning.Training;
 using Xunit;
+using static Scalpel.Tests.OnnxGraphs;
 
 namespace Scalpel.Tests;
 
@@ -17,20 +18,12 @@ public sealed class TrainingTests
         private readonly Random _random = new(7);
         private int _names;
 
-        public string Init(int[] dims, float scale = 0.5f)
-        {
-            var t = new TensorProto { Name = "c" + _names++, DataType = (int)TensorProto.Types.DataType.Float };
-            t.Dims.AddRange(dims.Select(d => (long)d));
-            t.FloatData.AddRange(Enumerable.Range(0, dims.Aggregate(1, (a, b) => a * b)).Select(_ => (float)(_random.NextDouble() * 2 - 1) * scale));
-            _graph.Initializer.Add(t);
-            return t.Name;
-        }
+        public string Init(int[] dims, float scale = 0.5f) =>
+            Const(dims, Enumerable.Range(0, dims.Aggregate(1, (a, b) => a * b)).Select(_ => (float)(_random.NextDouble() * 2 - 1) * scale).ToArray());
 
         public string Const(int[] dims, params float[] values)
         {
-            var t = new TensorProto { Name = "c" + _names++, DataType = (int)TensorProto.Types.DataType.Float };
-            t.Dims.AddRange(dims.Select(d => (long)d));
-            t.FloatData.AddRange(values);
+            var t = Floats("c" + _names++, values, dims.Select(d => (long)d).ToArray());
             _graph.Initializer.Add(t);
             return t.Name;
         }
@@ -51,28 +44,11 @@ public sealed class TrainingTests
             var flat = Node("Flatten", [x]);
             var y = Node("Gemm", [flat, Init([classes, features]), Init([classes])], Int("transB", 1));
             _graph.Node[^1].Output[0] = "y";
-            _graph.Input.Add(Value("x", inputShape));
-            _graph.Output.Add(Value("y", [classes]));
-            var model = new ModelProto { IrVersion = 8, OpsetImport = { new OperatorSetIdProto { Version = 13 } }, Graph = _graph };
-            return GraphAnalyzer.Analyze(new OnnxModel(model, null, "test"));
-        }
-
-        private static ValueInfoProto Value(string name, int[] shape)
-        {
-            var s = new TensorShapeProto { Dim = { new TensorShapeProto.Types.Dimension { DimParam = "N" } } };
-            s.Dim.AddRange(shape.Select(d => new TensorShapeProto.Types.Dimension { DimValue = d }));
-            return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1, Shape = s } } };
+            _graph.Input.Add(BatchOf("x", inputShape));
+            _graph.Output.Add(BatchOf("y", classes));
+            return GraphAnalyzer.Analyze(new OnnxModel(Model(_graph), null, "test"));
         }
     }
-
-    private static AttributeProto Int(string name, long v) => new() { Name = name, I = v, Type = AttributeProto.Types.AttributeType.Int };
-    private static AttributeProto Ints(string name, params long[] v)
-    {
-        var a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
-        a.Ints.AddRange(v);
-        return a;
-    }
-    private static AttributeProto Float(string name, float v) => new() { Name = name, F = v, Type = AttributeProto.Types.AttributeType.Float };
 
     public static TheoryData<string> Operators => new()
     {
@@ -215,9 +191,8 @@ public sealed class TrainingTests
 
     private static ModelGraph FinalSoftmaxModel(bool log)
     {
-        var w = new TensorProto { Name = "W", DataType = 1, Dims = { 3, 6 } };
         var random = new Random(3);
-        w.FloatData.AddRange(Enumerable.Range(0, 18).Select(_ => (float)random.NextDouble() - 0.5f));
+        var w = Floats("W", Enumerable.Range(0, 18).Select(_ => (float)random.NextDouble() - 0.5f).ToArray(), 3, 6);
         var graph = new GraphProto
         {
             Name = "final",
@@ -227,18 +202,12 @@ public sealed class TrainingTests
                 new NodeProto { OpType = log ? "LogSoftmax" : "Softmax", Name = "s", Input = { "z" }, Output = { "y" }, Attribute = { Int("axis", 1) } },
             },
             Initializer = { w },
-            Input = { Value("x", 6) },
-            Output = { Value("y", 3) },
+            Input = { BatchOf("x", 6) },
+            Output = { BatchOf("y", 3) },
         };
-        var model = GraphAnalyzer.Analyze(new OnnxModel(new ModelProto { IrVersion = 8, OpsetImport = { new OperatorSetIdProto { Version = 13 } }, Graph = graph }, null, "final"));
+        var model = GraphAnalyzer.Analyze(new OnnxModel(Model(graph), null, "final"));
         Assert.Equal("z", new Network(model).LogitsName);
         return model;
-
-        static ValueInfoProto Value(string name, int size) => new()
-        {
-            Name = name,
-            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1, Shape = new TensorShapeProto { Dim = { new TensorShapeProto.Types.Dimension { DimParam = "N" }, new TensorShapeProto.Types.Dimension { DimValue = size } } } } },
-        };
     }
 
     [Theory]
