@@ -99,7 +99,7 @@ public static class ResultsReport
 
     private sealed record ModelResults(string Model, string OrtVersion, Timing Ort, double OrtAccuracy, double? RecordedAccuracy, List<Row> Rows, string Load)
     {
-        public Row Dense => Rows.First(r => r.Variant.Key == "dense");
+        public Row Dense => Row("dense");
         public Row Row(string key) => Rows.First(r => r.Variant.Key == key);
     }
 
@@ -124,19 +124,19 @@ public static class ResultsReport
         new Random(20261127).Shuffle(order);
         var dir = Path.Combine(Path.GetTempPath(), "scalpel-results");
         Directory.CreateDirectory(dir);
-        float[] Pick(int start, int n) => order.Skip(start).Take(n).SelectMany(i => images.AsSpan(i * pixels, pixels).ToArray()).ToArray();
+        var shuffled = order.SelectMany(i => images.AsSpan(i * pixels, pixels).ToArray()).ToArray();
         var calibration = Path.Combine(dir, "calibration-x.npy");
         var validation = Path.Combine(dir, "validation-x.npy");
         var validationLabels = Path.Combine(dir, "validation-y.npy");
         var test = IdxFile.ReadImages(Path.Combine(TestData.FashionMnist, "t10k-images-idx3-ubyte.gz"), out _, out _);
         var testLabels = IdxFile.ReadLabels(Path.Combine(TestData.FashionMnist, "t10k-labels-idx1-ubyte.gz"));
-        NpyFile.Write(calibration, Pick(0, CalibrationCount), CalibrationCount, 1, 28, 28);
+        NpyFile.Write(calibration, shuffled.AsSpan(0, CalibrationCount * pixels), CalibrationCount, 1, 28, 28);
         NpyFile.Write(validation, test.AsSpan(0, ValidationCount * pixels), ValidationCount, 1, 28, 28);
         NpyFile.Write(validationLabels, testLabels.Take(ValidationCount).Select(l => (long)l).ToArray(), ValidationCount);
         // Retraining: every training image, in the same fixed shuffle (so a MaxSamples prefix is a random subset).
         var training = Path.Combine(dir, "training-x.npy");
         var trainingLabels = Path.Combine(dir, "training-y.npy");
-        NpyFile.Write(training, Pick(0, count), count, 1, 28, 28);
+        NpyFile.Write(training, shuffled, count, 1, 28, 28);
         NpyFile.Write(trainingLabels, order.Select(i => (long)labels[i]).ToArray(), count);
         return (calibration, validation, validationLabels, training, trainingLabels);
     });
