@@ -1,0 +1,320 @@
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using static Scalpel.CodeGen.CodeWriter;
+
+namespace Scalpel.CodeGen;
+
+internal sealed partial class KernelEmitter
+{
+
+    public void Conv(CodeWriter w, string method, ConvLayer c)
+    {
+        if (c.Group != 1)
+        {
+            DirectConv(w, method, c);
+            return;
+        }
+        if (UsesPaddedInput(c))
+        {
+            PaddedConv(w, method, c);
+            return;
+        }
+        bool bias = c.Bias is not null;
+        int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW;
+        w.Line($"// Pointwise convolution as a GEMM: [{c.M} x {c.C}] weights times the [{c.C} x {c.OH * c.OW}] input.");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
+        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
+        w.Line($"{method}_Gemm(x.Slice(n * {I(inSize)}, {I(inSize)}), y.Slice(n * {I(outSize)}, {I(outSize)}), w{(bias ? ", b" : "")});");
+        w.Close();
+        w.Close();
+        w.Line();
+        Gemm(w, method + "_Gemm", c.M, c.C, c.OH * c.OW, bias, c.Activation, null);
+    }
+
+    /// <summary>Every dense, ungrouped convolution but a pointwise one reads a zero-padded copy of its input (no im2col).</summary>
+    public static bool UsesPaddedInput(ConvLayer c) => c.Group == 1 && !IsPointwise(c);
+
+    /// <summary>
+    /// Rows and columns of one phase plane of the padded input. Stride s splits the padded input into s x s
+    /// planes (padded row r is row r / s of the planes r % s), so that every tap of a strided convolution reads a
+    /// contiguous, shifted view of one plane, as a stride-1 tap reads the padded input itself (one plane).
+    /// </summary>
+    public static (int Hq, int Wq) PhaseSize(ConvLayer c) =>
+        (c.OH + (c.KH - 1) * c.DilationH / c.StrideH, c.OW + (c.KW - 1) * c.DilationW / c.StrideW);
+
+    private static int PlaneSize(ConvLayer c) => PhaseSize(c).Hq * PhaseSize(c).Wq;
+
+    /// <summary>Offset of kernel column j from kernel column 0: column (j * DW) / SW of the planes of column phase (j * DW) % SW.</summary>
+    private static int TapOffset(ConvLayer c, int j) => j * c.DilationW % c.StrideW * PlaneSize(c) + j * c.DilationW / c.StrideW;
+
+    /// <summary>Floats of the padded copy: C x SH x SW planes, plus a vector of slack.</summary>
+    public int PaddedBufferSize(ConvLayer c) => c.C * c.StrideH * c.StrideW * PlaneSize(c) + V;
+
+    /// <summary>
+    /// Columns of one channel's wide output: OH rows computed over the plane width, all but the last row
+    /// carrying Wq - OW columns of junk that the compaction skips (the last row stops at OW).
+    /// </summary>
+    public static int WideColumns(ConvLayer c) => (c.OH - 1) * PhaseSize(c).Wq + c.OW;
+
+    /// <summary>Floats of the wide output ([M, WideColumns]).</summary>
+    public int WideBufferSize(ConvLayer c) => c.M * WideColumns(c);
+
+    private void PaddedConv(CodeWriter w, string method, ConvLayer c)
+    {
+        bool bias = c.Bias is not null;
+        var (hq, wq) = PhaseSize(c);
+        int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW;
+        bool strided = c.StrideH > 1 || c.StrideW > 1;
+        w.Line(strided
+            ? $"// Strided convolution as an implicit GEMM: the zero-padded input is split into {c.StrideH} x {c.StrideW} phase planes of [{hq} x {wq}]"
+            : $"// Convolution as an implicit GEMM over a zero-padded input copy [{c.C} x {hq} x {wq}]:");
+        w.Line($"// each (channel, kernel row, kernel column) is a shifted view{(strided ? " of one plane" : "")}, so no im2col; outputs are computed {wq} wide, then compacted to {c.OW}.");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> wide)");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(c.M)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hq = {I(hq)}, Wq = {I(wq)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        if (strided) w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)};");
+        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
+        w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
+        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
+        w.Line("// The padding border is never written, so it stays zero from allocation.");
+        if (!strided)
+            w.Line("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * Hq + h + PT) * Wq + PL, W));");
+        else PhaseSplitCopy(w, c);
+        w.Line($"{method}_Gemm(padded, wide, w{(bias ? ", b" : "")});");
+        w.Line($"for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice(m * {I(WideColumns(c))} + oh * Wq, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
+        w.Close();
+        w.Close();
+        w.Line();
+        Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, WideColumns(c), bias, c.Activation, c);
+    }
+
+    /// <summary>
+    /// Scatters each input row into the phase planes that some tap reads (a 1x1 stride-2 conv needs one of four).
+    /// Horizontal stride 2 runs on vectors: one shuffle puts the even columns in the lower half and the odd ones
+    /// in the upper half, each stored to its plane; the columns left over go one by one.
+    /// </summary>
+    private void PhaseSplitCopy(CodeWriter w, ConvLayer c)
+    {
+        var (hq, wq) = PhaseSize(c);
+        var rowPhases = Enumerable.Range(0, c.KH).Select(i => i * c.DilationH % c.StrideH).ToHashSet();
+        var colPhases = Enumerable.Range(0, c.KW).Select(j => j * c.DilationW % c.StrideW).ToHashSet();
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(xn);");
+        w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
+        w.Open("for (int c = 0; c < C; c++)");
+        w.Open("for (int h = 0; h < H; h++)");
+        w.Line("int r = h + PT;");
+        w.Line("if (r / SH >= Hq) break; // rows past the last window are never read");
+        if (rowPhases.Count < c.StrideH)
+            w.Line($"if ({string.Join(" && ", rowPhases.Select(ph => $"r % SH != {I(ph)}"))}) continue; // no kernel row reads this phase");
+        w.Line("ref float src = ref Unsafe.Add(ref xr, (c * H + h) * W);");
+        w.Line("ref float dst = ref Unsafe.Add(ref pr, (c * SH + r % SH) * SW * (Hq * Wq) + r / SH * Wq);");
+        int first = 0;
+        if (c.StrideW == 2 && V >= 4)
+        {
+            // Vectors start where column iw + PL is even; each covers V columns, V/2 per plane.
+            int start = c.PadLeft % 2, count = 0;
+            while (start + (count + 1) * V <= c.W && (start + c.PadLeft) / 2 + (count + 1) * V / 2 <= wq) count++;
+            if (count > 0)
+            {
+                w.Open($"for (int iw = {I(start)}; iw < {I(start + count * V)}; iw += {I(V)})");
+                w.Line($"{VT} v = {VS}.Shuffle({VS}.LoadUnsafe(ref src, (nuint)iw), {EvenLanesFirst});");
+                w.Line("int q = (iw + PL) / 2;");
+                if (colPhases.Contains(0)) w.Line("v.GetLower().StoreUnsafe(ref dst, (nuint)q);");
+                if (colPhases.Contains(1)) w.Line("v.GetUpper().StoreUnsafe(ref dst, (nuint)(Hq * Wq + q));");
+                w.Close();
+                if (start == 1) ScalarColumns(0, 1);
+                first = start + count * V;
+            }
+        }
+        ScalarColumns(first, c.W);
+        w.Close();
+        w.Close();
+
+        void ScalarColumns(int from, int to)
+        {
+            w.Open($"for (int iw = {I(from)}; iw < {I(to)}; iw++)");
+            w.Line("int q = iw + PL;");
+            w.Line("if (q / SW >= Wq) break;");
+            if (colPhases.Count < c.StrideW)
+                w.Line($"if ({string.Join(" && ", colPhases.Select(ph => $"q % SW != {I(ph)}"))}) continue;");
+            w.Line("Unsafe.Add(ref dst, q % SW * (Hq * Wq) + q / SW) = Unsafe.Add(ref src, iw);");
+            w.Close();
+        }
+    }
+
+    /// <summary>
+    /// y[m, p] = act(sum_k w[m, k] * x[k, p] + b[m]), in blocks of GemmRows output rows. Each block keeps at
+    /// least GemmAccumulators vector accumulators in flight (more columns for fewer rows), so FMA latency is
+    /// hidden even in the last rows; a tail narrower than a vector is recomputed as the overlapping last vector.
+    /// </summary>
+    private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Activation act, ConvLayer? padded)
+    {
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
+        w.Line($"const int M = {I(m)}, K = {I(k)}, P = {I(p)};");
+        if (padded is not null)
+        {
+            var (hq, wq) = PhaseSize(padded);
+            w.Line($"const int C = {I(padded.C)}, KH = {I(padded.KH)}, KW = {I(padded.KW)}, Hq = {I(hq)}, Wq = {I(wq)}, SH = {I(padded.StrideH)}, SW = {I(padded.StrideW)}, DH = {I(padded.DilationH)};");
+        }
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float wr = ref MemoryMarshal.GetArrayDataReference(w);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
+        w.Line("int m = 0;");
+        if (m >= GemmRows)
+        {
+            w.Open($"for (; m <= M - {GemmRows}; m += {GemmRows})");
+            GemmRowBlock(w, GemmRows, p, bias, act, padded);
+            w.Close();
+        }
+        if (m % GemmRows != 0)
+        {
+            w.Open($"for (; m < M; m += {m % GemmRows}) // the last {m % GemmRows} row(s), once");
+            GemmRowBlock(w, m % GemmRows, p, bias, act, padded);
+            w.Close();
+        }
+        w.Close();
+    }
+
+    /// <summary>Vector accumulators a GEMM block keeps in flight: FMA latency (4 cycles) times its issue rate (2 per cycle).</summary>
+    private const int GemmAccumulators = 8;
+
+    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Activation act, ConvLayer? padded)
+    {
+        var r = Enumerable.Range(0, rows).ToArray();
+        foreach (var i in r)
+            w.Line($"ref float w{i} = ref Unsafe.Add(ref wr, (m + {i}) * K); ref float y{i} = ref Unsafe.Add(ref yr, (m + {i}) * P);");
+        foreach (var i in r)
+            w.Line(bias ? $"float b{i} = Unsafe.Add(ref br, m + {i});" : $"const float b{i} = 0f;");
+        if (p < V)
+        {
+            GemmScalarColumns(w, r, act, padded);
+            return;
+        }
+        int cols = Math.Min((GemmAccumulators + rows - 1) / rows, p / V);
+        int rest = p % (cols * V) / V;
+        w.Line("int p = 0;");
+        w.Open($"for (; p <= P - {cols * V}; p += {cols * V})");
+        GemmTile(w, r, cols, act, padded);
+        w.Close();
+        if (rest > 0)
+        {
+            w.Open($"// {rest} more vector(s) of columns");
+            GemmTile(w, r, rest, act, padded);
+            w.Close();
+            w.Line($"p += {rest * V};");
+        }
+        if (p % V != 0)
+        {
+            w.Open($"// the last {p % V} columns: the final vector, overlapping columns already stored with the same values");
+            w.Line($"p = P - {V};");
+            GemmTile(w, r, 1, act, padded);
+            w.Close();
+        }
+    }
+
+    /// <summary>One rows x cols tile of vector accumulators at column p: the k loop, then bias, activation, store.</summary>
+    private void GemmTile(CodeWriter w, int[] r, int cols, Activation act, ConvLayer? padded)
+    {
+        var c = Enumerable.Range(0, cols).ToArray();
+        foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{VT} a{i}{j} = {VT}.Zero;")));
+        int taps = OpenK(w, padded);
+        for (int t = 0; t < taps; t++)
+        {
+            int offset = padded is null ? 0 : TapOffset(padded, t);
+            string dx = offset == 0 ? "" : $"{I(offset)} + ";
+            string dk = t == 0 ? "k" : $"k + {I(t)}";
+            foreach (var j in c) w.Line($"{VT} x{j}_{t} = {VS}.LoadUnsafe(ref xk, {dx}{I(j * V)});");
+            foreach (var i in r)
+            {
+                w.Line($"{VT} w{i}_{t} = {VS}.Create(Unsafe.Add(ref w{i}, {dk}));");
+                foreach (var j in c) w.Line($"a{i}{j} = {Fma($"w{i}_{t}", $"x{j}_{t}", $"a{i}{j}")};");
+            }
+        }
+        CloseK(w, padded);
+        foreach (var i in r)
+            foreach (var j in c)
+                w.Line($"({VAct(act, $"a{i}{j} + {VS}.Create(b{i})")}).StoreUnsafe(ref y{i}, (nuint)(p + {j * V}));");
+    }
+
+    /// <summary>Fewer columns than one vector: scalar sums.</summary>
+    private static void GemmScalarColumns(CodeWriter w, int[] r, Activation act, ConvLayer? padded)
+    {
+        w.Open("for (int p = 0; p < P; p++)");
+        foreach (var i in r) w.Line($"float s{i} = b{i};");
+        int taps = OpenK(w, padded);
+        for (int t = 0; t < taps; t++)
+        {
+            string dx = padded is null ? "0" : I(TapOffset(padded, t));
+            string dk = t == 0 ? "k" : $"k + {I(t)}";
+            w.Line($"float x_{t} = Unsafe.Add(ref xk, {dx});");
+            foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, {dk}) * x_{t};");
+        }
+        CloseK(w, padded);
+        foreach (var i in r) w.Line($"Unsafe.Add(ref y{i}, p) = {Act(act, $"s{i}")};");
+        w.Close();
+    }
+
+    /// <summary>
+    /// Opens the loop(s) over k and binds xk to row k of the right-hand matrix at column p; returns how many
+    /// consecutive k (taps) each iteration covers. A padded conv's kernel row is unrolled: its KW taps are
+    /// constant offsets of one input row.
+    /// </summary>
+    private static int OpenK(CodeWriter w, ConvLayer? padded)
+    {
+        if (padded is null)
+        {
+            w.Open("for (int k = 0; k < K; k++)");
+            w.Line("ref float xk = ref Unsafe.Add(ref xr, k * P + p);");
+            return 1;
+        }
+        w.Open("for (int c = 0; c < C; c++)");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Line("int k = (c * KH + i) * KW;");
+        w.Line("// kernel row i reads row (i * DH) / SH of the planes of row phase (i * DH) % SH");
+        w.Line("ref float xk = ref Unsafe.Add(ref xr, (c * SH + i * DH % SH) * SW * (Hq * Wq) + i * DH / SH * Wq + p);");
+        return padded.KW;
+    }
+
+    /// <summary>Closes what <see cref="OpenK"/> opened.</summary>
+    private static void CloseK(CodeWriter w, ConvLayer? padded)
+    {
+        w.Close();
+        if (padded is not null) w.Close();
+    }
+
+    /// <summary>Grouped and depthwise convolution, computed directly.</summary>
+    private static void DirectConv(CodeWriter w, string method, ConvLayer c)
+    {
+        bool bias = c.Bias is not null;
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
+        w.Line($"const int Batch = {I(c.Batch)}, C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(c.M)}, G = {I(c.Group)}, KH = {I(c.KH)}, KW = {I(c.KW)}, OH = {I(c.OH)}, OW = {I(c.OW)};");
+        w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, DH = {I(c.DilationH)}, DW = {I(c.DilationW)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Line("const int CG = C / G, MG = M / G;");
+        w.Open("for (int n = 0; n < Batch; n++)");
+        w.Open("for (int m = 0; m < M; m++)");
+        w.Line("int g = m / MG;");
+        w.Open("for (int oh = 0; oh < OH; oh++)");
+        w.Open("for (int ow = 0; ow < OW; ow++)");
+        w.Line(bias ? "float s = b[m];" : "float s = 0f;");
+        w.Open("for (int cg = 0; cg < CG; cg++)");
+        w.Line("int xc = (n * C + g * CG + cg) * H;");
+        w.Line("int wc = (m * CG + cg) * KH;");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Line("int ih = oh * SH - PT + i * DH;");
+        w.Line("if ((uint)ih >= H) continue;");
+        w.Open("for (int j = 0; j < KW; j++)");
+        w.Line("int iw = ow * SW - PL + j * DW;");
+        w.Line("if ((uint)iw < W) s += w[(wc + i) * KW + j] * x[(xc + ih) * W + iw];");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line($"y[((n * M + m) * OH + oh) * OW + ow] = {Act(c.Activation, "s")};");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+}

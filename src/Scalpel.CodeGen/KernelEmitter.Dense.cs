@@ -1,0 +1,283 @@
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using static Scalpel.CodeGen.CodeWriter;
+
+namespace Scalpel.CodeGen;
+
+internal sealed partial class KernelEmitter
+{
+
+    public void Dense(CodeWriter w, string method, DenseLayer d)
+    {
+        var bias = d.Bias is not null || d.BiasFull is not null;
+        bool batched = !d.TransposeInput && d.BiasFull is null;
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}{(d.TransposeInput ? ", Span<float> t" : "")}{(batched ? ", int count" : "")})");
+        w.Line($"const int K = {I(d.K)}, N = {I(d.N)};");
+        w.Line(batched ? $"int rows = count * {I(d.M)};" : $"const int rows = {I(d.M)};");
+        if (d.TransposeInput)
+        {
+            w.Line("// Gemm transA: the input is stored [K, rows]; transpose it once.");
+            w.Line("for (int k = 0; k < K; k++) for (int r = 0; r < rows; r++) t[r * K + k] = x[k * rows + r];");
+            w.Line("ref float xr = ref MemoryMarshal.GetReference(t);");
+        }
+        else w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float wr = ref MemoryMarshal.GetArrayDataReference(w);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
+        w.Line("int m = 0;");
+        if (batched)
+        {
+            w.Line($"// {DenseSamples} input rows at a time: each weight vector loaded feeds {DenseSamples} FMAs.");
+            w.Open($"for (; m <= rows - {DenseSamples}; m += {DenseSamples})");
+            for (int s = 0; s < DenseSamples; s++)
+                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, (m + {s}) * K); ref float y{s}m = ref Unsafe.Add(ref yr, (m + {s}) * N);");
+            w.Line("int n = 0;");
+            int tile = TileRows;
+            if (d.N >= tile)
+            {
+                w.Open($"for (; n <= N - {tile}; n += {tile})");
+                DenseTile(w, d, DenseSamples, tile);
+                w.Close();
+            }
+            if (d.N % tile != 0)
+            {
+                w.Open("for (; n < N; n++)");
+                DenseTile(w, d, DenseSamples, 1);
+                w.Close();
+            }
+            w.Close();
+        }
+        w.Open("for (; m < rows; m++)");
+        w.Line("ref float xm = ref Unsafe.Add(ref xr, m * K);");
+        w.Line("ref float ym = ref Unsafe.Add(ref yr, m * N);");
+        w.Line("int n = 0;");
+        if (d.N >= DenseRows)
+        {
+            w.Open($"for (; n <= N - {DenseRows}; n += {DenseRows})");
+            DenseRowBlock(w, d, DenseRows);
+            w.Close();
+        }
+        if (d.N % DenseRows != 0)
+        {
+            w.Open("for (; n < N; n++)");
+            DenseRowBlock(w, d, 1);
+            w.Close();
+        }
+        w.Close();
+        w.Close();
+    }
+
+    /// <summary>
+    /// Sparse dense-layer kernels. CSR: one index per weight, scalar. Grouped CSR: per kept group one vector
+    /// load of weights, one of contiguous inputs and one FMA; a dense tail covers the last K % G columns.
+    /// Both run 4 samples per pass so each index and weight load serves 4 inputs.
+    /// </summary>
+    public void SparseDense(CodeWriter w, string method, DenseLayer d, SparseMatrix m)
+    {
+        bool grouped = d.Format == WeightFormat.GroupedCsr;
+        if (grouped && m.GroupWidth % V != 0)
+            throw new InvalidOperationException($"group width {m.GroupWidth} is not a multiple of the target's {V} lanes");
+        string col = m.IndexBytes switch { 1 => "byte", 2 => "ushort", _ => "int" };
+        string row = m.RowStartBytes == 2 ? "ushort" : "int";
+        bool bias = d.Bias is not null;
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(m.TailWidth > 0 ? ", float[] tail" : "")}{(bias ? ", float[] b" : "")}, int count)");
+        w.Line($"const int K = {I(d.K)}, N = {I(d.N)}{(grouped ? $", G = {I(m.GroupWidth)}" : "")}{(m.TailWidth > 0 ? $", Full = {I(m.FullColumns)}, T = {I(m.TailWidth)}" : "")};");
+        w.Line($"// {m.Entries} {(grouped ? "groups" : "nonzeros")} kept of {(grouped ? (long)d.N * (m.FullColumns / m.GroupWidth) : (long)d.N * d.K)}.");
+        w.Line($"int rows = count * {I(d.M)};");
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float vr = ref MemoryMarshal.GetArrayDataReference(values);");
+        w.Line($"ref {col} cr = ref MemoryMarshal.GetArrayDataReference(columns);");
+        if (m.TailWidth > 0) w.Line("ref float tr = ref MemoryMarshal.GetArrayDataReference(tail);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
+        w.Line("int m = 0;");
+        foreach (var samples in new[] { DenseSamples, 1 })
+        {
+            var ss = Enumerable.Range(0, samples).ToArray();
+            w.Open(samples > 1 ? $"for (; m <= rows - {samples}; m += {samples})" : "for (; m < rows; m++)");
+            foreach (var s in ss)
+                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, (m + {s}) * K); ref float y{s}m = ref Unsafe.Add(ref yr, (m + {s}) * N);");
+            w.Open("for (int n = 0; n < N; n++)");
+            w.Line("int start = int.CreateTruncating(rowStarts[n]), end = int.CreateTruncating(rowStarts[n + 1]);");
+            if (grouped && samples == 1 && m.GroupWidth == V)
+            {
+                // One sample: four accumulators over consecutive groups, so the FMAs do not wait on each other.
+                w.Line($"{VT} a0 = {VT}.Zero, a1 = {VT}.Zero, a2 = {VT}.Zero, a3 = {VT}.Zero;");
+                w.Line("int j = start;");
+                w.Open("for (; j <= end - 4; j += 4)");
+                for (int u = 0; u < 4; u++)
+                    w.Line($"a{u} = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)((j + {u}) * G))", $"{VS}.LoadUnsafe(ref x0m, (nuint)Unsafe.Add(ref cr, j + {u}))", $"a{u}")};");
+                w.Close();
+                w.Line($"for (; j < end; j++) a0 = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)(j * G))", $"{VS}.LoadUnsafe(ref x0m, (nuint)Unsafe.Add(ref cr, j))", "a0")};");
+                w.Line($"float s0 = {VS}.Sum((a0 + a1) + (a2 + a3));");
+                if (m.TailWidth > 0)
+                    w.Line("for (int t = 0; t < T; t++) s0 += Unsafe.Add(ref tr, n * T + t) * Unsafe.Add(ref x0m, Full + t);");
+            }
+            else if (grouped)
+            {
+                int vectors = m.GroupWidth / V;
+                foreach (var s in ss) w.Line($"{VT} a{s} = {VT}.Zero;");
+                w.Open("for (int j = start; j < end; j++)");
+                w.Line("nuint c = (nuint)Unsafe.Add(ref cr, j);");
+                w.Line("ref float g = ref Unsafe.Add(ref vr, j * G);");
+                for (int q = 0; q < vectors; q++)
+                {
+                    w.Line($"{VT} w{q} = {VS}.LoadUnsafe(ref g, {q * V});");
+                    foreach (var s in ss) w.Line($"a{s} = {Fma($"w{q}", $"{VS}.LoadUnsafe(ref x{s}m, c + {q * V})", $"a{s}")};");
+                }
+                w.Close();
+                foreach (var s in ss) w.Line($"float s{s} = {VS}.Sum(a{s});");
+                if (m.TailWidth > 0)
+                {
+                    w.Open("for (int t = 0; t < T; t++)");
+                    w.Line("float wt = Unsafe.Add(ref tr, n * T + t);");
+                    foreach (var s in ss) w.Line($"s{s} += wt * Unsafe.Add(ref x{s}m, Full + t);");
+                    w.Close();
+                }
+            }
+            else
+            {
+                foreach (var s in ss) w.Line($"float s{s} = 0f;");
+                w.Open("for (int j = start; j < end; j++)");
+                w.Line("int c = Unsafe.Add(ref cr, j);");
+                w.Line("float v = Unsafe.Add(ref vr, j);");
+                foreach (var s in ss) w.Line($"s{s} += v * Unsafe.Add(ref x{s}m, c);");
+                w.Close();
+            }
+            foreach (var s in ss)
+                w.Line($"Unsafe.Add(ref y{s}m, n) = {Act(d.Activation, bias ? $"s{s} + Unsafe.Add(ref br, n)" : $"s{s}")};");
+            w.Close();
+            w.Close();
+        }
+        w.Close();
+    }
+
+    /// <summary>The conv's weights as a dense layer over patch rows: N = output channels, K = C * KH * KW.</summary>
+    public static DenseLayer AsDense(ConvLayer c) => new(c.Node, c.Inputs[0], c.Output, [c.OH * c.OW, c.M])
+    {
+        M = 1, K = c.C * c.KH * c.KW, N = c.M, Weight = c.Weight, Bias = c.Bias, Activation = c.Activation, Format = c.Format, GroupWidth = c.GroupWidth,
+    };
+
+    /// <summary>
+    /// Sparse convolution (low-parallelism targets): im2col into patch rows, the sparse dense-layer kernel over
+    /// all output positions (one vector load of weights and one of contiguous patch values per group), then a
+    /// transpose back to channel-major.
+    /// </summary>
+    public void SparseConv(CodeWriter w, string method, ConvLayer c, DenseLayer asDense, SparseMatrix m)
+    {
+        string col = m.IndexBytes switch { 1 => "byte", 2 => "ushort", _ => "int" };
+        string row = m.RowStartBytes == 2 ? "ushort" : "int";
+        bool bias = c.Bias is not null, tail = m.TailWidth > 0;
+        int inSize = c.C * c.H * c.W, positions = c.OH * c.OW, outSize = c.M * positions;
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(tail ? ", float[] tail" : "")}{(bias ? ", float[] b" : "")}, Span<float> patches, Span<float> transposed)");
+        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
+        w.Line($"{method}_Patches(x.Slice(n * {I(inSize)}, {I(inSize)}), patches);");
+        w.Line($"{method}_Rows(patches, transposed, values, columns, rowStarts{(tail ? ", tail" : "")}{(bias ? ", b" : "")}, {I(positions)});");
+        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
+        w.Line($"for (int p = 0; p < {I(positions)}; p++) for (int m = 0; m < {I(c.M)}; m++) yn[m * {I(positions)} + p] = transposed[p * {I(c.M)} + m];");
+        w.Close();
+        w.Close();
+        w.Line();
+        w.Open($"private static void {method}_Patches(ReadOnlySpan<float> x, Span<float> patches)");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, KH = {I(c.KH)}, KW = {I(c.KW)}, OH = {I(c.OH)}, OW = {I(c.OW)}, K = C * KH * KW;");
+        w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, DH = {I(c.DilationH)}, DW = {I(c.DilationW)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Open("for (int oh = 0; oh < OH; oh++)");
+        w.Open("for (int ow = 0; ow < OW; ow++)");
+        w.Line("Span<float> patch = patches.Slice((oh * OW + ow) * K, K);");
+        w.Open("for (int c = 0; c < C; c++)");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Line("int ih = oh * SH - PT + i * DH;");
+        w.Open("for (int j = 0; j < KW; j++)");
+        w.Line("int iw = ow * SW - PL + j * DW;");
+        w.Line("patch[(c * KH + i) * KW + j] = (uint)ih < H && (uint)iw < W ? x[(c * H + ih) * W + iw] : 0f;");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line();
+        SparseDense(w, method + "_Rows", asDense, m);
+    }
+
+    /// <summary>Input rows (samples) per dense tile.</summary>
+    private const int DenseSamples = 4;
+
+    /// <summary>Output neurons per dense tile: 4 x 4 accumulators fit 32 vector registers, 4 x 2 fit 16.</summary>
+    private int TileRows => target.SimdBits >= 512 ? 4 : 2;
+
+    /// <summary>A samples x rows tile of dot products over K.</summary>
+    private void DenseTile(CodeWriter w, DenseLayer d, int samples, int rows)
+    {
+        var ss = Enumerable.Range(0, samples).ToArray();
+        var rr = Enumerable.Range(0, rows).ToArray();
+        foreach (var r in rr)
+            w.Line(r == 0 ? "ref float w0 = ref Unsafe.Add(ref wr, n * K);" : $"ref float w{r} = ref Unsafe.Add(ref w{r - 1}, K);");
+        int full = d.K / V * V;
+        if (full > 0)
+        {
+            foreach (var s in ss) w.Line(string.Join(" ", rr.Select(r => $"{VT} a{s}{r} = {VT}.Zero;")));
+            w.Open($"for (int k = 0; k < {I(full)}; k += {V})");
+            foreach (var s in ss) w.Line($"{VT} x{s} = {VS}.LoadUnsafe(ref x{s}m, (nuint)k);");
+            foreach (var r in rr)
+            {
+                w.Line($"{VT} wv{r} = {VS}.LoadUnsafe(ref w{r}, (nuint)k);");
+                foreach (var s in ss) w.Line($"a{s}{r} = {Fma($"wv{r}", $"x{s}", $"a{s}{r}")};");
+            }
+            w.Close();
+            foreach (var s in ss) w.Line(string.Join(" ", rr.Select(r => $"float s{s}{r} = {VS}.Sum(a{s}{r});")));
+        }
+        else foreach (var s in ss) w.Line(string.Join(" ", rr.Select(r => $"float s{s}{r} = 0f;")));
+        if (full < d.K)
+        {
+            w.Open($"for (int k = {I(full)}; k < K; k++)");
+            foreach (var r in rr)
+            {
+                w.Line($"float wk{r} = Unsafe.Add(ref w{r}, k);");
+                foreach (var s in ss) w.Line($"s{s}{r} += wk{r} * Unsafe.Add(ref x{s}m, k);");
+            }
+            w.Close();
+        }
+        foreach (var s in ss)
+            foreach (var r in rr)
+            {
+                var index = r == 0 ? "n" : $"n + {r}";
+                var value = d.Bias is not null ? $"s{s}{r} + Unsafe.Add(ref br, {index})" : $"s{s}{r}";
+                w.Line($"Unsafe.Add(ref y{s}m, {index}) = {Act(d.Activation, value)};");
+            }
+    }
+
+    private void DenseRowBlock(CodeWriter w, DenseLayer d, int rows)
+    {
+        var r = Enumerable.Range(0, rows).ToArray();
+        foreach (var i in r)
+            w.Line(i == 0 ? "ref float w0 = ref Unsafe.Add(ref wr, n * K);" : $"ref float w{i} = ref Unsafe.Add(ref w{i - 1}, K);");
+        int full = d.K / V * V;
+        if (full > 0)
+        {
+            w.Line(string.Join(" ", r.Select(i => $"{VT} a{i} = {VT}.Zero;")));
+            w.Open($"for (int k = 0; k < {I(full)}; k += {V})");
+            w.Line($"{VT} xv = {VS}.LoadUnsafe(ref xm, (nuint)k);");
+            foreach (var i in r) w.Line($"a{i} = {Fma($"{VS}.LoadUnsafe(ref w{i}, (nuint)k)", "xv", $"a{i}")};");
+            w.Close();
+            w.Line(string.Join(" ", r.Select(i => $"float s{i} = {VS}.Sum(a{i});")));
+        }
+        else w.Line(string.Join(" ", r.Select(i => $"float s{i} = 0f;")));
+        if (full < d.K)
+        {
+            w.Open($"for (int k = {I(full)}; k < K; k++)");
+            w.Line("float xk = Unsafe.Add(ref xm, k);");
+            foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, k) * xk;");
+            w.Close();
+        }
+        foreach (var i in r)
+        {
+            var index = i == 0 ? "n" : $"n + {i}";
+            var value = d.Bias is not null ? $"s{i} + Unsafe.Add(ref br, {index})"
+                : d.BiasFull is not null ? $"s{i} + Unsafe.Add(ref br, m * N + {index})" : $"s{i}";
+            w.Line($"Unsafe.Add(ref ym, {index}) = {Act(d.Activation, value)};");
+        }
+    }
+}
