@@ -6,7 +6,6 @@ namespace Scalpel.CodeGen;
 
 internal sealed partial class KernelEmitter
 {
-
     public void Conv(CodeWriter w, string method, ConvLayer c)
     {
         if (c.Group != 1)

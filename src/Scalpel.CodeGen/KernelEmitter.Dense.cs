@@ -6,7 +6,6 @@ namespace Scalpel.CodeGen;
 
 internal sealed partial class KernelEmitter
 {
-
     public void Dense(CodeWriter w, string method, DenseLayer d)
     {
         var bias = d.Bias is not null || d.BiasFull is not null;

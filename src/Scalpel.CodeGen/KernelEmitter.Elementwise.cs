@@ -6,7 +6,6 @@ namespace Scalpel.CodeGen;
 
 internal sealed partial class KernelEmitter
 {
-
     public void ScaleShift(CodeWriter w, string method, ScaleShiftLayer s)
     {
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] scale, float[] shift)");

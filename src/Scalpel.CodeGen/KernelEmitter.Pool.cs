@@ -6,7 +6,6 @@ namespace Scalpel.CodeGen;
 
 internal sealed partial class KernelEmitter
 {
-
     public void Pool(CodeWriter w, string method, PoolLayer p)
     {
         if (IsPairMaxPool(p))
