@@ -4,8 +4,11 @@ using BenchmarkDotNet.Running;
 
 // dotnet run -c Release --project bench/Scalpel.Benchmarks -- --filter '*'
 // dotnet run -c Release --project bench/Scalpel.Benchmarks -- results   (regenerates docs/results.md)
+// dotnet run -c Release --project bench/Scalpel.Benchmarks -- convsweep [TARGET [SHAPE]]   (conv shapes vs ONNX Runtime)
 if (args.Length > 0 && args[0] == "results")
     return Scalpel.Benchmarks.ResultsReport.Run(args[1..]);
+if (args.Length > 0 && args[0] == "convsweep")
+    return Scalpel.Benchmarks.ConvSweep.Run(args[1..]);
 
 var config = DefaultConfig.Instance
     .AddJob(Job.Default.WithWarmupCount(5).WithIterationCount(15))

@@ -152,6 +152,16 @@ public sealed partial class CSharpEmitter
                 _kernels.SparseConv(_methods, method, c, asDense, sparse);
                 break;
             }
+            case ConvLayer c when _kernels.UsesChannelVectors(c):
+            {
+                args.Add(Section($"{id}_Weight", _kernels.ChannelPackedWeights(c)));
+                if (c.Bias is not null) args.Add(Section($"{id}_Bias", _kernels.ChannelPackedBias(c)));
+                var (padded, pixelMajor) = _kernels.ChannelBufferSizes(c);
+                args.Add(padded > 0 ? Buffer($"_{id}_padded", padded, "zero-padded input copy") : "default");
+                args.Add(Buffer($"_{id}_pixelMajor", pixelMajor, "output, pixel-major with channels in whole vectors"));
+                _kernels.Conv(_methods, method, c);
+                break;
+            }
             case ConvLayer c:
                 args.Add(Section($"{id}_Weight", c.Weight));
                 if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));

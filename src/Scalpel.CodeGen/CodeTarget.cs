@@ -6,6 +6,9 @@ namespace Scalpel.CodeGen;
 /// <summary>What the emitter needs to know of a hardware target: its SIMD width and whether it has FMA.</summary>
 public sealed record CodeTarget(string Name, int SimdBits, bool Fma)
 {
+    /// <summary>Which convolution kernel to emit; Auto chooses per layer. The others exist to measure and test each variant.</summary>
+    public ConvKernel ConvKernel { get; init; } = ConvKernel.Auto;
+
     public static readonly IReadOnlyList<string> BuiltInNames = ["host", "x64-sse", "x64-avx2", "x64-avx512", "arm64-neon"];
 
     /// <summary>Floats per vector.</summary>
@@ -29,3 +32,6 @@ public sealed record CodeTarget(string Name, int SimdBits, bool Fma)
         return new CodeTarget("host", bits, fma);
     }
 }
+
+/// <summary>The dense convolution kernels: vectorised across output pixels (an implicit GEMM) or across output channels.</summary>
+public enum ConvKernel { Auto, Pixels, Channels }

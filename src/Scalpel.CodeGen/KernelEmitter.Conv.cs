@@ -8,9 +8,9 @@ internal sealed partial class KernelEmitter
 {
     public void Conv(CodeWriter w, string method, ConvLayer c)
     {
-        if (c.Group != 1)
+        if (UsesChannelVectors(c))
         {
-            DirectConv(w, method, c);
+            ChannelConv(w, method, c);
             return;
         }
         if (UsesPaddedInput(c))
@@ -19,19 +19,25 @@ internal sealed partial class KernelEmitter
             return;
         }
         bool bias = c.Bias is not null;
-        int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW;
-        w.Line($"// Pointwise convolution as a GEMM: [{c.M} x {c.C}] weights times the [{c.C} x {c.OH * c.OW}] input.");
+        int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW, cg = c.C / c.Group, mg = c.M / c.Group, hw = c.OH * c.OW;
+        w.Line(c.Group == 1
+            ? $"// Pointwise convolution as a GEMM: [{c.M} x {c.C}] weights times the [{c.C} x {hw}] input."
+            : $"// Grouped pointwise convolution: per group of {I(c.Group)}, a GEMM of [{mg} x {cg}] weights times its [{cg} x {hw}] input channels.");
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
         w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
-        w.Line($"{method}_Gemm(x.Slice(n * {I(inSize)}, {I(inSize)}), y.Slice(n * {I(outSize)}, {I(outSize)}), w{(bias ? ", b" : "")});");
+        if (c.Group == 1)
+            w.Line($"{method}_Gemm(x.Slice(n * {I(inSize)}, {I(inSize)}), y.Slice(n * {I(outSize)}, {I(outSize)}), w{(bias ? ", b" : "")});");
+        else
+            w.Line($"for (int g = 0; g < {I(c.Group)}; g++) {method}_Gemm(x.Slice(n * {I(inSize)} + g * {I(cg * hw)}, {I(cg * hw)}), " +
+                $"y.Slice(n * {I(outSize)} + g * {I(mg * hw)}, {I(mg * hw)}), w.AsSpan(g * {I(mg * cg)}, {I(mg * cg)}){(bias ? $", b.AsSpan(g * {I(mg)}, {I(mg)})" : "")});");
         w.Close();
         w.Close();
         w.Line();
-        Gemm(w, method + "_Gemm", c.M, c.C, c.OH * c.OW, bias, c.Activation, null);
+        Gemm(w, method + "_Gemm", mg, cg, hw, bias, c.Activation, null);
     }
 
-    /// <summary>Every dense, ungrouped convolution but a pointwise one reads a zero-padded copy of its input (no im2col).</summary>
-    public static bool UsesPaddedInput(ConvLayer c) => c.Group == 1 && !IsPointwise(c);
+    /// <summary>Every dense convolution but a pointwise one reads a zero-padded copy of its input (no im2col).</summary>
+    public static bool UsesPaddedInput(ConvLayer c) => !IsPointwise(c);
 
     /// <summary>
     /// Rows and columns of one phase plane of the padded input. Stride s splits the padded input into s x s
@@ -47,7 +53,7 @@ internal sealed partial class KernelEmitter
     private static int TapOffset(ConvLayer c, int j) => j * c.DilationW % c.StrideW * PlaneSize(c) + j * c.DilationW / c.StrideW;
 
     /// <summary>Floats of the padded copy: C x SH x SW planes, plus a vector of slack.</summary>
-    public int PaddedBufferSize(ConvLayer c) => c.C * c.StrideH * c.StrideW * PlaneSize(c) + V;
+    public int PaddedBufferSize(ConvLayer c) => c.C / c.Group * c.StrideH * c.StrideW * PlaneSize(c) + V;
 
     /// <summary>
     /// Columns of one channel's wide output: OH rows computed over the plane width, all but the last row
@@ -56,34 +62,46 @@ internal sealed partial class KernelEmitter
     public static int WideColumns(ConvLayer c) => (c.OH - 1) * PhaseSize(c).Wq + c.OW;
 
     /// <summary>Floats of the wide output ([M, WideColumns]).</summary>
-    public int WideBufferSize(ConvLayer c) => c.M * WideColumns(c);
+    public int WideBufferSize(ConvLayer c) => c.M / c.Group * WideColumns(c);
 
+    /// <summary>
+    /// A grouped convolution runs group by group through buffers sized for one group, so a depthwise conv's
+    /// padded channel and wide output stay in L1 between the copy, the GEMM and the compaction.
+    /// </summary>
     private void PaddedConv(CodeWriter w, string method, ConvLayer c)
     {
-        bool bias = c.Bias is not null;
+        bool bias = c.Bias is not null, grouped = c.Group > 1;
         var (hq, wq) = PhaseSize(c);
-        int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW;
+        int cg = c.C / c.Group, mg = c.M / c.Group, k = cg * c.KH * c.KW;
+        int inSize = cg * c.H * c.W, outSize = mg * c.OH * c.OW;
         bool strided = c.StrideH > 1 || c.StrideW > 1;
         w.Line(strided
             ? $"// Strided convolution as an implicit GEMM: the zero-padded input is split into {c.StrideH} x {c.StrideW} phase planes of [{hq} x {wq}]"
-            : $"// Convolution as an implicit GEMM over a zero-padded input copy [{c.C} x {hq} x {wq}]:");
+            : $"// Convolution as an implicit GEMM over a zero-padded input copy [{cg} x {hq} x {wq}]:");
         w.Line($"// each (channel, kernel row, kernel column) is a shifted view{(strided ? " of one plane" : "")}, so no im2col; outputs are computed {wq} wide, then compacted to {c.OW}.");
+        if (grouped)
+            w.Line($"// {I(c.Group)} groups, one at a time: {mg} output channel(s) from {cg} input channel(s) each.");
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> wide)");
-        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(c.M)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hq = {I(hq)}, Wq = {I(wq)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Line($"const int C = {I(cg)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(mg)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hq = {I(hq)}, Wq = {I(wq)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
         if (strided) w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)};");
-        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
+        w.Open(grouped ? $"for (int n = 0; n < {I(c.Batch * c.Group)}; n++) // sample n / {I(c.Group)}, group n % {I(c.Group)}" : $"for (int n = 0; n < {I(c.Batch)}; n++)");
         w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
         w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
         w.Line("// The padding border is never written, so it stays zero from allocation.");
         if (!strided)
             w.Line("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * Hq + h + PT) * Wq + PL, W));");
         else PhaseSplitCopy(w, c);
-        w.Line($"{method}_Gemm(padded, wide, w{(bias ? ", b" : "")});");
+        if (grouped)
+        {
+            w.Line($"int g = n % {I(c.Group)};");
+            w.Line($"{method}_Gemm(padded, wide, w.AsSpan(g * {I(mg * k)}, {I(mg * k)}){(bias ? $", b.AsSpan(g * {I(mg)}, {I(mg)})" : "")});");
+        }
+        else w.Line($"{method}_Gemm(padded, wide, w{(bias ? ", b" : "")});");
         w.Line($"for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice(m * {I(WideColumns(c))} + oh * Wq, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
         w.Close();
         w.Close();
         w.Line();
-        Gemm(w, method + "_Gemm", c.M, c.C * c.KH * c.KW, WideColumns(c), bias, c.Activation, c);
+        Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, c.Activation, c);
     }
 
     /// <summary>
@@ -148,17 +166,17 @@ internal sealed partial class KernelEmitter
     private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Activation act, ConvLayer? padded)
     {
         w.Line(Hot);
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> w{(bias ? ", ReadOnlySpan<float> b" : "")})");
         w.Line($"const int M = {I(m)}, K = {I(k)}, P = {I(p)};");
         if (padded is not null)
         {
             var (hq, wq) = PhaseSize(padded);
-            w.Line($"const int C = {I(padded.C)}, KH = {I(padded.KH)}, KW = {I(padded.KW)}, Hq = {I(hq)}, Wq = {I(wq)}, SH = {I(padded.StrideH)}, SW = {I(padded.StrideW)}, DH = {I(padded.DilationH)};");
+            w.Line($"const int C = {I(padded.C / padded.Group)}, KH = {I(padded.KH)}, KW = {I(padded.KW)}, Hq = {I(hq)}, Wq = {I(wq)}, SH = {I(padded.StrideH)}, SW = {I(padded.StrideW)}, DH = {I(padded.DilationH)};");
         }
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
-        w.Line("ref float wr = ref MemoryMarshal.GetArrayDataReference(w);");
-        if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
+        w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
         w.Line("int m = 0;");
         if (m >= GemmRows)
         {
@@ -280,40 +298,5 @@ internal sealed partial class KernelEmitter
     {
         w.Close();
         if (padded is not null) w.Close();
-    }
-
-    /// <summary>Grouped and depthwise convolution, computed directly.</summary>
-    private static void DirectConv(CodeWriter w, string method, ConvLayer c)
-    {
-        bool bias = c.Bias is not null;
-        w.Line(Hot);
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
-        w.Line($"const int Batch = {I(c.Batch)}, C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(c.M)}, G = {I(c.Group)}, KH = {I(c.KH)}, KW = {I(c.KW)}, OH = {I(c.OH)}, OW = {I(c.OW)};");
-        w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, DH = {I(c.DilationH)}, DW = {I(c.DilationW)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
-        w.Line("const int CG = C / G, MG = M / G;");
-        w.Open("for (int n = 0; n < Batch; n++)");
-        w.Open("for (int m = 0; m < M; m++)");
-        w.Line("int g = m / MG;");
-        w.Open("for (int oh = 0; oh < OH; oh++)");
-        w.Open("for (int ow = 0; ow < OW; ow++)");
-        w.Line(bias ? "float s = b[m];" : "float s = 0f;");
-        w.Open("for (int cg = 0; cg < CG; cg++)");
-        w.Line("int xc = (n * C + g * CG + cg) * H;");
-        w.Line("int wc = (m * CG + cg) * KH;");
-        w.Open("for (int i = 0; i < KH; i++)");
-        w.Line("int ih = oh * SH - PT + i * DH;");
-        w.Line("if ((uint)ih >= H) continue;");
-        w.Open("for (int j = 0; j < KW; j++)");
-        w.Line("int iw = ow * SW - PL + j * DW;");
-        w.Line("if ((uint)iw < W) s += w[(wc + i) * KW + j] * x[(xc + ih) * W + iw];");
-        w.Close();
-        w.Close();
-        w.Close();
-        w.Line($"y[((n * M + m) * OH + oh) * OW + ow] = {Act(c.Activation, "s")};");
-        w.Close();
-        w.Close();
-        w.Close();
-        w.Close();
-        w.Close();
     }
 }

@@ -20,44 +20,89 @@ public sealed class ConvPoolKernelTests
     // here, so 1e-4 leaves a wide margin while any wrong tap, row or column is off by far more.
     private const float ConvTolerance = 1e-4f;
 
-    public static TheoryData<string, int, int, int, int, int, int, int, int, int> ConvCases()
+    /// <summary>C, H, W, M, KH, KW, stride, pad, dilation, group.</summary>
+    private static readonly (int[] Shape, string Why)[] ConvShapes =
+    [
+        ([1, 28, 28, 6, 5, 5, 1, 2, 1, 1], "LeNet's first conv: 2 rows left over"),
+        ([3, 9, 11, 7, 3, 3, 1, 1, 1, 1], "3 rows left over, odd width"),
+        ([5, 6, 5, 5, 3, 2, 1, 0, 2, 1], "dilation 2, 1 row left over, 8 columns in all"),
+        ([4, 10, 10, 9, 3, 3, 2, 1, 1, 1], "stride 2, odd left padding: phase planes, 25 columns"),
+        ([16, 28, 28, 32, 3, 3, 2, 0, 1, 1], "stride 2, even padding, vectors of columns split by phase"),
+        ([6, 12, 20, 5, 1, 1, 2, 0, 1, 1], "1x1 stride 2 (rescnn's skip): one phase plane of four"),
+        ([3, 13, 17, 6, 3, 2, 3, 1, 2, 1], "stride 3 with dilation 2: scalar phase split"),
+        ([8, 7, 7, 10, 1, 1, 1, 0, 1, 1], "pointwise, 49 columns"),
+        ([2, 3, 3, 4, 2, 2, 1, 0, 1, 1], "4 columns: fewer than one vector"),
+        ([12, 13, 13, 20, 5, 5, 1, 2, 1, 1], "13-wide map, 20 channels: a partial channel vector, rows in uneven pixel tiles"),
+        ([9, 7, 7, 33, 3, 3, 1, 1, 1, 1], "7x7 map, 33 channels: one channel vector past the pairs"),
+        ([8, 15, 15, 17, 3, 3, 2, 1, 1, 1], "stride 2 without phase planes, odd map"),
+        ([8, 10, 10, 8, 3, 3, 1, 0, 1, 2], "2 groups of 4 -> 4"),
+        ([8, 9, 9, 8, 3, 3, 1, 1, 1, 8], "depthwise 3x3"),
+        ([6, 11, 11, 6, 3, 3, 2, 1, 1, 6], "depthwise 3x3 stride 2"),
+        ([4, 14, 14, 4, 5, 5, 1, 2, 1, 4], "depthwise 5x5"),
+        ([4, 14, 14, 8, 3, 3, 1, 1, 1, 4], "depthwise with 2 outputs per channel"),
+        ([8, 6, 6, 12, 1, 1, 1, 0, 1, 4], "grouped pointwise: 4 GEMMs of 3 x 2"),
+    ];
+
+    public static TheoryData<string, ConvKernel, int> ConvCases()
     {
-        var data = new TheoryData<string, int, int, int, int, int, int, int, int, int>();
+        var data = new TheoryData<string, ConvKernel, int>();
         foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
-        {
-            // target, C, H, W, M, KH, KW, stride, pad, dilation
-            data.Add(target, 1, 28, 28, 6, 5, 5, 1, 2, 1);  // LeNet's first conv: 2 rows left over
-            data.Add(target, 3, 9, 11, 7, 3, 3, 1, 1, 1);   // 3 rows left over, odd width
-            data.Add(target, 5, 6, 5, 5, 3, 2, 1, 0, 2);    // dilation 2, 1 row left over, 8 columns in all
-            data.Add(target, 4, 10, 10, 9, 3, 3, 2, 1, 1);  // stride 2, odd left padding: phase planes, 25 columns
-            data.Add(target, 16, 28, 28, 32, 3, 3, 2, 0, 1); // stride 2, even padding, vectors of columns split by phase
-            data.Add(target, 6, 12, 20, 5, 1, 1, 2, 0, 1);  // 1x1 stride 2 (rescnn's skip): one phase plane of four
-            data.Add(target, 3, 13, 17, 6, 3, 2, 3, 1, 2);  // stride 3 with dilation 2: scalar phase split
-            data.Add(target, 8, 7, 7, 10, 1, 1, 1, 0, 1);   // pointwise, 49 columns
-            data.Add(target, 2, 3, 3, 4, 2, 2, 1, 0, 1);    // 4 columns: fewer than one vector
-        }
+            for (int i = 0; i < ConvShapes.Length; i++)
+            {
+                data.Add(target, ConvKernel.Pixels, i);
+                if (ConvShapes[i].Shape[9] == 1) data.Add(target, ConvKernel.Channels, i);
+            }
         return data;
     }
 
     [Theory]
     [MemberData(nameof(ConvCases))]
-    public void ConvMatchesOnnxRuntime(string target, int c, int h, int w, int m, int kh, int kw, int stride, int pad, int dilation)
+    public void ConvMatchesOnnxRuntime(string target, ConvKernel kernel, int index)
     {
+        var (shape, why) = ConvShapes[index];
+        var (c, h, w, m, kh, kw, stride, pad, dilation, group) = (shape[0], shape[1], shape[2], shape[3], shape[4], shape[5], shape[6], shape[7], shape[8], shape[9]);
         var rng = new Random(c * 1000 + m);
-        var weight = Random(rng, m * c * kh * kw, 0.5f);
+        var weight = Random(rng, m * c / group * kh * kw, 0.5f);
         var bias = Random(rng, m, 0.5f);
         int oh = (h + 2 * pad - dilation * (kh - 1) - 1) / stride + 1, ow = (w + 2 * pad - dilation * (kw - 1) - 1) / stride + 1;
         var conv = new NodeProto
         {
             OpType = "Conv", Name = "conv", Input = { "x", "W", "B" }, Output = { "c" },
-            Attribute = { Ints("kernel_shape", kh, kw), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, pad), Ints("dilations", dilation, dilation) },
+            Attribute =
+            {
+                Ints("kernel_shape", kh, kw), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, pad), Ints("dilations", dilation, dilation),
+                Int("group", group),
+            },
         };
         var relu = new NodeProto { OpType = "Relu", Name = "relu", Input = { "c" }, Output = { "y" } };
-        var model = Model([conv, relu], [Floats("W", weight, m, c, kh, kw), Floats("B", bias, m)], [c, h, w], [m, oh, ow]);
+        var model = Model([conv, relu], [Floats("W", weight, m, c / group, kh, kw), Floats("B", bias, m)], [c, h, w], [m, oh, ow]);
 
-        var (actual, expected) = RunBoth(model, target, c * h * w, rng);
+        var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernel }, c * h * w, rng);
+        Assert.Equal(kernel == ConvKernel.Channels, source.Contains("vectorised across output channels", StringComparison.Ordinal));
         for (int i = 0; i < expected.Length; i++)
-            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
+    [Fact]
+    public void ChannelKernelIsChosenWhereRowsWasteLanes()
+    {
+        // 64 -> 64 channels, 3x3 on a 7x7 map: 576 products per output, and 7-wide rows fill few pixel lanes.
+        var conv = new NodeProto
+        {
+            OpType = "Conv", Name = "conv", Input = { "x", "W" }, Output = { "y" },
+            Attribute = { Ints("kernel_shape", 3, 3), Ints("pads", 1, 1, 1, 1) },
+        };
+        var small = GraphAnalyzer.Analyze(Model([conv], [Floats("W", new float[64 * 64 * 9], 64, 64, 3, 3)], [64, 7, 7], [64, 7, 7]));
+        var code = CSharpEmitter.Emit(small, new EmitOptions("Conv", "M", CodeTarget.Resolve("x64-avx512"), "conv"));
+        Assert.Contains("vectorised across output channels", code.Source);
+        // One input channel: 25 products per output do not pay for the transposing store.
+        var first = new NodeProto
+        {
+            OpType = "Conv", Name = "conv", Input = { "x", "W" }, Output = { "y" },
+            Attribute = { Ints("kernel_shape", 5, 5), Ints("pads", 2, 2, 2, 2) },
+        };
+        var lenet = GraphAnalyzer.Analyze(Model([first], [Floats("W", new float[6 * 25], 6, 1, 5, 5)], [1, 28, 28], [6, 28, 28]));
+        Assert.DoesNotContain("vectorised across output channels", CSharpEmitter.Emit(lenet, new EmitOptions("Conv", "M", CodeTarget.Resolve("x64-avx512"), "conv")).Source);
     }
 
     public static TheoryData<string, int, int, int, int, int, int> PoolCases()
@@ -88,7 +133,7 @@ public sealed class ConvPoolKernelTests
         };
         var model = Model([pool], [], [c, h, w], [c, oh, ow]);
 
-        var (actual, expected) = RunBoth(model, target, c * h * w, new Random(h * 100 + w));
+        var (actual, expected, _) = RunBoth(model, CodeTarget.Resolve(target), c * h * w, new Random(h * 100 + w));
         Assert.Equal(expected, actual); // a max is exact
     }
 
@@ -103,7 +148,7 @@ public sealed class ConvPoolKernelTests
 
     private const int Batch = 3;
 
-    private static (float[] Actual, float[] Expected) RunBoth(OnnxModel model, string target, int sampleSize, Random rng)
+    private static (float[] Actual, float[] Expected, string Source) RunBoth(OnnxModel model, CodeTarget target, int sampleSize, Random rng)
     {
         var input = Random(rng, Batch * sampleSize, 1f);
         var path = Path.Combine(Path.GetTempPath(), $"scalpel-kernel-{Guid.NewGuid():N}.onnx");
@@ -112,12 +157,12 @@ public sealed class ConvPoolKernelTests
             model.Save(path);
             using var ort = new OrtReference(path);
             var expected = ort.Run(input, Batch);
-            var ns = "Kernel_" + target.Replace('-', '_');
-            var code = CSharpEmitter.Emit(GraphAnalyzer.Analyze(model), new EmitOptions(ns, "M", CodeTarget.Resolve(target), "kernel"));
+            var ns = "Kernel_" + target.Name.Replace('-', '_');
+            var code = CSharpEmitter.Emit(GraphAnalyzer.Analyze(model), new EmitOptions(ns, "M", target, "kernel"));
             var run = GeneratedAssembly.CompileOne(code, ns);
             var actual = new float[expected.Length];
             run(input, actual, Batch);
-            return (actual, expected);
+            return (actual, expected, code.Source);
         }
         finally
         {

@@ -1,0 +1,186 @@
+using Scalpel.Onnx.Layers;
+using static Scalpel.CodeGen.CodeWriter;
+
+namespace Scalpel.CodeGen;
+
+/// <summary>
+/// Convolution vectorised across output channels: each accumulator holds V output channels of one output pixel,
+/// each input value is broadcast once per tap and multiplied with a vector of V packed weights. Its speed does
+/// not depend on the map width (no lanes wasted on short rows, no junk columns), which the pixel-vectorised
+/// GEMM cannot offer on small maps, wide kernels or strides.
+/// </summary>
+internal sealed partial class KernelEmitter
+{
+    /// <summary>
+    /// Channel vectors pay off when each output vector sums enough products to amortise the transposing store
+    /// (K taps) and the output channels fill most of their vectors; otherwise the pixel GEMM is used.
+    /// </summary>
+    public bool UsesChannelVectors(ConvLayer c)
+    {
+        if (c.Group != 1 || c.Format != WeightFormat.Dense) return false;
+        if (target.ConvKernel != ConvKernel.Auto) return target.ConvKernel == ConvKernel.Channels;
+        int k = c.C * c.KH * c.KW, blocks = (c.M + V - 1) / V;
+        double channelUse = (double)c.M / (blocks * V);
+        double pixelUse = (double)c.OH * c.OW / PixelColumnsComputed(c);
+        return k >= 8 * V && channelUse >= pixelUse;
+    }
+
+    /// <summary>Output columns the pixel GEMM computes per channel: the wide rows, rounded up to whole vectors.</summary>
+    private int PixelColumnsComputed(ConvLayer c)
+    {
+        int p = UsesPaddedInput(c) ? WideColumns(c) : c.OH * c.OW;
+        return Math.Max(V, (p + V - 1) / V * V);
+    }
+
+    /// <summary>
+    /// Output channel vectors and output pixels (of one row) a tile keeps in accumulators: as many pixels as the
+    /// registers allow, spread evenly over the row so that no tile is left with too few to hide FMA latency.
+    /// </summary>
+    private (int Channels, int Pixels) ChannelTile(ConvLayer c)
+    {
+        int blocks = (c.M + V - 1) / V;
+        int registers = target.SimdBits >= 512 ? 32 : 16;
+        int channels = Math.Min(blocks, 2);
+        // Leave room for the weight vectors and one broadcast.
+        int most = Math.Max(1, Math.Min((registers - channels - 2) / channels, registers >= 32 ? 12 : 6));
+        int tiles = (c.OW + most - 1) / most;
+        return (channels, (c.OW + tiles - 1) / tiles);
+    }
+
+    /// <summary>Rows and columns of the zero-padded input: the whole input after the leading padding, and far enough for the last window.</summary>
+    private static (int Hp, int Wp) ChannelPaddedSize(ConvLayer c) =>
+        (Math.Max(c.H + c.PadTop, (c.OH - 1) * c.StrideH + (c.KH - 1) * c.DilationH + 1),
+         Math.Max(c.W + c.PadLeft, (c.OW - 1) * c.StrideW + (c.KW - 1) * c.DilationW + 1));
+
+    /// <summary>Without padding the kernel reads the input itself.</summary>
+    private static bool ChannelNeedsPadding(ConvLayer c)
+    {
+        var (hp, wp) = ChannelPaddedSize(c);
+        return c.PadTop > 0 || c.PadLeft > 0 || hp > c.H || wp > c.W;
+    }
+
+    /// <summary>Weights packed [M/V blocks][C x KH x KW][V], the last block zero-filled: one aligned vector load per tap.</summary>
+    public float[] ChannelPackedWeights(ConvLayer c)
+    {
+        int k = c.C * c.KH * c.KW, blocks = (c.M + V - 1) / V;
+        var packed = new float[blocks * k * V];
+        for (int m = 0; m < c.M; m++)
+            for (int t = 0; t < k; t++)
+                packed[(m / V * k + t) * V + m % V] = c.Weight[m * k + t];
+        return packed;
+    }
+
+    /// <summary>The bias padded to whole channel vectors.</summary>
+    public float[] ChannelPackedBias(ConvLayer c)
+    {
+        var packed = new float[(c.M + V - 1) / V * V];
+        c.Bias!.CopyTo(packed, 0);
+        return packed;
+    }
+
+    /// <summary>Scratch of the channel kernel: the padded input and the pixel-major output ([pixels][M rounded up to V]).</summary>
+    public (int Padded, int PixelMajor) ChannelBufferSizes(ConvLayer c)
+    {
+        var (hp, wp) = ChannelPaddedSize(c);
+        return (ChannelNeedsPadding(c) ? c.C * hp * wp : 0, c.OH * c.OW * ((c.M + V - 1) / V * V));
+    }
+
+    private void ChannelConv(CodeWriter w, string method, ConvLayer c)
+    {
+        bool bias = c.Bias is not null;
+        var (hp, wp) = ChannelPaddedSize(c);
+        var (tileChannels, tilePixels) = ChannelTile(c);
+        int blocks = (c.M + V - 1) / V, mp = blocks * V, k = c.C * c.KH * c.KW, pixels = c.OH * c.OW;
+        int inSize = c.C * c.H * c.W, outSize = c.M * pixels;
+        bool padded = ChannelNeedsPadding(c);
+        w.Line($"// Convolution vectorised across output channels: tiles of {tileChannels} x {V} channels x {tilePixels} pixels in accumulators,");
+        w.Line($"// one broadcast input value per pixel and tap; weights packed [{blocks}][{k}][{V}]; output transposed from pixel-major once.");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> pixelMajor)");
+        w.Line($"const int M = {I(c.M)}, MP = {I(mp)}, P = {I(pixels)};");
+        if (padded) w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, Hp = {I(hp)}, Wp = {I(wp)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
+        w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
+        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
+        if (padded)
+        {
+            w.Line("// The padding border is never written, so it stays zero from allocation.");
+            w.Line("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * Hp + h + PT) * Wp + PL, W));");
+        }
+        w.Line($"{method}_Tiles({(padded ? "padded" : "xn")}, pixelMajor, w{(bias ? ", b" : "")});");
+        w.Line("// pixel-major [P][MP] to channel-major [M][P], 16 pixels at a time so the rows read stay in L1");
+        w.Line("ref float src = ref MemoryMarshal.GetReference(pixelMajor);");
+        w.Line("ref float dst = ref MemoryMarshal.GetReference(yn);");
+        w.Open("for (int p0 = 0; p0 < P; p0 += 16)");
+        w.Line("int p1 = Math.Min(P, p0 + 16);");
+        w.Line("for (int m = 0; m < M; m++) for (int p = p0; p < p1; p++) Unsafe.Add(ref dst, m * P + p) = Unsafe.Add(ref src, p * MP + m);");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line();
+
+        w.Line(Hot);
+        w.Open($"private static void {method}_Tiles(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> w{(bias ? ", ReadOnlySpan<float> b" : "")})");
+        w.Line($"const int MP = {I(mp)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hp = {I(hp)}, Wp = {I(wp)}, SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, KH = {I(c.KH)}, C = {I(c.C)};");
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
+        w.Line("int mb = 0;");
+        int full = blocks / tileChannels * tileChannels;
+        if (full > 0) ChannelBlocks(w, c, $"for (; mb < {I(full)}; mb += {tileChannels})", tileChannels, tilePixels, bias);
+        if (full < blocks) ChannelBlocks(w, c, "// the last channel vector", 1, tilePixels, bias);
+        w.Close();
+    }
+
+    private void ChannelBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tilePixels, bool bias)
+    {
+        w.Open(loop);
+        for (int q = 0; q < channels; q++)
+            w.Line($"ref float w{q} = ref Unsafe.Add(ref wr, (mb + {q}) * {I(c.C * c.KH * c.KW * V)});");
+        w.Open("for (int oh = 0; oh < OH; oh++)");
+        w.Line("int ow = 0;");
+        w.Open($"for (; ow <= OW - {tilePixels}; ow += {tilePixels})");
+        ChannelTileBody(w, c, channels, tilePixels, bias);
+        w.Close();
+        if (c.OW % tilePixels != 0)
+        {
+            w.Open($"// the last {c.OW % tilePixels} pixel(s) of the row");
+            ChannelTileBody(w, c, channels, c.OW % tilePixels, bias);
+            w.Close();
+        }
+        w.Close();
+        w.Close();
+    }
+
+    /// <summary>A channels x pixels tile at pixel p: the tap loop, then bias, activation and a pixel-major store.</summary>
+    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias)
+    {
+        var qs = Enumerable.Range(0, channels).ToArray();
+        var rs = Enumerable.Range(0, pixels).ToArray();
+        w.Line("int o = oh * SH * Wp + ow * SW, p = oh * OW + ow;");
+        foreach (var q in qs) w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {VT}.Zero;")));
+        w.Open("for (int c = 0; c < C; c++)");
+        w.Open("for (int i = 0; i < KH; i++)");
+        w.Line($"int t = (c * KH + i) * {I(c.KW)};");
+        w.Line($"ref float xi = ref Unsafe.Add(ref xr, c * (Hp * Wp) + i * {I(c.DilationH)} * Wp);");
+        for (int j = 0; j < c.KW; j++)
+        {
+            foreach (var q in qs)
+                w.Line($"{VT} w{q}_{j} = {VS}.LoadUnsafe(ref w{q}, (nuint)((t + {I(j)}) * {I(V)}));");
+            foreach (var r in rs)
+            {
+                w.Line($"{VT} x{r}_{j} = {VS}.Create(Unsafe.Add(ref xi, o + {I(r * c.StrideW + j * c.DilationW)}));");
+                foreach (var q in qs) w.Line($"a{q}_{r} = {Fma($"w{q}_{j}", $"x{r}_{j}", $"a{q}_{r}")};");
+            }
+        }
+        w.Close();
+        w.Close();
+        foreach (var q in qs)
+        {
+            string b = bias ? $"{VS}.LoadUnsafe(ref br, (nuint)((mb + {q}) * {I(V)}))" : "";
+            if (bias) w.Line($"{VT} b{q} = {b};");
+            foreach (var r in rs)
+                w.Line($"({VAct(c.Activation, bias ? $"a{q}_{r} + b{q}" : $"a{q}_{r}")}).StoreUnsafe(ref yr, (nuint)((p + {r}) * MP + (mb + {q}) * {I(V)}));");
+        }
+    }
+}
