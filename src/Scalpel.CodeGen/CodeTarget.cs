@@ -24,13 +24,27 @@ public sealed record CodeTarget(string Name, int SimdBits, bool Fma)
         _ => throw new ScalpelException(ErrorCode.Target, $"unknown target '{name}'. Known targets: {string.Join(", ", BuiltInNames)}."),
     };
 
-    /// <summary>The running machine's widest accelerated vector.</summary>
+    /// <summary>
+    /// The running machine's widest vector. On CPUs where .NET prefers 256-bit vectors (Vector512 not reported as
+    /// accelerated although AVX-512F is there), Vector512 code still compiles to AVX-512 instructions, and the
+    /// FMA-bound kernels gain from the doubled width as ONNX Runtime's do, so AVX-512F decides.
+    /// </summary>
     public static CodeTarget Host()
     {
-        int bits = Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128;
+        int bits = RunsInHardware(512) ? 512 : RunsInHardware(256) ? 256 : 128;
         bool fma = System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
         return new CodeTarget("host", bits, fma);
     }
+
+    /// <summary>Whether vectors of this width compile to instructions of this machine rather than a software fallback.</summary>
+    public static bool RunsInHardware(int bits) => bits switch
+    {
+        512 => Vector512.IsHardwareAccelerated || System.Runtime.Intrinsics.X86.Avx512F.IsSupported,
+        256 => Vector256.IsHardwareAccelerated,
+        128 => Vector128.IsHardwareAccelerated,
+        64 => Vector64.IsHardwareAccelerated,
+        _ => false,
+    };
 }
 
 /// <summary>The dense convolution kernels: vectorised across output pixels (an implicit GEMM) or across output channels.</summary>

@@ -181,14 +181,7 @@ public static class KernelProfiler
         if (string.IsNullOrWhiteSpace(o.Name)) throw new ScalpelException(ErrorCode.Option, "the profile needs a name.");
         if (t.Parallelism == Parallelism.High)
             throw new ScalpelException(ErrorCode.Target, $"target {t.Name} is a high-parallelism device: `profile` times the generated C# kernels on this CPU, which says nothing about it.");
-        bool accelerated = t.SimdBits switch
-        {
-            64 => Vector64.IsHardwareAccelerated,
-            128 => Vector128.IsHardwareAccelerated,
-            256 => Vector256.IsHardwareAccelerated,
-            512 => Vector512.IsHardwareAccelerated,
-            _ => false,
-        };
+        bool accelerated = CodeTarget.RunsInHardware(t.SimdBits);
         if (!accelerated)
             throw new ScalpelException(ErrorCode.Target, $"target {t.Name} uses Vector{t.SimdBits}, which this machine does not run in hardware: its timings would measure a software fallback. Profile it on such a machine, or use --target host.");
         if (t.Fma && !(System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported))

@@ -66,13 +66,7 @@ public static class LayerTimer
     }
 
     /// <summary>Whether the target's vector width runs in hardware on this machine (else its timings mean little).</summary>
-    public static bool Accelerated(CodeTarget target) => target.SimdBits switch
-    {
-        512 => System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
-        256 => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated,
-        128 => System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated,
-        _ => System.Runtime.Intrinsics.Vector64.IsHardwareAccelerated,
-    } && (!target.Fma || System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported);
+    public static bool Accelerated(CodeTarget target) => CodeTarget.RunsInHardware(target.SimdBits) && (!target.Fma || System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported);
 
     private static double Median(List<double> values)
     {
