@@ -1,9 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.Intrinsics;
 using System.Text;
 using Google.Protobuf;
-using Microsoft.ML.OnnxRuntime;
 using Scalpel.CodeGen;
 using Scalpel.Onnx.Proto;
 using Scalpel.Tests;
@@ -50,7 +47,7 @@ public static class ConvSweep
         string target = args.Length > 0 ? args[0] : "host";
         string? filter = args.Length > 1 ? args[1] : null;
         var code = CodeTarget.Resolve(target);
-        double peak = PeakGmacs(code.SimdBits);
+        double peak = HeadToHead.PeakGmacs(code.SimdBits);
         var dir = Directory.CreateTempSubdirectory("scalpel-sweep");
         var table = new StringBuilder();
         table.AppendLine($"| shape | MMAC | ONNX Runtime µs | pixel kernel µs | channel kernel µs | chosen | speedup | GMAC/s | share of peak |");
@@ -112,122 +109,9 @@ public static class ConvSweep
         ModelCompiler.Generate(path, target, "Sweep", "Conv").Source.Contains("vectorised across output channels", StringComparison.Ordinal)
             ? ConvKernel.Channels : ConvKernel.Pixels;
 
-    /// <summary>
-    /// Median µs per call of ONNX Runtime, then of the generated code for each target, timed in alternating rounds
-    /// of about 20 ms each.
-    /// </summary>
     private static double[] Time(string path, Shape s, CodeTarget[] targets)
     {
         var runs = targets.Select(t => GeneratedAssembly.CompileOne(ModelCompiler.Generate(path, t, "Sweep", "Conv"), "Sweep")).ToArray();
-        var input = new float[s.C * s.H * s.H];
-        var rng = new Random(1);
-        for (int i = 0; i < input.Length; i++) input[i] = (float)rng.NextDouble();
-        int outSize = s.M * s.OH * s.OH;
-        var output = new float[outSize];
-        var ortOutput = new float[outSize];
-
-        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
-        using var session = new InferenceSession(path, options);
-        using var runOptions = new RunOptions();
-        using var ortIn = OrtValue.CreateTensorValueFromMemory(input, [1, s.C, s.H, s.H]);
-        using var ortOut = OrtValue.CreateTensorValueFromMemory(ortOutput, [1, s.M, s.OH, s.OH]);
-        string[] inNames = [session.InputNames[0]], outNames = [session.OutputNames[0]];
-        void Ort() => session.Run(runOptions, inNames, [ortIn], outNames, [ortOut]);
-        var actions = new List<Action> { Ort };
-        actions.AddRange(runs.Select(run => (Action)(() => run(input, output, 1))));
-
-        Ort();
-        foreach (var (run, target) in runs.Zip(targets))
-        {
-            Array.Clear(output);
-            run(input, output, 1);
-            double maxDiff = 0;
-            for (int i = 0; i < outSize; i++) maxDiff = Math.Max(maxDiff, Math.Abs(output[i] - ortOutput[i]));
-            if (maxDiff > 1e-3) throw new InvalidOperationException($"{s} ({target.ConvKernel}): generated differs from ONNX Runtime by {maxDiff}");
-        }
-
-        int reps = Math.Max(1, (int)(20_000 / Math.Max(1.0, Once(Ort))));
-        var samples = actions.Select(_ => new List<double>()).ToArray();
-        for (int round = 0; round < 11; round++)
-            for (int a = 0; a < actions.Count; a++)
-                samples[a].Add(Measure(actions[a], reps));
-        return samples.Select(Median).ToArray();
-    }
-
-    private static double Once(Action a)
-    {
-        var sw = Stopwatch.StartNew();
-        a();
-        return sw.Elapsed.TotalMicroseconds;
-    }
-
-    private static double Measure(Action a, int reps)
-    {
-        var sw = Stopwatch.StartNew();
-        for (int i = 0; i < reps; i++) a();
-        return sw.Elapsed.TotalMicroseconds / reps;
-    }
-
-    private static double Median(List<double> xs)
-    {
-        xs.Sort();
-        return xs[xs.Count / 2];
-    }
-
-    /// <summary>Multiply-adds per second of 12 independent FMA chains at the given width: the ceiling for a conv kernel.</summary>
-    public static double PeakGmacs(int bits)
-    {
-        double best = 0;
-        for (int round = 0; round < 5; round++)
-        {
-            var sw = Stopwatch.StartNew();
-            float sink = bits switch { 512 => Chains512(2_000_000), 256 => Chains256(2_000_000), _ => Chains128(2_000_000) };
-            double s = sw.Elapsed.TotalSeconds;
-            if (sink == 42f) Console.Write("");
-            best = Math.Max(best, 2_000_000.0 * 12 * (bits / 32) / s / 1e9);
-        }
-        return best;
-    }
-
-    private static float Chains512(int n)
-    {
-        var m = Vector512.Create(0.999f);
-        Vector512<float> a0 = Vector512.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-        for (int i = 0; i < n; i++)
-        {
-            a0 = Vector512.FusedMultiplyAdd(a0, m, m); a1 = Vector512.FusedMultiplyAdd(a1, m, m); a2 = Vector512.FusedMultiplyAdd(a2, m, m);
-            a3 = Vector512.FusedMultiplyAdd(a3, m, m); a4 = Vector512.FusedMultiplyAdd(a4, m, m); a5 = Vector512.FusedMultiplyAdd(a5, m, m);
-            a6 = Vector512.FusedMultiplyAdd(a6, m, m); a7 = Vector512.FusedMultiplyAdd(a7, m, m); a8 = Vector512.FusedMultiplyAdd(a8, m, m);
-            a9 = Vector512.FusedMultiplyAdd(a9, m, m); a10 = Vector512.FusedMultiplyAdd(a10, m, m); a11 = Vector512.FusedMultiplyAdd(a11, m, m);
-        }
-        return Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
-    }
-
-    private static float Chains256(int n)
-    {
-        var m = Vector256.Create(0.999f);
-        Vector256<float> a0 = Vector256.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-        for (int i = 0; i < n; i++)
-        {
-            a0 = Vector256.FusedMultiplyAdd(a0, m, m); a1 = Vector256.FusedMultiplyAdd(a1, m, m); a2 = Vector256.FusedMultiplyAdd(a2, m, m);
-            a3 = Vector256.FusedMultiplyAdd(a3, m, m); a4 = Vector256.FusedMultiplyAdd(a4, m, m); a5 = Vector256.FusedMultiplyAdd(a5, m, m);
-            a6 = Vector256.FusedMultiplyAdd(a6, m, m); a7 = Vector256.FusedMultiplyAdd(a7, m, m); a8 = Vector256.FusedMultiplyAdd(a8, m, m);
-            a9 = Vector256.FusedMultiplyAdd(a9, m, m); a10 = Vector256.FusedMultiplyAdd(a10, m, m); a11 = Vector256.FusedMultiplyAdd(a11, m, m);
-        }
-        return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
-    }
-
-    private static float Chains128(int n)
-    {
-        var m = Vector128.Create(0.999f);
-        Vector128<float> a0 = Vector128.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-        for (int i = 0; i < n; i++)
-        {
-            a0 = Vector128.FusedMultiplyAdd(a0, m, m); a1 = Vector128.FusedMultiplyAdd(a1, m, m); a2 = Vector128.FusedMultiplyAdd(a2, m, m);
-            a3 = Vector128.FusedMultiplyAdd(a3, m, m); a4 = Vector128.FusedMultiplyAdd(a4, m, m); a5 = Vector128.FusedMultiplyAdd(a5, m, m);
-            a6 = Vector128.FusedMultiplyAdd(a6, m, m); a7 = Vector128.FusedMultiplyAdd(a7, m, m); a8 = Vector128.FusedMultiplyAdd(a8, m, m);
-            a9 = Vector128.FusedMultiplyAdd(a9, m, m); a10 = Vector128.FusedMultiplyAdd(a10, m, m); a11 = Vector128.FusedMultiplyAdd(a11, m, m);
-        }
-        return Vector128.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+        return HeadToHead.Time(path, runs, 1, s.ToString());
     }
 }

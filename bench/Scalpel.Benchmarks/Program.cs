@@ -9,6 +9,12 @@ if (args.Length > 0 && args[0] == "results")
     return Scalpel.Benchmarks.ResultsReport.Run(args[1..]);
 if (args.Length > 0 && args[0] == "convsweep")
     return Scalpel.Benchmarks.ConvSweep.Run(args[1..]);
+// dotnet run -c Release --project bench/Scalpel.Benchmarks -- models [DIR [TARGET [MODEL]]]   (architectures vs ONNX Runtime)
+if (args.Length > 0 && args[0] == "models")
+    return Scalpel.Benchmarks.ModelSweep.Run(args[1..]);
+// dotnet run -c Release --project bench/Scalpel.Benchmarks -- layers MODEL.onnx [TARGET [BATCH]]   (time per generated layer)
+if (args.Length > 0 && args[0] == "layers")
+    return Scalpel.Benchmarks.LayerProfile.Run(args[1..]);
 
 var config = DefaultConfig.Instance
     .AddJob(Job.Default.WithWarmupCount(5).WithIterationCount(15))

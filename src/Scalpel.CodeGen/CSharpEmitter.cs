@@ -30,6 +30,8 @@ public sealed partial class CSharpEmitter
     /// <summary>Sparse layers whose indices the weight loader bounds-checks once.</summary>
     private readonly List<(string Id, SparseMatrix Matrix)> _checks = [];
     private readonly CodeWriter _methods = new();
+    /// <summary>Clips folded into the dense conv before them (the conv's only reader), keyed by the conv.</summary>
+    private readonly Dictionary<ConvLayer, UnaryLayer> _foldedClips = [];
 
     private CSharpEmitter(ModelGraph model, EmitOptions options)
     {
@@ -63,6 +65,7 @@ public sealed partial class CSharpEmitter
         _storage[_model.InputName] = "input";
         _sampleSize["input"] = _model.InputSize;
         _sampleSize["output"] = _model.OutputSize;
+        FindFoldedClips();
         for (int i = 0; i < _model.Layers.Count; i++)
             EmitLayer(i, _model.Layers[i]);
         if (_storage[_model.OutputName] != "output")
@@ -104,6 +107,17 @@ public sealed partial class CSharpEmitter
         return storage is "input" or "output" ? $"{storage}.Slice(s * {size}, {size})" : $"{storage}.AsSpan(s * {size}, {size})";
     }
 
+    /// <summary>A Clip (MobileNet's Relu6) whose input is a dense conv's output and nothing else's becomes the conv's epilogue.</summary>
+    private void FindFoldedClips()
+    {
+        var readers = _model.ReaderCounts();
+        var convs = _model.Layers.OfType<ConvLayer>().Where(c => c.Format == WeightFormat.Dense).ToDictionary(c => c.Output, StringComparer.Ordinal);
+        foreach (var clip in _model.Layers.OfType<UnaryLayer>().Where(u => u.Function == UnaryFunction.Clip))
+            if (convs.TryGetValue(clip.Inputs[0], out var conv) && readers.GetValueOrDefault(conv.Output) == 1
+                && Bounds.Of(conv.Activation).Then(clip.Min, clip.Max) is not null)
+                _foldedClips[conv] = clip;
+    }
+
     private void EmitLayer(int index, Layer layer)
     {
         var id = $"L{index:00}";
@@ -116,11 +130,19 @@ public sealed partial class CSharpEmitter
             _run.Line($"// {id} {label}: {shapes}: no work, same data with a new shape");
             return;
         }
-        var output = layer.Output == _model.OutputName
+        if (layer is UnaryLayer clip && _foldedClips.ContainsValue(clip))
+        {
+            _run.Line($"// {id} {label}: {shapes}: folded into the convolution before it");
+            return;
+        }
+        var folded = layer is ConvLayer conv && _foldedClips.TryGetValue(conv, out var f) ? f : null;
+        var written = folded?.Output ?? layer.Output;
+        var output = written == _model.OutputName
             ? "output"
             : ChunkBuffer($"_{id}_out", Shape.Size(layer.OutputShape), $"{label} output {Shape.Format(layer.OutputShape, _model.SymbolicBatch)}");
         var inputs = layer.Inputs.Select(i => _storage[i]).ToList();
         _storage[layer.Output] = output;
+        if (folded is not null) _storage[folded.Output] = output;
 
         var args = new List<string>(inputs) { output };
         _methods.Line().Line($"#region {id}: {label} {shapes}");
@@ -159,7 +181,7 @@ public sealed partial class CSharpEmitter
                 var (padded, pixelMajor) = _kernels.ChannelBufferSizes(c);
                 args.Add(padded > 0 ? Buffer($"_{id}_padded", padded, "zero-padded input copy") : "default");
                 args.Add(Buffer($"_{id}_pixelMajor", pixelMajor, "output, pixel-major with channels in whole vectors"));
-                _kernels.Conv(_methods, method, c);
+                _kernels.Conv(_methods, method, c, Epilogue(c, folded));
                 break;
             }
             case ConvLayer c:
@@ -170,7 +192,7 @@ public sealed partial class CSharpEmitter
                     args.Add(Buffer($"_{id}_padded", _kernels.PaddedBufferSize(c), "zero-padded input copy, split into stride phases"));
                     args.Add(Buffer($"_{id}_wide", _kernels.WideBufferSize(c), "output rows at the padded width"));
                 }
-                _kernels.Conv(_methods, method, c);
+                _kernels.Conv(_methods, method, c, Epilogue(c, folded));
                 break;
             case PoolLayer p:
                 _kernels.Pool(_methods, method, p);
@@ -216,6 +238,9 @@ public sealed partial class CSharpEmitter
         else
             _run.Line($"for (int s = 0; s < count; s++) {method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? SampleOf(a) : a))});");
     }
+
+    private static Bounds Epilogue(ConvLayer c, UnaryLayer? folded) =>
+        folded is null ? Bounds.Of(c.Activation) : Bounds.Of(c.Activation).Then(folded.Min, folded.Max)!.Value;
 
     /// <summary>The weight sections of a sparse layer (values, indices, row starts, dense tail, bias), bounds-checked at load.</summary>
     private SparseMatrix SparseSections(string id, DenseLayer d, List<string> args)

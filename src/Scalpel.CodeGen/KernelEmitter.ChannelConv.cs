@@ -85,7 +85,7 @@ internal sealed partial class KernelEmitter
         return (ChannelNeedsPadding(c) ? c.C * hp * wp : 0, c.OH * c.OW * ((c.M + V - 1) / V * V));
     }
 
-    private void ChannelConv(CodeWriter w, string method, ConvLayer c)
+    private void ChannelConv(CodeWriter w, string method, ConvLayer c, Bounds act)
     {
         bool bias = c.Bias is not null;
         var (hp, wp) = ChannelPaddedSize(c);
@@ -127,12 +127,12 @@ internal sealed partial class KernelEmitter
         if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
         w.Line("int mb = 0;");
         int full = blocks / tileChannels * tileChannels;
-        if (full > 0) ChannelBlocks(w, c, $"for (; mb < {I(full)}; mb += {tileChannels})", tileChannels, tilePixels, bias);
-        if (full < blocks) ChannelBlocks(w, c, "// the last channel vector", 1, tilePixels, bias);
+        if (full > 0) ChannelBlocks(w, c, $"for (; mb < {I(full)}; mb += {tileChannels})", tileChannels, tilePixels, bias, act);
+        if (full < blocks) ChannelBlocks(w, c, "// the last channel vector", 1, tilePixels, bias, act);
         w.Close();
     }
 
-    private void ChannelBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tilePixels, bool bias)
+    private void ChannelBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tilePixels, bool bias, Bounds act)
     {
         w.Open(loop);
         for (int q = 0; q < channels; q++)
@@ -140,12 +140,12 @@ internal sealed partial class KernelEmitter
         w.Open("for (int oh = 0; oh < OH; oh++)");
         w.Line("int ow = 0;");
         w.Open($"for (; ow <= OW - {tilePixels}; ow += {tilePixels})");
-        ChannelTileBody(w, c, channels, tilePixels, bias);
+        ChannelTileBody(w, c, channels, tilePixels, bias, act);
         w.Close();
         if (c.OW % tilePixels != 0)
         {
             w.Open($"// the last {c.OW % tilePixels} pixel(s) of the row");
-            ChannelTileBody(w, c, channels, c.OW % tilePixels, bias);
+            ChannelTileBody(w, c, channels, c.OW % tilePixels, bias, act);
             w.Close();
         }
         w.Close();
@@ -153,7 +153,7 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>A channels x pixels tile at pixel p: the tap loop, then bias, activation and a pixel-major store.</summary>
-    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias)
+    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Bounds act)
     {
         var qs = Enumerable.Range(0, channels).ToArray();
         var rs = Enumerable.Range(0, pixels).ToArray();
@@ -180,7 +180,7 @@ internal sealed partial class KernelEmitter
             string b = bias ? $"{VS}.LoadUnsafe(ref br, (nuint)((mb + {q}) * {I(V)}))" : "";
             if (bias) w.Line($"{VT} b{q} = {b};");
             foreach (var r in rs)
-                w.Line($"({VAct(c.Activation, bias ? $"a{q}_{r} + b{q}" : $"a{q}_{r}")}).StoreUnsafe(ref yr, (nuint)((p + {r}) * MP + (mb + {q}) * {I(V)}));");
+                w.Line($"({VAct(act, bias ? $"a{q}_{r} + b{q}" : $"a{q}_{r}")}).StoreUnsafe(ref yr, (nuint)((p + {r}) * MP + (mb + {q}) * {I(V)}));");
         }
     }
 }

@@ -6,16 +6,18 @@ namespace Scalpel.CodeGen;
 
 internal sealed partial class KernelEmitter
 {
-    public void Conv(CodeWriter w, string method, ConvLayer c)
+    /// <summary>A dense convolution, its outputs clamped to <paramref name="bounds"/> (its own activation when null).</summary>
+    public void Conv(CodeWriter w, string method, ConvLayer c, Bounds? bounds = null)
     {
+        var act = bounds ?? Bounds.Of(c.Activation);
         if (UsesChannelVectors(c))
         {
-            ChannelConv(w, method, c);
+            ChannelConv(w, method, c, act);
             return;
         }
         if (UsesPaddedInput(c))
         {
-            PaddedConv(w, method, c);
+            PaddedConv(w, method, c, act);
             return;
         }
         bool bias = c.Bias is not null;
@@ -33,7 +35,7 @@ internal sealed partial class KernelEmitter
         w.Close();
         w.Close();
         w.Line();
-        Gemm(w, method + "_Gemm", mg, cg, hw, bias, c.Activation, null);
+        Gemm(w, method + "_Gemm", mg, cg, hw, bias, act, null);
     }
 
     /// <summary>Every dense convolution but a pointwise one reads a zero-padded copy of its input (no im2col).</summary>
@@ -68,7 +70,7 @@ internal sealed partial class KernelEmitter
     /// A grouped convolution runs group by group through buffers sized for one group, so a depthwise conv's
     /// padded channel and wide output stay in L1 between the copy, the GEMM and the compaction.
     /// </summary>
-    private void PaddedConv(CodeWriter w, string method, ConvLayer c)
+    private void PaddedConv(CodeWriter w, string method, ConvLayer c, Bounds act)
     {
         bool bias = c.Bias is not null, grouped = c.Group > 1;
         var (hq, wq) = PhaseSize(c);
@@ -101,7 +103,7 @@ internal sealed partial class KernelEmitter
         w.Close();
         w.Close();
         w.Line();
-        Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, c.Activation, c);
+        Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, act, c);
     }
 
     /// <summary>
@@ -163,7 +165,7 @@ internal sealed partial class KernelEmitter
     /// least GemmAccumulators vector accumulators in flight (more columns for fewer rows), so FMA latency is
     /// hidden even in the last rows; a tail narrower than a vector is recomputed as the overlapping last vector.
     /// </summary>
-    private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Activation act, ConvLayer? padded)
+    private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Bounds act, ConvLayer? padded)
     {
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> w{(bias ? ", ReadOnlySpan<float> b" : "")})");
@@ -196,7 +198,7 @@ internal sealed partial class KernelEmitter
     /// <summary>Vector accumulators a GEMM block keeps in flight: FMA latency (4 cycles) times its issue rate (2 per cycle).</summary>
     private const int GemmAccumulators = 8;
 
-    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Activation act, ConvLayer? padded)
+    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Bounds act, ConvLayer? padded)
     {
         var r = Enumerable.Range(0, rows).ToArray();
         foreach (var i in r)
@@ -231,7 +233,7 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>One rows x cols tile of vector accumulators at column p: the k loop, then bias, activation, store.</summary>
-    private void GemmTile(CodeWriter w, int[] r, int cols, Activation act, ConvLayer? padded)
+    private void GemmTile(CodeWriter w, int[] r, int cols, Bounds act, ConvLayer? padded)
     {
         var c = Enumerable.Range(0, cols).ToArray();
         foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{VT} a{i}{j} = {VT}.Zero;")));
@@ -255,7 +257,7 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>Fewer columns than one vector: scalar sums.</summary>
-    private static void GemmScalarColumns(CodeWriter w, int[] r, Activation act, ConvLayer? padded)
+    private static void GemmScalarColumns(CodeWriter w, int[] r, Bounds act, ConvLayer? padded)
     {
         w.Open("for (int p = 0; p < P; p++)");
         foreach (var i in r) w.Line($"float s{i} = b{i};");

@@ -60,10 +60,17 @@ internal sealed partial class KernelEmitter
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
         w.Line($"const int Size = {I(size)};");
         w.Line("int i = 0;");
-        if (u.Function == UnaryFunction.Relu && size >= V)
+        string? vector = u.Function switch
+        {
+            UnaryFunction.Relu => VAct(Bounds.Of(Activation.Relu), "v"),
+            UnaryFunction.Clip => VAct(new Bounds(u.Min, u.Max), "v"),
+            UnaryFunction.LeakyRelu => $"{VS}.ConditionalSelect({VS}.GreaterThanOrEqual(v, {VT}.Zero), v, v * {F(u.Alpha)})",
+            _ => null,
+        };
+        if (vector is not null && size >= V)
         {
             w.Line("ref float xr = ref MemoryMarshal.GetReference(x); ref float yr = ref MemoryMarshal.GetReference(y);");
-            w.Line($"for (; i <= Size - {V}; i += {V}) {VS}.Max({VS}.LoadUnsafe(ref xr, (nuint)i), {VT}.Zero).StoreUnsafe(ref yr, (nuint)i);");
+            w.Line($"for (; i <= Size - {V}; i += {V}) {{ {VT} v = {VS}.LoadUnsafe(ref xr, (nuint)i); ({vector}).StoreUnsafe(ref yr, (nuint)i); }}");
         }
         var f = u.Function switch
         {

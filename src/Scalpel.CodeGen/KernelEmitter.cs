@@ -27,6 +27,36 @@ internal sealed partial class KernelEmitter(CodeTarget target)
     private static string Act(Activation a, string value) => a == Activation.Relu ? $"MathF.Max({value}, 0f)" : value;
     private string VAct(Activation a, string value) => a == Activation.Relu ? $"{VS}.Max({value}, {VT}.Zero)" : value;
 
+    private static string Act(Bounds b, string value)
+    {
+        if (b.Min > float.NegativeInfinity) value = $"MathF.Max({value}, {F(b.Min)})";
+        return b.Max < float.PositiveInfinity ? $"MathF.Min({value}, {F(b.Max)})" : value;
+    }
+
+    private string VAct(Bounds b, string value)
+    {
+        if (b.Min > float.NegativeInfinity) value = b.Min == 0f ? $"{VS}.Max({value}, {VT}.Zero)" : $"{VS}.Max({value}, {VS}.Create({F(b.Min)}))";
+        return b.Max < float.PositiveInfinity ? $"{VS}.Min({value}, {VS}.Create({F(b.Max)}))" : value;
+    }
+
     private static bool IsPointwise(ConvLayer c) =>
         c.KH == 1 && c.KW == 1 && c.StrideH == 1 && c.StrideW == 1 && c.PadTop == 0 && c.PadLeft == 0 && c.OH == c.H && c.OW == c.W;
+}
+
+/// <summary>
+/// The range a conv kernel clamps each output to before storing it: Relu is [0, inf), a Clip that follows the
+/// conv is folded in, so that no separate pass reads and writes the feature map again.
+/// </summary>
+public readonly record struct Bounds(float Min, float Max)
+{
+    public static readonly Bounds None = new(float.NegativeInfinity, float.PositiveInfinity);
+
+    public static Bounds Of(Activation a) => a == Activation.Relu ? new(0f, float.PositiveInfinity) : None;
+
+    /// <summary>These bounds followed by a clamp to [min, max], or null when the two ranges do not overlap.</summary>
+    public Bounds? Then(float min, float max)
+    {
+        var b = new Bounds(Math.Max(Min, min), Math.Min(Max, max));
+        return b.Min <= b.Max ? b : null;
+    }
 }

@@ -83,6 +83,48 @@ public sealed class ConvPoolKernelTests
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
     }
 
+    public static TheoryData<string, ConvKernel, string> ClipCases()
+    {
+        var data = new TheoryData<string, ConvKernel, string>();
+        foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
+            foreach (var kernel in new[] { ConvKernel.Pixels, ConvKernel.Channels })
+                foreach (var form in new[] { "clip", "relu then clip", "clip with another reader" })
+                    data.Add(target, kernel, form);
+        return data;
+    }
+
+    /// <summary>A Clip after a conv (MobileNet's Relu6) is folded into the conv's epilogue unless the conv's output has another reader.</summary>
+    [Theory]
+    [MemberData(nameof(ClipCases))]
+    public void ClipAfterConvMatchesOnnxRuntime(string target, ConvKernel kernel, string form)
+    {
+        const int c = 12, h = 9, w = 9, m = 20;
+        var rng = new Random(7);
+        var conv = new NodeProto
+        {
+            OpType = "Conv", Name = "conv", Input = { "x", "W", "B" }, Output = { "c" },
+            Attribute = { Ints("kernel_shape", 3, 3), Ints("pads", 1, 1, 1, 1) },
+        };
+        var nodes = new List<NodeProto> { conv };
+        string clipInput = "c";
+        if (form == "relu then clip")
+        {
+            nodes.Add(new NodeProto { OpType = "Relu", Name = "relu", Input = { "c" }, Output = { "r" } });
+            clipInput = "r";
+        }
+        bool shared = form == "clip with another reader";
+        nodes.Add(new NodeProto { OpType = "Clip", Name = "clip", Input = { clipInput, "lo", "hi" }, Output = { shared ? "k" : "y" } });
+        if (shared) nodes.Add(new NodeProto { OpType = "Add", Name = "add", Input = { "c", "k" }, Output = { "y" } });
+        float lo = form == "relu then clip" ? -1f : -0.4f, hi = 0.3f;
+        var model = Model([.. nodes], [Floats("W", Random(rng, m * c * 9, 0.5f), m, c, 3, 3), Floats("B", Random(rng, m, 0.5f), m), Floats("lo", [lo]), Floats("hi", [hi])],
+            [c, h, w], [m, h, w]);
+
+        var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernel }, c * h * w, rng);
+        Assert.Equal(!shared, source.Contains("folded into the convolution", StringComparison.Ordinal));
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} {form}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
     [Fact]
     public void ChannelKernelIsChosenWhereRowsWasteLanes()
     {

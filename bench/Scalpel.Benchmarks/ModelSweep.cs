@@ -1,0 +1,49 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Scalpel.CodeGen;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using Scalpel.Tests;
+
+namespace Scalpel.Benchmarks;
+
+/// <summary>
+/// Whole models (the classification architectures that bench/models/make_models.py exports, or any folder of
+/// ONNX files): generated code against ONNX Runtime at batch 1 and batch 32, and the time to generate and compile
+/// the code.
+/// </summary>
+public static class ModelSweep
+{
+    public static int Run(string[] args)
+    {
+        string folder = args.Length > 0 ? args[0] : Path.Combine(TestData.RepoRoot, "bench", "models", "out");
+        var target = CodeTarget.Resolve(args.Length > 1 ? args[1] : "host");
+        string? only = args.Length > 2 ? args[2] : null;
+        var table = new StringBuilder();
+        table.AppendLine("| model | GMAC | batch 1: ONNX Runtime | generated | speedup | batch 32: ONNX Runtime | generated | speedup | generate + compile |");
+        table.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var path in Directory.GetFiles(folder, "*.onnx").Order(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileNameWithoutExtension(path);
+            if (only is not null && name != only) continue;
+            var graph = GraphAnalyzer.Analyze(OnnxModel.Load(path));
+            double gmac = graph.Layers.Sum(l => l.Macs) / 1e9;
+            var watch = Stopwatch.StartNew();
+            var run = GeneratedAssembly.CompileOne(ModelCompiler.Generate(path, target, "Models", "Model"), "Models");
+            double compile = watch.Elapsed.TotalSeconds;
+            var one = HeadToHead.Time(path, [run], 1, name);
+            var many = HeadToHead.Time(path, [run], 32, name);
+            var line = string.Create(CultureInfo.InvariantCulture,
+                $"| {name} | {gmac:0.000} | {Us(one[0])} | {Us(one[1])} | {one[0] / one[1]:0.00}x | {Us(many[0])} | {Us(many[1])} | {many[0] / many[1]:0.00}x | {compile:0.0} s |");
+            Console.WriteLine(line);
+            table.AppendLine(line);
+        }
+        Console.WriteLine();
+        Console.WriteLine($"target {target.Name} ({target.SimdBits}-bit)");
+        Console.WriteLine(table);
+        return 0;
+    }
+
+    private static string Us(double us) => us >= 10_000 ? string.Create(CultureInfo.InvariantCulture, $"{us / 1000:0.0} ms") : string.Create(CultureInfo.InvariantCulture, $"{us:0} µs");
+}
