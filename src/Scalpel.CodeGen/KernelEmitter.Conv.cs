@@ -179,26 +179,59 @@ internal sealed partial class KernelEmitter
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
         if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
+        int chunk = ColumnChunk(m, k, p, padded);
+        if (chunk < p)
+        {
+            w.Line($"// columns in chunks of {I(chunk)}, so the input rows a chunk reads stay in cache while every output row block reuses them");
+            w.Open($"for (int p0 = 0; p0 < P; p0 += {I(chunk)})");
+            w.Line($"int pe = Math.Min(P, p0 + {I(chunk)});");
+        }
         w.Line("int m = 0;");
         if (m >= GemmRows)
         {
             w.Open($"for (; m <= M - {GemmRows}; m += {GemmRows})");
-            GemmRowBlock(w, GemmRows, p, bias, act, padded);
+            GemmRowBlock(w, GemmRows, p, bias, act, padded, chunk < p);
             w.Close();
         }
         if (m % GemmRows != 0)
         {
             w.Open($"for (; m < M; m += {m % GemmRows}) // the last {m % GemmRows} row(s), once");
-            GemmRowBlock(w, m % GemmRows, p, bias, act, padded);
+            GemmRowBlock(w, m % GemmRows, p, bias, act, padded, chunk < p);
             w.Close();
         }
+        if (chunk < p) w.Close();
         w.Close();
+    }
+
+    /// <summary>Bytes of input a column chunk may read: about half of a 1-2 MB L2, leaving room for weights and outputs.</summary>
+    private const int ChunkBytes = 256 * 1024;
+
+    /// <summary>Vector columns a row block of this many rows computes per tile.</summary>
+    private int TileColumns(int rows, int p) => Math.Min((GemmAccumulators + rows - 1) / rows, p / V);
+
+    /// <summary>
+    /// Columns per chunk: a whole number of every row block's tiles (so only the last chunk has partial tiles),
+    /// and small enough that the input rows the chunk reads fit <see cref="ChunkBytes"/>. All of P when it fits.
+    /// </summary>
+    private int ColumnChunk(int m, int k, int p, ConvLayer? padded)
+    {
+        if (p < V) return p;
+        int unit = V;
+        foreach (var rows in new[] { m >= GemmRows ? GemmRows : 0, m % GemmRows }.Where(r => r > 0))
+            unit = Lcm(unit, TileColumns(rows, p) * V);
+        // A padded conv's taps of one kernel row share an input row.
+        int inputRows = padded is null ? k : k / padded.KW;
+        int chunk = Math.Max(unit, ChunkBytes / 4 / inputRows / unit * unit);
+        return chunk * 2 <= p ? chunk : p;
+
+        static int Lcm(int a, int b) => a / Gcd(a, b) * b;
+        static int Gcd(int a, int b) => b == 0 ? a : Gcd(b, a % b);
     }
 
     /// <summary>Vector accumulators a GEMM block keeps in flight: FMA latency (4 cycles) times its issue rate (2 per cycle).</summary>
     private const int GemmAccumulators = 8;
 
-    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Bounds act, ConvLayer? padded)
+    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Bounds act, ConvLayer? padded, bool chunked)
     {
         var r = Enumerable.Range(0, rows).ToArray();
         foreach (var i in r)
@@ -210,12 +243,15 @@ internal sealed partial class KernelEmitter
             GemmScalarColumns(w, r, act, padded);
             return;
         }
-        int cols = Math.Min((GemmAccumulators + rows - 1) / rows, p / V);
+        int cols = TileColumns(rows, p);
         int rest = p % (cols * V) / V;
-        w.Line("int p = 0;");
-        w.Open($"for (; p <= P - {cols * V}; p += {cols * V})");
+        w.Line(chunked ? "int p = p0;" : "int p = 0;");
+        w.Open($"for (; p <= {(chunked ? "pe" : "P")} - {cols * V}; p += {cols * V})");
         GemmTile(w, r, cols, act, padded);
         w.Close();
+        if (rest == 0 && p % V == 0) return;
+        // Every chunk but the last is a whole number of tiles.
+        if (chunked) w.Open("if (pe == P)");
         if (rest > 0)
         {
             w.Open($"// {rest} more vector(s) of columns");
@@ -230,6 +266,7 @@ internal sealed partial class KernelEmitter
             GemmTile(w, r, 1, act, padded);
             w.Close();
         }
+        if (chunked) w.Close();
     }
 
     /// <summary>One rows x cols tile of vector accumulators at column p: the k loop, then bias, activation, store.</summary>

@@ -15,7 +15,7 @@ namespace Scalpel.Tests;
 /// </summary>
 public sealed class ConvPoolKernelTests
 {
-    // Inputs in [-1, 1] and weights in [-0.5, 0.5], at most 150 products per output. Summation order differs from
+    // Inputs in [-1, 1] and weights in [-0.5, 0.5], at most 576 products per output. Summation order differs from
     // ONNX Runtime's (vector lanes, FMA); the rounding error grows like sqrt(K) * eps * |partial sums|, about 1e-6
     // here, so 1e-4 leaves a wide margin while any wrong tap, row or column is off by far more.
     private const float ConvTolerance = 1e-4f;
@@ -41,6 +41,8 @@ public sealed class ConvPoolKernelTests
         ([4, 14, 14, 4, 5, 5, 1, 2, 1, 4], "depthwise 5x5"),
         ([4, 14, 14, 8, 3, 3, 1, 1, 1, 4], "depthwise with 2 outputs per channel"),
         ([8, 6, 6, 12, 1, 1, 1, 0, 1, 4], "grouped pointwise: 4 GEMMs of 3 x 2"),
+        ([512, 20, 20, 6, 1, 1, 1, 0, 1, 1], "pointwise over 512 channels: column chunks, the last one partial"),
+        ([64, 30, 30, 5, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels on 30x30: column chunks of the wide output"),
     ];
 
     public static TheoryData<string, ConvKernel, int> ConvCases()
@@ -79,6 +81,7 @@ public sealed class ConvPoolKernelTests
 
         var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernel }, c * h * w, rng);
         Assert.Equal(kernel == ConvKernel.Channels, source.Contains("vectorised across output channels", StringComparison.Ordinal));
+        if (kernel == ConvKernel.Pixels) Assert.Equal(why.Contains("column chunks", StringComparison.Ordinal), source.Contains("columns in chunks", StringComparison.Ordinal));
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
     }
