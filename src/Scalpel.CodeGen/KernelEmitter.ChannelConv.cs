@@ -12,17 +12,20 @@ namespace Scalpel.CodeGen;
 internal sealed partial class KernelEmitter
 {
     /// <summary>
-    /// Channel vectors pay off when each output vector sums enough products to amortise the transposing store
-    /// (K taps) and the output channels fill most of their vectors; otherwise the pixel GEMM is used.
+    /// A cost model in vector FMAs: the pixel GEMM computes every output channel over its wide rows rounded up to
+    /// whole vectors; the channel kernel computes whole vectors of channels over the exact pixels, plus a scalar
+    /// transposing store (about half an FMA slot per output). Channels must win by 10%, and each output needs
+    /// at least 8 vectors' worth of products, or the store and broadcasts dominate (a first conv's 25 taps).
     /// </summary>
     public bool UsesChannelVectors(ConvLayer c)
     {
         if (c.Group != 1 || c.Format != WeightFormat.Dense) return false;
         if (target.ConvKernel != ConvKernel.Auto) return target.ConvKernel == ConvKernel.Channels;
-        int k = c.C * c.KH * c.KW, blocks = (c.M + V - 1) / V;
-        double channelUse = (double)c.M / (blocks * V);
-        double pixelUse = (double)c.OH * c.OW / PixelColumnsComputed(c);
-        return k >= 8 * V && channelUse >= pixelUse;
+        long k = (long)c.C * c.KH * c.KW, pixels = (long)c.OH * c.OW;
+        if (k < 8 * V) return false;
+        double pixelCost = (double)c.M * (PixelColumnsComputed(c) / V) * k;
+        double channelCost = (double)((c.M + V - 1) / V) * pixels * k + 0.5 * c.M * pixels;
+        return channelCost < 0.9 * pixelCost;
     }
 
     /// <summary>Output columns the pixel GEMM computes per channel: the wide rows, rounded up to whole vectors.</summary>

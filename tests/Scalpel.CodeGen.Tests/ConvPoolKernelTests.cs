@@ -148,6 +148,10 @@ public sealed class ConvPoolKernelTests
         };
         var lenet = GraphAnalyzer.Analyze(Model([first], [Floats("W", new float[6 * 25], 6, 1, 5, 5)], [1, 28, 28], [6, 28, 28]));
         Assert.DoesNotContain("vectorised across output channels", CSharpEmitter.Emit(lenet, new EmitOptions("Conv", "M", CodeTarget.Resolve("x64-avx512"), "conv")).Source);
+        // 1x1 on a 28x28 map: 784 pixels fill whole vectors, the pixel GEMM wastes nothing and needs no transposing store.
+        var pointwise = new NodeProto { OpType = "Conv", Name = "conv", Input = { "x", "W" }, Output = { "y" }, Attribute = { Ints("kernel_shape", 1, 1) } };
+        var wide = GraphAnalyzer.Analyze(Model([pointwise], [Floats("W", new float[128 * 128], 128, 128, 1, 1)], [128, 28, 28], [128, 28, 28]));
+        Assert.DoesNotContain("vectorised across output channels", CSharpEmitter.Emit(wide, new EmitOptions("Conv", "M", CodeTarget.Resolve("x64-avx512"), "conv")).Source);
     }
 
     public static TheoryData<string, int, int, int, int, int, int> PoolCases()
