@@ -15,15 +15,51 @@ internal sealed partial class KernelEmitter
         }
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
-        w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.H)}, W = {I(p.W)}, KH = {I(p.KH)}, KW = {I(p.KW)}, OH = {I(p.OH)}, OW = {I(p.OW)};");
-        w.Line($"const int SH = {I(p.StrideH)}, SW = {I(p.StrideW)}, DH = {I(p.DilationH)}, DW = {I(p.DilationW)};");
-        w.Line(p.IsMax ? $"const int PT = {I(p.PadTop)}, PL = {I(p.PadLeft)};"
-            : $"const int PT = {I(p.PadTop)}, PL = {I(p.PadLeft)}, PB = {I(p.PadBottom)}, PR = {I(p.PadRight)};");
+        var vector = PoolVectorColumns(p);
+        // Sizes the scalar windows read; the vector rows need fewer of them.
+        bool scalar = vector is not { } v || v.Lo > 0 || v.Last + v.Lanes < p.OW;
+        w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.H)}, W = {I(p.W)}, KH = {I(p.KH)}, OH = {I(p.OH)}, OW = {I(p.OW)};");
+        w.Line($"const int SH = {I(p.StrideH)}, SW = {I(p.StrideW)}, DH = {I(p.DilationH)}, PT = {I(p.PadTop)}, PL = {I(p.PadLeft)};");
+        if (scalar || !p.IsMax) w.Line($"const int KW = {I(p.KW)};");
+        if (scalar) w.Line($"const int DW = {I(p.DilationW)};");
+        if (!p.IsMax && (scalar || p.CountIncludePad)) w.Line($"const int PB = {I(p.PadBottom)};");
+        if (!p.IsMax && scalar) w.Line($"const int PR = {I(p.PadRight)};");
         w.Open("for (int plane = 0; plane < Planes; plane++)");
         w.Line("ReadOnlySpan<float> xp = x.Slice(plane * H * W, H * W);");
         w.Line("Span<float> yp = y.Slice(plane * OH * OW, OH * OW);");
         w.Open("for (int oh = 0; oh < OH; oh++)");
-        w.Open("for (int ow = 0; ow < OW; ow++)");
+        if (vector is null)
+        {
+            w.Open("for (int ow = 0; ow < OW; ow++)");
+            ScalarPoolOutput(w, p);
+            w.Close();
+        }
+        else
+        {
+            var (lo, last, lanes) = vector.Value;
+            if (lo > 0)
+            {
+                w.Open($"for (int ow = 0; ow < {I(lo)}; ow++) // windows that reach the left padding");
+                ScalarPoolOutput(w, p);
+                w.Close();
+            }
+            w.Open("// vectors of outputs whose windows lie inside the row");
+            VectorPoolRow(w, p, lo, last, lanes);
+            w.Close();
+            if (last + lanes < p.OW)
+            {
+                w.Open($"for (int ow = {I(last + lanes)}; ow < OW; ow++) // windows that reach the right edge");
+                ScalarPoolOutput(w, p);
+                w.Close();
+            }
+        }
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+
+    private static void ScalarPoolOutput(CodeWriter w, PoolLayer p)
+    {
         w.Line(p.IsMax ? "float acc = float.NegativeInfinity;" : "float acc = 0f; int count = 0;");
         w.Open("for (int i = 0; i < KH; i++)");
         w.Line("int ih = oh * SH - PT + i * DH;");
@@ -40,10 +76,68 @@ internal sealed partial class KernelEmitter
         w.Close();
         w.Close();
         w.Line(p.IsMax ? "yp[oh * OW + ow] = acc;" : "yp[oh * OW + ow] = acc / count;");
+    }
+
+    /// <summary>
+    /// The output columns whose windows lie inside the row, as vectors: the first column, the start of the last
+    /// vector (which may overlap the one before it), and outputs per vector. Null where no vector fits or the
+    /// horizontal stride is neither 1 nor 2 (stride 2 takes the even lanes of a full vector: half a vector of
+    /// outputs, at least 128 bits).
+    /// </summary>
+    private (int Lo, int Last, int Lanes)? PoolVectorColumns(PoolLayer p)
+    {
+        if (p.StrideW > 2 || p.StrideW == 2 && V < 8 || V < 4) return null;
+        int lanes = p.StrideW == 1 ? V : V / 2;
+        int lo = (p.PadLeft + p.StrideW - 1) / p.StrideW;
+        // A vector load at column ow * SW - PL + j * DW reads V floats; the last tap's must end inside the row.
+        int last = Math.Min(p.OW - lanes, (p.W - V - (p.KW - 1) * p.DilationW + p.PadLeft) / p.StrideW);
+        return last >= lo ? (lo, last, lanes) : null;
+    }
+
+    /// <summary>
+    /// Vectors of outputs across the row: per valid window row, each tap is one load (stride 2: the even lanes of
+    /// one load), reduced by max or sum; an average divides by the rows counted times the window width.
+    /// </summary>
+    private void VectorPoolRow(CodeWriter w, PoolLayer p, int lo, int last, int lanes)
+    {
+        string vt = lanes == V ? VT : $"Vector{target.SimdBits / 2}<float>", vs = lanes == V ? VS : $"Vector{target.SimdBits / 2}";
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(xp);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(yp);");
+        if (!p.IsMax)
+        {
+            w.Line("int rows = 0;");
+            w.Line(p.CountIncludePad
+                ? "for (int i = 0; i < KH; i++) { int ih = oh * SH - PT + i * DH; if (ih >= -PT && ih < H + PB) rows++; }"
+                : "for (int i = 0; i < KH; i++) if ((uint)(oh * SH - PT + i * DH) < H) rows++;");
+            w.Line($"{vt} scale = {vs}.Create(1f / (rows * KW));");
+        }
+        void Body()
+        {
+            w.Line(p.IsMax ? $"{vt} acc = {vs}.Create(float.NegativeInfinity);" : $"{vt} acc = {vt}.Zero;");
+            w.Open("for (int i = 0; i < KH; i++)");
+            w.Line("int ih = oh * SH - PT + i * DH;");
+            w.Line("if ((uint)ih >= H) continue;");
+            w.Line("ref float row = ref Unsafe.Add(ref xr, ih * W);");
+            for (int j = 0; j < p.KW; j++)
+            {
+                string at = $"(nuint)(ow * SW - PL + {I(j * p.DilationW)})";
+                string load = p.StrideW == 1 ? $"{VS}.LoadUnsafe(ref row, {at})" : $"{VS}.Shuffle({VS}.LoadUnsafe(ref row, {at}), {EvenLanesFirst}).GetLower()";
+                w.Line(p.IsMax ? $"acc = {vs}.Max(acc, {load});" : $"acc += {load};");
+            }
+            w.Close();
+            w.Line($"({(p.IsMax ? "acc" : "acc * scale")}).StoreUnsafe(ref Unsafe.Add(ref yr, oh * OW), (nuint)ow);");
+        }
+        w.Line($"int ow = {I(lo)};");
+        w.Open($"for (; ow <= {I(last)}; ow += {I(lanes)})");
+        Body();
         w.Close();
-        w.Close();
-        w.Close();
-        w.Close();
+        if ((last - lo) % lanes != 0)
+        {
+            w.Open("// the last vector, overlapping outputs already stored with the same values");
+            w.Line($"ow = {I(last)};");
+            Body();
+            w.Close();
+        }
     }
 
     /// <summary>

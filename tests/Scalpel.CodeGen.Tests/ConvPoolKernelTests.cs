@@ -186,6 +186,56 @@ public sealed class ConvPoolKernelTests
         Assert.Equal(expected, actual); // a max is exact
     }
 
+    /// <summary>Max (1) or average (0), C, H, W, kernel, stride, pad, ceil_mode, count_include_pad, dilation.</summary>
+    private static readonly (int[] Pool, string Why)[] PoolShapes =
+    [
+        ([1, 4, 56, 56, 3, 2, 1, 0, 0, 1], "ResNet's 3x3 stride-2 max pool with padding: scalar edges, vectors of even lanes"),
+        ([1, 3, 56, 56, 3, 2, 0, 1, 0, 1], "SqueezeNet's ceil-mode max pool: the last window reaches past the input"),
+        ([0, 3, 26, 26, 3, 2, 0, 0, 0, 1], "ConvNet's 3x3 stride-2 average pool"),
+        ([0, 2, 30, 30, 3, 2, 1, 0, 0, 1], "average pool excluding the padding from the count"),
+        ([0, 2, 30, 30, 3, 2, 1, 0, 1, 1], "average pool counting the padding"),
+        ([0, 2, 31, 31, 3, 2, 1, 1, 1, 1], "ceil mode counting the padding, but not windows past it"),
+        ([1, 2, 40, 40, 3, 1, 1, 0, 0, 1], "stride 1: full vectors"),
+        ([1, 2, 40, 44, 5, 1, 2, 0, 0, 2], "stride 1 with dilation 2"),
+        ([0, 2, 40, 44, 5, 1, 2, 0, 0, 1], "5x5 average, stride 1"),
+        ([1, 2, 21, 21, 3, 1, 0, 0, 0, 1], "stride 1, 19 outputs a row: an overlapping last vector"),
+    ];
+
+    public static TheoryData<string, int> GeneralPoolCases()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
+            for (int i = 0; i < PoolShapes.Length; i++)
+                data.Add(target, i);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(GeneralPoolCases))]
+    public void PoolMatchesOnnxRuntime(string target, int index)
+    {
+        var (shape, why) = PoolShapes[index];
+        var (max, c, h, w, k, stride, pad, ceil, includePad, dilation) = (shape[0] == 1, shape[1], shape[2], shape[3], shape[4], shape[5], shape[6], shape[7], shape[8], shape[9]);
+        int Out(int size)
+        {
+            int span = size + 2 * pad - dilation * (k - 1) - 1;
+            return (ceil == 1 ? (span + stride - 1) / stride : span / stride) + 1;
+        }
+        var pool = new NodeProto
+        {
+            OpType = max ? "MaxPool" : "AveragePool", Name = "pool", Input = { "x" }, Output = { "y" },
+            Attribute = { Ints("kernel_shape", k, k), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, pad), Int("ceil_mode", ceil) },
+        };
+        if (max) pool.Attribute.Add(Ints("dilations", dilation, dilation));
+        else pool.Attribute.Add(Int("count_include_pad", includePad));
+        var model = Model([pool], [], [c, h, w], [c, Out(h), Out(w)]);
+        var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target), c * h * w, new Random(h * 100 + w));
+        if (target != "x64-sse" || stride == 1) Assert.Contains("vectors of outputs whose windows lie inside the row", source);
+        // A max is exact; an average sums up to 25 values in another order than ONNX Runtime, a few ulps.
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= (max ? 0f : 1e-6f), $"{target} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
     [Fact]
     public void LeNetPoolRunsOnVectors()
     {
