@@ -30,8 +30,13 @@ public sealed partial class CSharpEmitter
     /// <summary>Sparse layers whose indices the weight loader bounds-checks once.</summary>
     private readonly List<(string Id, SparseMatrix Matrix)> _checks = [];
     private readonly CodeWriter _methods = new();
-    /// <summary>Clips folded into the dense conv before them (the conv's only reader), keyed by the conv.</summary>
-    private readonly Dictionary<ConvLayer, UnaryLayer> _foldedClips = [];
+    /// <summary>Dense convs with the layers folded into their epilogue, keyed by the conv.</summary>
+    private readonly Dictionary<ConvLayer, FusedConv> _fused = [];
+    /// <summary>The layers folded into a conv before them, each mapped to that conv.</summary>
+    private readonly Dictionary<Layer, ConvLayer> _foldedInto = [];
+
+    /// <summary>A conv's epilogue, the tensor it adds (a skip connection) if any, the folded layers and the tensor it now writes.</summary>
+    private sealed record FusedConv(Epilogue Epilogue, string? Residual, List<Layer> Folded, string Output);
 
     private CSharpEmitter(ModelGraph model, EmitOptions options)
     {
@@ -65,7 +70,7 @@ public sealed partial class CSharpEmitter
         _storage[_model.InputName] = "input";
         _sampleSize["input"] = _model.InputSize;
         _sampleSize["output"] = _model.OutputSize;
-        FindFoldedClips();
+        FuseEpilogues();
         for (int i = 0; i < _model.Layers.Count; i++)
             EmitLayer(i, _model.Layers[i]);
         if (_storage[_model.OutputName] != "output")
@@ -107,15 +112,58 @@ public sealed partial class CSharpEmitter
         return storage is "input" or "output" ? $"{storage}.Slice(s * {size}, {size})" : $"{storage}.AsSpan(s * {size}, {size})";
     }
 
-    /// <summary>A Clip (MobileNet's Relu6) whose input is a dense conv's output and nothing else's becomes the conv's epilogue.</summary>
-    private void FindFoldedClips()
+    /// <summary>
+    /// Folds into each dense conv the element-wise layers that only it feeds, so that no separate pass reads and
+    /// writes its feature map again: a Clip (MobileNet's Relu6), then an Add of a tensor computed before the conv
+    /// (a ResNet skip connection) followed by a Relu or Clip.
+    /// </summary>
+    private void FuseEpilogues()
     {
         var readers = _model.ReaderCounts();
-        var convs = _model.Layers.OfType<ConvLayer>().Where(c => c.Format == WeightFormat.Dense).ToDictionary(c => c.Output, StringComparer.Ordinal);
-        foreach (var clip in _model.Layers.OfType<UnaryLayer>().Where(u => u.Function == UnaryFunction.Clip))
-            if (convs.TryGetValue(clip.Inputs[0], out var conv) && readers.GetValueOrDefault(conv.Output) == 1
-                && Bounds.Of(conv.Activation).Then(clip.Min, clip.Max) is not null)
-                _foldedClips[conv] = clip;
+        var order = _model.Layers.Select((l, i) => (l, i)).ToDictionary(p => p.l.Output, p => p.i, StringComparer.Ordinal);
+        var byInput = new Dictionary<string, Layer>(StringComparer.Ordinal);
+        foreach (var layer in _model.Layers)
+            foreach (var input in layer.Inputs)
+                byInput.TryAdd(input, layer);
+        Layer? SoleReader(string tensor) =>
+            tensor != _model.OutputName && readers.GetValueOrDefault(tensor) == 1 && byInput.TryGetValue(tensor, out var l) ? l : null;
+
+        for (int index = 0; index < _model.Layers.Count; index++)
+        {
+            if (_model.Layers[index] is not ConvLayer { Format: WeightFormat.Dense } conv) continue;
+            var epilogue = Epilogue.Of(Bounds.Of(conv.Activation));
+            string output = conv.Output;
+            string? residual = null;
+            var folded = new List<Layer>();
+            if (SoleReader(output) is UnaryLayer { Function: UnaryFunction.Clip } clip && epilogue.Inner.Then(clip.Min, clip.Max) is { } clipped)
+            {
+                epilogue = Epilogue.Of(clipped);
+                folded.Add(clip);
+                output = clip.Output;
+            }
+            if (SoleReader(output) is BinaryLayer { Op: BinaryOp.Add } add && add.A.Name is { } a && add.B.Name is { } b && a != b
+                && Shape.Size(add.A.Shape) == Shape.Size(add.B.Shape) && Shape.Size(add.OutputShape) == Shape.Size(conv.OutputShape))
+            {
+                string other = a == output ? b : a;
+                // The skip must be ready when the conv runs: the model input or a tensor of an earlier layer.
+                if (other == _model.InputName || order.TryGetValue(other, out var producer) && producer < index)
+                {
+                    residual = other;
+                    epilogue = epilogue with { Residual = true };
+                    folded.Add(add);
+                    output = add.Output;
+                    if (SoleReader(output) is UnaryLayer { Function: UnaryFunction.Relu or UnaryFunction.Clip } after)
+                    {
+                        epilogue = epilogue with { Outer = after.Function == UnaryFunction.Relu ? Bounds.Of(Activation.Relu) : new Bounds(after.Min, after.Max) };
+                        folded.Add(after);
+                        output = after.Output;
+                    }
+                }
+            }
+            if (folded.Count == 0) continue;
+            _fused[conv] = new FusedConv(epilogue, residual, folded, output);
+            foreach (var layer in folded) _foldedInto[layer] = conv;
+        }
     }
 
     private void EmitLayer(int index, Layer layer)
@@ -130,21 +178,23 @@ public sealed partial class CSharpEmitter
             _run.Line($"// {id} {label}: {shapes}: no work, same data with a new shape");
             return;
         }
-        if (layer is UnaryLayer clip && _foldedClips.ContainsValue(clip))
+        if (_foldedInto.TryGetValue(layer, out var into))
         {
-            _run.Line($"// {id} {label}: {shapes}: folded into the convolution before it");
+            _run.Line($"// {id} {label}: {shapes}: folded into the epilogue of L{_model.Layers.IndexOf(into):00}");
             return;
         }
-        var folded = layer is ConvLayer conv && _foldedClips.TryGetValue(conv, out var f) ? f : null;
-        var written = folded?.Output ?? layer.Output;
+        var fused = layer is ConvLayer conv ? _fused.GetValueOrDefault(conv) : null;
+        var written = fused?.Output ?? layer.Output;
         var output = written == _model.OutputName
             ? "output"
             : ChunkBuffer($"_{id}_out", Shape.Size(layer.OutputShape), $"{label} output {Shape.Format(layer.OutputShape, _model.SymbolicBatch)}");
         var inputs = layer.Inputs.Select(i => _storage[i]).ToList();
         _storage[layer.Output] = output;
-        if (folded is not null) _storage[folded.Output] = output;
+        if (fused is not null)
+            foreach (var f in fused.Folded) _storage[f.Output] = output;
 
         var args = new List<string>(inputs) { output };
+        if (fused?.Residual is { } skip) args.Add(_storage[skip]);
         _methods.Line().Line($"#region {id}: {label} {shapes}");
         var method = $"{id}_{layer.Kind}";
         switch (layer)
@@ -181,7 +231,7 @@ public sealed partial class CSharpEmitter
                 var (padded, pixelMajor) = _kernels.ChannelBufferSizes(c);
                 args.Add(padded > 0 ? Buffer($"_{id}_padded", padded, "zero-padded input copy") : "default");
                 args.Add(Buffer($"_{id}_pixelMajor", pixelMajor, "output, pixel-major with channels in whole vectors"));
-                _kernels.Conv(_methods, method, c, Epilogue(c, folded));
+                _kernels.Conv(_methods, method, c, fused?.Epilogue);
                 break;
             }
             case ConvLayer c:
@@ -192,7 +242,7 @@ public sealed partial class CSharpEmitter
                     args.Add(Buffer($"_{id}_padded", _kernels.PaddedBufferSize(c), "zero-padded input copy, split into stride phases"));
                     args.Add(Buffer($"_{id}_wide", _kernels.WideBufferSize(c), "output rows at the padded width"));
                 }
-                _kernels.Conv(_methods, method, c, Epilogue(c, folded));
+                _kernels.Conv(_methods, method, c, fused?.Epilogue);
                 break;
             case PoolLayer p:
                 _kernels.Pool(_methods, method, p);
@@ -238,9 +288,6 @@ public sealed partial class CSharpEmitter
         else
             _run.Line($"for (int s = 0; s < count; s++) {method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? SampleOf(a) : a))});");
     }
-
-    private static Bounds Epilogue(ConvLayer c, UnaryLayer? folded) =>
-        folded is null ? Bounds.Of(c.Activation) : Bounds.Of(c.Activation).Then(folded.Min, folded.Max)!.Value;
 
     /// <summary>The weight sections of a sparse layer (values, indices, row starts, dense tail, bias), bounds-checked at load.</summary>
     private SparseMatrix SparseSections(string id, DenseLayer d, List<string> args)

@@ -88,7 +88,7 @@ internal sealed partial class KernelEmitter
         return (ChannelNeedsPadding(c) ? c.C * hp * wp : 0, c.OH * c.OW * ((c.M + V - 1) / V * V));
     }
 
-    private void ChannelConv(CodeWriter w, string method, ConvLayer c, Bounds act)
+    private void ChannelConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
     {
         bool bias = c.Bias is not null;
         var (hp, wp) = ChannelPaddedSize(c);
@@ -98,7 +98,7 @@ internal sealed partial class KernelEmitter
         bool padded = ChannelNeedsPadding(c);
         w.Line($"// Convolution vectorised across output channels: tiles of {tileChannels} x {V} channels x {tilePixels} pixels in accumulators,");
         w.Line($"// one broadcast input value per pixel and tap; weights packed [{blocks}][{k}][{V}]; output transposed from pixel-major once.");
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> pixelMajor)");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> pixelMajor)");
         w.Line($"const int M = {I(c.M)}, MP = {I(mp)}, P = {I(pixels)};");
         if (padded) w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, Hp = {I(hp)}, Wp = {I(wp)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
         w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
@@ -113,9 +113,12 @@ internal sealed partial class KernelEmitter
         w.Line("// pixel-major [P][MP] to channel-major [M][P], 16 pixels at a time so the rows read stay in L1");
         w.Line("ref float src = ref MemoryMarshal.GetReference(pixelMajor);");
         w.Line("ref float dst = ref MemoryMarshal.GetReference(yn);");
+        if (act.Residual) w.Line($"ref float skip = ref MemoryMarshal.GetReference(residual.Slice(n * {I(outSize)}, {I(outSize)}));");
         w.Open("for (int p0 = 0; p0 < P; p0 += 16)");
         w.Line("int p1 = Math.Min(P, p0 + 16);");
-        w.Line("for (int m = 0; m < M; m++) for (int p = p0; p < p1; p++) Unsafe.Add(ref dst, m * P + p) = Unsafe.Add(ref src, p * MP + m);");
+        if (act.Residual)
+            w.Line($"for (int m = 0; m < M; m++) for (int p = p0; p < p1; p++) Unsafe.Add(ref dst, m * P + p) = {Act(act.Outer, "Unsafe.Add(ref src, p * MP + m) + Unsafe.Add(ref skip, m * P + p)")};");
+        else w.Line("for (int m = 0; m < M; m++) for (int p = p0; p < p1; p++) Unsafe.Add(ref dst, m * P + p) = Unsafe.Add(ref src, p * MP + m);");
         w.Close();
         w.Close();
         w.Close();
@@ -135,7 +138,7 @@ internal sealed partial class KernelEmitter
         w.Close();
     }
 
-    private void ChannelBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tilePixels, bool bias, Bounds act)
+    private void ChannelBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tilePixels, bool bias, Epilogue act)
     {
         w.Open(loop);
         for (int q = 0; q < channels; q++)
@@ -156,7 +159,7 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>A channels x pixels tile at pixel p: the tap loop, then bias, activation and a pixel-major store.</summary>
-    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Bounds act)
+    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act)
     {
         var qs = Enumerable.Range(0, channels).ToArray();
         var rs = Enumerable.Range(0, pixels).ToArray();
@@ -183,7 +186,7 @@ internal sealed partial class KernelEmitter
             string b = bias ? $"{VS}.LoadUnsafe(ref br, (nuint)((mb + {q}) * {I(V)}))" : "";
             if (bias) w.Line($"{VT} b{q} = {b};");
             foreach (var r in rs)
-                w.Line($"({VAct(act, bias ? $"a{q}_{r} + b{q}" : $"a{q}_{r}")}).StoreUnsafe(ref yr, (nuint)((p + {r}) * MP + (mb + {q}) * {I(V)}));");
+                w.Line($"({VAct(act.Inner, bias ? $"a{q}_{r} + b{q}" : $"a{q}_{r}")}).StoreUnsafe(ref yr, (nuint)((p + {r}) * MP + (mb + {q}) * {I(V)}));");
         }
     }
 }

@@ -6,10 +6,10 @@ namespace Scalpel.CodeGen;
 
 internal sealed partial class KernelEmitter
 {
-    /// <summary>A dense convolution, its outputs clamped to <paramref name="bounds"/> (its own activation when null).</summary>
-    public void Conv(CodeWriter w, string method, ConvLayer c, Bounds? bounds = null)
+    /// <summary>A dense convolution with its epilogue (its own activation when null).</summary>
+    public void Conv(CodeWriter w, string method, ConvLayer c, Epilogue? epilogue = null)
     {
-        var act = bounds ?? Bounds.Of(c.Activation);
+        var act = epilogue ?? Epilogue.Of(Bounds.Of(c.Activation));
         if (UsesChannelVectors(c))
         {
             ChannelConv(w, method, c, act);
@@ -25,13 +25,15 @@ internal sealed partial class KernelEmitter
         w.Line(c.Group == 1
             ? $"// Pointwise convolution as a GEMM: [{c.M} x {c.C}] weights times the [{c.C} x {hw}] input."
             : $"// Grouped pointwise convolution: per group of {I(c.Group)}, a GEMM of [{mg} x {cg}] weights times its [{cg} x {hw}] input channels.");
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")})");
+        string r = act.Residual ? ", ReadOnlySpan<float> residual" : "";
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{r}, float[] w{(bias ? ", float[] b" : "")})");
         w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
         if (c.Group == 1)
-            w.Line($"{method}_Gemm(x.Slice(n * {I(inSize)}, {I(inSize)}), y.Slice(n * {I(outSize)}, {I(outSize)}), w{(bias ? ", b" : "")});");
+            w.Line($"{method}_Gemm(x.Slice(n * {I(inSize)}, {I(inSize)}), y.Slice(n * {I(outSize)}, {I(outSize)}){(act.Residual ? $", residual.Slice(n * {I(outSize)}, {I(outSize)})" : "")}, w{(bias ? ", b" : "")});");
         else
             w.Line($"for (int g = 0; g < {I(c.Group)}; g++) {method}_Gemm(x.Slice(n * {I(inSize)} + g * {I(cg * hw)}, {I(cg * hw)}), " +
-                $"y.Slice(n * {I(outSize)} + g * {I(mg * hw)}, {I(mg * hw)}), w.AsSpan(g * {I(mg * cg)}, {I(mg * cg)}){(bias ? $", b.AsSpan(g * {I(mg)}, {I(mg)})" : "")});");
+                $"y.Slice(n * {I(outSize)} + g * {I(mg * hw)}, {I(mg * hw)}){(act.Residual ? $", residual.Slice(n * {I(outSize)} + g * {I(mg * hw)}, {I(mg * hw)})" : "")}, " +
+                $"w.AsSpan(g * {I(mg * cg)}, {I(mg * cg)}){(bias ? $", b.AsSpan(g * {I(mg)}, {I(mg)})" : "")});");
         w.Close();
         w.Close();
         w.Line();
@@ -70,7 +72,7 @@ internal sealed partial class KernelEmitter
     /// A grouped convolution runs group by group through buffers sized for one group, so a depthwise conv's
     /// padded channel and wide output stay in L1 between the copy, the GEMM and the compaction.
     /// </summary>
-    private void PaddedConv(CodeWriter w, string method, ConvLayer c, Bounds act)
+    private void PaddedConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
     {
         bool bias = c.Bias is not null, grouped = c.Group > 1;
         var (hq, wq) = PhaseSize(c);
@@ -83,7 +85,7 @@ internal sealed partial class KernelEmitter
         w.Line($"// each (channel, kernel row, kernel column) is a shifted view{(strided ? " of one plane" : "")}, so no im2col; outputs are computed {wq} wide, then compacted to {c.OW}.");
         if (grouped)
             w.Line($"// {I(c.Group)} groups, one at a time: {mg} output channel(s) from {cg} input channel(s) each.");
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> wide)");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> wide)");
         w.Line($"const int C = {I(cg)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(mg)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hq = {I(hq)}, Wq = {I(wq)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
         if (strided) w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)};");
         w.Open(grouped ? $"for (int n = 0; n < {I(c.Batch * c.Group)}; n++) // sample n / {I(c.Group)}, group n % {I(c.Group)}" : $"for (int n = 0; n < {I(c.Batch)}; n++)");
@@ -99,11 +101,34 @@ internal sealed partial class KernelEmitter
             w.Line($"{method}_Gemm(padded, wide, w.AsSpan(g * {I(mg * k)}, {I(mg * k)}){(bias ? $", b.AsSpan(g * {I(mg)}, {I(mg)})" : "")});");
         }
         else w.Line($"{method}_Gemm(padded, wide, w{(bias ? ", b" : "")});");
-        w.Line($"for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice(m * {I(WideColumns(c))} + oh * Wq, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
+        if (act.Residual) ResidualCompaction(w, c, act, outSize);
+        else w.Line($"for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice(m * {I(WideColumns(c))} + oh * Wq, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
         w.Close();
         w.Close();
         w.Line();
-        Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, act, c);
+        Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, Epilogue.Of(act.Inner), c);
+    }
+
+    /// <summary>
+    /// The wide rows compacted to OW columns with the residual added on vectors (an overlapping last vector
+    /// where OW is no multiple of V, scalar where it is under one vector).
+    /// </summary>
+    private void ResidualCompaction(CodeWriter w, ConvLayer c, Epilogue act, int outSize)
+    {
+        w.Line($"ReadOnlySpan<float> rn = residual.Slice(n * {I(outSize)}, {I(outSize)});");
+        w.Line("ref float wr0 = ref MemoryMarshal.GetReference(wide); ref float yr0 = ref MemoryMarshal.GetReference(yn); ref float rr0 = ref MemoryMarshal.GetReference(rn);");
+        w.Open("for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++)");
+        w.Line($"ref float from = ref Unsafe.Add(ref wr0, m * {I(WideColumns(c))} + oh * Wq);");
+        w.Line("ref float to = ref Unsafe.Add(ref yr0, (m * OH + oh) * OW); ref float skip = ref Unsafe.Add(ref rr0, (m * OH + oh) * OW);");
+        if (c.OW >= V)
+        {
+            string Store(string at) =>
+                $"({VAct(act.Outer, $"{VS}.LoadUnsafe(ref from, {at}) + {VS}.LoadUnsafe(ref skip, {at})")}).StoreUnsafe(ref to, {at});";
+            w.Line($"for (nuint ow = 0; ow <= OW - {I(V)}; ow += {I(V)}) {Store("ow")}");
+            if (c.OW % V != 0) w.Line($"{Store($"(nuint)(OW - {I(V)})")} // the last vector, overlapping");
+        }
+        else w.Line($"for (int ow = 0; ow < OW; ow++) Unsafe.Add(ref to, ow) = {Act(act.Outer, "Unsafe.Add(ref from, ow) + Unsafe.Add(ref skip, ow)")};");
+        w.Close();
     }
 
     /// <summary>
@@ -165,10 +190,10 @@ internal sealed partial class KernelEmitter
     /// least GemmAccumulators vector accumulators in flight (more columns for fewer rows), so FMA latency is
     /// hidden even in the last rows; a tail narrower than a vector is recomputed as the overlapping last vector.
     /// </summary>
-    private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Bounds act, ConvLayer? padded)
+    private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Epilogue act, ConvLayer? padded)
     {
         w.Line(Hot);
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> w{(bias ? ", ReadOnlySpan<float> b" : "")})");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, ReadOnlySpan<float> w{(bias ? ", ReadOnlySpan<float> b" : "")})");
         w.Line($"const int M = {I(m)}, K = {I(k)}, P = {I(p)};");
         if (padded is not null)
         {
@@ -177,6 +202,7 @@ internal sealed partial class KernelEmitter
         }
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        if (act.Residual) w.Line("ref float rr = ref MemoryMarshal.GetReference(residual);");
         w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
         if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
         int chunk = ColumnChunk(m, k, p, padded);
@@ -231,11 +257,12 @@ internal sealed partial class KernelEmitter
     /// <summary>Vector accumulators a GEMM block keeps in flight: FMA latency (4 cycles) times its issue rate (2 per cycle).</summary>
     private const int GemmAccumulators = 8;
 
-    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Bounds act, ConvLayer? padded, bool chunked)
+    private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Epilogue act, ConvLayer? padded, bool chunked)
     {
         var r = Enumerable.Range(0, rows).ToArray();
         foreach (var i in r)
-            w.Line($"ref float w{i} = ref Unsafe.Add(ref wr, (m + {i}) * K); ref float y{i} = ref Unsafe.Add(ref yr, (m + {i}) * P);");
+            w.Line($"ref float w{i} = ref Unsafe.Add(ref wr, (m + {i}) * K); ref float y{i} = ref Unsafe.Add(ref yr, (m + {i}) * P);" +
+                (act.Residual ? $" ref float r{i} = ref Unsafe.Add(ref rr, (m + {i}) * P);" : ""));
         foreach (var i in r)
             w.Line(bias ? $"float b{i} = Unsafe.Add(ref br, m + {i});" : $"const float b{i} = 0f;");
         if (p < V)
@@ -270,7 +297,7 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>One rows x cols tile of vector accumulators at column p: the k loop, then bias, activation, store.</summary>
-    private void GemmTile(CodeWriter w, int[] r, int cols, Bounds act, ConvLayer? padded)
+    private void GemmTile(CodeWriter w, int[] r, int cols, Epilogue act, ConvLayer? padded)
     {
         var c = Enumerable.Range(0, cols).ToArray();
         foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{VT} a{i}{j} = {VT}.Zero;")));
@@ -290,11 +317,15 @@ internal sealed partial class KernelEmitter
         CloseK(w, padded);
         foreach (var i in r)
             foreach (var j in c)
-                w.Line($"({VAct(act, $"a{i}{j} + {VS}.Create(b{i})")}).StoreUnsafe(ref y{i}, (nuint)(p + {j * V}));");
+            {
+                string value = VAct(act.Inner, $"a{i}{j} + {VS}.Create(b{i})");
+                if (act.Residual) value = VAct(act.Outer, $"{value} + {VS}.LoadUnsafe(ref r{i}, (nuint)(p + {j * V}))");
+                w.Line($"({value}).StoreUnsafe(ref y{i}, (nuint)(p + {j * V}));");
+            }
     }
 
     /// <summary>Fewer columns than one vector: scalar sums.</summary>
-    private static void GemmScalarColumns(CodeWriter w, int[] r, Bounds act, ConvLayer? padded)
+    private static void GemmScalarColumns(CodeWriter w, int[] r, Epilogue act, ConvLayer? padded)
     {
         w.Open("for (int p = 0; p < P; p++)");
         foreach (var i in r) w.Line($"float s{i} = b{i};");
@@ -307,7 +338,8 @@ internal sealed partial class KernelEmitter
             foreach (var i in r) w.Line($"s{i} += Unsafe.Add(ref w{i}, {dk}) * x_{t};");
         }
         CloseK(w, padded);
-        foreach (var i in r) w.Line($"Unsafe.Add(ref y{i}, p) = {Act(act, $"s{i}")};");
+        foreach (var i in r)
+            w.Line($"Unsafe.Add(ref y{i}, p) = {(act.Residual ? Act(act.Outer, $"{Act(act.Inner, $"s{i}")} + Unsafe.Add(ref r{i}, p)") : Act(act.Inner, $"s{i}"))};");
         w.Close();
     }
 

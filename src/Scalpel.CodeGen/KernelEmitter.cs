@@ -60,3 +60,12 @@ public readonly record struct Bounds(float Min, float Max)
         return b.Min <= b.Max ? b : null;
     }
 }
+
+/// <summary>
+/// What a conv does to each output after its sum: add the bias and clamp to <see cref="Inner"/>; with a residual,
+/// then add the same element of a second tensor (a ResNet skip) and clamp to <see cref="Outer"/>.
+/// </summary>
+public readonly record struct Epilogue(Bounds Inner, bool Residual, Bounds Outer)
+{
+    public static Epilogue Of(Bounds inner) => new(inner, false, Bounds.None);
+}

@@ -123,7 +123,75 @@ public sealed class ConvPoolKernelTests
             [c, h, w], [m, h, w]);
 
         var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernel }, c * h * w, rng);
-        Assert.Equal(!shared, source.Contains("folded into the convolution", StringComparison.Ordinal));
+        Assert.Equal(!shared, source.Contains("folded into the epilogue", StringComparison.Ordinal));
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} {form}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
+    public static TheoryData<string, ConvKernel, string> ResidualCases()
+    {
+        var data = new TheoryData<string, ConvKernel, string>();
+        foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
+            foreach (var kernel in new[] { ConvKernel.Pixels, ConvKernel.Channels })
+                foreach (var form in new[] { "3x3 + skip, relu", "1x1 + skip", "3x3 stride 2 + 1x1 stride 2 skip, relu", "clip, + skip, clip" })
+                    data.Add(target, kernel, form);
+        return data;
+    }
+
+    /// <summary>
+    /// A skip connection's Add (and a Relu or Clip after it) is folded into the epilogue of the conv that runs last
+    /// of the two producers, whichever kernel computes it.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ResidualCases))]
+    public void ResidualAddMatchesOnnxRuntime(string target, ConvKernel kernel, string form)
+    {
+        const int c = 12, h = 11, w = 11, m = 20;
+        bool strided = form.Contains("stride 2", StringComparison.Ordinal), pointwise = form.StartsWith("1x1", StringComparison.Ordinal);
+        int k = pointwise ? 1 : 3, stride = strided ? 2 : 1, oh = strided ? 6 : 11;
+        var rng = new Random(11);
+        NodeProto Conv(string name, string input, string weight, int kernelSize, int s) => new()
+        {
+            OpType = "Conv", Name = name, Input = { input, weight, weight + "b" }, Output = { name },
+            Attribute = { Ints("kernel_shape", kernelSize, kernelSize), Ints("strides", s, s), Ints("pads", Enumerable.Repeat((long)(kernelSize / 2), 4).ToArray()) },
+        };
+        var initializers = new List<TensorProto>
+        {
+            Floats("W1", Random(rng, m * c * 9, 0.3f), m, c, 3, 3), Floats("W1b", Random(rng, m, 0.3f), m),
+            Floats("W2", Random(rng, m * m * k * k, 0.3f), m, m, k, k), Floats("W2b", Random(rng, m, 0.3f), m),
+            Floats("W3", Random(rng, m * c, 0.3f), m, c, 1, 1), Floats("W3b", Random(rng, m, 0.3f), m),
+            Floats("lo", [-0.2f]), Floats("hi", [0.5f]),
+        };
+        var nodes = new List<NodeProto>();
+        string main, skip;
+        if (strided)
+        {
+            // The main path's conv runs first, the skip's 1x1 stride-2 conv last: the Add folds into the skip conv.
+            nodes.Add(Conv("a", "x", "W1", 3, 2));
+            nodes.Add(Conv("s", "x", "W3", 1, 2));
+            (main, skip) = ("a", "s");
+        }
+        else
+        {
+            nodes.Add(Conv("a", "x", "W1", 3, 1));
+            nodes.Add(Conv("b", "a", "W2", k, 1));
+            main = "b";
+            skip = "a";
+            if (form.StartsWith("clip", StringComparison.Ordinal))
+            {
+                nodes.Add(new NodeProto { OpType = "Clip", Name = "clip1", Input = { "b", "lo", "hi" }, Output = { "bc" } });
+                main = "bc";
+            }
+        }
+        bool after = form.EndsWith("relu", StringComparison.Ordinal) || form.EndsWith("clip", StringComparison.Ordinal);
+        nodes.Add(new NodeProto { OpType = "Add", Name = "add", Input = { main, skip }, Output = { after ? "sum" : "y" } });
+        if (form.EndsWith("relu", StringComparison.Ordinal)) nodes.Add(new NodeProto { OpType = "Relu", Name = "relu", Input = { "sum" }, Output = { "y" } });
+        if (form.EndsWith("clip", StringComparison.Ordinal)) nodes.Add(new NodeProto { OpType = "Clip", Name = "clip2", Input = { "sum", "lo", "hi" }, Output = { "y" } });
+        var model = Model([.. nodes], [.. initializers], [c, h, w], [m, oh, oh]);
+
+        var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernel }, c * h * w, rng);
+        Assert.Contains("'add'", source);
+        Assert.Matches("Add 'add'.*folded into the epilogue of L01", source);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} {form}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
     }
