@@ -11,7 +11,8 @@ namespace Scalpel.Benchmarks;
 /// <summary>
 /// Whole models (the classification architectures that bench/models/make_models.py exports, or any folder of
 /// ONNX files): generated code against ONNX Runtime at batch 1 and batch 32, and the time to generate and compile
-/// the code.
+/// the code. A file NAME.pruned.onnx beside NAME.onnx (a `dotnet scalpel prune` output) adds a row comparing the
+/// pruned generated code with ONNX Runtime on the original, against the multiply-adds pruning removed.
 /// </summary>
 public static class ModelSweep
 {
@@ -23,6 +24,7 @@ public static class ModelSweep
         var table = new StringBuilder();
         table.AppendLine("| model | GMAC | batch 1: ONNX Runtime | generated | speedup | batch 32: ONNX Runtime | generated | speedup | generate + compile |");
         table.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        var measured = new Dictionary<string, (double Gmac, double[] One, double[] Many)>(StringComparer.Ordinal);
         foreach (var path in Directory.GetFiles(folder, "*.onnx").Order(StringComparer.Ordinal))
         {
             var name = Path.GetFileNameWithoutExtension(path);
@@ -34,14 +36,26 @@ public static class ModelSweep
             double compile = watch.Elapsed.TotalSeconds;
             var one = HeadToHead.Time(path, [run], 1, name);
             var many = HeadToHead.Time(path, [run], 32, name);
+            measured[name] = (gmac, one, many);
             var line = string.Create(CultureInfo.InvariantCulture,
                 $"| {name} | {gmac:0.000} | {Us(one[0])} | {Us(one[1])} | {one[0] / one[1]:0.00}x | {Us(many[0])} | {Us(many[1])} | {many[0] / many[1]:0.00}x | {compile:0.0} s |");
             Console.WriteLine(line);
             table.AppendLine(line);
         }
+        var pruned = new StringBuilder();
+        foreach (var (name, p) in measured.Where(m => m.Key.EndsWith(".pruned", StringComparison.Ordinal)))
+            if (measured.TryGetValue(name[..^".pruned".Length], out var o))
+                pruned.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {name} | {o.Gmac / p.Gmac:0.00}x | {o.One[0] / p.One[1]:0.00}x | {o.One[0] / p.One[1] / (o.Gmac / p.Gmac):0.00} | {o.Many[0] / p.Many[1]:0.00}x |"));
         Console.WriteLine();
         Console.WriteLine($"target {target.Name} ({target.SimdBits}-bit)");
         Console.WriteLine(table);
+        if (pruned.Length > 0)
+        {
+            Console.WriteLine("| pruned model | fewer MACs | batch 1: speedup vs ONNX Runtime on the original | speedup / MAC reduction | batch 32 |");
+            Console.WriteLine("|---|---:|---:|---:|---:|");
+            Console.WriteLine(pruned);
+        }
         return 0;
     }
 

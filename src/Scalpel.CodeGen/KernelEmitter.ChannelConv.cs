@@ -131,14 +131,34 @@ internal sealed partial class KernelEmitter
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
         if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
+        int inputBlock = ChannelInputBlock(c, tileChannels);
+        bool blocked = inputBlock < c.C;
+        if (blocked)
+        {
+            w.Line($"// input channels in blocks of {I(inputBlock)}, so that the weights a block of tiles reads stay in L2; partial sums wait in y");
+            w.Open($"for (int c0 = 0; c0 < C; c0 += {I(inputBlock)})");
+            w.Line($"int c1 = Math.Min(C, c0 + {I(inputBlock)});");
+            w.Line("bool first = c0 == 0, last = c1 == C;");
+        }
         w.Line("int mb = 0;");
         int full = blocks / tileChannels * tileChannels;
-        if (full > 0) ChannelBlocks(w, c, $"for (; mb < {I(full)}; mb += {tileChannels})", tileChannels, tilePixels, bias, act);
-        if (full < blocks) ChannelBlocks(w, c, "// the last channel vector", 1, tilePixels, bias, act);
+        if (full > 0) ChannelBlocks(w, c, $"for (; mb < {I(full)}; mb += {tileChannels})", tileChannels, tilePixels, bias, act, blocked);
+        if (full < blocks) ChannelBlocks(w, c, "// the last channel vector", 1, tilePixels, bias, act, blocked);
+        if (blocked) w.Close();
         w.Close();
     }
 
-    private void ChannelBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tilePixels, bool bias, Epilogue act)
+    /// <summary>Bytes of packed weights a block of input channels may hold: about a quarter of a 1-2 MB L2.</summary>
+    private const int ChannelWeightBytes = 256 * 1024;
+
+    /// <summary>Input channels per block: all of them when the tile's weights fit <see cref="ChannelWeightBytes"/>.</summary>
+    private int ChannelInputBlock(ConvLayer c, int tileChannels)
+    {
+        int perChannel = tileChannels * c.KH * c.KW * V * sizeof(float);
+        return Math.Clamp(ChannelWeightBytes / perChannel, 1, c.C);
+    }
+
+    private void ChannelBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tilePixels, bool bias, Epilogue act, bool blocked)
     {
         w.Open(loop);
         for (int q = 0; q < channels; q++)
@@ -146,26 +166,32 @@ internal sealed partial class KernelEmitter
         w.Open("for (int oh = 0; oh < OH; oh++)");
         w.Line("int ow = 0;");
         w.Open($"for (; ow <= OW - {tilePixels}; ow += {tilePixels})");
-        ChannelTileBody(w, c, channels, tilePixels, bias, act);
+        ChannelTileBody(w, c, channels, tilePixels, bias, act, blocked);
         w.Close();
         if (c.OW % tilePixels != 0)
         {
             w.Open($"// the last {c.OW % tilePixels} pixel(s) of the row");
-            ChannelTileBody(w, c, channels, c.OW % tilePixels, bias, act);
+            ChannelTileBody(w, c, channels, c.OW % tilePixels, bias, act, blocked);
             w.Close();
         }
         w.Close();
         w.Close();
     }
 
-    /// <summary>A channels x pixels tile at pixel p: the tap loop, then bias, activation and a pixel-major store.</summary>
-    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act)
+    /// <summary>
+    /// A channels x pixels tile at pixel p: the tap loop, then bias, activation and a pixel-major store. With
+    /// input channel blocks, the accumulators start from the partial sums of the blocks before, and only the
+    /// last block applies the epilogue.
+    /// </summary>
+    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act, bool blocked)
     {
         var qs = Enumerable.Range(0, channels).ToArray();
         var rs = Enumerable.Range(0, pixels).ToArray();
+        string Slot(int q, int r) => $"(nuint)((p + {r}) * MP + (mb + {q}) * {I(V)})";
         w.Line("int o = oh * SH * Wp + ow * SW, p = oh * OW + ow;");
-        foreach (var q in qs) w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {VT}.Zero;")));
-        w.Open("for (int c = 0; c < C; c++)");
+        foreach (var q in qs)
+            w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {(blocked ? $"first ? {VT}.Zero : {VS}.LoadUnsafe(ref yr, {Slot(q, r)})" : $"{VT}.Zero")};")));
+        w.Open(blocked ? "for (int c = c0; c < c1; c++)" : "for (int c = 0; c < C; c++)");
         w.Open("for (int i = 0; i < KH; i++)");
         w.Line($"int t = (c * KH + i) * {I(c.KW)};");
         w.Line($"ref float xi = ref Unsafe.Add(ref xr, c * (Hp * Wp) + i * {I(c.DilationH)} * Wp);");
@@ -181,12 +207,21 @@ internal sealed partial class KernelEmitter
         }
         w.Close();
         w.Close();
+        if (blocked)
+        {
+            w.Open("if (!last)");
+            foreach (var q in qs)
+                foreach (var r in rs)
+                    w.Line($"a{q}_{r}.StoreUnsafe(ref yr, {Slot(q, r)});");
+            w.Close();
+            w.Open("else");
+        }
         foreach (var q in qs)
         {
-            string b = bias ? $"{VS}.LoadUnsafe(ref br, (nuint)((mb + {q}) * {I(V)}))" : "";
-            if (bias) w.Line($"{VT} b{q} = {b};");
+            if (bias) w.Line($"{VT} b{q} = {VS}.LoadUnsafe(ref br, (nuint)((mb + {q}) * {I(V)}));");
             foreach (var r in rs)
-                w.Line($"({VAct(act.Inner, bias ? $"a{q}_{r} + b{q}" : $"a{q}_{r}")}).StoreUnsafe(ref yr, (nuint)((p + {r}) * MP + (mb + {q}) * {I(V)}));");
+                w.Line($"({VAct(act.Inner, bias ? $"a{q}_{r} + b{q}" : $"a{q}_{r}")}).StoreUnsafe(ref yr, {Slot(q, r)});");
         }
+        if (blocked) w.Close();
     }
 }
