@@ -21,6 +21,12 @@ public sealed partial class CSharpEmitter
     private readonly KernelEmitter _kernels;
     private readonly List<(string Name, Array Data)> _sections = [];
     private readonly List<(string Name, int Size, string Comment)> _buffers = [];
+    /// <summary>Layer output buffers, shared over time; capacity in floats.</summary>
+    private readonly List<(string Name, int Capacity)> _activations = [];
+    private readonly SortedSet<int> _free = [];
+    private readonly int[] _scratch = new int[2];
+    /// <summary>The last layer that reads each tensor (the model output: never released).</summary>
+    private readonly Dictionary<string, int> _lastUse = new(StringComparer.Ordinal);
     /// <summary>Floats per sample of each runtime tensor's storage (input, output, intermediate buffers).</summary>
     private readonly Dictionary<string, int> _sampleSize = new(StringComparer.Ordinal);
     /// <summary>Samples run through the layers together; Dense layers reuse each weight across them.</summary>
@@ -43,11 +49,18 @@ public sealed partial class CSharpEmitter
         _model = model;
         _options = options;
         _kernels = new KernelEmitter(options.Target);
-        _chunk = model.BatchMode == BatchMode.PerSample ? ChunkSize : 1;
+        int largest = model.Layers.Select(l => Shape.Size(l.OutputShape)).Append(model.InputSize).Max();
+        _chunk = model.BatchMode == BatchMode.PerSample ? Math.Clamp(ChunkFloats / Math.Max(1, largest), 1, ChunkSize) : 1;
     }
 
-    /// <summary>Samples per chunk for per-sample models: enough to amortise weight loads, small enough for L1/L2.</summary>
+    /// <summary>Most samples per chunk for per-sample models: enough for the dense layers to reuse each weight load.</summary>
     public const int ChunkSize = 8;
+
+    /// <summary>
+    /// Floats a chunk of the largest tensor may take (1 MB): a CNN with large feature maps runs one sample at a
+    /// time, as its convolutions gain nothing from chunks, and keeps its buffers in cache.
+    /// </summary>
+    private const int ChunkFloats = 256 * 1024;
 
     public static GeneratedModel Emit(ModelGraph model, EmitOptions options)
     {
@@ -72,7 +85,14 @@ public sealed partial class CSharpEmitter
         _sampleSize["output"] = _model.OutputSize;
         FuseEpilogues();
         for (int i = 0; i < _model.Layers.Count; i++)
+            foreach (var input in _model.Layers[i].Inputs)
+                _lastUse[input] = i;
+        _lastUse[_model.OutputName] = int.MaxValue;
+        for (int i = 0; i < _model.Layers.Count; i++)
+        {
             EmitLayer(i, _model.Layers[i]);
+            ReleaseDead(i);
+        }
         if (_storage[_model.OutputName] != "output")
             _run.Line($"{Whole(_storage[_model.OutputName])}.CopyTo(output);");
         var source = Assemble();
@@ -92,12 +112,53 @@ public sealed partial class CSharpEmitter
         return name;
     }
 
-    /// <summary>A buffer holding one tensor for every sample of a chunk.</summary>
-    private string ChunkBuffer(string name, int size, string comment)
+    /// <summary>
+    /// Scratch a kernel overwrites whole on every call (wide rows, pixel-major outputs, patches, a transposed
+    /// input), shared by all layers: slot 0 or 1 for a kernel that needs two at once.
+    /// </summary>
+    private string Scratch(int slot, int size)
     {
-        _buffers.Add((name, size * _chunk, comment + (_chunk > 1 ? $", {_chunk} samples" : "")));
-        _sampleSize[name] = size;
-        return name;
+        _scratch[slot] = Math.Max(_scratch[slot], size);
+        return $"_scratch{slot}";
+    }
+
+    /// <summary>
+    /// A buffer for one layer output of <paramref name="size"/> floats per sample: a free one when some tensor
+    /// before has died (the smallest that fits, else the largest, grown), so tensors whose lifetimes do not
+    /// overlap share memory, as ONNX Runtime's planner does.
+    /// </summary>
+    private string ActivationBuffer(int size)
+    {
+        int need = size * _chunk;
+        int pick = -1;
+        foreach (var i in _free)
+            if (pick < 0 || Better(i, pick)) pick = i;
+        bool Better(int i, int than) => _activations[i].Capacity >= need
+            ? _activations[than].Capacity < need || _activations[i].Capacity < _activations[than].Capacity
+            : _activations[than].Capacity < need && _activations[i].Capacity > _activations[than].Capacity;
+        if (pick < 0)
+        {
+            pick = _activations.Count;
+            _activations.Add(($"_a{_activations.Count}", need));
+        }
+        else
+        {
+            _free.Remove(pick);
+            _activations[pick] = (_activations[pick].Name, Math.Max(need, _activations[pick].Capacity));
+        }
+        _sampleSize[_activations[pick].Name] = size;
+        return _activations[pick].Name;
+    }
+
+    /// <summary>Frees the activation buffers whose every tensor has been read for the last time by layer <paramref name="index"/>.</summary>
+    private void ReleaseDead(int index)
+    {
+        for (int i = 0; i < _activations.Count; i++)
+        {
+            if (_free.Contains(i)) continue;
+            var name = _activations[i].Name;
+            if (_storage.All(t => t.Value != name || _lastUse.GetValueOrDefault(t.Key, -1) <= index)) _free.Add(i);
+        }
     }
 
     /// <summary>A storage's samples [0, count) as a span.</summary>
@@ -187,7 +248,7 @@ public sealed partial class CSharpEmitter
         var written = fused?.Output ?? layer.Output;
         var output = written == _model.OutputName
             ? "output"
-            : ChunkBuffer($"_{id}_out", Shape.Size(layer.OutputShape), $"{label} output {Shape.Format(layer.OutputShape, _model.SymbolicBatch)}");
+            : ActivationBuffer(Shape.Size(layer.OutputShape));
         var inputs = layer.Inputs.Select(i => _storage[i]).ToList();
         _storage[layer.Output] = output;
         if (fused is not null)
@@ -210,7 +271,7 @@ public sealed partial class CSharpEmitter
                 args.Add(Section($"{id}_Weight", d.Weight));
                 if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
                 if (d.BiasFull is not null) args.Add(Section($"{id}_Bias", d.BiasFull));
-                if (d.TransposeInput) args.Add(Buffer($"_{id}_transposed", d.M * d.K, "transposed Gemm input"));
+                if (d.TransposeInput) args.Add(Scratch(0, d.M * d.K));
                 _kernels.Dense(_methods, method, d);
                 break;
             case ConvLayer { Format: not WeightFormat.Dense } c:
@@ -218,8 +279,8 @@ public sealed partial class CSharpEmitter
                 // A sparse conv runs as a sparse dense layer over im2col patch rows ([positions x C*KH*KW]).
                 var asDense = KernelEmitter.AsDense(c);
                 var sparse = SparseSections(id, asDense, args);
-                args.Add(Buffer($"_{id}_patches", asDense.K * c.OH * c.OW, "im2col patch rows"));
-                args.Add(Buffer($"_{id}_transposed", c.M * c.OH * c.OW, "output, position-major"));
+                args.Add(Scratch(0, asDense.K * c.OH * c.OW));
+                args.Add(Scratch(1, c.M * c.OH * c.OW));
                 method = $"{id}_{(c.Format == WeightFormat.Csr ? "CsrConv" : "GroupedCsrConv")}";
                 _kernels.SparseConv(_methods, method, c, asDense, sparse);
                 break;
@@ -230,7 +291,7 @@ public sealed partial class CSharpEmitter
                 if (c.Bias is not null) args.Add(Section($"{id}_Bias", _kernels.ChannelPackedBias(c)));
                 var (padded, pixelMajor) = _kernels.ChannelBufferSizes(c);
                 args.Add(padded > 0 ? Buffer($"_{id}_padded", padded, "zero-padded input copy") : "default");
-                args.Add(Buffer($"_{id}_pixelMajor", pixelMajor, "output, pixel-major with channels in whole vectors"));
+                args.Add(Scratch(0, pixelMajor));
                 _kernels.Conv(_methods, method, c, fused?.Epilogue);
                 break;
             }
@@ -240,7 +301,7 @@ public sealed partial class CSharpEmitter
                 if (KernelEmitter.UsesPaddedInput(c))
                 {
                     args.Add(Buffer($"_{id}_padded", _kernels.PaddedBufferSize(c), "zero-padded input copy, split into stride phases"));
-                    args.Add(Buffer($"_{id}_wide", _kernels.WideBufferSize(c), "output rows at the padded width"));
+                    args.Add(Scratch(0, _kernels.WideBufferSize(c)));
                 }
                 _kernels.Conv(_methods, method, c, fused?.Epilogue);
                 break;
@@ -344,8 +405,12 @@ public sealed partial class CSharpEmitter
         w.Line();
         w.Line("private static Weights? s_embedded;");
         w.Line("private readonly Weights _w;");
+        foreach (var (name, capacity) in _activations)
+            w.Line($"private readonly float[] {name} = new float[{I(capacity)}]; // layer outputs that are never alive together{(_chunk > 1 ? $", {_chunk} samples" : "")}");
         foreach (var (name, size, comment) in _buffers)
             w.Line($"private readonly float[] {name} = new float[{I(size)}]; // {comment}");
+        for (int slot = 0; slot < _scratch.Length; slot++)
+            if (_scratch[slot] > 0) w.Line($"private readonly float[] _scratch{slot} = new float[{I(_scratch[slot])}]; // kernel scratch, overwritten whole by each layer that uses it");
         w.Line();
         w.Line("/// <summary>Uses the weights embedded in this assembly (loaded once, then shared).</summary>");
         w.Line($"public {C}() : this(Embedded()) {{ }}");

@@ -201,6 +201,46 @@ public sealed class ConvPoolKernelTests
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} {form}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
     }
 
+    /// <summary>
+    /// Layer outputs share buffers once their readers have run: a chain of five convs needs two, a skip
+    /// connection over three convs keeps its tensor alive (a third buffer) until the Add reads it.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 2)]
+    [InlineData(true, 3)]
+    public void LayerOutputsShareBuffers(bool skip, int buffers)
+    {
+        const int c = 8, h = 10;
+        var rng = new Random(5);
+        var nodes = new List<NodeProto>();
+        var initializers = new List<TensorProto>();
+        string previous = "x";
+        for (int i = 0; i < 5; i++)
+        {
+            nodes.Add(new NodeProto
+            {
+                OpType = "Conv", Name = $"conv{i}", Input = { previous, $"W{i}" }, Output = { $"c{i}" },
+                Attribute = { Ints("kernel_shape", 3, 3), Ints("pads", 1, 1, 1, 1) },
+            });
+            nodes.Add(new NodeProto { OpType = "Relu", Name = $"relu{i}", Input = { $"c{i}" }, Output = { $"r{i}" } });
+            initializers.Add(Floats($"W{i}", Random(rng, c * c * 9, 0.3f), c, c, 3, 3));
+            previous = $"r{i}";
+        }
+        // The skip from the first conv's output to an Add after the last, with a Mul so the Add is no conv epilogue.
+        if (skip)
+        {
+            nodes.Add(new NodeProto { OpType = "Mul", Name = "mul", Input = { previous, "half" }, Output = { "m" } });
+            nodes.Add(new NodeProto { OpType = "Add", Name = "add", Input = { "m", "r0" }, Output = { "y" } });
+            initializers.Add(Floats("half", [0.5f]));
+        }
+        else nodes[^1].Output[0] = "y";
+        var model = Model([.. nodes], [.. initializers], [c, h, h], [c, h, h]);
+        var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve("x64-avx2"), c * h * h, rng);
+        Assert.Equal(buffers, System.Text.RegularExpressions.Regex.Matches(source, @"float\[\] _a\d+ = new").Count);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
     [Fact]
     public void ChannelKernelIsChosenWhereRowsWasteLanes()
     {
