@@ -47,7 +47,7 @@ internal sealed partial class KernelEmitter(CodeTarget target)
 /// The range a conv kernel clamps each output to before storing it: Relu is [0, inf), a Clip that follows the
 /// conv is folded in, so that no separate pass reads and writes the feature map again.
 /// </summary>
-public readonly record struct Bounds(float Min, float Max)
+internal readonly record struct Bounds(float Min, float Max)
 {
     public static readonly Bounds None = new(float.NegativeInfinity, float.PositiveInfinity);
 
@@ -65,7 +65,7 @@ public readonly record struct Bounds(float Min, float Max)
 /// What a conv does to each output after its sum: add the bias and clamp to <see cref="Inner"/>; with a residual,
 /// then add the same element of a second tensor (a ResNet skip) and clamp to <see cref="Outer"/>.
 /// </summary>
-public readonly record struct Epilogue(Bounds Inner, bool Residual, Bounds Outer)
+internal readonly record struct Epilogue(Bounds Inner, bool Residual, Bounds Outer)
 {
     public static Epilogue Of(Bounds inner) => new(inner, false, Bounds.None);
 }
