@@ -160,13 +160,10 @@ public sealed class ConvPoolKernelTests
             OpType = "Conv", Name = name, Input = { input, weight, weight + "b" }, Output = { name },
             Attribute = { Ints("kernel_shape", kernelSize, kernelSize), Ints("strides", s, s), Ints("pads", Enumerable.Repeat((long)(kernelSize / 2), 4).ToArray()) },
         };
-        var initializers = new List<TensorProto>
-        {
-            Floats("W1", Random(rng, m * c * 9, 0.3f), m, c, 3, 3), Floats("W1b", Random(rng, m, 0.3f), m),
-            Floats("W2", Random(rng, m * m * k * k, 0.3f), m, m, k, k), Floats("W2b", Random(rng, m, 0.3f), m),
-            Floats("W3", Random(rng, m * c, 0.3f), m, c, 1, 1), Floats("W3b", Random(rng, m, 0.3f), m),
-            Floats("lo", [-0.2f]), Floats("hi", [0.5f]),
-        };
+        var initializers = new List<TensorProto> { Floats("W1", Random(rng, m * c * 9, 0.3f), m, c, 3, 3), Floats("W1b", Random(rng, m, 0.3f), m) };
+        if (strided) initializers.AddRange([Floats("W3", Random(rng, m * c, 0.3f), m, c, 1, 1), Floats("W3b", Random(rng, m, 0.3f), m)]);
+        else initializers.AddRange([Floats("W2", Random(rng, m * m * k * k, 0.3f), m, m, k, k), Floats("W2b", Random(rng, m, 0.3f), m)]);
+        if (form.Contains("clip", StringComparison.Ordinal)) initializers.AddRange([Floats("lo", [-0.2f]), Floats("hi", [0.5f])]);
         var nodes = new List<NodeProto>();
         string main, skip;
         if (strided)
