@@ -64,7 +64,15 @@ public sealed partial class CSharpEmitter
     public static GeneratedModel Emit(ModelGraph model, EmitOptions options)
     {
         CodeText.CheckNames(options.Namespace, options.ClassName);
-        return new CSharpEmitter(model, options).Run();
+        try
+        {
+            return new CSharpEmitter(model, options).Run();
+        }
+        catch (OverflowException e)
+        {
+            // Buffer sizes are computed checked: a model whose buffers exceed an int is refused, not emitted.
+            throw new UnsupportedModelException($"{model.Source}: a layer's working buffers are too large for generated code ({e.Message}); use a smaller input shape.");
+        }
     }
 
     private string C => _options.ClassName;
@@ -99,6 +107,7 @@ public sealed partial class CSharpEmitter
 
     private string Buffer(string name, int size, string comment)
     {
+        if (size < 0) throw new OverflowException($"buffer {name} of {size} floats");
         _buffers.Add((name, size, comment));
         return name;
     }
@@ -109,6 +118,7 @@ public sealed partial class CSharpEmitter
     /// </summary>
     private string Scratch(int slot, int size)
     {
+        if (size < 0) throw new OverflowException($"scratch of {size} floats");
         _scratch[slot] = Math.Max(_scratch[slot], size);
         return $"_scratch{slot}";
     }
@@ -120,7 +130,7 @@ public sealed partial class CSharpEmitter
     /// </summary>
     private string ActivationBuffer(int size)
     {
-        int need = size * _chunk;
+        int need = checked(size * _chunk);
         int pick = -1;
         foreach (var i in _free)
             if (pick < 0 || Better(i, pick)) pick = i;
@@ -262,7 +272,7 @@ public sealed partial class CSharpEmitter
                 args.Add(Section($"{id}_Weight", d.Weight));
                 if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
                 if (d.BiasFull is not null) args.Add(Section($"{id}_Bias", d.BiasFull));
-                if (d.TransposeInput) args.Add(Scratch(0, d.M * d.K));
+                if (d.TransposeInput) args.Add(Scratch(0, checked(d.M * d.K)));
                 _kernels.Dense(_methods, method, d);
                 break;
             case ConvLayer { Format: not WeightFormat.Dense } c:
@@ -270,8 +280,8 @@ public sealed partial class CSharpEmitter
                 // A sparse conv runs as a sparse dense layer over im2col patch rows ([positions x C*KH*KW]).
                 var asDense = KernelEmitter.AsDense(c);
                 var sparse = SparseSections(id, asDense, args);
-                args.Add(Scratch(0, asDense.K * c.OH * c.OW));
-                args.Add(Scratch(1, c.M * c.OH * c.OW));
+                args.Add(Scratch(0, checked(asDense.K * c.OH * c.OW)));
+                args.Add(Scratch(1, checked(c.M * c.OH * c.OW)));
                 method = $"{id}_{(c.Format == WeightFormat.Csr ? "CsrConv" : "GroupedCsrConv")}";
                 _kernels.SparseConv(_methods, method, c, asDense, sparse);
                 break;
