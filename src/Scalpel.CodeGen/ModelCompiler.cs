@@ -15,9 +15,9 @@ public static class ModelCompiler
         return CSharpEmitter.Emit(model, new EmitOptions(ns, className, target, Path.GetFileName(modelPath)));
     }
 
-    public static Result Compile(string modelPath, CodeTarget target, string outDir, string ns, string className)
+    public static Result Compile(string modelPath, CodeTarget target, string outDir, string ns, string className, long maxModelBytes = OnnxModel.DefaultMaxTensorBytes)
     {
-        var model = GraphAnalyzer.Analyze(OnnxModel.Load(modelPath));
+        var model = GraphAnalyzer.Analyze(OnnxModel.Load(modelPath, maxModelBytes));
         var code = CSharpEmitter.Emit(model, new EmitOptions(ns, className, target, Path.GetFileName(modelPath)));
         var source = Path.Combine(outDir, className + ".g.cs");
         var weights = Path.Combine(outDir, className + ".bin");

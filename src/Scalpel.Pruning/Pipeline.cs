@@ -68,14 +68,16 @@ public static partial class Pipeline
 
     public static PruneResult Run(PruneOptions o)
     {
+        o.Validate();
         var say = o.Progress ?? new Progress<string>(_ => { });
-        var original = OnnxModel.Load(o.ModelPath);
+        var original = OnnxModel.Load(o.ModelPath, o.MaxModelBytes);
         if (o.TrainingData is not null)
         {
             // Retraining updates every layer's own initializers: fold BatchNorms into them first (same function).
             original = new OnnxModel(BatchNormFolding.Apply(original.Proto), original.BaseDirectory, original.Source);
         }
         var originalModel = GraphAnalyzer.Analyze(original);
+        o.ValidateLayerNames(originalModel.Layers.Where(l => l is DenseLayer or ConvLayer).Select(l => l.Name).ToList());
         if (originalModel.BatchMode != BatchMode.PerSample)
             throw new UnsupportedModelException($"{o.ModelPath}: pruning needs a model whose first input dimension is the batch (symbolic or 1).");
         var sampleShape = originalModel.InputShape[1..];
@@ -85,8 +87,7 @@ public static partial class Pipeline
         Dataset? training = null;
         if (o.TrainingData is not null)
         {
-            if (o.TrainingLabels is null) throw new ScalpelException(ErrorCode.Data, $"{o.TrainingData}: training data needs its labels (--train-labels).");
-            training = Dataset.Load(o.TrainingData, o.TrainingLabels, sampleShape, originalModel.OutputSize).Take(o.Retraining.MaxSamples);
+            training = Dataset.Load(o.TrainingData, o.TrainingLabels!, sampleShape, originalModel.OutputSize).Take(o.Retraining.MaxSamples);
         }
         if (validation is null && calibration is not null && calibration.Count >= 8)
         {

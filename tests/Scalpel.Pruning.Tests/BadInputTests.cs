@@ -56,6 +56,48 @@ public sealed class BadInputTests
         Assert.Contains("needs", Assert.Throws<ScalpelException>(() => Dataset.Load(path, null, [1, 28, 28])).Message);
     }
 
+    [Theory]
+    [InlineData(float.NaN, 0)]
+    [InlineData(float.PositiveInfinity, 3 * 784 + 17)]
+    [InlineData(float.NegativeInfinity, 5 * 784 - 1)]
+    public void NonFiniteInputsNameTheFileSampleAndValue(float value, int index)
+    {
+        var values = new float[5 * 784];
+        values[index] = value;
+        var path = Path.Combine(TestData.TempDir(), "x.npy");
+        NpyFile.Write(path, values, 5, 784);
+        var e = Assert.Throws<ScalpelException>(() => Dataset.Load(path, null, [1, 28, 28]));
+        Assert.Equal(ErrorCode.Data, e.Code);
+        Assert.Contains(path, e.Message);
+        Assert.Contains($"sample {index / 784}, value {index % 784}", e.Message);
+    }
+
+    [Fact]
+    public void OptionsAreValidatedBeforeAnyWork()
+    {
+        PruneOptions Options(Func<PruneOptions, PruneOptions> edit) => edit(new PruneOptions
+        {
+            ModelPath = TestData.Fixture("mlp.onnx"), Target = TargetProfile.Resolve("x64-avx2"), Namespace = "N", ClassName = "C",
+        });
+        var bad = new (PruneOptions Options, string Expected)[]
+        {
+            (Options(o => o with { Overrides = new Dictionary<string, LayerOverride> { ["fc"] = new(Sparsity: double.NaN) } }), "--sparsity"),
+            (Options(o => o with { Overrides = new Dictionary<string, LayerOverride> { ["/no/such/Gemm"] = new(KeepDense: true) } }), "/no/such/Gemm"),
+            (Options(o => o with { MaxAccuracyDrop = double.NaN }), "--max-accuracy-drop"),
+            (Options(o => o with { MinAgreement = 1.5 }), "--min-agreement"),
+            (Options(o => o with { ValidationLabels = Data("fmnist-test-1000-y.npy") }), "without --validation"),
+            (Options(o => o with { Retraining = new RetrainOptions { Distillation = float.NaN } }), "--distillation"),
+        };
+        foreach (var (options, expected) in bad)
+        {
+            var e = Assert.Throws<ScalpelException>(() => Pipeline.Run(options));
+            Assert.Equal(ErrorCode.Option, e.Code);
+            Assert.Contains(expected, e.Message);
+        }
+        // A real layer name and the kinds are accepted.
+        Options(o => o with { Overrides = new Dictionary<string, LayerOverride> { ["/1/Gemm"] = new(KeepDense: true), ["fc"] = new(Sparsity: 0.5) } }).Validate();
+    }
+
     [Fact]
     public void MissingCalibrationFileStopsThePipeline()
     {

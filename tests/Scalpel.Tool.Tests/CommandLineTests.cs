@@ -128,6 +128,45 @@ public sealed class CommandLineTests
     }
 
     [Theory]
+    [InlineData("--sparsity", "fc=NaN", "--sparsity")]
+    [InlineData("--sparsity", "/no/such/layer=0.9", "/no/such/layer")]
+    [InlineData("--keep-dense", "/1/Gem", "/1/Gem")]
+    [InlineData("--max-accuracy-drop", "NaN", "--max-accuracy-drop")]
+    [InlineData("--max-accuracy-drop", "-1", "--max-accuracy-drop")]
+    [InlineData("--min-agreement", "Infinity", "--min-agreement")]
+    [InlineData("--labels", "labels.npy", "without --validation")]
+    [InlineData("--train-labels", "labels.npy", "without --train")]
+    [InlineData("--learning-rate", "NaN", "--learning-rate")]
+    [InlineData("--max-model-bytes", "0", "--max-model-bytes")]
+    [InlineData("--class", "class", "keyword")]
+    [InlineData("--class", "Weights", "generated code")]
+    [InlineData("--class", "Mlp\n", "class name")]
+    public void BadOptionValuesAreOneLineOptionErrorsBeforeAnyWork(string option, string value, string expected)
+    {
+        var dir = TestData.TempDir();
+        var (exit, output, error) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", dir, "--measure", "false", option, value.Replace("\\n", "\n"));
+        Assert.Equal(1, exit);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.StartsWith("error SCALPEL1006: ", error);
+        Assert.Contains(expected, error);
+        Assert.DoesNotContain("calibrating", output);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
+    }
+
+    [Fact]
+    public void CompileRefusesReservedClassNamesAndTrailingNewlines()
+    {
+        foreach (var name in new[] { "Weights", "Math", "Mlp\n", "int" })
+        {
+            var dir = TestData.TempDir();
+            var (exit, _, error) = Run("compile", TestData.Fixture("mlp.onnx"), "--out", dir, "--class", name);
+            Assert.Equal(1, exit);
+            Assert.StartsWith("error SCALPEL1006: ", error);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
+        }
+    }
+
+    [Theory]
     [InlineData("mlp.onnx", "Mlp")]
     [InlineData("my-model_v2.onnx", "MyModelV2")]
     [InlineData("3d.onnx", "Model3d")]

@@ -27,6 +27,10 @@ public sealed class Dataset
         if (dims.Length == 0 || !(sameShape || flat))
             throw new ScalpelException(ErrorCode.Data, $"{inputsPath}: has shape ({string.Join(", ", dims)}); expected {expected} (or [N, {sampleSize}]).");
         if (dims[0] == 0) throw new ScalpelException(ErrorCode.Data, $"{inputsPath}: holds no samples.");
+        int bad = Array.FindIndex(x.Floats, v => !float.IsFinite(v));
+        if (bad >= 0)
+            throw new ScalpelException(ErrorCode.Data,
+                $"{inputsPath}: sample {bad / sampleSize}, value {bad % sampleSize} (flat index {bad}) is {x.Floats[bad]}; inputs must be finite numbers.");
         int[]? labels = null;
         if (labelsPath is not null)
         {
