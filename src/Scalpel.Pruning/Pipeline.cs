@@ -82,12 +82,12 @@ public static partial class Pipeline
             throw new UnsupportedModelException($"{o.ModelPath}: pruning needs a model whose first input dimension is the batch (symbolic or 1).");
         var sampleShape = originalModel.InputShape[1..];
 
-        Dataset? calibration = o.CalibrationData is null ? null : Dataset.Load(o.CalibrationData, null, sampleShape).Take(o.MaxCalibrationSamples);
+        Dataset? calibration = o.CalibrationData is null ? null : Dataset.Load(o.CalibrationData, null, sampleShape, maxSamples: o.MaxCalibrationSamples);
         Dataset? validation = o.ValidationData is null ? null : Dataset.Load(o.ValidationData, o.ValidationLabels, sampleShape, originalModel.OutputSize);
         Dataset? training = null;
         if (o.TrainingData is not null)
         {
-            training = Dataset.Load(o.TrainingData, o.TrainingLabels!, sampleShape, originalModel.OutputSize).Take(o.Retraining.MaxSamples);
+            training = Dataset.Load(o.TrainingData, o.TrainingLabels!, sampleShape, originalModel.OutputSize, o.Retraining.MaxSamples);
         }
         if (validation is null && calibration is not null && calibration.Count >= 8)
         {

@@ -98,6 +98,66 @@ public sealed class BadInputTests
         Options(o => o with { Overrides = new Dictionary<string, LayerOverride> { ["/1/Gemm"] = new(KeepDense: true), ["fc"] = new(Sparsity: 0.5) } }).Validate();
     }
 
+    /// <summary>A .npy file with a raw header (format <paramref name="major"/>) and <paramref name="bytes"/> of zero data.</summary>
+    private static string RawNpy(string header, long bytes, int major = 1, uint? headerLength = null)
+    {
+        var path = Path.Combine(TestData.TempDir(), "raw.npy");
+        using var file = File.Create(path);
+        file.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', (byte)major, 0]);
+        uint length = headerLength ?? (uint)header.Length;
+        file.Write(major == 1 ? BitConverter.GetBytes((ushort)length) : BitConverter.GetBytes(length));
+        file.Write(System.Text.Encoding.ASCII.GetBytes(header));
+        file.SetLength(file.Length + bytes); // sparse: large declared data costs no disk
+        return path;
+    }
+
+    [Theory]
+    [InlineData("{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 784), }", "1099511627776")]
+    [InlineData("{'descr': '<f4', 'fortran_order': False, 'shape': (-5, 784), }", "unreadable")]
+    [InlineData("{'descr': '<f4', 'fortran_order': False, 'shape': (abc, 784), }", "unreadable")]
+    [InlineData("{'descr': '<f4', 'fortran_order': False, 'shape': (5,, 784), }", "shape value")]
+    [InlineData("{'descr': '<f4', 'fortran_order': False, }", "lacks")]
+    [InlineData("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (5, 784), }", "repeated")]
+    [InlineData("{'descr': '<f4', 'fortran_order': False, 'shape': (5, 784), 'extra': 1}", "unreadable")]
+    [InlineData("{'descr': '<f4', 'fortran_order': True, 'shape': (5, 784), }", "Fortran")]
+    [InlineData("{'descr': '>f4', 'fortran_order': False, 'shape': (5, 784), }", "not supported")]
+    [InlineData("not a dict", "unreadable")]
+    public void StrictNpyHeaders(string header, string expected)
+    {
+        var path = RawNpy(header, 5 * 784 * 4);
+        var e = Assert.Throws<ScalpelException>(() => NpyFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void NpyHeaderLengthIsBounded()
+    {
+        var path = RawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (5, 784), }", 5 * 784 * 4, major: 2, headerLength: 0x7FFFFFFF);
+        Assert.Contains("header of 2147483647 bytes", Assert.Throws<ScalpelException>(() => NpyFile.Read(path)).Message);
+        path = RawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (5, 784), }", 0, major: 1, headerLength: 60000);
+        Assert.Contains("truncated", Assert.Throws<ScalpelException>(() => NpyFile.Read(path)).Message);
+    }
+
+    [Fact]
+    public void Python2LongsInTheShapeAreRead()
+    {
+        var path = RawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (5L, 784L), }", 5 * 784 * 4);
+        Assert.Equal([5, 784], NpyFile.Read(path).Shape);
+    }
+
+    [Fact]
+    public void OnlyTheSamplesUsedAreRead()
+    {
+        // 100,000 images declared (313 MB, a sparse file): asking for 16 reads 16.
+        var path = RawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 1, 28, 28), }", 100_000L * 784 * 4);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var data = Dataset.Load(path, null, [1, 28, 28], maxSamples: 16);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 10_000_000, "read more than the samples used");
+        Assert.Equal(16, data.Count);
+        Assert.Equal(16 * 784, data.Inputs.Length);
+    }
+
     [Fact]
     public void MissingCalibrationFileStopsThePipeline()
     {
