@@ -436,10 +436,10 @@ public static partial class Pipeline
     }
 
     /// <summary>
-    /// Writes C.bin, C.onnx, C.report.json, C.report.md and C.g.cs atomically (all or none). C.g.cs comes
+    /// Writes C.bin, C.onnx, C.report.json, C.report.md and C.g.cs all or none (see ModelCompiler.WriteAll). C.g.cs comes
     /// last because builds treat it as the run's output: if a kill lands between renames, it is still old.
     /// </summary>
-    public static IReadOnlyList<string> Write(PruneResult result, string outDir, string className)
+    public static IReadOnlyList<string> Write(PruneResult result, string outDir, string className, CancellationToken cancellation = default)
     {
         var pruned = new MemoryStream();
         new OnnxModel(result.PrunedOnnx, null, className + ".onnx").Save(pruned);
@@ -451,7 +451,7 @@ public static partial class Pipeline
             (Path.Combine(outDir, className + ".report.md"), System.Text.Encoding.UTF8.GetBytes(result.Report.ToMarkdown())),
             (Path.Combine(outDir, className + ".g.cs"), System.Text.Encoding.UTF8.GetBytes(result.Code.Source)),
         };
-        ModelCompiler.WriteAll(outDir, files);
+        ModelCompiler.WriteAll(outDir, files, cancellation);
         return files.Select(f => f.Path).ToList();
     }
 }

@@ -13,8 +13,31 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        s_cancelReported = 0;
         var parsed = BuildRoot().Parse(args);
-        if (parsed.Errors.Count == 0) return parsed.Invoke();
+        if (parsed.Errors.Count == 0)
+        {
+            // Ctrl+C and SIGTERM cancel the work; if it does not stop within the grace period, the process exits
+            // anyway, but only while no outputs are being moved in (the commit lock), and says it was cancelled.
+            using var cancel = new CancellationTokenSource();
+            void OnSignal(System.Runtime.InteropServices.PosixSignalContext context)
+            {
+                context.Cancel = true;
+                cancel.Cancel();
+                new Thread(() =>
+                {
+                    Thread.Sleep(CancelGracePeriod);
+                    lock (ModelCompiler.CommitLock)
+                    {
+                        ReportCancelled();
+                        Environment.Exit(130);
+                    }
+                }) { IsBackground = true }.Start();
+            }
+            using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal);
+            using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
+            return parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, cancel.Token).GetAwaiter().GetResult();
+        }
         foreach (var error in parsed.Errors) Console.Error.WriteLine(Diagnostic.Error(ErrorCode.Option, error.Message));
         Console.Error.WriteLine("Run 'dotnet scalpel --help' for the commands and their options.");
         return 1;
@@ -131,7 +154,7 @@ public static class Program
             };
             var pruned = Pipeline.Run(options);
             foreach (var w in pruned.Report.Warnings) Console.Error.WriteLine(Diagnostic.Warning(w.Code, w.Message));
-            foreach (var file in Pipeline.Write(pruned, result.GetValue(outDir)!.FullName, className))
+            foreach (var file in Pipeline.Write(pruned, result.GetValue(outDir)!.FullName, className, cancellation))
                 Console.WriteLine($"  wrote {file}");
         })));
         return command;
@@ -204,6 +227,17 @@ public static class Program
 
     public static string ClassNameFrom(string path) => ModelNames.ClassNameFrom(path);
 
+    private static int s_cancelReported;
+
+    /// <summary>How long cancelled work may take to stop by itself before the process exits.</summary>
+    private static readonly TimeSpan CancelGracePeriod = TimeSpan.FromSeconds(2);
+
+    private static void ReportCancelled()
+    {
+        if (Interlocked.Exchange(ref s_cancelReported, 1) == 0)
+            Console.Error.WriteLine(Diagnostic.Error(ErrorCode.Cancelled, "cancelled; the output folder was left as it was."));
+    }
+
     /// <summary>
     /// Runs a command body. A failure becomes one diagnostic line on stderr ("error SCALPEL1005: ...", the
     /// form MSBuild and editors parse) and exit code 1; a bug adds its stack trace after that line.
@@ -227,7 +261,7 @@ public static class Program
         }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine(Diagnostic.Error(ErrorCode.Cancelled, "cancelled; no output was written."));
+            ReportCancelled();
             return 130;
         }
         catch (Exception e)

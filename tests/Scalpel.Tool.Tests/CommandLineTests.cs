@@ -166,6 +166,86 @@ public sealed class CommandLineTests
         }
     }
 
+    private static Dictionary<string, byte[]> Snapshot(string dir) =>
+        Directory.GetFiles(dir).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+
+    [Fact]
+    public void TemporaryFilesOfKilledRunsAreRemoved()
+    {
+        var parent = TestData.TempDir();
+        var outDir = Path.Combine(parent, "out");
+        Directory.CreateDirectory(outDir);
+        // What a SIGKILL used to leave (C.bin.tmp-PID) and now could leave (a temporary folder), from a process that is gone.
+        File.WriteAllBytes(Path.Combine(outDir, "LeNet.bin.tmp-2147483646"), new byte[1000]);
+        Directory.CreateDirectory(Path.Combine(parent, ".out.scalpel-tmp-2147483646-deadbeef"));
+        var (exit, _, error) = Run("compile", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "LeNet");
+        Assert.True(exit == 0, error);
+        Assert.Equal(["LeNet.bin", "LeNet.g.cs"], Directory.GetFiles(outDir).Select(Path.GetFileName).Order());
+        Assert.Equal(["out"], Directory.GetFileSystemEntries(parent).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void AFailedWriteLeavesThePreviousOutputs()
+    {
+        var outDir = Path.Combine(TestData.TempDir(), "out");
+        Assert.Equal(0, Run("compile", TestData.Fixture("mlp.onnx"), "--out", outDir, "--class", "Net").Exit);
+        // The source file's place is taken by a folder: C.bin is replaced first, then moving C.g.cs in fails.
+        File.Delete(Path.Combine(outDir, "Net.g.cs"));
+        Directory.CreateDirectory(Path.Combine(outDir, "Net.g.cs"));
+        var before = Snapshot(outDir);
+        var (exit, _, error) = Run("compile", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "Net");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error SCALPEL1007: ", error);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.Equal(before, Snapshot(outDir));
+        Assert.True(Directory.Exists(Path.Combine(outDir, "Net.g.cs")));
+        Assert.Equal(["out"], Directory.GetFileSystemEntries(Path.GetDirectoryName(outDir)!).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void ACancelledWriteChangesNothing()
+    {
+        var outDir = Path.Combine(TestData.TempDir(), "out");
+        Assert.Equal(0, Run("compile", TestData.Fixture("mlp.onnx"), "--out", outDir, "--class", "Net").Exit);
+        var before = Snapshot(outDir);
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => Scalpel.CodeGen.ModelCompiler.WriteAll(outDir,
+            [(Path.Combine(outDir, "Net.bin"), new byte[] { 1 }), (Path.Combine(outDir, "Net.g.cs"), new byte[] { 2 })], cancelled.Token));
+        Assert.Equal(before, Snapshot(outDir));
+        Assert.Equal(["out"], Directory.GetFileSystemEntries(Path.GetDirectoryName(outDir)!).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task SigintSaysCancelledAndKeepsThePreviousOutputs()
+    {
+        var outDir = Path.Combine(TestData.TempDir(), "out");
+        Assert.Equal(0, Run("compile", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "Net").Exit);
+        var before = Snapshot(outDir);
+        var start = new System.Diagnostics.ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "dotnet-scalpel"))
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+            ArgumentList =
+            {
+                "prune", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "Net", "--measure", "false", "--target", "x64-avx2",
+                "--calibration", TestData.Fixture("data/fmnist-calib-512-x.npy"), "--validation", TestData.Fixture("data/fmnist-test-1000-x.npy"),
+                "--labels", TestData.Fixture("data/fmnist-test-1000-y.npy"),
+            },
+        };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        string? line;
+        while ((line = await process.StandardOutput.ReadLineAsync()) is not null && !line.StartsWith("validation:", StringComparison.Ordinal)) { }
+        Assert.NotNull(line); // the run got as far as validating, and is searching now
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(130, process.ExitCode);
+        Assert.Contains("error SCALPEL1008: cancelled", await error);
+        Assert.Equal(before, Snapshot(outDir));
+    }
+
     [Theory]
     [InlineData("mlp.onnx", "Mlp")]
     [InlineData("my-model_v2.onnx", "MyModelV2")]
