@@ -68,6 +68,19 @@ public static partial class Pipeline
 
     public static PruneResult Run(PruneOptions o)
     {
+        try
+        {
+            return RunChecked(o);
+        }
+        catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+        {
+            // A model that passed Scalpel.Build's own checks can still be one ONNX Runtime refuses to load or run.
+            throw new ScalpelException(ErrorCode.InvalidModel, $"{o.ModelPath}: ONNX Runtime cannot run the model: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
+    }
+
+    private static PruneResult RunChecked(PruneOptions o)
+    {
         o.Validate();
         var say = o.Progress ?? new Progress<string>(_ => { });
         var original = OnnxModel.Load(o.ModelPath, o.MaxModelBytes);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Scalpel.Onnx;
 using Scalpel.Pruning;
 using Scalpel.Pruning.Data;
@@ -159,6 +160,27 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void AModelOnnxRuntimeRefusesIsAScalpelError()
+    {
+        // float64 weights: Scalpel.Build converts them, ONNX Runtime refuses Gemm(float, double).
+        var proto = Scalpel.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(TestData.Fixture("mlp.onnx")));
+        var w = proto.Graph.Initializer.First(t => t.Dims.Count == 2);
+        var values = MemoryMarshal.Cast<byte, float>(w.RawData.Span).ToArray();
+        w.DataType = (int)Scalpel.Onnx.Proto.TensorProto.Types.DataType.Double;
+        w.RawData = Google.Protobuf.ByteString.CopyFrom(MemoryMarshal.AsBytes(values.Select(v => (double)v).ToArray().AsSpan()));
+        var path = Path.Combine(TestData.TempDir(), "double.onnx");
+        File.WriteAllBytes(path, Google.Protobuf.MessageExtensions.ToByteArray(proto));
+        var options = new PruneOptions
+        {
+            ModelPath = path, Target = TargetProfile.Resolve("x64-avx2"), Namespace = "N", ClassName = "C", ValidationData = Data("fmnist-test-1000-x.npy"),
+        };
+        var e = Assert.Throws<ScalpelException>(() => Pipeline.Run(options));
+        Assert.Equal(ErrorCode.InvalidModel, e.Code);
+        Assert.Contains(path, e.Message);
+        Assert.Contains("ONNX Runtime", e.Message);
+    }
+
+    [Fact]
     public void MissingCalibrationFileStopsThePipeline()
     {
         var options = new PruneOptions
@@ -190,6 +212,8 @@ public sealed class BadInputTests
     [InlineData("{ \"name\": \"x\", \"parallelism\": \"low\", \"isa\": \"x64\", \"simdBits\": 100, \"groupWidth\": 8, \"elementType\": \"float32\", \"fma\": true }", "simdBits is 100")]
     [InlineData("{ \"name\": \"x\", \"parallelism\": \"low\", \"isa\": \"x64\", \"simdBits\": 256, \"groupWidth\": 8, \"elementType\": \"float32\", \"fma\": true, \"speed\": 3 }", "invalid target profile")]
     [InlineData("not json", "invalid target profile")]
+    [InlineData("{ \"name\": \"x\\u2028static int Evil;\", \"parallelism\": \"low\", \"isa\": \"x64\", \"simdBits\": 256, \"groupWidth\": 8, \"elementType\": \"float32\", \"fma\": true }", "one line")]
+    [InlineData("{ \"name\": \"x\\n\", \"parallelism\": \"low\", \"isa\": \"x64\", \"simdBits\": 256, \"groupWidth\": 8, \"elementType\": \"float32\", \"fma\": true }", "one line")]
     public void BadTargetProfilesAreClearErrors(string json, string expected)
     {
         var path = Path.Combine(TestData.TempDir(), "mine.json");
