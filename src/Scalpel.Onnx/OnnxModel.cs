@@ -35,6 +35,7 @@ public sealed class OnnxModel
         var full = Path.GetFullPath(path);
         if (!File.Exists(full))
             throw new ScalpelException(ErrorCode.ModelNotFound, $"{path}: model file not found.");
+        SafeFile.RequireRegular(full, ErrorCode.InvalidModel, path);
         using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         return Load(stream, Path.GetDirectoryName(full), path, maxTensorBytes);
     }

@@ -193,8 +193,7 @@ public static class TensorReader
             if (new FileInfo(p).LinkTarget is not null)
                 throw new ScalpelException(
                     $"{model.Source}: external data '{location}' for tensor '{tensor}' goes through the symbolic link '{Path.GetRelativePath(baseDir, p)}'; copy the data file into the model's folder instead.");
-        if ((File.GetAttributes(full) & (FileAttributes.Directory | FileAttributes.Device)) != 0)
-            throw new ScalpelException($"{model.Source}: external data '{location}' for tensor '{tensor}' is not a regular file.");
+        SafeFile.RequireRegular(full, ErrorCode.InvalidModel, $"{model.Source}: external data '{location}' for tensor '{tensor}'");
         return full;
     }
 }

@@ -246,6 +246,28 @@ public sealed class CommandLineTests
         Assert.Equal(before, Snapshot(outDir));
     }
 
+    [Fact]
+    public async Task FifosGivenAsModelDataOrTargetAreRefusedWithoutBlocking()
+    {
+        var dir = TestData.TempDir();
+        var fifo = Path.Combine(dir, "pipe.onnx");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", fifo)) await mkfifo.WaitForExitAsync();
+        var model = TestData.Fixture("mlp.onnx");
+        foreach (var args in new[]
+        {
+            new[] { "compile", fifo, "--out", Path.Combine(dir, "a") },
+            new[] { "prune", model, "--out", Path.Combine(dir, "b"), "--calibration", fifo },
+            new[] { "compile", model, "--out", Path.Combine(dir, "c"), "--target", fifo + ".json" },
+        })
+        {
+            if (args[^1].EndsWith(".json", StringComparison.Ordinal) && !File.Exists(args[^1]))
+                using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", args[^1])) await mkfifo.WaitForExitAsync();
+            var (exit, _, error) = await Task.Run(() => Run(args)).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(1, exit);
+            Assert.Contains("not a regular file", error);
+        }
+    }
+
     [Theory]
     [InlineData("mlp.onnx", "Mlp")]
     [InlineData("my-model_v2.onnx", "MyModelV2")]

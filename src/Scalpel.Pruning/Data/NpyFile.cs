@@ -48,6 +48,7 @@ public sealed partial class NpyFile
     public static NpyFile Read(string path, int maxRows = int.MaxValue)
     {
         if (!File.Exists(path)) throw new ScalpelException(ErrorCode.Data, $"{path}: data file not found.");
+        SafeFile.RequireRegular(path, ErrorCode.Data, path);
         ScalpelException Bad(string what) => new(ErrorCode.Data, $"{path}: {what}");
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         Span<byte> preamble = stackalloc byte[12];

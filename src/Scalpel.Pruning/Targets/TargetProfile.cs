@@ -71,6 +71,7 @@ public sealed record TargetProfile
         if (nameOrPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || nameOrPath.Contains('/') || nameOrPath.Contains('\\'))
         {
             if (!File.Exists(nameOrPath)) throw new ScalpelException(ErrorCode.Target, $"{nameOrPath}: target profile not found.");
+            SafeFile.RequireRegular(nameOrPath, ErrorCode.Target, nameOrPath);
             return Parse(File.ReadAllText(nameOrPath), nameOrPath);
         }
         throw new ScalpelException(ErrorCode.Target, $"unknown target '{nameOrPath}'. Known targets: {string.Join(", ", BuiltInNames)}, or a path to a profile .json file.");
