@@ -103,8 +103,8 @@ public sealed record PruneOptions
             throw Bad($"--labels {ValidationLabels} is given without --validation: labels belong to validation inputs.");
         if (TrainingLabels is not null && TrainingData is null)
             throw Bad($"--train-labels {TrainingLabels} is given without --train.");
-        if (TrainingData is not null && TrainingLabels is null)
-            throw Bad($"--train {TrainingData} needs its labels (--train-labels).");
+        if (TrainingData is not null && TrainingLabels is null) // a data problem, as a labels file missing from a pair is (SCALPEL1005)
+            throw new ScalpelException(ErrorCode.Data, $"{TrainingData}: training data needs its labels (--train-labels).");
         if (MaxCalibrationSamples < 1) throw Bad($"at most {MaxCalibrationSamples} calibration samples: expected 1 or more.");
         if (MaxModelBytes < 1) throw Bad($"--max-model-bytes is {MaxModelBytes}; expected a positive number of bytes.");
         foreach (var (name, o) in Overrides)
