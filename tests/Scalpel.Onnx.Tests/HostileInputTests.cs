@@ -156,6 +156,14 @@ public sealed class HostileInputTests
             dims[2].DimValue = 20000;
             dims[3].DimValue = 20000;
         }, "20000"),
+        ["broadcast past int"] = (m =>
+        {
+            // [N,6,28,28] + a constant [1,600000,1,1,1] broadcast to [1,600000,6,28,28]: more elements than an int counts.
+            var relu = First(m, "Relu");
+            m.Graph.Initializer.Add(new TensorProto { Name = "wide", DataType = 1, Dims = { 1, 600000, 1, 1, 1 }, RawData = ByteString.CopyFrom(new byte[600000 * 4]) });
+            m.Graph.Node.Insert(m.Graph.Node.IndexOf(relu), new NodeProto { OpType = "Add", Name = "widen", Input = { relu.Input[0], "wide" }, Output = { "widened" } });
+            relu.Input[0] = "widened";
+        }, "widen"),
         ["input dims overflow"] = (m => m.Graph.Input[0].Type.TensorType.Shape.Dim[2].DimValue = 1L << 40, "input"),
         ["opset 1"] = (m => m.OpsetImport[0].Version = 1, "opset 1"),
         ["opset 99"] = (m => m.OpsetImport[0].Version = 99, "opset 99"),

@@ -63,7 +63,7 @@ public sealed class GraphAnalyzer
                 throw new ScalpelException($"{Src}: {node} has attribute '{twice.Key}' twice.");
             var layer = ParseChecked(node);
             if (layer is null) continue; // folded into a constant
-            if (layer.OutputShape.Any(d => d <= 0) || Shape.Size(layer.OutputShape) > MaxActivationElements)
+            if (layer.OutputShape.Any(d => d <= 0) || layer.OutputShape.Aggregate(1.0, (p, d) => p * d) > MaxActivationElements)
                 throw new UnsupportedModelException(
                     $"{Src}: {node} outputs shape {Shape.Format(layer.OutputShape)}; Scalpel.Build needs every dimension at least 1 and at most {MaxActivationElements} elements per tensor.");
             _shapes[layer.Output] = layer.OutputShape;
