@@ -41,7 +41,7 @@ public static class ModelCompiler
         var parent = Path.GetDirectoryName(outDir) ?? outDir;
         var prefix = "." + Path.GetFileName(outDir) + TempMarker;
         Directory.CreateDirectory(parent);
-        RemoveStale(parent, outDir, prefix);
+        RemoveStale(parent, outDir, prefix, files.Select(f => Path.GetFileName(f.Path)));
         var temp = Path.Combine(parent, prefix + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(temp);
         try
@@ -98,24 +98,28 @@ public static class ModelCompiler
         }
     }
 
-    /// <summary>Temporary folders of runs whose process is gone, and the older runs' "C.bin.tmp-PID" files in the output folder.</summary>
-    private static void RemoveStale(string parent, string outDir, string prefix)
+    /// <summary>
+    /// Temporary folders of runs whose process is gone, and the "C.bin.tmp-PID" files older versions wrote for
+    /// these outputs. Only names ending in a process id that no longer runs: nothing else in the folder is touched.
+    /// </summary>
+    private static void RemoveStale(string parent, string outDir, string prefix, IEnumerable<string> outputNames)
     {
-        static bool Alive(string pid)
+        static bool Stale(string pid)
         {
-            if (!int.TryParse(pid, out var id)) return false;
-            try { using var p = System.Diagnostics.Process.GetProcessById(id); return !p.HasExited; }
-            catch (ArgumentException) { return false; }
+            if (!int.TryParse(pid, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id)) return false;
+            try { using var p = System.Diagnostics.Process.GetProcessById(id); return p.HasExited; }
+            catch (ArgumentException) { return true; }
         }
         try
         {
             foreach (var dir in Directory.EnumerateDirectories(parent, prefix + "*"))
-                if (!Alive(Path.GetFileName(dir)[prefix.Length..].Split('-')[0]))
+                if (Stale(Path.GetFileName(dir)[prefix.Length..].Split('-')[0]))
                     Directory.Delete(dir, recursive: true);
             if (Directory.Exists(outDir))
-                foreach (var file in Directory.EnumerateFiles(outDir, "*.tmp-*"))
-                    if (!Alive(file[(file.LastIndexOf(".tmp-", StringComparison.Ordinal) + 5)..]))
-                        File.Delete(file);
+                foreach (var name in outputNames)
+                    foreach (var file in Directory.EnumerateFiles(outDir, name + ".tmp-*"))
+                        if (Stale(Path.GetFileName(file)[(name.Length + 5)..]))
+                            File.Delete(file);
         }
         catch (IOException) { } // another run is cleaning up too
         catch (UnauthorizedAccessException) { }

@@ -178,9 +178,14 @@ public sealed class CommandLineTests
         // What a SIGKILL used to leave (C.bin.tmp-PID) and now could leave (a temporary folder), from a process that is gone.
         File.WriteAllBytes(Path.Combine(outDir, "LeNet.bin.tmp-2147483646"), new byte[1000]);
         Directory.CreateDirectory(Path.Combine(parent, ".out.scalpel-tmp-2147483646-deadbeef"));
+        // The user's own files, and a live process's temporary file, stay.
+        File.WriteAllText(Path.Combine(outDir, "notes.tmp-draft"), "mine");
+        File.WriteAllText(Path.Combine(outDir, "Other.bin.tmp-2147483646"), "mine");
+        File.WriteAllText(Path.Combine(outDir, $"LeNet.g.cs.tmp-{Environment.ProcessId}"), "in use");
         var (exit, _, error) = Run("compile", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "LeNet");
         Assert.True(exit == 0, error);
-        Assert.Equal(["LeNet.bin", "LeNet.g.cs"], Directory.GetFiles(outDir).Select(Path.GetFileName).Order());
+        Assert.Equal(["LeNet.bin", "LeNet.g.cs", $"LeNet.g.cs.tmp-{Environment.ProcessId}", "Other.bin.tmp-2147483646", "notes.tmp-draft"],
+            Directory.GetFiles(outDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.Equal(["out"], Directory.GetFileSystemEntries(parent).Select(Path.GetFileName));
     }
 
