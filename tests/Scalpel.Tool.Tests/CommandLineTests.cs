@@ -72,6 +72,22 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public void HostileNodeNamesInErrorsStayOnOneLineWithoutControlCharacters()
+    {
+        var proto = Scalpel.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(TestData.Fixture("mlp.onnx")));
+        var relu = proto.Graph.Node.First(n => n.OpType == "Relu");
+        relu.OpType = "Gelu";
+        relu.Name = "evil\u001b[31m\nerror SCALPEL0000: fake\u2028line";
+        var path = Path.Combine(TestData.TempDir(), "evil.onnx");
+        File.WriteAllBytes(path, Google.Protobuf.MessageExtensions.ToByteArray(proto));
+        var (exit, _, error) = Run("compile", path, "--out", TestData.TempDir());
+        Assert.Equal(1, exit);
+        Assert.Single(error.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("error SCALPEL1003: ", error);
+        Assert.DoesNotContain(error.TrimEnd('\n'), c => char.IsControl(c) || c is '\u2028');
+    }
+
+    [Fact]
     public void UnknownTargetListsTheKnownOnes()
     {
         var (exit, _, error) = Run("compile", TestData.Fixture("mlp.onnx"), "--target", "z80", "--out", TestData.TempDir());
