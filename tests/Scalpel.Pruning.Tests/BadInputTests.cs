@@ -141,6 +141,26 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void AdversarialNpyHeadersAreRefusedQuickly()
+    {
+        // Near the 64 KiB header limit, built to make a backtracking parser work hard.
+        string[] headers =
+        [
+            "{" + new string(' ', 60_000) + "'",
+            "{'descr': '<f4', 'shape': (" + string.Concat(Enumerable.Repeat("1, ", 20_000)) + "x",
+            "{" + string.Concat(Enumerable.Repeat("'descr': '<f4', ", 3_500)) + "!",
+            "{'descr': '" + new string('\'', 1) + string.Concat(Enumerable.Repeat(" ,", 30_000)),
+        ];
+        foreach (var header in headers)
+        {
+            var path = RawNpy(header, 16);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            Assert.Throws<ScalpelException>(() => NpyFile.Read(path));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"{clock.Elapsed.TotalSeconds:0.0} s for a {header.Length}-byte header");
+        }
+    }
+
+    [Fact]
     public void Python2LongsInTheShapeAreRead()
     {
         var path = RawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (5L, 784L), }", 5 * 784 * 4);
