@@ -61,7 +61,12 @@ public sealed class OnnxGraph
         {
             var node = new Node(graph.Node[i], i);
             if (node.OpType == "Constant" && node.Proto.Domain is "" or "ai.onnx")
-                _constants[node.Outputs[0]] = ConstantValue(node);
+            {
+                if (node.Outputs.Count != 1 || node.Outputs[0].Length == 0)
+                    throw new ScalpelException($"{Source}: {node} has {node.Outputs.Count} outputs; a Constant has exactly one, named.");
+                if (!_constants.TryAdd(node.Outputs[0], ConstantValue(node)))
+                    throw new ScalpelException($"{Source}: {node} outputs '{node.Outputs[0]}', which is already an initializer or another constant.");
+            }
             else
                 nodes.Add(node);
         }
@@ -95,17 +100,23 @@ public sealed class OnnxGraph
                 $"{Source}: graph input '{value.Name}' has element type {(TensorProto.Types.DataType)tensorType.ElemType}; Scalpel.Build supports float32 inputs.");
         if (tensorType.Shape is null)
             throw new UnsupportedModelException($"{Source}: graph input '{value.Name}' has no declared shape.");
-        return tensorType.Shape.Dim.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue > 0
-            ? checked((int)d.DimValue) : -1).ToArray();
+        var dims = tensorType.Shape.Dim.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue > 0
+            ? d.DimValue : -1).ToArray();
+        if (dims.Aggregate(1.0, (p, d) => p * Math.Max(1, d)) > TensorReader.MaxElements)
+            throw new UnsupportedModelException(
+                $"{Source}: graph input '{value.Name}' has shape [{string.Join(",", dims)}], more than the {TensorReader.MaxElements} elements Scalpel.Build accepts.");
+        return dims.Select(d => (int)d).ToArray();
     }
 
     private TensorProto ConstantValue(Node node)
     {
-        var a = node.Proto.Attribute.FirstOrDefault()
-            ?? throw new ScalpelException($"{Source}: {node} has no value.");
+        if (node.Proto.Attribute.Count != 1)
+            throw new ScalpelException($"{Source}: {node} has {node.Proto.Attribute.Count} attributes; a Constant has exactly one value.");
+        var a = node.Proto.Attribute[0];
         var t = new TensorProto { Name = node.Outputs[0] };
         switch (a.Name)
         {
+            case "value" when a.T is null: throw new ScalpelException($"{Source}: {node} has an empty value.");
             case "value": t = a.T.Clone(); t.Name = node.Outputs[0]; break;
             case "value_float": t.DataType = (int)TensorProto.Types.DataType.Float; t.FloatData.Add(a.F); break;
             case "value_floats": t.DataType = (int)TensorProto.Types.DataType.Float; t.FloatData.AddRange(a.Floats); t.Dims.Add(a.Floats.Count); break;

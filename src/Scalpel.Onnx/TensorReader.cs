@@ -27,6 +27,26 @@ public static class TensorReader
         return dims;
     }
 
+    /// <summary>The bytes a tensor's dims and type claim, without reading it; saturates instead of overflowing.</summary>
+    public static long DeclaredBytes(TensorProto t)
+    {
+        long size = (TensorProto.Types.DataType)t.DataType switch
+        {
+            TensorProto.Types.DataType.Int8 or TensorProto.Types.DataType.Uint8 or TensorProto.Types.DataType.Bool => 1,
+            TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16 or TensorProto.Types.DataType.Int16 or TensorProto.Types.DataType.Uint16 => 2,
+            TensorProto.Types.DataType.Double or TensorProto.Types.DataType.Int64 or TensorProto.Types.DataType.Uint64 or TensorProto.Types.DataType.Complex64 => 8,
+            TensorProto.Types.DataType.Complex128 => 16,
+            _ => 4,
+        };
+        foreach (var d in t.Dims)
+        {
+            if (d <= 0) return 0;
+            if (d > long.MaxValue / 16 / size) return long.MaxValue / 2;
+            size *= d;
+        }
+        return size;
+    }
+
     public static Tensor ReadFloat(TensorProto t, OnnxModel model)
     {
         var dims = Dims(t, model.Source);
@@ -52,7 +72,24 @@ public static class TensorReader
                 throw new UnsupportedModelException(
                     $"{model.Source}: tensor '{t.Name}' has element type {type}; Scalpel.Build supports float32 (float16 and float64 are converted).");
         }
+        // NaN or infinite weights give garbage that still "runs": refuse them up front.
+        int bad = Array.FindIndex(data, v => !float.IsFinite(v));
+        if (bad >= 0)
+            throw new ScalpelException($"{model.Source}: tensor '{t.Name}' holds {data[bad]} at index {bad} ({FormatIndex(bad, dims)}); weights must be finite numbers.");
         return new Tensor(t.Name, dims, data);
+    }
+
+    /// <summary>A flat row-major index as [i,j,...] in <paramref name="dims"/>.</summary>
+    public static string FormatIndex(long flat, int[] dims)
+    {
+        var index = new long[dims.Length];
+        for (int i = dims.Length - 1; i >= 0; i--)
+        {
+            if (dims[i] == 0) break;
+            index[i] = flat % dims[i];
+            flat /= dims[i];
+        }
+        return "[" + string.Join(",", index) + "]";
     }
 
     /// <summary>Integer tensors (shapes, axes), as int64.</summary>
@@ -106,22 +143,33 @@ public static class TensorReader
             switch (entry.Key)
             {
                 case "location": location = entry.Value; break;
-                case "offset": offset = long.Parse(entry.Value, System.Globalization.CultureInfo.InvariantCulture); break;
-                case "length": length = long.Parse(entry.Value, System.Globalization.CultureInfo.InvariantCulture); break;
+                case "offset": offset = ExternalNumber(entry, t, model); break;
+                case "length": length = ExternalNumber(entry, t, model); break;
             }
         }
         var path = ResolveExternalPath(location, t.Name, model);
         if (length < 0) length = bytes;
         if (length != bytes)
             throw new ScalpelException($"{model.Source}: tensor '{t.Name}' declares {length} bytes of external data; its shape needs {bytes}.");
+        // The size comes from stat, before opening: FIFOs and devices report 0 and are never opened (a FIFO would block).
+        long size = new FileInfo(path).Length;
+        if (offset > size - length)
+            throw new ScalpelException($"{model.Source}: tensor '{t.Name}' reads bytes {offset}..{offset + length} of '{location}', which has {size}.");
+        if (length == 0) return [];
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        if (offset < 0 || offset + length > file.Length)
-            throw new ScalpelException($"{model.Source}: tensor '{t.Name}' reads bytes {offset}..{offset + length} of '{location}', which has {file.Length}.");
+        if (file.Length != size)
+            throw new ScalpelException($"{model.Source}: external data file '{location}' changed while it was read.");
         var buffer = new byte[length];
         file.Position = offset;
         file.ReadExactly(buffer);
         return buffer;
     }
+
+    /// <summary>offset and length: decimal digits only (no sign, spaces or suffix), within a long.</summary>
+    private static long ExternalNumber(StringStringEntryProto entry, TensorProto t, OnnxModel model) =>
+        long.TryParse(entry.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new ScalpelException($"{model.Source}: tensor '{t.Name}' has external data {entry.Key} '{entry.Value}'; expected a whole number of bytes.");
 
     /// <summary>External data must live inside the model's folder: no absolute paths, no '..'.</summary>
     public static string ResolveExternalPath(string? location, string tensor, OnnxModel model)
@@ -140,6 +188,12 @@ public static class TensorReader
             throw new ScalpelException($"{model.Source}: tensor '{tensor}' points at external data '{location}' outside the model's folder.");
         if (!File.Exists(full))
             throw new ScalpelException($"{model.Source}: external data file '{location}' for tensor '{tensor}' not found.");
+        // No symbolic link anywhere below the model's folder: a link could lead out of it (to /etc/passwd, say).
+        for (var p = full; p.Length > baseDir.TrimEnd(Path.DirectorySeparatorChar).Length; p = Path.GetDirectoryName(p)!)
+            if (new FileInfo(p).LinkTarget is not null)
+                throw new ScalpelException(
+                    $"{model.Source}: external data '{location}' for tensor '{tensor}' goes through the symbolic link '{Path.GetRelativePath(baseDir, p)}'; copy the data file into the model's folder instead.");
+        SafeFile.RequireRegular(full, ErrorCode.InvalidModel, $"{model.Source}: external data '{location}' for tensor '{tensor}'");
         return full;
     }
 }

@@ -68,25 +68,39 @@ public static partial class Pipeline
 
     public static PruneResult Run(PruneOptions o)
     {
+        try
+        {
+            return RunChecked(o);
+        }
+        catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+        {
+            // A model that passed Scalpel.Build's own checks can still be one ONNX Runtime refuses to load or run.
+            throw new ScalpelException(ErrorCode.InvalidModel, $"{o.ModelPath}: ONNX Runtime cannot run the model: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
+    }
+
+    private static PruneResult RunChecked(PruneOptions o)
+    {
+        o.Validate();
         var say = o.Progress ?? new Progress<string>(_ => { });
-        var original = OnnxModel.Load(o.ModelPath);
+        var original = OnnxModel.Load(o.ModelPath, o.MaxModelBytes);
         if (o.TrainingData is not null)
         {
             // Retraining updates every layer's own initializers: fold BatchNorms into them first (same function).
             original = new OnnxModel(BatchNormFolding.Apply(original.Proto), original.BaseDirectory, original.Source);
         }
         var originalModel = GraphAnalyzer.Analyze(original);
+        o.ValidateLayerNames(originalModel.Layers.Where(l => l is DenseLayer or ConvLayer).Select(l => l.Name).ToList());
         if (originalModel.BatchMode != BatchMode.PerSample)
             throw new UnsupportedModelException($"{o.ModelPath}: pruning needs a model whose first input dimension is the batch (symbolic or 1).");
         var sampleShape = originalModel.InputShape[1..];
 
-        Dataset? calibration = o.CalibrationData is null ? null : Dataset.Load(o.CalibrationData, null, sampleShape).Take(o.MaxCalibrationSamples);
+        Dataset? calibration = o.CalibrationData is null ? null : Dataset.Load(o.CalibrationData, null, sampleShape, maxSamples: o.MaxCalibrationSamples);
         Dataset? validation = o.ValidationData is null ? null : Dataset.Load(o.ValidationData, o.ValidationLabels, sampleShape, originalModel.OutputSize);
         Dataset? training = null;
         if (o.TrainingData is not null)
         {
-            if (o.TrainingLabels is null) throw new ScalpelException(ErrorCode.Data, $"{o.TrainingData}: training data needs its labels (--train-labels).");
-            training = Dataset.Load(o.TrainingData, o.TrainingLabels, sampleShape, originalModel.OutputSize).Take(o.Retraining.MaxSamples);
+            training = Dataset.Load(o.TrainingData, o.TrainingLabels!, sampleShape, originalModel.OutputSize, o.Retraining.MaxSamples);
         }
         if (validation is null && calibration is not null && calibration.Count >= 8)
         {
@@ -435,10 +449,10 @@ public static partial class Pipeline
     }
 
     /// <summary>
-    /// Writes C.bin, C.onnx, C.report.json, C.report.md and C.g.cs atomically (all or none). C.g.cs comes
+    /// Writes C.bin, C.onnx, C.report.json, C.report.md and C.g.cs all or none (see ModelCompiler.WriteAll). C.g.cs comes
     /// last because builds treat it as the run's output: if a kill lands between renames, it is still old.
     /// </summary>
-    public static IReadOnlyList<string> Write(PruneResult result, string outDir, string className)
+    public static IReadOnlyList<string> Write(PruneResult result, string outDir, string className, CancellationToken cancellation = default)
     {
         var pruned = new MemoryStream();
         new OnnxModel(result.PrunedOnnx, null, className + ".onnx").Save(pruned);
@@ -450,7 +464,7 @@ public static partial class Pipeline
             (Path.Combine(outDir, className + ".report.md"), System.Text.Encoding.UTF8.GetBytes(result.Report.ToMarkdown())),
             (Path.Combine(outDir, className + ".g.cs"), System.Text.Encoding.UTF8.GetBytes(result.Code.Source)),
         };
-        ModelCompiler.WriteAll(outDir, files);
+        ModelCompiler.WriteAll(outDir, files, cancellation);
         return files.Select(f => f.Path).ToList();
     }
 }

@@ -1,3 +1,4 @@
+using Scalpel.Onnx;
 using Scalpel.Pruning.Methods;
 using Scalpel.Pruning.Targets;
 
@@ -84,4 +85,49 @@ public sealed record PruneOptions
     public bool MeasureOnHost { get; init; }
     public IProgress<string>? Progress { get; init; }
     public CancellationToken Cancellation { get; init; }
+    /// <summary>Limit on the bytes all of the model's tensors may declare (hostile files can claim gigabytes).</summary>
+    public long MaxModelBytes { get; init; } = OnnxModel.DefaultMaxTensorBytes;
+
+    /// <summary>
+    /// Checks every option value before any work, for the command line and the MSBuild item alike (the item runs
+    /// the command line): NaN and out-of-range numbers, and options that only make sense with another one.
+    /// </summary>
+    public void Validate()
+    {
+        static ScalpelException Bad(string message) => new(ErrorCode.Option, message);
+        if (!double.IsFinite(MaxAccuracyDrop) || MaxAccuracyDrop is < 0 or > 100)
+            throw Bad($"--max-accuracy-drop is {MaxAccuracyDrop}; expected percentage points from 0 to 100.");
+        if (!double.IsFinite(MinAgreement) || MinAgreement is < 0 or > 1)
+            throw Bad($"--min-agreement is {MinAgreement}; expected a fraction from 0 to 1.");
+        if (ValidationLabels is not null && ValidationData is null)
+            throw Bad($"--labels {ValidationLabels} is given without --validation: labels belong to validation inputs.");
+        if (TrainingLabels is not null && TrainingData is null)
+            throw Bad($"--train-labels {TrainingLabels} is given without --train.");
+        if (TrainingData is not null && TrainingLabels is null) // a data problem, as a labels file missing from a pair is (SCALPEL1005)
+            throw new ScalpelException(ErrorCode.Data, $"{TrainingData}: training data needs its labels (--train-labels).");
+        if (MaxCalibrationSamples < 1) throw Bad($"at most {MaxCalibrationSamples} calibration samples: expected 1 or more.");
+        if (MaxModelBytes < 1) throw Bad($"--max-model-bytes is {MaxModelBytes}; expected a positive number of bytes.");
+        foreach (var (name, o) in Overrides)
+        {
+            if (name.Length == 0) throw Bad("a per-layer option names no layer; expected NAME=VALUE with a layer name, 'fc' or 'conv'.");
+            if (o.Sparsity is { } s && (!double.IsFinite(s) || s is < 0 or >= 1))
+                throw Bad($"--sparsity {name}={s}: expected a fraction in [0, 1).");
+        }
+        var r = Retraining;
+        if (r.EpochsPerStep < 1) throw Bad($"--epochs is {r.EpochsPerStep}; expected a positive number.");
+        if (r.MaxSteps < 0) throw Bad($"--retrain-steps is {r.MaxSteps}; expected 0 or more.");
+        if (r.BatchSize < 1 || r.MaxSamples < 1) throw Bad("retraining batch size and sample count must be positive.");
+        if (!float.IsFinite(r.LearningRate) || r.LearningRate is <= 0 or >= 1) throw Bad($"--learning-rate is {r.LearningRate}; expected a value in (0, 1).");
+        if (!float.IsFinite(r.Distillation) || r.Distillation is < 0 or > 1) throw Bad($"--distillation is {r.Distillation}; expected a value from 0 to 1.");
+        if (!float.IsFinite(r.GatePenalty) || r.GatePenalty < 0) throw Bad($"--gate-penalty is {r.GatePenalty}; expected a value of 0 or more.");
+    }
+
+    /// <summary>Per-layer options must name a layer the model has (weights: Dense or Conv), or a kind: a typo would be silently ignored.</summary>
+    public void ValidateLayerNames(IReadOnlyCollection<string> layers)
+    {
+        foreach (var name in Overrides.Keys)
+            if (name is not ("fc" or "conv") && !layers.Contains(name))
+                throw new ScalpelException(ErrorCode.Option,
+                    $"{ModelPath}: per-layer option for '{name}', which is no Dense or Conv layer of the model; use 'fc', 'conv' or one of: {string.Join(", ", layers.Take(20))}{(layers.Count > 20 ? ", ..." : "")} (see `dotnet scalpel inspect`).");
+    }
 }

@@ -13,8 +13,31 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        s_cancelReported = 0;
         var parsed = BuildRoot().Parse(args);
-        if (parsed.Errors.Count == 0) return parsed.Invoke();
+        if (parsed.Errors.Count == 0)
+        {
+            // Ctrl+C and SIGTERM cancel the work; if it does not stop within the grace period, the process exits
+            // anyway, but only while no outputs are being moved in (the commit lock), and says it was cancelled.
+            using var cancel = new CancellationTokenSource();
+            void OnSignal(System.Runtime.InteropServices.PosixSignalContext context)
+            {
+                context.Cancel = true;
+                cancel.Cancel();
+                new Thread(() =>
+                {
+                    Thread.Sleep(CancelGracePeriod);
+                    lock (ModelCompiler.CommitLock)
+                    {
+                        ReportCancelled();
+                        Environment.Exit(130);
+                    }
+                }) { IsBackground = true }.Start();
+            }
+            using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal);
+            using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
+            return parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, cancel.Token).GetAwaiter().GetResult();
+        }
         foreach (var error in parsed.Errors) Console.Error.WriteLine(Diagnostic.Error(ErrorCode.Option, error.Message));
         Console.Error.WriteLine("Run 'dotnet scalpel --help' for the commands and their options.");
         return 1;
@@ -36,19 +59,26 @@ public static class Program
     {
         var model = ModelArgument();
         var (target, outDir, ns, cls) = OutputOptions();
-        var command = new Command("compile", "Generate C# inference code and its weight file for an (unpruned) model.") { model, target, outDir, ns, cls };
+        var maxBytes = MaxModelBytesOption();
+        var command = new Command("compile", "Generate C# inference code and its weight file for an (unpruned) model.") { model, target, outDir, ns, cls, maxBytes };
         command.SetAction(result => Run(() =>
         {
             var path = result.GetValue(model)!.FullName;
             var className = result.GetValue(cls) ?? ClassNameFrom(path);
             var t = TargetProfile.Resolve(result.GetValue(target)!).CodeTarget;
-            var compiled = ModelCompiler.Compile(path, t, result.GetValue(outDir)!.FullName, result.GetValue(ns)!, className);
+            var limit = result.GetValue(maxBytes) is > 0 and var b ? b : throw new ScalpelException(ErrorCode.Option, "--max-model-bytes: expected a positive number of bytes.");
+            var compiled = ModelCompiler.Compile(path, t, result.GetValue(outDir)!.FullName, result.GetValue(ns)!, className, limit);
             Console.WriteLine($"{Path.GetFileName(path)}: {compiled.Model.Layers.Count} layers, target {t.Name} (Vector{t.SimdBits}{(t.Fma ? ", FMA" : "")})");
             Console.WriteLine($"  wrote {compiled.SourcePath} ({compiled.Code.Source.Length:N0} chars)");
             Console.WriteLine($"  wrote {compiled.WeightsPath} ({compiled.Code.Weights.Length:N0} bytes)");
         }));
         return command;
     }
+
+    private static Option<long> MaxModelBytesOption() => new("--max-model-bytes")
+    {
+        Description = "Largest total of tensor bytes a model may declare (a guard against hostile files).", DefaultValueFactory = _ => OnnxModel.DefaultMaxTensorBytes,
+    };
 
     private static (Option<string> Target, Option<DirectoryInfo> Out, Option<string> Namespace, Option<string?> Class) OutputOptions() => (
         new Option<string>("--target") { Description = $"Hardware target: {string.Join(", ", TargetProfile.BuiltInNames)}, or a profile .json file.", DefaultValueFactory = _ => "host" },
@@ -79,11 +109,12 @@ public static class Program
         var distillation = new Option<float>("--distillation") { Description = "Weight of distillation from the original model's logits during retraining, 0 to 1.", DefaultValueFactory = _ => defaults.Distillation };
         var nodeSelection = new Option<NodeSelection>("--node-selection") { Description = "With --train: which channels node steps remove: filter (smallest filters first) or gates (learned node gates with an L1 penalty, the paper's).", DefaultValueFactory = _ => defaults.NodeSelection };
         var gatePenalty = new Option<float>("--gate-penalty") { Description = "With --node-selection gates: weight of the L1 penalty on the gates.", DefaultValueFactory = _ => defaults.GatePenalty };
+        var maxBytes = MaxModelBytesOption();
         var measure = new Option<bool>("--measure") { Description = "Time each layer's generated kernel on this machine for the report (when the target's vectors run in hardware here).", DefaultValueFactory = _ => true };
         var command = new Command("prune", "Prune a model for a hardware target and generate its C# inference code, pruned ONNX model and report.")
         {
             model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity, technique,
-            train, trainLabels, epochs, steps, learningRate, distillation, nodeSelection, gatePenalty, measure,
+            train, trainLabels, epochs, steps, learningRate, distillation, nodeSelection, gatePenalty, measure, maxBytes,
         };
         command.SetAction((result, cancellation) => Task.FromResult(Run(() =>
         {
@@ -95,7 +126,7 @@ public static class Program
             foreach (var spec in result.GetValue(sparsity) ?? [])
             {
                 var parts = spec.Split('=', 2);
-                if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || s is < 0 or >= 1)
+                if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var s))
                     throw new ScalpelException(ErrorCode.Option, $"--sparsity '{spec}': expected NAME=FRACTION with FRACTION in [0, 1).");
                 overrides[parts[0]] = Get(parts[0]) with { Sparsity = s };
             }
@@ -116,22 +147,18 @@ public static class Program
                 TrainingData = result.GetValue(train)?.FullName, TrainingLabels = result.GetValue(trainLabels)?.FullName,
                 Retraining = new RetrainOptions
                 {
-                    EpochsPerStep = Positive(result.GetValue(epochs), "--epochs"), MaxSteps = Math.Max(0, result.GetValue(steps)), NodeSelection = result.GetValue(nodeSelection),
-                    GatePenalty = result.GetValue(gatePenalty) is >= 0 and var gp ? gp : throw new ScalpelException(ErrorCode.Option, "--gate-penalty: expected a value of 0 or more."),
-                    LearningRate = result.GetValue(learningRate) is > 0 and < 1 and var lr ? lr : throw new ScalpelException(ErrorCode.Option, "--learning-rate: expected a value in (0, 1)."),
-                    Distillation = result.GetValue(distillation) is >= 0 and <= 1 and var d ? d : throw new ScalpelException(ErrorCode.Option, "--distillation: expected a value from 0 to 1."),
+                    EpochsPerStep = result.GetValue(epochs), MaxSteps = Math.Max(0, result.GetValue(steps)), NodeSelection = result.GetValue(nodeSelection),
+                    GatePenalty = result.GetValue(gatePenalty), LearningRate = result.GetValue(learningRate), Distillation = result.GetValue(distillation),
                 },
+                MaxModelBytes = result.GetValue(maxBytes),
             };
             var pruned = Pipeline.Run(options);
             foreach (var w in pruned.Report.Warnings) Console.Error.WriteLine(Diagnostic.Warning(w.Code, w.Message));
-            foreach (var file in Pipeline.Write(pruned, result.GetValue(outDir)!.FullName, className))
+            foreach (var file in Pipeline.Write(pruned, result.GetValue(outDir)!.FullName, className, cancellation))
                 Console.WriteLine($"  wrote {file}");
         })));
         return command;
     }
-
-    private static int Positive(int value, string option) =>
-        value > 0 ? value : throw new ScalpelException(ErrorCode.Option, $"{option}: expected a positive number, got {value}.");
 
     private static Command ProfileCommand()
     {
@@ -200,6 +227,17 @@ public static class Program
 
     public static string ClassNameFrom(string path) => ModelNames.ClassNameFrom(path);
 
+    private static int s_cancelReported;
+
+    /// <summary>How long cancelled work may take to stop by itself before the process exits.</summary>
+    private static readonly TimeSpan CancelGracePeriod = TimeSpan.FromSeconds(2);
+
+    private static void ReportCancelled()
+    {
+        if (Interlocked.Exchange(ref s_cancelReported, 1) == 0)
+            Console.Error.WriteLine(Diagnostic.Error(ErrorCode.Cancelled, "cancelled; the output folder was left as it was."));
+    }
+
     /// <summary>
     /// Runs a command body. A failure becomes one diagnostic line on stderr ("error SCALPEL1005: ...", the
     /// form MSBuild and editors parse) and exit code 1; a bug adds its stack trace after that line.
@@ -223,7 +261,7 @@ public static class Program
         }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine(Diagnostic.Error(ErrorCode.Cancelled, "cancelled; no output was written."));
+            ReportCancelled();
             return 130;
         }
         catch (Exception e)

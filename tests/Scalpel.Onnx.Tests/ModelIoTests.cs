@@ -70,6 +70,61 @@ public sealed class ModelIoTests
     }
 
     [Fact]
+    public void ExternalDataThroughASymbolicLinkIsRefused()
+    {
+        var dir = TestData.TempDir();
+        var path = WithExternalWeight(dir, "weights/fc1.bin", out _, "weights/link.bin");
+        File.CreateSymbolicLink(Path.Combine(dir, "weights", "link.bin"), Path.Combine(Path.GetDirectoryName(dir)!, "outside.bin"));
+        AssertRefused(path, "symbolic link");
+
+        // A linked folder on the way is refused just the same.
+        var other = TestData.TempDir();
+        File.Copy(Path.Combine(dir, "weights", "fc1.bin"), Path.Combine(other, "fc1.bin"));
+        Directory.CreateSymbolicLink(Path.Combine(dir, "linked"), other);
+        path = WithExternalWeight(dir, "weights/fc1.bin", out _, "linked/fc1.bin");
+        AssertRefused(path, "symbolic link");
+    }
+
+    [Fact]
+    public async Task ExternalDataFromAFifoIsRefusedWithoutBlocking()
+    {
+        var dir = TestData.TempDir();
+        var path = WithExternalWeight(dir, "weights/fc1.bin", out _, "weights/fifo.bin");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", Path.Combine(dir, "weights", "fifo.bin")))
+            mkfifo.WaitForExit();
+        var load = Task.Run(() => AssertRefused(path, "fifo.bin"));
+        await load.WaitAsync(TimeSpan.FromSeconds(30)); // throws TimeoutException if reading the FIFO blocked
+    }
+
+    [Theory]
+    [InlineData("offset", "abc")]
+    [InlineData("offset", "73786976294838206464")]
+    [InlineData("offset", "-4")]
+    [InlineData("offset", " 4")]
+    [InlineData("offset", "4L")]
+    [InlineData("offset", "+4")]
+    [InlineData("offset", "9223372036854775807")]
+    [InlineData("length", "1e3")]
+    [InlineData("length", "")]
+    public void ExternalOffsetAndLengthAreParsedStrictly(string key, string value)
+    {
+        var dir = TestData.TempDir();
+        var path = WithExternalWeight(dir, "weights/fc1.bin", out _);
+        var proto = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        proto.Graph.Initializer[0].ExternalData.Add(new StringStringEntryProto { Key = key, Value = value });
+        File.WriteAllBytes(path, proto.ToByteArray());
+        AssertRefused(path, proto.Graph.Initializer[0].Name);
+    }
+
+    private static void AssertRefused(string modelPath, string expected)
+    {
+        var graph = OnnxGraph.Load(modelPath);
+        var e = Assert.Throws<ScalpelException>(() => graph.Constant(graph.Model.Proto.Graph.Initializer[0].Name));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains(modelPath, e.Message);
+    }
+
+    [Fact]
     public void Float16AndFloat64InitializersAreConverted()
     {
         var model = OnnxModel.Load(Mlp);

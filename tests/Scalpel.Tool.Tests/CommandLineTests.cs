@@ -72,6 +72,22 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public void HostileNodeNamesInErrorsStayOnOneLineWithoutControlCharacters()
+    {
+        var proto = Scalpel.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(TestData.Fixture("mlp.onnx")));
+        var relu = proto.Graph.Node.First(n => n.OpType == "Relu");
+        relu.OpType = "Gelu";
+        relu.Name = "evil\u001b[31m\nerror SCALPEL0000: fake\u2028line";
+        var path = Path.Combine(TestData.TempDir(), "evil.onnx");
+        File.WriteAllBytes(path, Google.Protobuf.MessageExtensions.ToByteArray(proto));
+        var (exit, _, error) = Run("compile", path, "--out", TestData.TempDir());
+        Assert.Equal(1, exit);
+        Assert.Single(error.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("error SCALPEL1003: ", error);
+        Assert.DoesNotContain(error.TrimEnd('\n'), c => char.IsControl(c) || c is '\u2028');
+    }
+
+    [Fact]
     public void UnknownTargetListsTheKnownOnes()
     {
         var (exit, _, error) = Run("compile", TestData.Fixture("mlp.onnx"), "--target", "z80", "--out", TestData.TempDir());
@@ -125,6 +141,152 @@ public sealed class CommandLineTests
         Assert.Equal(0, exit);
         Assert.Contains("done: 0.0 % smaller", output);
         Assert.StartsWith("warning SCALPEL2002: the accuracy budget allowed no pruning", error);
+    }
+
+    [Theory]
+    [InlineData("--sparsity", "fc=NaN", "--sparsity")]
+    [InlineData("--sparsity", "/no/such/layer=0.9", "/no/such/layer")]
+    [InlineData("--keep-dense", "/1/Gem", "/1/Gem")]
+    [InlineData("--max-accuracy-drop", "NaN", "--max-accuracy-drop")]
+    [InlineData("--max-accuracy-drop", "-1", "--max-accuracy-drop")]
+    [InlineData("--min-agreement", "Infinity", "--min-agreement")]
+    [InlineData("--labels", "labels.npy", "without --validation")]
+    [InlineData("--train-labels", "labels.npy", "without --train")]
+    [InlineData("--learning-rate", "NaN", "--learning-rate")]
+    [InlineData("--max-model-bytes", "0", "--max-model-bytes")]
+    [InlineData("--class", "class", "keyword")]
+    [InlineData("--class", "Weights", "generated code")]
+    [InlineData("--class", "Mlp\n", "class name")]
+    public void BadOptionValuesAreOneLineOptionErrorsBeforeAnyWork(string option, string value, string expected)
+    {
+        var dir = TestData.TempDir();
+        var (exit, output, error) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", dir, "--measure", "false", option, value.Replace("\\n", "\n"));
+        Assert.Equal(1, exit);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.StartsWith("error SCALPEL1006: ", error);
+        Assert.Contains(expected, error);
+        Assert.DoesNotContain("calibrating", output);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
+    }
+
+    [Fact]
+    public void CompileRefusesReservedClassNamesAndTrailingNewlines()
+    {
+        foreach (var name in new[] { "Weights", "Math", "Mlp\n", "int" })
+        {
+            var dir = TestData.TempDir();
+            var (exit, _, error) = Run("compile", TestData.Fixture("mlp.onnx"), "--out", dir, "--class", name);
+            Assert.Equal(1, exit);
+            Assert.StartsWith("error SCALPEL1006: ", error);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
+        }
+    }
+
+    private static Dictionary<string, byte[]> Snapshot(string dir) =>
+        Directory.GetFiles(dir).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+
+    [Fact]
+    public void TemporaryFilesOfKilledRunsAreRemoved()
+    {
+        var parent = TestData.TempDir();
+        var outDir = Path.Combine(parent, "out");
+        Directory.CreateDirectory(outDir);
+        // What a SIGKILL used to leave (C.bin.tmp-PID) and now could leave (a temporary folder), from a process that is gone.
+        File.WriteAllBytes(Path.Combine(outDir, "LeNet.bin.tmp-2147483646"), new byte[1000]);
+        Directory.CreateDirectory(Path.Combine(parent, ".out.scalpel-tmp-2147483646-deadbeef"));
+        // The user's own files, and a live process's temporary file, stay.
+        File.WriteAllText(Path.Combine(outDir, "notes.tmp-draft"), "mine");
+        File.WriteAllText(Path.Combine(outDir, "Other.bin.tmp-2147483646"), "mine");
+        File.WriteAllText(Path.Combine(outDir, $"LeNet.g.cs.tmp-{Environment.ProcessId}"), "in use");
+        var (exit, _, error) = Run("compile", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "LeNet");
+        Assert.True(exit == 0, error);
+        Assert.Equal(["LeNet.bin", "LeNet.g.cs", $"LeNet.g.cs.tmp-{Environment.ProcessId}", "Other.bin.tmp-2147483646", "notes.tmp-draft"],
+            Directory.GetFiles(outDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(["out"], Directory.GetFileSystemEntries(parent).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void AFailedWriteLeavesThePreviousOutputs()
+    {
+        var outDir = Path.Combine(TestData.TempDir(), "out");
+        Assert.Equal(0, Run("compile", TestData.Fixture("mlp.onnx"), "--out", outDir, "--class", "Net").Exit);
+        // The source file's place is taken by a folder: C.bin is replaced first, then moving C.g.cs in fails.
+        File.Delete(Path.Combine(outDir, "Net.g.cs"));
+        Directory.CreateDirectory(Path.Combine(outDir, "Net.g.cs"));
+        var before = Snapshot(outDir);
+        var (exit, _, error) = Run("compile", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "Net");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error SCALPEL1007: ", error);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.Equal(before, Snapshot(outDir));
+        Assert.True(Directory.Exists(Path.Combine(outDir, "Net.g.cs")));
+        Assert.Equal(["out"], Directory.GetFileSystemEntries(Path.GetDirectoryName(outDir)!).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void ACancelledWriteChangesNothing()
+    {
+        var outDir = Path.Combine(TestData.TempDir(), "out");
+        Assert.Equal(0, Run("compile", TestData.Fixture("mlp.onnx"), "--out", outDir, "--class", "Net").Exit);
+        var before = Snapshot(outDir);
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => Scalpel.CodeGen.ModelCompiler.WriteAll(outDir,
+            [(Path.Combine(outDir, "Net.bin"), new byte[] { 1 }), (Path.Combine(outDir, "Net.g.cs"), new byte[] { 2 })], cancelled.Token));
+        Assert.Equal(before, Snapshot(outDir));
+        Assert.Equal(["out"], Directory.GetFileSystemEntries(Path.GetDirectoryName(outDir)!).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task SigintSaysCancelledAndKeepsThePreviousOutputs()
+    {
+        var outDir = Path.Combine(TestData.TempDir(), "out");
+        Assert.Equal(0, Run("compile", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "Net").Exit);
+        var before = Snapshot(outDir);
+        var start = new System.Diagnostics.ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "dotnet-scalpel"))
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+            ArgumentList =
+            {
+                "prune", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "Net", "--measure", "false", "--target", "x64-avx2",
+                "--calibration", TestData.Fixture("data/fmnist-calib-512-x.npy"), "--validation", TestData.Fixture("data/fmnist-test-1000-x.npy"),
+                "--labels", TestData.Fixture("data/fmnist-test-1000-y.npy"),
+            },
+        };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        string? line;
+        while ((line = await process.StandardOutput.ReadLineAsync()) is not null && !line.StartsWith("validation:", StringComparison.Ordinal)) { }
+        Assert.NotNull(line); // the run got as far as validating, and is searching now
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(130, process.ExitCode);
+        Assert.Contains("error SCALPEL1008: cancelled", await error);
+        Assert.Equal(before, Snapshot(outDir));
+    }
+
+    [Fact]
+    public async Task FifosGivenAsModelDataOrTargetAreRefusedWithoutBlocking()
+    {
+        var dir = TestData.TempDir();
+        var fifo = Path.Combine(dir, "pipe.onnx");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", fifo)) await mkfifo.WaitForExitAsync();
+        var model = TestData.Fixture("mlp.onnx");
+        foreach (var args in new[]
+        {
+            new[] { "compile", fifo, "--out", Path.Combine(dir, "a") },
+            new[] { "prune", model, "--out", Path.Combine(dir, "b"), "--calibration", fifo },
+            new[] { "compile", model, "--out", Path.Combine(dir, "c"), "--target", fifo + ".json" },
+        })
+        {
+            if (args[^1].EndsWith(".json", StringComparison.Ordinal) && !File.Exists(args[^1]))
+                using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", args[^1])) await mkfifo.WaitForExitAsync();
+            var (exit, _, error) = await Task.Run(() => Run(args)).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(1, exit);
+            Assert.Contains("not a regular file", error);
+        }
     }
 
     [Theory]

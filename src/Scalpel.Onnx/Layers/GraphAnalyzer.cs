@@ -57,8 +57,15 @@ public sealed class GraphAnalyzer
             if (node.Proto.Domain is not ("" or "ai.onnx") || !SupportedOperators.Contains(node.OpType))
                 throw new UnsupportedModelException(
                     $"{Src}: {node} uses operator '{(node.Proto.Domain is "" ? "" : node.Proto.Domain + ".")}{node.OpType}', which Scalpel.Build does not support. Supported: {string.Join(", ", SupportedOperators)}.");
-            var layer = Parse(node);
+            if (node.Outputs.Count == 0 || node.Outputs[0].Length == 0)
+                throw new ScalpelException($"{Src}: {node} has no output.");
+            if (node.Proto.Attribute.GroupBy(a => a.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
+                throw new ScalpelException($"{Src}: {node} has attribute '{twice.Key}' twice.");
+            var layer = ParseChecked(node);
             if (layer is null) continue; // folded into a constant
+            if (layer.OutputShape.Any(d => d <= 0) || layer.OutputShape.Aggregate(1.0, (p, d) => p * d) > MaxActivationElements)
+                throw new UnsupportedModelException(
+                    $"{Src}: {node} outputs shape {Shape.Format(layer.OutputShape)}; Scalpel.Build needs every dimension at least 1 and at most {MaxActivationElements} elements per tensor.");
             _shapes[layer.Output] = layer.OutputShape;
             layers.Add(layer);
         }
@@ -74,6 +81,38 @@ public sealed class GraphAnalyzer
         };
         if (fuse) Fusion.Apply(model);
         return model;
+    }
+
+    /// <summary>Largest runtime tensor (per sample), in elements: generated buffers hold several samples and must stay within an int.</summary>
+    public const int MaxActivationElements = 1 << 26;
+
+    /// <summary>
+    /// Parses one node. Attribute and shape checks name the node; anything they miss in a hostile file (an index
+    /// or size out of range) still becomes an error naming the node rather than a crash.
+    /// </summary>
+    private Layer? ParseChecked(Node node)
+    {
+        try
+        {
+            return Parse(node);
+        }
+        catch (Exception e) when (e is OverflowException or IndexOutOfRangeException or ArgumentException or InvalidOperationException or DivideByZeroException)
+        {
+            throw new ScalpelException($"{Src}: {node} has inconsistent attributes or shapes ({e.Message}); check the node with an ONNX checker.", e);
+        }
+    }
+
+    /// <summary>A per-spatial-axis attribute (strides, dilations, kernel_shape): `rank` values, each at least `min`; the default when absent.</summary>
+    private long[] AxisInts(Node node, string name, int rank, long min, long fallback, int count = 0)
+    {
+        count = count == 0 ? rank : count;
+        var values = node.Ints(name);
+        if (values is null) return Enumerable.Repeat(fallback, count).ToArray();
+        if (values.Length != count)
+            throw new ScalpelException($"{Src}: {node} has {values.Length} {name} values; its {rank}-D input needs {count}.");
+        if (values.Any(v => v < min || v > MaxActivationElements))
+            throw new ScalpelException($"{Src}: {node} has {name} [{string.Join(",", values)}]; each must be from {min} to {MaxActivationElements}.");
+        return values;
     }
 
     private HashSet<Node> LiveNodes(string output)
@@ -254,6 +293,7 @@ public sealed class GraphAnalyzer
                 return (begin, total - begin, outSize);
             }
             case "VALID":
+                if (input < span) throw Error(node, "has a window larger than its input");
                 return (0, 0, (input - span) / stride + 1);
             case "NOTSET" or "":
             {
@@ -284,9 +324,12 @@ public sealed class GraphAnalyzer
         if (group <= 0 || c % group != 0 || m % group != 0 || weight.Dims[1] != c / group)
             throw Error(node, $"has group {group} with {c} input channels and weight {Shape.Format(weight.Dims)}");
         int kh = rank == 2 ? weight.Dims[2] : 1, kw = weight.Dims[^1];
-        var strides = node.Ints("strides") ?? Enumerable.Repeat(1L, rank).ToArray();
-        var dilations = node.Ints("dilations") ?? Enumerable.Repeat(1L, rank).ToArray();
-        var pads = node.Ints("pads");
+        if (weight.Dims.Skip(2).Any(d => d < 1)) throw Error(node, $"has weight {Shape.Format(weight.Dims)} with an empty kernel");
+        if (node.Ints("kernel_shape") is { } ks && !ks.SequenceEqual(weight.Dims.Skip(2).Select(d => (long)d)))
+            throw Error(node, $"has kernel_shape [{string.Join(",", ks)}] but weight {Shape.Format(weight.Dims)}");
+        var strides = AxisInts(node, "strides", rank, 1, 1);
+        var dilations = AxisInts(node, "dilations", rank, 1, 1);
+        var pads = node.Has("pads") ? AxisInts(node, "pads", rank, 0, 0, 2 * rank) : null;
         int sh = rank == 2 ? (int)strides[0] : 1, sw = (int)strides[^1];
         int dh = rank == 2 ? (int)dilations[0] : 1, dw = (int)dilations[^1];
         var (pt, _, oh) = rank == 2 ? Window(node, 0, rank, h, kh, sh, dh, pads, false) : (0, 0, 1);
@@ -311,11 +354,11 @@ public sealed class GraphAnalyzer
         var xShape = ShapeOf(x);
         var (h, w) = Spatial(node, xShape);
         int rank = xShape.Length - 2;
-        var kernel = node.Ints("kernel_shape") ?? throw Error(node, "has no kernel_shape");
-        if (kernel.Length != rank) throw Error(node, "has a kernel_shape of the wrong rank");
-        var strides = node.Ints("strides") ?? Enumerable.Repeat(1L, rank).ToArray();
-        var dilations = node.Ints("dilations") ?? Enumerable.Repeat(1L, rank).ToArray();
-        var pads = node.Ints("pads");
+        if (!node.Has("kernel_shape")) throw Error(node, "has no kernel_shape");
+        var kernel = AxisInts(node, "kernel_shape", rank, 1, 1);
+        var strides = AxisInts(node, "strides", rank, 1, 1);
+        var dilations = AxisInts(node, "dilations", rank, 1, 1);
+        var pads = node.Has("pads") ? AxisInts(node, "pads", rank, 0, 0, 2 * rank) : null;
         bool ceil = node.Int("ceil_mode", 0) != 0;
         int kh = rank == 2 ? (int)kernel[0] : 1, kw = (int)kernel[^1];
         int sh = rank == 2 ? (int)strides[0] : 1, sw = (int)strides[^1];
@@ -408,8 +451,8 @@ public sealed class GraphAnalyzer
             }
             else
             {
-                if (node.Input(1) is not null) min = RequireConst(node, 1, "min").Data.Single();
-                if (node.Input(2) is not null) max = RequireConst(node, 2, "max").Data.Single();
+                if (node.Input(1) is not null) min = Scalar(RequireConst(node, 1, "min"), node, "min");
+                if (node.Input(2) is not null) max = Scalar(RequireConst(node, 2, "max"), node, "max");
             }
         }
         return new UnaryLayer(node, x, output, s)
@@ -418,6 +461,9 @@ public sealed class GraphAnalyzer
             Alpha = node.Float("alpha", 0.01f), Min = min, Max = max,
         };
     }
+
+    private float Scalar(Tensor t, Node node, string what) =>
+        t.Data.Length == 1 ? t.Data[0] : throw Error(node, $"has a {what} of shape {Shape.Format(t.Dims)}; it must be a scalar");
 
     private Layer? Reshape(Node node, string output)
     {
@@ -451,8 +497,8 @@ public sealed class GraphAnalyzer
     private int[] FlattenShape(Node node, int[] s)
     {
         long axis = node.Int("axis", 1);
-        int a = axis < 0 ? (int)axis + s.Length : (int)axis;
-        if (a < 0 || a > s.Length) throw Error(node, $"has axis {axis} for rank {s.Length}");
+        if (axis < -s.Length || axis > s.Length) throw Error(node, $"has axis {axis} for rank {s.Length}");
+        int a = (int)(axis < 0 ? axis + s.Length : axis);
         return [Shape.Size(s, 0, a), Shape.Size(s, a, s.Length)];
     }
 
@@ -516,6 +562,7 @@ public sealed class GraphAnalyzer
 
     private Layer Concat(Node node, string output)
     {
+        if (node.Inputs.Count == 0) throw Error(node, "has no inputs");
         var operands = Enumerable.Range(0, node.Inputs.Count).Select(i => Operand(node, i)).ToArray();
         int rank = operands[0].Shape.Length;
         int axis = NormalizeAxis(node.Int("axis", 1), rank, node, Src);
@@ -553,7 +600,7 @@ public sealed class GraphAnalyzer
         if (s.Length < 3) throw Error(node, $"needs an NC... input, got {Shape.Format(s)}");
         return new LrnLayer(node, x, output, s)
         {
-            Batch = s[0], C = s[1], Spatial = Shape.Size(s, 2, s.Length), Size = checked((int)node.Int("size", 1)),
+            Batch = s[0], C = s[1], Spatial = Shape.Size(s, 2, s.Length), Size = node.Int("size", 1) is >= 1 and <= int.MaxValue and var size ? (int)size : throw Error(node, "has an LRN size below 1"),
             Alpha = node.Float("alpha", 1e-4f), Beta = node.Float("beta", 0.75f), Bias = node.Float("bias", 1f),
         };
     }

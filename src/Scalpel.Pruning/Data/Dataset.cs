@@ -13,10 +13,13 @@ public sealed class Dataset
 
     public ReadOnlySpan<float> Sample(int i) => Inputs.AsSpan(i * SampleSize, SampleSize);
 
-    /// <summary>Loads X.npy (float32 [N, ...sample shape]) and optional labels Y.npy (int32/int64 [N]), checking both against the model.</summary>
-    public static Dataset Load(string inputsPath, string? labelsPath, int[] sampleShape, int classes = 0)
+    /// <summary>
+    /// Loads X.npy (float32 [N, ...sample shape]) and optional labels Y.npy (int32/int64 [N]), checking both against
+    /// the model; only the first <paramref name="maxSamples"/> samples are read.
+    /// </summary>
+    public static Dataset Load(string inputsPath, string? labelsPath, int[] sampleShape, int classes = 0, int maxSamples = int.MaxValue)
     {
-        var x = NpyFile.Read(inputsPath);
+        var x = NpyFile.Read(inputsPath, maxSamples);
         string expected = $"[N, {string.Join(", ", sampleShape)}] float32";
         if (x.Floats is null || x.DType != "<f4")
             throw new ScalpelException(ErrorCode.Data, $"{inputsPath}: holds {x.DType} values; expected {expected}.");
@@ -27,10 +30,14 @@ public sealed class Dataset
         if (dims.Length == 0 || !(sameShape || flat))
             throw new ScalpelException(ErrorCode.Data, $"{inputsPath}: has shape ({string.Join(", ", dims)}); expected {expected} (or [N, {sampleSize}]).");
         if (dims[0] == 0) throw new ScalpelException(ErrorCode.Data, $"{inputsPath}: holds no samples.");
+        int bad = Array.FindIndex(x.Floats, v => !float.IsFinite(v));
+        if (bad >= 0)
+            throw new ScalpelException(ErrorCode.Data,
+                $"{inputsPath}: sample {bad / sampleSize}, value {bad % sampleSize} (flat index {bad}) is {x.Floats[bad]}; inputs must be finite numbers.");
         int[]? labels = null;
         if (labelsPath is not null)
         {
-            var y = NpyFile.Read(labelsPath);
+            var y = NpyFile.Read(labelsPath, maxSamples);
             if (y.Integers is null || y.DType is not ("<i4" or "<i8"))
                 throw new ScalpelException(ErrorCode.Data, $"{labelsPath}: holds {y.DType} values; expected int32 or int64 labels [N].");
             if (y.Shape.Length != 1 || y.Shape[0] != dims[0])
@@ -39,7 +46,7 @@ public sealed class Dataset
                 throw new ScalpelException(ErrorCode.Data, $"{labelsPath}: holds labels outside [0, {classes}).");
             labels = y.Integers.Select(l => (int)l).ToArray();
         }
-        return new Dataset { Inputs = x.Floats, Count = dims[0], SampleSize = sampleSize, Labels = labels, Source = inputsPath };
+        return new Dataset { Inputs = x.Floats, Count = x.Rows, SampleSize = sampleSize, Labels = labels, Source = inputsPath };
     }
 
     public Dataset Take(int count) => count >= Count ? this : new Dataset

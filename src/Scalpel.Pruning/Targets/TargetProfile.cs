@@ -71,6 +71,7 @@ public sealed record TargetProfile
         if (nameOrPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || nameOrPath.Contains('/') || nameOrPath.Contains('\\'))
         {
             if (!File.Exists(nameOrPath)) throw new ScalpelException(ErrorCode.Target, $"{nameOrPath}: target profile not found.");
+            SafeFile.RequireRegular(nameOrPath, ErrorCode.Target, nameOrPath);
             return Parse(File.ReadAllText(nameOrPath), nameOrPath);
         }
         throw new ScalpelException(ErrorCode.Target, $"unknown target '{nameOrPath}'. Known targets: {string.Join(", ", BuiltInNames)}, or a path to a profile .json file.");
@@ -121,6 +122,9 @@ public sealed record TargetProfile
 
     private void Validate(string source)
     {
+        // The name is shown in reports and generated code comments: one short printable line.
+        if (string.IsNullOrWhiteSpace(Name) || Name.Length > 100 || Name.Any(c => char.IsControl(c) || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator))
+            throw new ScalpelException(ErrorCode.Target, $"{source}: name must be 1 to 100 printable characters on one line.");
         if (SimdBits is not (64 or 128 or 256 or 512))
             throw new ScalpelException(ErrorCode.Target, $"{source}: simdBits is {SimdBits}; expected 64, 128, 256 or 512.");
         if (GroupWidth is < 1 or > 64)
