@@ -255,18 +255,22 @@ public sealed class PipelineTests(ITestOutputHelper output)
     public void SparseKernelThatMeasuresSlowerThanDenseRunsDense()
     {
         if (!global::Scalpel.Pruning.Profiling.LayerTimer.Accelerated(TargetProfile.Resolve("x64-avx2").CodeTarget)) return; // nothing to measure here
-        // Scalar CSR at 30% sparsity does about 0.7x the dense work one weight at a time: several times slower than the
-        // vector dense kernel (profiled crossover 0.92), far beyond timing noise, so the measurement must reject it.
+        // Scalar CSR at 30% sparsity does about 0.7x the dense work one weight at a time: on the 784x300 and 300x100
+        // layers several times slower than the vector dense kernel (profiled crossover 0.92), far beyond timing noise,
+        // so the measurement must reject it. (The 100x10 layer takes well under a microsecond either way: too close to call.)
         var options = Options(Method.Traditional) with
         {
             MeasureOnHost = true, MaxAccuracyDrop = 100,
-            Overrides = new Dictionary<string, LayerOverride> { ["fc"] = new(Sparsity: 0.3) },
+            Overrides = new Dictionary<string, LayerOverride> { ["fc"] = new(Sparsity: 0.3), ["/5/Gemm"] = new(KeepDense: true) },
         };
         var pruned = Pipeline.Run(options);
         output.WriteLine(pruned.Report.ToMarkdown());
         Assert.All(pruned.Model.Layers.OfType<DenseLayer>(), d => Assert.Equal(WeightFormat.Dense, d.Format));
-        Assert.All(pruned.Report.Layers, l => Assert.Contains("measured slower", l.Note));
-        Assert.All(pruned.Report.Layers, l => Assert.InRange(l.KeptFraction, 0.65, 0.75));
+        var big = pruned.Report.Layers.Where(l => l.Name != "/5/Gemm").ToList();
+        Assert.Equal(2, big.Count);
+        Assert.All(big, l => Assert.Contains("measured slower", l.Note));
+        Assert.All(big, l => Assert.InRange(l.KeptFraction, 0.65, 0.75));
+        Assert.DoesNotContain(pruned.Report.Warnings, w => w.Code == ReportWarning.NothingPruned);
         AssertGeneratedMatchesOnnxRuntime(pruned, "Mlp");
     }
 
