@@ -248,18 +248,22 @@ public static partial class Pipeline
     private static void KeepFasterKernels(ModelGraph model, List<LayerPlan> chosen, PruneOptions o, IProgress<string> say)
     {
         say.Report("timing each pruned layer's sparse kernel against the dense kernel on this machine");
-        var slower = chosen.Select(p => p.Layer.Name).ToHashSet();
-        var times = new Dictionary<string, (double Pruned, double Dense)>();
-        // A shared machine's bursts can make one measurement lie: a layer runs dense only if three agree.
-        for (int run = 0; run < 3 && slower.Count > 0; run++)
+        // A shared machine's bursts can make one measurement lie either way: each layer takes the majority of up to three.
+        var votes = chosen.ToDictionary(p => p.Layer.Name, _ => (Slower: 0, Faster: 0));
+        var last = new Dictionary<string, (double Pruned, double Dense)>();
+        while (votes.Values.Any(v => v.Slower < 2 && v.Faster < 2))
         {
-            times = Profiling.LayerTimer.Measure(model, model, o.Target.CodeTarget, o.Cancellation);
-            slower.RemoveWhere(name => !times.TryGetValue(name, out var t) || t.Pruned <= t.Dense);
+            var times = Profiling.LayerTimer.Measure(model, model, o.Target.CodeTarget, o.Cancellation);
+            foreach (var name in votes.Keys.Where(n => votes[n].Slower < 2 && votes[n].Faster < 2).ToList())
+            {
+                var t = last[name] = times[name];
+                votes[name] = t.Pruned > t.Dense ? (votes[name].Slower + 1, votes[name].Faster) : (votes[name].Slower, votes[name].Faster + 1);
+            }
         }
         foreach (var p in chosen)
         {
-            if (!slower.Contains(p.Layer.Name)) continue;
-            var t = times[p.Layer.Name];
+            if (votes[p.Layer.Name].Slower < 2) continue;
+            var t = last[p.Layer.Name];
             p.SlowerThanDense = string.Create(CultureInfo.InvariantCulture,
                 $"its sparse kernel measured slower than the dense one here ({t.Pruned:0.00} µs vs {t.Dense:0.00} µs): runs dense, on the pruned weights");
             say.Report($"  {p.Layer.Name}: {p.SlowerThanDense}");
