@@ -15,6 +15,9 @@ if (args.Length > 0 && args[0] == "models")
 // dotnet run -c Release --project bench/Scalpel.Benchmarks -- layers MODEL.onnx [TARGET [BATCH]]   (time per generated layer)
 if (args.Length > 0 && args[0] == "layers")
     return Scalpel.Benchmarks.LayerProfile.Run(args[1..]);
+// dotnet run -c Release --project bench/Scalpel.Benchmarks -- sparsefc   (the sparse FC sweep of docs/performance.md)
+if (args.Length > 0 && args[0] == "sparsefc")
+    return Scalpel.Benchmarks.SparseFcSweep.Run(args[1..]);
 
 var config = DefaultConfig.Instance
     .AddJob(Job.Default.WithWarmupCount(5).WithIterationCount(15))

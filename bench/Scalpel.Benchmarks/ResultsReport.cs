@@ -252,7 +252,7 @@ public static class ResultsReport
     // ------------------------------------------------------------------ timing
 
     /// <summary>Per-call times (seconds) of one variant's rounds.</summary>
-    private sealed record Timing(double[] Rounds, int CallsPerRound)
+    internal sealed record Timing(double[] Rounds, int CallsPerRound)
     {
         public double Median => Quantile(0.5);
         /// <summary>Interquartile range relative to the median: how much the rounds moved.</summary>
@@ -272,7 +272,7 @@ public static class ResultsReport
     /// variant's round to about RoundSeconds, then runs Rounds rounds; each round times every variant once, the
     /// starting variant rotating so that slow drifts in machine load hit all of them alike.
     /// </summary>
-    private static List<Timing> Measure(List<(string Name, Func<int, double> Time)> variants)
+    internal static List<Timing> Measure(List<(string Name, Func<int, double> Time)> variants)
     {
         int v = variants.Count;
         var warm = new double[v];
@@ -305,7 +305,7 @@ public static class ResultsReport
     }
 
     /// <summary>ONNX Runtime, one thread, batch 1, with pre-created input and output OrtValues (as InferenceBenchmarks).</summary>
-    private sealed class OrtBatch1 : IDisposable
+    internal sealed class OrtBatch1 : IDisposable
     {
         private readonly InferenceSession _session;
         private readonly RunOptions _runOptions = new();
@@ -321,7 +321,8 @@ public static class ResultsReport
             _outputNames = [_session.OutputNames[0]];
             long[] shape = [1, .. _session.InputMetadata[_inputNames[0]].Dimensions.Skip(1).Select(d => (long)d)];
             _input = OrtValue.CreateTensorValueFromMemory(sample.ToArray(), shape);
-            _output = OrtValue.CreateTensorValueFromMemory(new float[10], [1, 10]);
+            long[] outShape = [1, .. _session.OutputMetadata[_outputNames[0]].Dimensions.Skip(1).Select(d => (long)d)];
+            _output = OrtValue.CreateTensorValueFromMemory(new float[outShape.Aggregate(1L, (a, d) => a * d)], outShape);
             _inputs = [_input];
             _outputs = [_output];
         }
@@ -500,7 +501,7 @@ public static class ResultsReport
         static string Goal(bool ok, string value, string shortBy) => ok ? $"**met**: {value}" : $"**missed** by {shortBy}: {value}";
     }
 
-    private static string Machine()
+    internal static string Machine()
     {
         string cpu = "unknown CPU";
         int logical = Environment.ProcessorCount;
@@ -527,7 +528,7 @@ public static class ResultsReport
                $"(Vector<float>.Count = {System.Numerics.Vector<float>.Count}); {(isa.Count == 0 ? "no AVX2/FMA/AVX-512/AdvSIMD" : string.Join(", ", isa))}";
     }
 
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
         catch (IOException) { return "?"; }
@@ -547,7 +548,7 @@ public static class ResultsReport
 
     private static string Escape(string s) => s.Replace("|", "\\|").Replace("\r", " ").Replace("\n", " ");
 
-    private static void Log(string line) => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}");
+    internal static void Log(string line) => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}");
 
     /// <summary>Prints the pipeline's progress synchronously, in order (Progress&lt;T&gt; would post to the thread pool).</summary>
     private sealed class ConsoleProgress(string prefix) : IProgress<string>

@@ -264,7 +264,7 @@ public sealed partial class CSharpEmitter
             case DenseLayer { Format: not WeightFormat.Dense } d:
             {
                 var sparse = SparseSections(id, d, args);
-                method = $"{id}_{(d.Format == WeightFormat.Csr ? "Csr" : "GroupedCsr")}";
+                method = $"{id}_{d.Format}";
                 _kernels.SparseDense(_methods, method, d, sparse);
                 break;
             }
@@ -354,12 +354,13 @@ public sealed partial class CSharpEmitter
     /// <summary>The weight sections of a sparse layer (values, indices, row starts, dense tail, bias), bounds-checked at load.</summary>
     private SparseMatrix SparseSections(string id, DenseLayer d, List<string> args)
     {
-        var sparse = d.Format == WeightFormat.Csr ? SparseMatrix.Csr(d.Weight, d.N, d.K) : SparseMatrix.GroupedCsr(d.Weight, d.N, d.K, d.GroupWidth);
+        var sparse = SparseMatrix.For(d.Format, d.Weight, d.N, d.K, d.GroupWidth);
         args.Add(Section($"{id}_Values", sparse.Values));
         args.Add(Section($"{id}_Columns", Narrow(sparse.Columns, sparse.IndexBytes)));
         args.Add(Section($"{id}_RowStarts", Narrow(sparse.RowStarts, sparse.RowStartBytes)));
         if (sparse.TailWidth > 0) args.Add(Section($"{id}_Tail", sparse.Tail));
-        if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
+        // Along outputs the bias is padded to whole blocks, so the kernel loads it as vectors.
+        if (d.Bias is not null) args.Add(Section($"{id}_Bias", sparse.AlongOutputs ? [.. d.Bias, .. new float[sparse.PointerRows * sparse.GroupWidth - d.N]] : d.Bias));
         _checks.Add((id, sparse));
         return sparse;
     }
@@ -472,7 +473,7 @@ public sealed partial class CSharpEmitter
         for (int i = 0; i < _sections.Count; i++)
             w.Line($"{_sections[i].Name} = ({WeightBlob.CSharpName(WeightBlob.TypeOf(_sections[i].Data))}[])s[{i}];");
         foreach (var (id, m) in _checks)
-            w.Line($"CheckSparse(\"{id}\", {id}_Columns, {id}_RowStarts, {I(m.Rows)}, {I(m.Entries)}, {I(m.FullColumns - m.GroupWidth)});");
+            w.Line($"CheckSparse(\"{id}\", {id}_Columns, {id}_RowStarts, {I(m.PointerRows)}, {I(m.Entries)}, {I(m.MaxColumn)});");
         w.Close();
         if (_checks.Count > 0)
         {

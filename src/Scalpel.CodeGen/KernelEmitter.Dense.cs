@@ -74,6 +74,11 @@ internal sealed partial class KernelEmitter
     /// </summary>
     public void SparseDense(CodeWriter w, string method, DenseLayer d, SparseMatrix m)
     {
+        if (m.AlongOutputs)
+        {
+            OutputGroupedDense(w, method, d, m);
+            return;
+        }
         bool grouped = d.Format == WeightFormat.GroupedCsr;
         if (grouped && m.GroupWidth % V != 0)
             throw new InvalidOperationException($"group width {m.GroupWidth} is not a multiple of the target's {V} lanes");
@@ -151,6 +156,114 @@ internal sealed partial class KernelEmitter
             w.Close();
         }
         w.Close();
+    }
+
+    /// <summary>
+    /// Output-grouped kernel: per block of G output rows, each kept group broadcasts one input and adds its G
+    /// weights times it into vector accumulators seeded with the bias, so no horizontal sum and no per-row work
+    /// remain; the cost follows the kept groups. One sample: independent accumulators over consecutive groups so
+    /// the FMAs do not wait on each other; 4 samples: each weight vector loaded feeds 4 FMAs.
+    /// </summary>
+    private void OutputGroupedDense(CodeWriter w, string method, DenseLayer d, SparseMatrix m)
+    {
+        if (m.GroupWidth % V != 0)
+            throw new InvalidOperationException($"group width {m.GroupWidth} is not a multiple of the target's {V} lanes");
+        string col = m.IndexBytes switch { 1 => "byte", 2 => "ushort", _ => "int" };
+        string row = m.RowStartBytes == 2 ? "ushort" : "int";
+        bool bias = d.Bias is not null;
+        int g = m.GroupWidth, full = d.N / g, partial = d.N % g;
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(bias ? ", float[] b" : "")}, int count)");
+        w.Line($"const int K = {I(d.K)}, N = {I(d.N)}, G = {I(g)};");
+        w.Line($"// {m.Entries} groups of {g} output rows x 1 input kept of {(long)m.PointerRows * d.K}.");
+        w.Line($"int rows = count * {I(d.M)};");
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float vr = ref MemoryMarshal.GetArrayDataReference(values);");
+        w.Line($"ref {col} cr = ref MemoryMarshal.GetArrayDataReference(columns);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
+        w.Line("int m = 0;");
+        foreach (var samples in new[] { DenseSamples, 1 })
+        {
+            w.Open(samples > 1 ? $"for (; m <= rows - {samples}; m += {samples})" : "for (; m < rows; m++)");
+            for (int s = 0; s < samples; s++)
+                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, (m + {s}) * K); ref float y{s}m = ref Unsafe.Add(ref yr, (m + {s}) * N);");
+            if (full > 0)
+            {
+                w.Open($"for (int blk = 0; blk < {I(full)}; blk++)");
+                OutputGroupedBlock(w, d, g, samples, g);
+                w.Close();
+            }
+            if (partial > 0)
+            {
+                w.Open($"// the last {partial} rows: a partial block, stored lane by lane");
+                w.Line($"const int blk = {I(full)};");
+                OutputGroupedBlock(w, d, g, samples, partial);
+                w.Close();
+            }
+            w.Close();
+        }
+        w.Close();
+    }
+
+    private void OutputGroupedBlock(CodeWriter w, DenseLayer d, int g, int samples, int height)
+    {
+        int q = g / V;
+        var vs = Enumerable.Range(0, q).ToArray();
+        var ss = Enumerable.Range(0, samples).ToArray();
+        // Independent accumulator sets per sample: 4 samples give 4 already; one sample unrolls groups instead.
+        int unroll = samples > 1 ? 1 : Math.Max(1, 4 / q);
+        int sets = samples > 1 ? samples : unroll;
+        string Plus(int v) => v == 0 ? "" : $" + {v * V}";
+        string Seed(int set, int v) => set == 0 || samples > 1 ? (d.Bias is not null ? $"{VS}.LoadUnsafe(ref br, (nuint)(blk * G{Plus(v)}))" : $"{VT}.Zero") : $"{VT}.Zero";
+        w.Line("int start = int.CreateTruncating(rowStarts[blk]), end = int.CreateTruncating(rowStarts[blk + 1]);");
+        for (int a = 0; a < sets; a++) w.Line(string.Join(" ", vs.Select(v => $"{VT} a{a}_{v} = {Seed(a, v)};")));
+        if (samples > 1)
+        {
+            w.Open("for (int j = start; j < end; j++)");
+            w.Line("nint c = (nint)Unsafe.Add(ref cr, j);");
+            w.Line("ref float gw = ref Unsafe.Add(ref vr, j * G);");
+            foreach (var s in ss) w.Line($"{VT} xb{s} = {VS}.Create(Unsafe.Add(ref x{s}m, c));");
+            foreach (var v in vs)
+            {
+                w.Line($"{VT} w{v} = {VS}.LoadUnsafe(ref gw, {v * V});");
+                foreach (var s in ss) w.Line($"a{s}_{v} = {Fma($"w{v}", $"xb{s}", $"a{s}_{v}")};");
+            }
+            w.Close();
+        }
+        else
+        {
+            void Group(string j, int a)
+            {
+                w.Line($"{VT} xb{a} = {VS}.Create(Unsafe.Add(ref x0m, (nint)Unsafe.Add(ref cr, {j})));");
+                foreach (var v in vs) w.Line($"a{a}_{v} = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)(({j}) * G{Plus(v)}))", $"xb{a}", $"a{a}_{v}")};");
+            }
+            w.Line("int j = start;");
+            if (unroll > 1)
+            {
+                w.Open($"for (; j <= end - {unroll}; j += {unroll})");
+                for (int u = 0; u < unroll; u++) Group(u == 0 ? "j" : $"j + {u}", u);
+                w.Close();
+            }
+            w.Open("for (; j < end; j++)");
+            Group("j", 0);
+            w.Close();
+            foreach (var v in vs)
+                w.Line($"a0_{v} = {string.Join(" + ", Enumerable.Range(0, unroll).Select(u => $"a{u}_{v}"))};");
+        }
+        foreach (var s in samples > 1 ? ss : [0])
+            foreach (var v in vs)
+            {
+                int lanes = Math.Clamp(height - v * V, 0, V);
+                if (lanes == 0) continue;
+                var value = VAct(d.Activation, $"a{s}_{v}");
+                if (lanes == V) w.Line($"({value}).StoreUnsafe(ref y{s}m, (nuint)(blk * G{Plus(v)}));");
+                else
+                {
+                    w.Line($"{VT} r{s}_{v} = {value};");
+                    w.Line($"for (int i = 0; i < {lanes}; i++) Unsafe.Add(ref y{s}m, blk * G{Plus(v)} + i) = r{s}_{v}.GetElement(i);");
+                }
+            }
     }
 
     /// <summary>The conv's weights as a dense layer over patch rows: N = output channels, K = C * KH * KW.</summary>

@@ -1,3 +1,5 @@
+using Scalpel.Onnx.Layers;
+
 namespace Scalpel.CodeGen;
 
 /// <summary>
@@ -18,10 +20,19 @@ public sealed class SparseMatrix
     public required int[] RowStarts { get; init; }
     /// <summary>[rows x TailWidth] dense tail (grouped CSR only).</summary>
     public float[] Tail { get; init; } = [];
+    /// <summary>
+    /// Groups run along the outputs (<see cref="OutputGrouped"/>): RowStarts then index blocks of GroupWidth rows,
+    /// each group is one column's GroupWidth weights (zero-padded in a partial last block), and there is no tail.
+    /// </summary>
+    public bool AlongOutputs { get; init; }
 
-    public int FullColumns => Cols / GroupWidth * GroupWidth;
+    public int FullColumns => AlongOutputs ? Cols : Cols / GroupWidth * GroupWidth;
     public int TailWidth => Cols - FullColumns;
     public int Entries => Columns.Length;
+    /// <summary>Rows of RowStarts: output rows, or blocks of GroupWidth output rows along outputs.</summary>
+    public int PointerRows => RowStarts.Length - 1;
+    /// <summary>The largest column index a kernel may be given (the start of the last full group along inputs).</summary>
+    public int MaxColumn => AlongOutputs ? Cols - 1 : FullColumns - GroupWidth;
 
     /// <summary>Bytes per column index: the smallest integer type that holds the largest column.</summary>
     public int IndexBytes => Cols <= 256 ? 1 : Cols <= 65536 ? 2 : 4;
@@ -74,6 +85,44 @@ public sealed class SparseMatrix
             Rows = rows, Cols = cols, GroupWidth = groupWidth, Values = values.ToArray(), Columns = columns.ToArray(), RowStarts = starts, Tail = tail,
         };
     }
+
+    /// <summary>
+    /// Blocks of <paramref name="groupWidth"/> consecutive rows; a group is one column of a block, kept when any of
+    /// its weights is nonzero. The last block of a row count that is not a multiple is padded with zero rows.
+    /// </summary>
+    public static SparseMatrix OutputGrouped(float[] weight, int rows, int cols, int groupWidth)
+    {
+        int blocks = (rows + groupWidth - 1) / groupWidth;
+        var values = new List<float>();
+        var columns = new List<int>();
+        var starts = new int[blocks + 1];
+        for (int b = 0; b < blocks; b++)
+        {
+            int first = b * groupWidth, height = Math.Min(groupWidth, rows - first);
+            for (int c = 0; c < cols; c++)
+            {
+                bool any = false;
+                for (int i = 0; i < height && !any; i++) any = weight[(first + i) * cols + c] != 0f;
+                if (!any) continue;
+                for (int i = 0; i < groupWidth; i++) values.Add(i < height ? weight[(first + i) * cols + c] : 0f);
+                columns.Add(c);
+            }
+            starts[b + 1] = columns.Count;
+        }
+        return new SparseMatrix
+        {
+            Rows = rows, Cols = cols, GroupWidth = groupWidth, Values = values.ToArray(), Columns = columns.ToArray(), RowStarts = starts, AlongOutputs = true,
+        };
+    }
+
+    /// <summary>The matrix in a layer's sparse format.</summary>
+    public static SparseMatrix For(WeightFormat format, float[] weight, int rows, int cols, int groupWidth) => format switch
+    {
+        WeightFormat.Csr => Csr(weight, rows, cols),
+        WeightFormat.GroupedCsr => GroupedCsr(weight, rows, cols, groupWidth),
+        WeightFormat.OutputGrouped => OutputGrouped(weight, rows, cols, groupWidth),
+        _ => throw new ArgumentOutOfRangeException(nameof(format), format, "not a sparse format"),
+    };
 
     /// <summary>Dense fp32 bytes of the same matrix, the baseline of size reductions.</summary>
     public static long DenseBytes(int rows, int cols) => 4L * rows * cols;

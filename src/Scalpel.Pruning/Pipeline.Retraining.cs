@@ -209,7 +209,7 @@ public static partial class Pipeline
                     foreach (var p in attempt)
                     {
                         p.Level++;
-                        p.Apply(WeightPruning.Prune(p.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[p.Level], Criterion.Magnitude, null).Weight);
+                        p.Apply(WeightPruning.Prune(p.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[p.Level], Criterion.Magnitude, null, p.AlongOutputs).Weight);
                     }
                     if (Fit(model, pruned, Masked(), $"weight step {step + 1}", Levels()) >= floor)
                     {

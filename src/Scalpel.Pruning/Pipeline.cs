@@ -48,6 +48,11 @@ public static partial class Pipeline
         public required int GroupWidth { get; init; }
         public required double Crossover { get; init; }
         public required double[] Candidates { get; init; }
+        /// <summary>A sparsity the user fixed: applied even when the accuracy guard would refuse it.</summary>
+        public bool Fixed { get; init; }
+        public bool AlongOutputs => Format == WeightFormat.OutputGrouped;
+        /// <summary>Set when the sparse kernel measured slower than the dense one for this layer here: it runs dense.</summary>
+        public string? SlowerThanDense { get; set; }
         public string? Note { get; init; }
         public LayerStatistics? Stats { get; set; }
         public int Level { get; set; } = -1; // index into Candidates; -1 = unpruned
@@ -57,7 +62,7 @@ public static partial class Pipeline
         public WeightPruning.Result Pruned(int level, Criterion criterion)
         {
             if (!Cache.TryGetValue(level, out var r))
-                Cache[level] = r = WeightPruning.Prune(Weight, Rows, Cols, GroupWidth, Candidates[level], criterion, Stats);
+                Cache[level] = r = WeightPruning.Prune(Weight, Rows, Cols, GroupWidth, Candidates[level], criterion, Stats, AlongOutputs);
             return r;
         }
         public double Sparsity => Level < 0 ? 0 : Candidates[Level];
@@ -153,12 +158,17 @@ public static partial class Pipeline
             }
         }
 
+        var warnings = new List<ReportWarning>();
         if (validation is null)
         {
             foreach (var p in plans.Where(p => p.Candidates.Length > 0))
                 p.Level = Array.FindLastIndex(p.Candidates, s => s <= Math.Max(DataFreeSparsity, p.Candidates[0]));
         }
-        else Search(onnx.Proto, plans, criterion, validation, truth!, floor, o, search, say);
+        else
+        {
+            ApplyFixed(onnx.Proto, plans, criterion, validation, truth!, floor, o, search, warnings, say);
+            Search(onnx.Proto, plans, criterion, validation, truth!, floor, o, search, say);
+        }
 
         // Apply the chosen levels. The search refit each layer on the original model's inputs; refitting again in
         // layer order against the inputs the pruned earlier layers now produce (DESIGN.md section 3's cross term)
@@ -181,7 +191,7 @@ public static partial class Pipeline
                     using var runner = new OrtRunner(sequential, [p.Input]);
                     var current = p.Features(runner.Run(calibration)[p.Input]);
                     var stats = LayerStatistics.Compute(current, p.Features(originalInputs[p.Input]), p.Cols);
-                    refit[p] = WeightPruning.Prune(p.Weight, p.Rows, p.Cols, p.GroupWidth, p.Sparsity, criterion, stats).Weight;
+                    refit[p] = WeightPruning.Prune(p.Weight, p.Rows, p.Cols, p.GroupWidth, p.Sparsity, criterion, stats, p.AlongOutputs).Weight;
                     OnnxWriteback.Write(sequential, p.Layer, refit[p]);
                 }
             }
@@ -199,12 +209,15 @@ public static partial class Pipeline
             retrainer.Weights(pruned, model, plans);
             after = Accuracy.Evaluate(pruned, validation!, truth!); // the exported model, checked by ONNX Runtime
         }
+        if (o.MeasureOnHost && Profiling.LayerTimer.Accelerated(o.Target.CodeTarget) && chosen.Count > 0)
+            KeepFasterKernels(model, chosen, o, say);
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
         var report = Report(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, search) with { Retraining = retrainer?.Summary() };
+        report.Warnings.AddRange(warnings);
         if (calibration is null && validation is null)
             report.Warnings.Add(new(ReportWarning.NoData, string.Create(CultureInfo.InvariantCulture,
                 $"no calibration or validation data: pruned data-free (up to {DataFreeSparsity:P0} per layer, {criterion} criterion, no refit) and the accuracy was not checked. Give calibration and validation data.")));
-        else if (o.Method != Method.Dense && report.PrunedBytes == report.DenseBytes)
+        else if (o.Method != Method.Dense && report.PrunedBytes == report.DenseBytes && chosen.All(p => p.SlowerThanDense is null))
             report.Warnings.Add(new(ReportWarning.NothingPruned, "the accuracy budget allowed no pruning: the generated code is the dense model. A larger budget, more calibration data or retraining may help."));
         if (o.MeasureOnHost && Profiling.LayerTimer.Accelerated(o.Target.CodeTarget))
         {
@@ -215,6 +228,65 @@ public static partial class Pipeline
         }
         say.Report($"done: {report.SizeReduction:P1} smaller" + (after is null ? ", accuracy not checked" : $", validation {report.AccuracyMetric} {before:P2} -> {after:P2}"));
         return new PruneResult(model, code, pruned, report);
+    }
+
+    /// <summary>
+    /// Layers with a sparsity the user fixed (`--sparsity`) are pruned to it whatever the accuracy guard says; when
+    /// the validation score with them falls below the floor (the guard would have refused them), a warning says so.
+    /// </summary>
+    private static void ApplyFixed(ModelProto original, List<LayerPlan> plans, Criterion criterion, Dataset validation, int[] truth,
+        double floor, PruneOptions o, List<string> log, List<ReportWarning> warnings, IProgress<string> say)
+    {
+        var fixedPlans = plans.Where(p => p.Fixed && p.Candidates.Length > 0).ToList();
+        if (fixedPlans.Count == 0) return;
+        var proto = original.Clone();
+        foreach (var p in fixedPlans)
+        {
+            o.Cancellation.ThrowIfCancellationRequested();
+            p.Level = 0;
+            OnnxWriteback.Write(proto, p.Layer, p.Pruned(0, criterion).Weight);
+        }
+        double score = Accuracy.Evaluate(proto, validation, truth);
+        var names = string.Join(", ", fixedPlans.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} {p.Sparsity:P0}")));
+        log.Add(string.Create(CultureInfo.InvariantCulture, $"fixed sparsity as asked: {names}, validation {score:P2}"));
+        say.Report(string.Create(CultureInfo.InvariantCulture, $"fixed sparsity as asked: {names}: validation {score:P2}{(score >= floor ? "" : " (over budget)")}"));
+        if (score < floor)
+            warnings.Add(new(ReportWarning.FixedSparsityOverBudget, string.Create(CultureInfo.InvariantCulture,
+                $"the fixed sparsity asked for ({names}) takes the validation score to {score:P2}, below the accuracy guard's floor {floor:P2}; applied as asked. Without --sparsity the search would have refused it.")));
+    }
+
+    /// <summary>
+    /// Times each chosen layer's sparse kernel against the dense kernel of the same (pruned) layer on this machine and
+    /// runs the dense kernel where the sparse one measured slower: the crossover is a model, the measurement decides.
+    /// </summary>
+    private static void KeepFasterKernels(ModelGraph model, List<LayerPlan> chosen, PruneOptions o, IProgress<string> say)
+    {
+        say.Report("timing each pruned layer's sparse kernel against the dense kernel on this machine");
+        // A shared machine's bursts can make one measurement lie either way: each layer takes the majority of up to three.
+        var votes = chosen.ToDictionary(p => p.Layer.Name, _ => (Slower: 0, Faster: 0));
+        var last = new Dictionary<string, (double Pruned, double Dense)>();
+        while (votes.Values.Any(v => v.Slower < 2 && v.Faster < 2))
+        {
+            var times = Profiling.LayerTimer.Measure(model, model, o.Target.CodeTarget, o.Cancellation);
+            foreach (var name in votes.Keys.Where(n => votes[n].Slower < 2 && votes[n].Faster < 2).ToList())
+            {
+                var t = last[name] = times[name];
+                votes[name] = t.Pruned > t.Dense ? (votes[name].Slower + 1, votes[name].Faster) : (votes[name].Slower, votes[name].Faster + 1);
+            }
+        }
+        foreach (var p in chosen)
+        {
+            if (votes[p.Layer.Name].Slower < 2) continue;
+            var t = last[p.Layer.Name];
+            p.SlowerThanDense = string.Create(CultureInfo.InvariantCulture,
+                $"its sparse kernel measured slower than the dense one here ({t.Pruned:0.00} µs vs {t.Dense:0.00} µs): runs dense, on the pruned weights");
+            say.Report($"  {p.Layer.Name}: {p.SlowerThanDense}");
+            switch (p.Layer)
+            {
+                case DenseLayer d: (d.Format, d.GroupWidth) = (WeightFormat.Dense, 1); break;
+                case ConvLayer c: (c.Format, c.GroupWidth) = (WeightFormat.Dense, 1); break;
+            }
+        }
     }
 
     /// <summary>
@@ -367,26 +439,39 @@ public static partial class Pipeline
             else if (ov?.Technique == Technique.Csr || (ov?.Technique is null && o.Method == Method.Traditional))
                 (format, technique) = (WeightFormat.Csr, "traditional weight pruning");
             else if (ov?.Technique == Technique.Weight)
-                (format, technique) = (WeightFormat.GroupedCsr, "SIMD-aware weight pruning");
+                (format, technique) = SimdAware(fc, o.Target);
             else if (o.Target.Parallelism == Parallelism.High)
                 (format, technique, note) = (WeightFormat.Dense, "none", "high parallelism: node pruning only");
             else
-                (format, technique) = (WeightFormat.GroupedCsr, "SIMD-aware weight pruning");
+                (format, technique) = SimdAware(fc, o.Target);
 
-            double crossover = format == WeightFormat.Csr ? cross.Csr : cross.GroupedCsr;
+            double crossover = format switch { WeightFormat.Csr => cross.Csr, WeightFormat.OutputGrouped => cross.OutputGrouped, _ => cross.GroupedCsr };
             double[] candidates = format == WeightFormat.Dense ? []
                 : ov?.Sparsity is { } fixedSparsity ? [fixedSparsity]
                 : format == WeightFormat.Csr ? Levels // the baseline ignores the crossover, as traditional pruning does
                 : Levels.Where(s => s >= crossover).ToArray();
             if (format != WeightFormat.Dense && candidates.Length == 0)
                 (format, note) = (WeightFormat.Dense, $"no sparsity level reaches the crossover {crossover:P0}");
-            int group = format == WeightFormat.GroupedCsr ? o.Target.GroupWidth : 1;
+            int group = format is WeightFormat.GroupedCsr or WeightFormat.OutputGrouped ? o.Target.GroupWidth : 1;
             plans.Add(new LayerPlan
             {
                 Layer = layer, Technique = technique, Format = format, GroupWidth = group, Crossover = crossover, Candidates = candidates, Note = note,
+                Fixed = format != WeightFormat.Dense && ov?.Sparsity is not null,
             });
         }
         return plans;
+    }
+
+    /// <summary>
+    /// SIMD-aware weight pruning's format: for FC layers, the target's group orientation with the lowest measured
+    /// crossover (output-grouped on a tie: no horizontal sums); conv layers group along C * KH * KW.
+    /// </summary>
+    private static (WeightFormat, string) SimdAware(bool fc, TargetProfile t)
+    {
+        var ways = t.GroupOrientations;
+        bool outputs = fc && ways.Contains(GroupOrientation.Outputs)
+            && (!ways.Contains(GroupOrientation.Inputs) || t.Crossover.Fc.OutputGrouped <= t.Crossover.Fc.GroupedCsr);
+        return outputs ? (WeightFormat.OutputGrouped, "SIMD-aware weight pruning along outputs") : (WeightFormat.GroupedCsr, "SIMD-aware weight pruning");
     }
 
     private static PruneReport Report(PruneOptions o, ModelGraph original, ModelGraph model, List<LayerPlan> plans, Dictionary<string, (int Kept, int Channels)> nodes,
@@ -402,20 +487,22 @@ public static partial class Pipeline
             long dense = 4 * weights;
             long values = 4 * Weights(final), indices = 0, pointers = 0;
             string format = "dense";
-            if (plan is { Level: >= 0 })
+            if (plan is { Level: >= 0, SlowerThanDense: null })
             {
-                var m = plan.Format == WeightFormat.Csr ? SparseMatrix.Csr(plan.Weight, plan.Rows, plan.Cols) : SparseMatrix.GroupedCsr(plan.Weight, plan.Rows, plan.Cols, plan.GroupWidth);
+                var m = SparseMatrix.For(plan.Format, plan.Weight, plan.Rows, plan.Cols, plan.GroupWidth);
                 values = 4L * (m.Values.Length + m.Tail.Length);
                 indices = (long)m.IndexBytes * m.Entries;
                 pointers = (long)m.RowStartBytes * m.RowStarts.Length;
-                format = plan.Format == WeightFormat.Csr ? "CSR" : $"grouped CSR (G={plan.GroupWidth})";
+                format = plan.Format switch { WeightFormat.Csr => "CSR", WeightFormat.OutputGrouped => $"output-grouped (G={plan.GroupWidth})", _ => $"grouped CSR (G={plan.GroupWidth})" };
             }
-            double kept = values / 4.0 / weights;
+            // Along outputs the values hold a partial block's padding, and a layer run dense holds its zeros: count the weights kept.
+            double kept = plan is { Level: >= 0 } && (plan.AlongOutputs || plan.SlowerThanDense is not null)
+                ? plan.Weight.Count(v => v != 0f) / (double)weights : values / 4.0 / weights;
             var techniques = new List<string>();
             if (nodes.TryGetValue(layer.Name, out var n)) techniques.Add($"node pruning ({n.Kept}/{n.Channels} kept)");
             if (plan is { Level: >= 0 }) techniques.Add(plan.Technique);
             if (techniques.Count == 0 && Weights(final) < weights) techniques.Add("inputs removed by node pruning upstream");
-            string? note = plan?.Note ?? (plan is { Level: < 0, Candidates.Length: > 0 } ? $"{plan.Technique}: no sparsity step kept the validation score within budget" : null);
+            string? note = plan?.SlowerThanDense ?? plan?.Note ?? (plan is { Level: < 0, Candidates.Length: > 0 } ? $"{plan.Technique}: no sparsity step kept the validation score within budget" : null);
             if (note is null && !nodes.ContainsKey(layer.Name) && layer is ConvLayer && Weights(final) == weights)
                 note = o.Method != Method.Scalpel ? null
                     : o.Target.Parallelism == Parallelism.Low ? "grouped or depthwise conv: left dense"

@@ -14,6 +14,9 @@ public sealed record ReportWarning(int Code, string Message)
 
     /// <summary>The accuracy budget allowed no pruning at all.</summary>
     public const int NothingPruned = 2002;
+
+    /// <summary>A sparsity fixed by the user took the validation score below the accuracy guard's floor; applied as asked.</summary>
+    public const int FixedSparsityOverBudget = 2003;
 }
 
 public sealed record LayerReport

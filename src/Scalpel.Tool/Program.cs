@@ -98,7 +98,7 @@ public static class Program
         var minAgreement = new Option<double>("--min-agreement") { Description = "Without labels: smallest accepted top-1 agreement with the original model.", DefaultValueFactory = _ => 0.99 };
         var criterion = new Option<Criterion?>("--criterion") { Description = "Group scoring: dataaware (default with calibration data) or magnitude." };
         var keepDense = new Option<string[]>("--keep-dense") { Description = "Layer names (or 'fc') to leave unpruned.", AllowMultipleArgumentsPerToken = true };
-        var sparsity = new Option<string[]>("--sparsity") { Description = "Fixed sparsity per layer name or kind, e.g. fc=0.8 or /1/Gemm=0.9 (skips the search for those layers).", AllowMultipleArgumentsPerToken = true };
+        var sparsity = new Option<string[]>("--sparsity") { Description = "Fixed sparsity per layer name or kind, e.g. fc=0.8 or /1/Gemm=0.9 (applied as asked, without the search; a warning says when the accuracy guard would have refused it).", AllowMultipleArgumentsPerToken = true };
         var technique = new Option<string[]>("--technique") { Description = "Technique per layer name or kind instead of the target's choice, e.g. conv=weight, fc=node, /1/Gemm=csr.", AllowMultipleArgumentsPerToken = true };
         var train = new Option<FileInfo?>("--train") { Description = "Training inputs, .npy float32 [N, ...input shape]: prune and retrain in steps (masked fine-tuning)." };
         var trainLabels = new Option<FileInfo?>("--train-labels") { Description = "Training labels, .npy int32/int64 [N]." };
@@ -166,7 +166,7 @@ public static class Program
         var target = new Option<string>("--target") { Description = $"Base profile to copy (vector width, group width, caches): {string.Join(", ", TargetProfile.BuiltInNames)}, or a profile .json file.", DefaultValueFactory = _ => "host" };
         var name = new Option<string>("--name") { Description = "Name of the written profile.", DefaultValueFactory = _ => "host-profiled" };
         var quick = new Option<bool>("--quick") { Description = "Fewer, shorter timing rounds: quicker, noisier." };
-        var command = new Command("profile", "Time the generated dense, CSR and grouped-CSR kernels on this machine and write a target profile with the measured crossover sparsities.")
+        var command = new Command("profile", "Time the generated dense, CSR, grouped-CSR and output-grouped kernels on this machine and write a target profile with the measured crossover sparsities.")
         {
             outFile, target, name, quick,
         };

@@ -30,7 +30,7 @@ public sealed class ProfilerTests(ITestOutputHelper output)
             Shapes = [new ProfileShape(LayerKind.Fc, 784, 300, 1), new ProfileShape(LayerKind.Conv, 144, 16, 196)],
         });
         output.WriteLine($"{result.Elapsed.TotalSeconds:0.0} s");
-        Assert.Equal(2 * (1 + 2 * KernelProfiler.DefaultSparsities.Count), result.Timings.Count);
+        Assert.Equal(2 * (1 + 3 * KernelProfiler.DefaultSparsities.Count), result.Timings.Count); // dense, then CSR, grouped CSR and output-grouped
         Assert.All(result.Timings, t => Assert.True(t.Microseconds > 0 && double.IsFinite(t.Ratio), $"{t}"));
 
         var path = Path.Combine(TestData.TempDir(), "profiled.json");
@@ -41,12 +41,14 @@ public sealed class ProfilerTests(ITestOutputHelper output)
         Assert.Equal(basis.SimdBits, loaded.SimdBits);
         Assert.Equal(basis.GroupWidth, loaded.GroupWidth);
         Assert.Equal(basis.Parallelism, loaded.Parallelism);
+        Assert.Equal(basis.GroupOrientations, loaded.GroupOrientations);
         Assert.Contains("cores", loaded.Measured);
         Assert.DoesNotContain("codeTarget", File.ReadAllText(path));
         foreach (var c in new[] { loaded.Crossover.Fc, loaded.Crossover.Conv })
         {
             Assert.InRange(c.Csr, 0, 1);
             Assert.InRange(c.GroupedCsr, 0, 1);
+            Assert.InRange(c.OutputGrouped, 0, 1);
         }
         // The paper's point: one index per SIMD group instead of one per weight makes sparsity pay off much earlier.
         Assert.True(loaded.Crossover.Fc.GroupedCsr < loaded.Crossover.Fc.Csr,

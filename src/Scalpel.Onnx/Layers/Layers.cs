@@ -9,6 +9,11 @@ public enum WeightFormat
     Csr,
     /// <summary>Aligned groups of GroupWidth weights along the input dimension, one index per group (SIMD-aware pruning).</summary>
     GroupedCsr,
+    /// <summary>
+    /// Groups of GroupWidth consecutive output rows sharing one input column, one index per group: the kernel
+    /// broadcasts the input and accumulates a vector of outputs, with no horizontal sums (SIMD-aware pruning along outputs).
+    /// </summary>
+    OutputGrouped,
 }
 
 /// <summary>An activation fused into the epilogue of a Dense or Conv layer.</summary>
@@ -51,7 +56,7 @@ public sealed class DenseLayer(Node node, string input, string output, int[] out
     public bool TransposeInput { get; init; }
     public Activation Activation { get; set; }
     public WeightFormat Format { get; set; } = WeightFormat.Dense;
-    /// <summary>Weights per group for <see cref="WeightFormat.GroupedCsr"/>.</summary>
+    /// <summary>Weights per group for <see cref="WeightFormat.GroupedCsr"/> and <see cref="WeightFormat.OutputGrouped"/>.</summary>
     public int GroupWidth { get; set; } = 1;
     /// <summary>False once fusion rescaled the weights, so they no longer equal the ONNX initializer.</summary>
     public bool WeightMatchesInitializer { get; set; } = true;

@@ -10,8 +10,9 @@ public enum Criterion
 
 /// <summary>
 /// Weight pruning of a [rows x cols] matrix (rows = outputs): unstructured (groupWidth 1, the paper's
-/// traditional baseline) or SIMD-aware (aligned groups of groupWidth along the input dimension), with an
-/// optional least-squares refit of the kept weights per row (DESIGN.md section 3).
+/// traditional baseline) or SIMD-aware (aligned groups of groupWidth along the input dimension, or along the
+/// output dimension for the output-grouped kernel), with an optional least-squares refit of the kept weights per
+/// row (DESIGN.md section 3).
 /// </summary>
 public static class WeightPruning
 {
@@ -23,24 +24,38 @@ public static class WeightPruning
     /// <summary>
     /// Removes <paramref name="sparsity"/> of the prunable weights (all columns for groupWidth 1; the full groups
     /// otherwise, the cols % groupWidth tail staying dense) and refits the rest when statistics are given.
+    /// <paramref name="alongOutputs"/>: a group is instead one column of groupWidth consecutive rows (the
+    /// output-grouped kernel's orientation; a partial last block of rows forms smaller groups, and there is no tail).
     /// </summary>
-    public static Result Prune(float[] weight, int rows, int cols, int groupWidth, double sparsity, Criterion criterion, LayerStatistics? stats)
+    public static Result Prune(float[] weight, int rows, int cols, int groupWidth, double sparsity, Criterion criterion, LayerStatistics? stats,
+        bool alongOutputs = false)
     {
-        int groupsPerRow = cols / groupWidth;
-        int total = rows * groupsPerRow;
+        int groupsPerRow = alongOutputs ? cols : cols / groupWidth;
+        int total = (alongOutputs ? (rows + groupWidth - 1) / groupWidth : rows) * groupsPerRow;
         int remove = (int)Math.Round(sparsity * total);
         var scores = new double[total];
-        for (int r = 0; r < rows; r++)
-            for (int g = 0; g < groupsPerRow; g++)
-                scores[r * groupsPerRow + g] = Score(weight.AsSpan(r * cols + g * groupWidth, groupWidth), g * groupWidth, cols, criterion, stats);
+        for (int i = 0; i < total; i++)
+        {
+            int r = i / groupsPerRow, g = i % groupsPerRow;
+            scores[i] = alongOutputs
+                ? ColumnScore(weight, r * groupWidth, Math.Min(rows, (r + 1) * groupWidth), g, cols, criterion, stats)
+                : Score(weight.AsSpan(r * cols + g * groupWidth, groupWidth), g * groupWidth, cols, criterion, stats);
+        }
         // Lowest scores go first; ties break by position so the result is deterministic.
         var order = Enumerable.Range(0, total).OrderBy(i => scores[i]).ThenBy(i => i).ToArray();
         var keep = new bool[rows * cols];
         Array.Fill(keep, true);
+        long removed = 0;
         for (int i = 0; i < remove; i++)
         {
             int r = order[i] / groupsPerRow, g = order[i] % groupsPerRow;
-            Array.Fill(keep, false, r * cols + g * groupWidth, groupWidth);
+            if (alongOutputs)
+                for (int row = r * groupWidth; row < Math.Min(rows, (r + 1) * groupWidth); row++, removed++) keep[row * cols + g] = false;
+            else
+            {
+                Array.Fill(keep, false, r * cols + g * groupWidth, groupWidth);
+                removed += groupWidth;
+            }
         }
         var result = new float[weight.Length];
         if (stats is null)
@@ -48,7 +63,18 @@ public static class WeightPruning
             for (int i = 0; i < weight.Length; i++) result[i] = keep[i] ? weight[i] : 0f;
         }
         else Refit(weight, keep, rows, cols, stats, result);
-        return new Result(result, 1 - (double)remove * groupWidth / (rows * cols), stats is not null);
+        return new Result(result, 1 - (double)removed / ((long)rows * cols), stats is not null);
+    }
+
+    /// <summary>
+    /// A column of rows [first, end): RMS of its weights, or its data-aware energy, sum over the rows of w_rc^2 H_cc
+    /// (what each row's output loses when column c goes).
+    /// </summary>
+    private static double ColumnScore(float[] weight, int first, int end, int c, int cols, Criterion criterion, LayerStatistics? stats)
+    {
+        double sum = 0;
+        for (int r = first; r < end; r++) sum += (double)weight[r * cols + c] * weight[r * cols + c];
+        return criterion == Criterion.DataAware && stats is not null ? sum * stats.H[c * cols + c] : Math.Sqrt(sum / (end - first));
     }
 
     /// <summary>Least-squares refit of a [rows x cols] matrix restricted to the given columns: returns [rows x keep.Count].</summary>

@@ -47,8 +47,8 @@ public sealed record CrossoverCurve(LayerKind Kind, WeightFormat Format, IReadOn
 public sealed record ProfileResult(TargetProfile Profile, IReadOnlyList<KernelTiming> Timings, IReadOnlyList<CrossoverCurve> Curves, TimeSpan Elapsed);
 
 /// <summary>
-/// `dotnet scalpel profile`: emits the code generator's own Dense, CSR and grouped-CSR kernels for a set of layer
-/// shapes and sparsities, compiles them in process, times them on this machine and records, per layer kind and
+/// `dotnet scalpel profile`: emits the code generator's own Dense, CSR, grouped-CSR and output-grouped kernels for a
+/// set of layer shapes and sparsities, compiles them in process, times them on this machine and records, per layer kind and
 /// sparse format, the sparsity above which the sparse kernel beats the dense one (DESIGN.md sections 1 and 4).
 /// </summary>
 public static class KernelProfiler
@@ -69,7 +69,7 @@ public static class KernelProfiler
     /// <summary>Calls per warm-up pass: above the runtime's tier-up call count (30).</summary>
     private const int WarmupCalls = 40;
 
-    private static readonly WeightFormat[] SparseFormats = [WeightFormat.Csr, WeightFormat.GroupedCsr];
+    private static readonly WeightFormat[] SparseFormats = [WeightFormat.Csr, WeightFormat.GroupedCsr, WeightFormat.OutputGrouped];
 
     private static readonly IFormatProvider Inv = CultureInfo.InvariantCulture;
 
@@ -136,6 +136,7 @@ public static class KernelProfiler
                 {
                     Csr = curves.Single(c => c.Kind == kind && c.Format == WeightFormat.Csr).Crossover,
                     GroupedCsr = curves.Single(c => c.Kind == kind && c.Format == WeightFormat.GroupedCsr).Crossover,
+                    OutputGrouped = curves.Single(c => c.Kind == kind && c.Format == WeightFormat.OutputGrouped).Crossover,
                 }
                 : old;
         var profile = target with
@@ -198,7 +199,7 @@ public static class KernelProfiler
 
     private sealed record Variant(string ClassName, WeightFormat Format, double Sparsity, float[] Weight);
 
-    /// <summary>One shape's kernels: the dense one first, then CSR and grouped CSR at each sparsity.</summary>
+    /// <summary>One shape's kernels: the dense one first, then CSR, grouped CSR and output-grouped at each sparsity.</summary>
     private sealed class Bench
     {
         public const string Namespace = "ScalpelProfile";
@@ -234,10 +235,11 @@ public static class KernelProfiler
         var variants = new List<Variant> { new("Dense", WeightFormat.Dense, 0, weight) };
         foreach (var format in SparseFormats)
         {
-            int g = format == WeightFormat.GroupedCsr ? groupWidth : 1;
-            var order = Shuffled(shape.N * (shape.K / g), rng);
+            int g = format == WeightFormat.Csr ? 1 : groupWidth;
+            bool alongOutputs = format == WeightFormat.OutputGrouped;
+            var order = Shuffled(alongOutputs ? (shape.N + g - 1) / g * shape.K : shape.N * (shape.K / g), rng);
             for (int i = 0; i < o.Sparsities.Count; i++)
-                variants.Add(new($"{format}{i:00}", format, o.Sparsities[i], Prune(weight, shape, g, order, o.Sparsities[i])));
+                variants.Add(new($"{format}{i:00}", format, o.Sparsities[i], Prune(weight, shape, g, alongOutputs, order, o.Sparsities[i])));
         }
 
         // The code generator's own kernels: a one-Gemm model, its layer switched to each format and weight set.
@@ -249,7 +251,7 @@ public static class KernelProfiler
         {
             dense.Weight = v.Weight;
             dense.Format = v.Format;
-            dense.GroupWidth = v.Format == WeightFormat.GroupedCsr ? groupWidth : 1;
+            dense.GroupWidth = v.Format is WeightFormat.GroupedCsr or WeightFormat.OutputGrouped ? groupWidth : 1;
             generated.Add(CSharpEmitter.Emit(model, new EmitOptions($"{Bench.Namespace}.{prefix}", v.ClassName, target.CodeTarget,
                 string.Create(Inv, $"profile {shape.Label} {v.Format} {v.Sparsity:0.00}"))));
         }
@@ -275,15 +277,20 @@ public static class KernelProfiler
 
     /// <summary>
     /// Zeroes round(sparsity * units) units of width g (single weights for g = 1, aligned groups otherwise; a row's
-    /// last K % g columns stay dense, as in SIMD-aware pruning), taken in the given random order.
+    /// last K % g columns stay dense, as in SIMD-aware pruning; along outputs, one column of g rows), taken in the
+    /// given random order.
     /// </summary>
-    private static float[] Prune(float[] weight, ProfileShape shape, int g, int[] order, double sparsity)
+    private static float[] Prune(float[] weight, ProfileShape shape, int g, bool alongOutputs, int[] order, double sparsity)
     {
         var w = (float[])weight.Clone();
         int perRow = shape.K / g;
         int remove = (int)Math.Round(sparsity * order.Length);
         for (int i = 0; i < remove; i++)
-            Array.Clear(w, order[i] / perRow * shape.K + order[i] % perRow * g, g);
+        {
+            if (alongOutputs)
+                for (int r = order[i] / shape.K * g; r < Math.Min(shape.N, (order[i] / shape.K + 1) * g); r++) w[r * shape.K + order[i] % shape.K] = 0f;
+            else Array.Clear(w, order[i] / perRow * shape.K + order[i] % perRow * g, g);
+        }
         return w;
     }
 
@@ -394,29 +401,30 @@ public static class KernelProfiler
     {
         var dense = timings[0];
         say.Report(string.Create(Inv, $"  {shape.Label}{(shape.Kind == LayerKind.Fc ? $", batch {shape.Batch}" : "")}: dense {dense.Microseconds:0.00} µs"));
-        say.Report(string.Create(Inv, $"  {"sparsity",8}  {"csr µs",10} {"ratio",6}  {"grouped µs",10} {"ratio",6}"));
+        say.Report(string.Create(Inv, $"  {"sparsity",8}  {"csr µs",10} {"ratio",6}  {"grouped µs",10} {"ratio",6}  {"output µs",10} {"ratio",6}"));
         foreach (var s in sparsities)
         {
             var csr = timings.Single(t => t.Format == WeightFormat.Csr && t.Sparsity == s);
             var grouped = timings.Single(t => t.Format == WeightFormat.GroupedCsr && t.Sparsity == s);
-            say.Report(string.Create(Inv, $"  {s,8:0.00}  {csr.Microseconds,10:0.00} {csr.Ratio,6:0.00}  {grouped.Microseconds,10:0.00} {grouped.Ratio,6:0.00}"));
+            var output = timings.Single(t => t.Format == WeightFormat.OutputGrouped && t.Sparsity == s);
+            say.Report(string.Create(Inv, $"  {s,8:0.00}  {csr.Microseconds,10:0.00} {csr.Ratio,6:0.00}  {grouped.Microseconds,10:0.00} {grouped.Ratio,6:0.00}  {output.Microseconds,10:0.00} {output.Ratio,6:0.00}"));
         }
         double Cross(WeightFormat f) => Crossover(sparsities, sparsities.Select(s => timings.Single(t => t.Format == f && t.Sparsity == s).Ratio).ToList());
-        say.Report(string.Create(Inv, $"  {shape.Label} crossover: csr {Cross(WeightFormat.Csr):0.00}, groupedCsr {Cross(WeightFormat.GroupedCsr):0.00}"));
+        say.Report(string.Create(Inv, $"  {shape.Label} crossover: csr {Cross(WeightFormat.Csr):0.00}, groupedCsr {Cross(WeightFormat.GroupedCsr):0.00}, outputGrouped {Cross(WeightFormat.OutputGrouped):0.00}"));
     }
 
     private static void ReportCurves(List<CrossoverCurve> curves, IProgress<string> say)
     {
         if (curves.Count == 0) return;
         say.Report("sparse/dense time, geometric mean over the shapes of each kind:");
-        string Head(CrossoverCurve c) => $"{c.Kind.ToString().ToLowerInvariant()} {(c.Format == WeightFormat.Csr ? "csr" : "grouped")}";
+        string Head(CrossoverCurve c) => $"{c.Kind.ToString().ToLowerInvariant()} {c.Format switch { WeightFormat.Csr => "csr", WeightFormat.GroupedCsr => "grouped", _ => "output" }}";
         say.Report($"  {"sparsity",8}" + string.Concat(curves.Select(c => $"  {Head(c),12}")));
         var sparsities = curves[0].Sparsities;
         for (int i = 0; i < sparsities.Count; i++)
             say.Report(string.Create(Inv, $"  {sparsities[i],8:0.00}") + string.Concat(curves.Select(c => string.Create(Inv, $"  {c.Ratios[i],12:0.00}"))));
         foreach (var kind in curves.Select(c => c.Kind).Distinct())
             say.Report(string.Create(Inv,
-                $"crossover {kind.ToString().ToLowerInvariant()}: csr {curves.Single(c => c.Kind == kind && c.Format == WeightFormat.Csr).Crossover:0.00}, groupedCsr {curves.Single(c => c.Kind == kind && c.Format == WeightFormat.GroupedCsr).Crossover:0.00}"));
+                $"crossover {kind.ToString().ToLowerInvariant()}: csr {curves.Single(c => c.Kind == kind && c.Format == WeightFormat.Csr).Crossover:0.00}, groupedCsr {curves.Single(c => c.Kind == kind && c.Format == WeightFormat.GroupedCsr).Crossover:0.00}, outputGrouped {curves.Single(c => c.Kind == kind && c.Format == WeightFormat.OutputGrouped).Crossover:0.00}"));
     }
 
     /// <summary>What was measured, where and when (the date only: nothing else in the file depends on the time).</summary>
@@ -428,7 +436,7 @@ public static class KernelProfiler
         var fc = o.Shapes.Any(s => s.Kind == LayerKind.Fc) ? $"fc = mat-vec K x N {Shapes(LayerKind.Fc)}" : "fc not measured (kept from the base profile)";
         var conv = o.Shapes.Any(s => s.Kind == LayerKind.Conv) ? $"conv = im2col GEMM on the dense-layer kernels {Shapes(LayerKind.Conv)}" : "conv not measured (kept from the base profile)";
         return string.Create(Inv,
-            $"dotnet scalpel profile{(o.Quick ? " --quick" : "")} from base {t.Name}: generated Dense, CSR and grouped-CSR (G={t.GroupWidth}) kernels, Vector{t.SimdBits}{(t.Fma ? " FMA" : "")}; " +
+            $"dotnet scalpel profile{(o.Quick ? " --quick" : "")} from base {t.Name}: generated Dense, CSR, grouped-CSR and output-grouped (G={t.GroupWidth}) kernels, Vector{t.SimdBits}{(t.Fma ? " FMA" : "")}; " +
             $"{fc}; {conv}; sparsities {string.Join(" ", o.Sparsities.Select(s => s.ToString("0.##", Inv)))}; median of {timing.Rounds} rounds; " +
             $"crossover from the geometric mean of sparse/dense time over the shapes of each kind; " +
             $"machine: {Machine()}; {DateTime.UtcNow:yyyy-MM-dd} (UTC)");

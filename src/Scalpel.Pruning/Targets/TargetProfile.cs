@@ -11,11 +11,18 @@ public enum Parallelism { Low, Moderate, High }
 
 public enum LayerKind { Fc, Conv }
 
+/// <summary>
+/// Which way SIMD-aware pruning groups an FC layer's weights: a row's consecutive inputs (grouped CSR, one
+/// horizontal sum per output) or consecutive outputs sharing one input (output-grouped, no horizontal sums).
+/// </summary>
+public enum GroupOrientation { Inputs, Outputs }
+
 /// <summary>Sparsities above which a sparse format's kernel beats the dense kernel (1 = never).</summary>
 public sealed record Crossover
 {
     public double Csr { get; init; } = 1;
     public double GroupedCsr { get; init; } = 1;
+    public double OutputGrouped { get; init; } = 1;
 }
 
 public sealed record CrossoverTable
@@ -46,6 +53,8 @@ public sealed record TargetProfile
     public required bool Fma { get; init; }
     public CacheSizes Cache { get; init; } = new();
     public CrossoverTable Crossover { get; init; } = new();
+    /// <summary>The group orientations this target's kernels offer for FC layers; the planner takes the one with the lowest crossover.</summary>
+    public IReadOnlyList<GroupOrientation> GroupOrientations { get; init; } = [GroupOrientation.Inputs];
     public string? Measured { get; init; }
 
     public static readonly IReadOnlyList<string> BuiltInNames = ["host", "mcu-cortex-m4", "x64-sse", "x64-avx2", "x64-avx512", "arm64-neon", "gpu"];
@@ -129,8 +138,10 @@ public sealed record TargetProfile
             throw new ScalpelException(ErrorCode.Target, $"{source}: simdBits is {SimdBits}; expected 64, 128, 256 or 512.");
         if (GroupWidth is < 1 or > 64)
             throw new ScalpelException(ErrorCode.Target, $"{source}: groupWidth is {GroupWidth}; expected 1 to 64.");
+        if (GroupOrientations.Count == 0 || GroupOrientations.Distinct().Count() != GroupOrientations.Count)
+            throw new ScalpelException(ErrorCode.Target, $"{source}: groupOrientations must list \"inputs\", \"outputs\" or both, once each.");
         foreach (var (kind, c) in new[] { ("fc", Crossover.Fc), ("conv", Crossover.Conv) })
-            if (c.Csr is < 0 or > 1 || c.GroupedCsr is < 0 or > 1)
+            if (c.Csr is < 0 or > 1 || c.GroupedCsr is < 0 or > 1 || c.OutputGrouped is < 0 or > 1)
                 throw new ScalpelException(ErrorCode.Target, $"{source}: crossover.{kind} values must lie in [0, 1].");
     }
 
