@@ -39,7 +39,7 @@ public static class Diagnostic
     public static string Warning(int code, string message) => $"warning {Id(code)}: {OneLine(message)}";
 
     /// <summary>One line, and no other control characters: names from a model could carry terminal escape sequences.</summary>
-    private static string OneLine(string s)
+    public static string OneLine(string s)
     {
         var chars = s.ReplaceLineEndings(" ").ToCharArray();
         for (int i = 0; i < chars.Length; i++) if (char.IsControl(chars[i])) chars[i] = '?';

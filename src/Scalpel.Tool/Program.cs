@@ -208,14 +208,15 @@ public static class Program
         var sb = new System.Text.StringBuilder();
         var inv = CultureInfo.InvariantCulture;
         bool sym = graph.SymbolicBatch;
-        sb.AppendLine(inv, $"{name}: opset {graph.Opset}, input '{graph.InputName}' {Shape.Format(graph.InputShape, sym)}, output '{graph.OutputName}' {Shape.Format(graph.OutputShape, sym)}");
+        // Names come from the model: no line breaks or terminal escape sequences reach the console.
+        sb.AppendLine(inv, $"{Diagnostic.OneLine(name)}: opset {graph.Opset}, input '{Diagnostic.OneLine(graph.InputName)}' {Shape.Format(graph.InputShape, sym)}, output '{Diagnostic.OneLine(graph.OutputName)}' {Shape.Format(graph.OutputShape, sym)}");
         sb.AppendLine(inv, $"{"#",3}  {"op",-18} {"name",-28} {"input -> output",-36} {"params",10} {"MACs",12} {"bytes",10}  detail");
         long totalParams = 0, totalMacs = 0;
         for (int i = 0; i < graph.Layers.Count; i++)
         {
             var l = graph.Layers[i];
             var shapes = string.Join(",", l.Inputs.Select(x => Shape.Format(graph.Shapes[x], sym))) + " -> " + Shape.Format(l.OutputShape, sym);
-            sb.AppendLine(inv, $"{i,3}  {l.Kind,-18} {Trim(l.Name, 28),-28} {shapes,-36} {l.Parameters,10:N0} {l.Macs,12:N0} {l.Parameters * 4,10:N0}  {l.Describe()}");
+            sb.AppendLine(inv, $"{i,3}  {l.Kind,-18} {Trim(Diagnostic.OneLine(l.Name), 28),-28} {shapes,-36} {l.Parameters,10:N0} {l.Macs,12:N0} {l.Parameters * 4,10:N0}  {l.Describe()}");
             totalParams += l.Parameters;
             totalMacs += l.Macs;
         }

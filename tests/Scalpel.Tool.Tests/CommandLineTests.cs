@@ -88,6 +88,22 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public void InspectPrintsHostileNamesWithoutLineBreaksOrEscapes()
+    {
+        var proto = Scalpel.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(TestData.Fixture("mlp.onnx")));
+        var gemm = proto.Graph.Node.First(n => n.OpType == "Gemm");
+        gemm.Name = "evil\u001b[31m\nfake line\u2028x";
+        var path = Path.Combine(TestData.TempDir(), "evil.onnx");
+        File.WriteAllBytes(path, Google.Protobuf.MessageExtensions.ToByteArray(proto));
+        var (plainExit, plain, _) = Run("inspect", TestData.Fixture("mlp.onnx"));
+        var (exit, output, _) = Run("inspect", path);
+        Assert.Equal(0, plainExit);
+        Assert.Equal(0, exit);
+        Assert.Equal(plain.Split('\n').Length, output.Split('\n').Length);
+        Assert.DoesNotContain(output.Replace("\n", "", StringComparison.Ordinal), c => char.IsControl(c) || c is '\u2028');
+    }
+
+    [Fact]
     public void UnknownTargetListsTheKnownOnes()
     {
         var (exit, _, error) = Run("compile", TestData.Fixture("mlp.onnx"), "--target", "z80", "--out", TestData.TempDir());
