@@ -1,0 +1,78 @@
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using static Scalpel.CodeGen.CodeWriter;
+
+namespace Scalpel.CodeGen;
+
+/// <summary>Buffers of the generated class: layer outputs shared over their lifetimes, kernel scratch, per-layer copies.</summary>
+public sealed partial class CSharpEmitter
+{
+    private string Buffer(string name, int size, string comment)
+    {
+        if (size < 0) throw new OverflowException($"buffer {name} of {size} floats");
+        _buffers.Add((name, size, comment));
+        return name;
+    }
+
+    /// <summary>
+    /// Scratch a kernel overwrites whole on every call (wide rows, pixel-major outputs, patches, a transposed
+    /// input), shared by all layers: slot 0 or 1 for a kernel that needs two at once.
+    /// </summary>
+    private string Scratch(int slot, int size)
+    {
+        if (size < 0) throw new OverflowException($"scratch of {size} floats");
+        _scratch[slot] = Math.Max(_scratch[slot], size);
+        return $"_scratch{slot}";
+    }
+
+    /// <summary>
+    /// A buffer for one layer output of <paramref name="size"/> floats per sample: a free one when some tensor
+    /// before has died (the smallest that fits, else the largest, grown), so tensors whose lifetimes do not
+    /// overlap share memory, as ONNX Runtime's planner does.
+    /// </summary>
+    private string ActivationBuffer(int size)
+    {
+        int need = checked(size * _chunk);
+        int pick = -1;
+        foreach (var i in _free)
+            if (pick < 0 || Better(i, pick)) pick = i;
+        bool Better(int i, int than) => _activations[i].Capacity >= need
+            ? _activations[than].Capacity < need || _activations[i].Capacity < _activations[than].Capacity
+            : _activations[than].Capacity < need && _activations[i].Capacity > _activations[than].Capacity;
+        if (pick < 0)
+        {
+            pick = _activations.Count;
+            _activations.Add(($"_a{_activations.Count}", need));
+        }
+        else
+        {
+            _free.Remove(pick);
+            _activations[pick] = (_activations[pick].Name, Math.Max(need, _activations[pick].Capacity));
+        }
+        _sampleSize[_activations[pick].Name] = size;
+        return _activations[pick].Name;
+    }
+
+    /// <summary>Frees the activation buffers whose every tensor has been read for the last time by layer <paramref name="index"/>.</summary>
+    private void ReleaseDead(int index)
+    {
+        for (int i = 0; i < _activations.Count; i++)
+        {
+            if (_free.Contains(i)) continue;
+            var name = _activations[i].Name;
+            if (_storage.All(t => t.Value != name || _lastUse.GetValueOrDefault(t.Key, -1) <= index)) _free.Add(i);
+        }
+    }
+
+    /// <summary>A storage's samples [0, count) as a span.</summary>
+    private string Whole(string storage) => storage is "input" or "output"
+        ? $"{storage}[..(count * {I(_sampleSize[storage])})]"
+        : $"{storage}.AsSpan(0, count * {I(_sampleSize[storage])})";
+
+    /// <summary>Sample s of a storage as a span.</summary>
+    private string SampleOf(string storage)
+    {
+        var size = I(_sampleSize[storage]);
+        return storage is "input" or "output" ? $"{storage}.Slice(s * {size}, {size})" : $"{storage}.AsSpan(s * {size}, {size})";
+    }
+}
