@@ -10,7 +10,7 @@ public sealed record EmitOptions(string Namespace, string ClassName, CodeTarget 
 public sealed record GeneratedModel(string ClassName, string Source, byte[] Weights);
 
 /// <summary>
-/// Emits the generated-code contract (DESIGN.md section 5) for an analysed model: one method per layer,
+/// Emits the generated code (the contract in README.md, "The generated code") for an analysed model: one method per layer,
 /// layer sizes as constants, vector code at the target's width.
 /// </summary>
 public sealed partial class CSharpEmitter

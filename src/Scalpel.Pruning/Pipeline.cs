@@ -171,7 +171,7 @@ public static partial class Pipeline
         }
 
         // Apply the chosen levels. The search refit each layer on the original model's inputs; refitting again in
-        // layer order against the inputs the pruned earlier layers now produce (DESIGN.md section 3's cross term)
+        // layer order against the inputs the pruned earlier layers now produce (the cross term between layers, docs/pruning.md)
         // usually recovers accuracy, and is kept only when the validation score says so.
         var pruned = onnx.Proto.Clone();
         var chosen = plans.Where(p => p.Level >= 0).ToList();

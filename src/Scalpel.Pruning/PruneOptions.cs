@@ -7,7 +7,7 @@ namespace Scalpel.Pruning;
 /// <summary>What to prune: overrides which technique the target's parallelism would pick.</summary>
 public enum Method
 {
-    /// <summary>Scalpel: the technique the target's parallelism calls for, per layer kind (DESIGN.md section 1).</summary>
+    /// <summary>Scalpel: the technique the target's parallelism calls for, per layer kind (docs/pruning.md, "What it does").</summary>
     Scalpel,
     /// <summary>The paper's baseline: unstructured magnitude-style pruning stored as CSR.</summary>
     Traditional,
@@ -38,7 +38,7 @@ public enum NodeSelection
     Gates,
 }
 
-/// <summary>How retraining runs when training data is given (DESIGN.md section 3; the paper's prune-retrain schedule).</summary>
+/// <summary>How retraining runs when training data is given (docs/pruning.md, "Retraining"; the paper's prune-retrain schedule).</summary>
 public sealed record RetrainOptions
 {
     /// <summary>Epochs of fine-tuning after the first prune, and after each further step.</summary>

@@ -57,7 +57,7 @@ public sealed class PipelineTests(ITestOutputHelper output)
     [Fact]
     public void MicrocontrollerTargetPrunesConvLayersInGroupsOfTwo()
     {
-        // Low parallelism: SIMD-aware weight pruning of conv layers too (DESIGN.md section 1). A fixed sparsity and an
+        // Low parallelism: SIMD-aware weight pruning of conv layers too (docs/pruning.md). A fixed sparsity and an
         // open budget force it, so the generated sparse conv kernels are checked against ONNX Runtime on the pruned model.
         var options = Options(target: "mcu-cortex-m4") with
         {

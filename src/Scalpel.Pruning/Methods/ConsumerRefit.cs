@@ -5,7 +5,7 @@ namespace Scalpel.Pruning.Methods;
 
 /// <summary>
 /// Least-squares refit of the layer that reads a node-pruned group: its weights on the kept input channels plus
-/// a bias correction are fit so its outputs on calibration data match the original layer's (DESIGN.md section 3,
+/// a bias correction are fit so its outputs on calibration data match the original layer's (docs/pruning.md,
 /// "node pruning refits layer l+1"). Conv consumers are fit on im2col patches, subsampled per image.
 /// </summary>
 public sealed class ConsumerRefit

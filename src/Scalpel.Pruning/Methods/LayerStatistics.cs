@@ -3,7 +3,7 @@ namespace Scalpel.Pruning.Methods;
 /// <summary>
 /// Second moments of one layer's inputs over the calibration set: H = X'X of the inputs the (partly pruned)
 /// model now feeds the layer, and C = X'X_orig against the original model's inputs, so a refit can make the
-/// layer reproduce its original outputs (DESIGN.md section 3).
+/// layer reproduce its original outputs (docs/pruning.md, "What it does").
 /// </summary>
 public sealed class LayerStatistics
 {

@@ -12,7 +12,7 @@ public enum Criterion
 /// Weight pruning of a [rows x cols] matrix (rows = outputs): unstructured (groupWidth 1, the paper's
 /// traditional baseline) or SIMD-aware (aligned groups of groupWidth along the input dimension, or along the
 /// output dimension for the output-grouped kernel), with an optional least-squares refit of the kept weights per
-/// row (DESIGN.md section 3).
+/// row (docs/pruning.md, "What it does").
 /// </summary>
 public static class WeightPruning
 {

@@ -49,7 +49,7 @@ public sealed record ProfileResult(TargetProfile Profile, IReadOnlyList<KernelTi
 /// <summary>
 /// `dotnet scalpel profile`: emits the code generator's own Dense, CSR, grouped-CSR and output-grouped kernels for a
 /// set of layer shapes and sparsities, compiles them in process, times them on this machine and records, per layer kind and
-/// sparse format, the sparsity above which the sparse kernel beats the dense one (DESIGN.md sections 1 and 4).
+/// sparse format, the sparsity above which the sparse kernel beats the dense one (docs/pruning.md).
 /// </summary>
 public static class KernelProfiler
 {
