@@ -176,7 +176,9 @@ public sealed partial class CSharpEmitter
             case ConvLayer c:
                 args.Add(Section($"{id}_Weight", c.Weight));
                 if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
-                if (KernelEmitter.UsesPaddedInput(c))
+                if (_kernels.UsesDepthwiseKernel(c, fused?.Epilogue ?? Epilogue.Of(Bounds.Of(c.Activation))))
+                    args.Add(Buffer($"_{id}_padded", _kernels.DepthwiseBufferSize(c), "one channel's zero-padded plane"));
+                else if (KernelEmitter.UsesPaddedInput(c))
                 {
                     args.Add(Buffer($"_{id}_padded", _kernels.PaddedBufferSize(c), "zero-padded input copy, split into stride phases"));
                     args.Add(Scratch(0, _kernels.WideBufferSize(c)));

@@ -10,6 +10,11 @@ internal sealed partial class KernelEmitter
     public void Conv(CodeWriter w, string method, ConvLayer c, Epilogue? epilogue = null)
     {
         var act = epilogue ?? Epilogue.Of(Bounds.Of(c.Activation));
+        if (UsesDepthwiseKernel(c, act))
+        {
+            DepthwiseConv(w, method, c, act);
+            return;
+        }
         if (UsesChannelVectors(c))
         {
             ChannelConv(w, method, c, act);

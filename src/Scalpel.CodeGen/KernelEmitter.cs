@@ -33,10 +33,13 @@ internal sealed partial class KernelEmitter(CodeTarget target)
         return b.Max < float.PositiveInfinity ? $"MathF.Min({value}, {F(b.Max)})" : value;
     }
 
-    private string VAct(Bounds b, string value)
+    private string VAct(Bounds b, string value) => VAct(b, value, VT, VS);
+
+    /// <summary>The bounds on vectors of the given type (the half vectors of stride-2 kernels, say).</summary>
+    private static string VAct(Bounds b, string value, string vt, string vs)
     {
-        if (b.Min > float.NegativeInfinity) value = b.Min == 0f ? $"{VS}.Max({value}, {VT}.Zero)" : $"{VS}.Max({value}, {VS}.Create({F(b.Min)}))";
-        return b.Max < float.PositiveInfinity ? $"{VS}.Min({value}, {VS}.Create({F(b.Max)}))" : value;
+        if (b.Min > float.NegativeInfinity) value = b.Min == 0f ? $"{vs}.Max({value}, {vt}.Zero)" : $"{vs}.Max({value}, {vs}.Create({F(b.Min)}))";
+        return b.Max < float.PositiveInfinity ? $"{vs}.Min({value}, {vs}.Create({F(b.Max)}))" : value;
     }
 
     private static bool IsPointwise(ConvLayer c) =>

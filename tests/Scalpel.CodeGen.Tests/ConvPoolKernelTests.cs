@@ -42,6 +42,12 @@ public sealed class ConvPoolKernelTests
         ([4, 14, 14, 4, 5, 5, 1, 2, 1, 4], "depthwise 5x5"),
         ([4, 14, 14, 8, 3, 3, 1, 1, 1, 4], "depthwise with 2 outputs per channel"),
         ([8, 6, 6, 12, 1, 1, 1, 0, 1, 4], "grouped pointwise: 4 GEMMs of 3 x 2"),
+        ([3, 40, 40, 3, 3, 3, 1, 1, 1, 3], "depthwise 3x3, 40 wide (direct): 4 vectors at a time, an overlapping tail"),
+        ([3, 41, 41, 3, 3, 3, 2, 1, 1, 3], "depthwise 3x3 stride 2 (direct): the even lanes of each load"),
+        ([2, 100, 100, 2, 3, 3, 2, 1, 1, 2], "depthwise stride 2 on a plane past L1: the phase-plane GEMM"),
+        ([2, 37, 37, 2, 5, 5, 1, 2, 1, 2], "depthwise 5x5, 37 wide (direct)"),
+        ([2, 36, 36, 2, 3, 3, 1, 2, 2, 2], "depthwise 3x3 with dilation 2 (direct)"),
+        ([4, 20, 20, 4, 3, 3, 2, 0, 1, 4], "depthwise stride 2 without padding (direct)"),
         ([512, 20, 20, 6, 1, 1, 1, 0, 1, 1], "pointwise over 512 channels: column chunks, the last one partial"),
         ([64, 30, 30, 5, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels on 30x30: column chunks of the wide output"),
         ([160, 5, 5, 40, 5, 5, 1, 2, 1, 1], "5x5 over 160 channels: the channel kernel sums input channels in blocks"),
@@ -86,6 +92,9 @@ public sealed class ConvPoolKernelTests
         var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernel }, c * h * w, rng);
         Assert.Equal(kernel == ConvKernel.Channels, source.Contains("vectorised across output channels", StringComparison.Ordinal));
         if (kernel == ConvKernel.Pixels) Assert.Equal(why.Contains("column chunks", StringComparison.Ordinal), source.Contains("columns in chunks", StringComparison.Ordinal));
+        // The direct depthwise kernel needs a row of at least one vector of outputs (stride 2: half a vector, of 128 bits or more).
+        if (why.Contains("(direct)", StringComparison.Ordinal))
+            Assert.Equal(target != "x64-sse" || stride == 1, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
         if (kernel == ConvKernel.Channels && target == "x64-avx512") Assert.Equal(why.Contains("in blocks", StringComparison.Ordinal), source.Contains("input channels in blocks", StringComparison.Ordinal));
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
