@@ -7,6 +7,9 @@ internal static class Diagnostics
 {
     public const string Subcategory = "Scalpel";
 
+    /// <summary>Warning: a ScalpelModel metadata name the task does not know (a typo is otherwise silently ignored).</summary>
+    public const int UnknownMetadata = 2003;
+
     public static string Id(int code) => "SCALPEL" + code.ToString("D4", System.Globalization.CultureInfo.InvariantCulture);
 
     public static void Error(TaskLoggingHelper log, string projectFile, int code, string message) =>

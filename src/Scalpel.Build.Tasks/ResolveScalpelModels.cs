@@ -27,6 +27,9 @@ public sealed class ResolveScalpelModels : Task
 
     [Required] public string CliPath { get; set; } = "";
 
+    /// <summary>Absolute folder of the prune results shared by every configuration ($(BaseIntermediateOutputPath)scalpel/), one subfolder per hash of the inputs.</summary>
+    [Required] public string CacheDirectory { get; set; } = "";
+
     public string DefaultTarget { get; set; } = "host";
 
     public string DefaultNamespace { get; set; } = "";
@@ -41,6 +44,7 @@ public sealed class ResolveScalpelModels : Task
         var classes = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var item in Models)
         {
+            foreach (var message in ScalpelModelItem.UnknownMetadata(item)) Diagnostics.Warning(Log, ProjectFile, Diagnostics.Id(Diagnostics.UnknownMetadata), message);
             var model = ScalpelModelItem.Read(item, projectDirectory, OutputDirectory, DefaultTarget, DefaultNamespace, out var problem);
             if (problem is { } p)
             {
@@ -87,6 +91,12 @@ public sealed class ResolveScalpelModels : Task
         Set("ScalpelReportJson", Output(".report.json"));
         Set("ScalpelStamp", stamp);
         Set("ScalpelCopyToOutputDirectory", model.CopyToOutputDirectory);
+        // What the cache key hashes: the options without the (per-configuration) output folder, and the files whose bytes decide the result.
+        Set("ScalpelCacheDirectory", CacheDirectory);
+        Set("ScalpelCacheOptions", $"Scalpel.Build {version}\n" + string.Join("\n", model.Arguments.Select((a, i) => i > 0 && model.Arguments[i - 1] == "--out" ? "" : a)));
+        string cliDirectory = Path.GetDirectoryName(cli)!;
+        var libraries = Directory.Exists(cliDirectory) ? Directory.GetFiles(cliDirectory, "Scalpel.*.dll").OrderBy(f => f, StringComparer.Ordinal) : Enumerable.Empty<string>();
+        Set("ScalpelCacheFiles", string.Join("\n", inputs.Where(f => f != stamp).Concat(libraries)));
         // A list for the prune target's Inputs: set in MSBuild's escaped form so only the separators split it.
         result.SetMetadata("ScalpelInputs", string.Join(";", inputs.Select(Escape)));
         return result;

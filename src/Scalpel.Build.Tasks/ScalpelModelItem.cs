@@ -20,6 +20,21 @@ internal sealed class ScalpelModelItem
     private static readonly string[] CopyModes = ["Never", "Always", "PreserveNewest", "IfDifferent"];
     private static readonly string[] NodeSelections = ["filter", "gates"];
 
+    /// <summary>The data file metadata and the command-line options they become.</summary>
+    public static readonly (string Metadata, string Option)[] DataOptions =
+        [("CalibrationData", "--calibration"), ("ValidationData", "--validation"), ("ValidationLabels", "--labels"), ("TrainingData", "--train"), ("TrainingLabels", "--train-labels")];
+
+    /// <summary>Every metadata name Read understands (docs/msbuild.md's table).</summary>
+    public static readonly string[] KnownMetadata =
+    [
+        "HardwareTarget", "ClassName", "Namespace", "CalibrationData", "ValidationData", "ValidationLabels", "TrainingData", "TrainingLabels",
+        "RetrainEpochs", "NodeSelection", "MaxAccuracyDrop", "MinAgreement", "Method", "Criterion", "KeepDense", "Sparsity", "Technique",
+        "MeasureLayers", "CopyToOutputDirectory",
+    ];
+
+    /// <summary>Metadata that IDEs and MSBuild put on any item: not ours, never a typo of ours.</summary>
+    private static readonly string[] GeneralMetadata = ["Link", "Visible", "DependentUpon", "SubType", "Generator", "LastGenOutput", "CustomToolNamespace", "DesignTime", "AutoGen", "Pack", "PackagePath"];
+
     public string ItemSpec { get; private set; } = "";
     public string ModelPath { get; private set; } = "";
     public string ClassName { get; private set; } = "";
@@ -64,7 +79,7 @@ internal sealed class ScalpelModelItem
 
         var args = new List<string> { "prune", model, "--target", target, "--out", outputDirectory.TrimEnd('/', '\\'), "--namespace", ns, "--class", className };
         var dataFiles = new List<string>();
-        foreach (var (name, option) in new[] { ("CalibrationData", "--calibration"), ("ValidationData", "--validation"), ("ValidationLabels", "--labels"), ("TrainingData", "--train"), ("TrainingLabels", "--train-labels") })
+        foreach (var (name, option) in DataOptions)
         {
             if (Meta(name).Length == 0) continue;
             string path = Full(Meta(name));
@@ -132,6 +147,13 @@ internal sealed class ScalpelModelItem
 
         IEnumerable<string> List(string name) => Meta(name).Split([';', ','], StringSplitOptions.RemoveEmptyEntries).Select(s => s.Trim()).Where(s => s.Length > 0);
     }
+
+    /// <summary>One message per metadata name that is neither ours nor general, naming the closest of ours: a typo would otherwise be silently ignored.</summary>
+    public static IEnumerable<string> UnknownMetadata(ITaskItem item) =>
+        item.CloneCustomMetadata().Keys.Cast<string>()
+            .Where(name => !KnownMetadata.Concat(GeneralMetadata).Contains(name, StringComparer.OrdinalIgnoreCase))
+            .OrderBy(name => name, StringComparer.Ordinal)
+            .Select(name => $"ScalpelModel '{item.ItemSpec}': unknown metadata '{name}' is ignored.{ClosestName.Suggestion(name, KnownMetadata)} Known metadata: {string.Join(", ", KnownMetadata)}.");
 
     private static bool IsIdentifier(string s) =>
         s.Length > 0 && (char.IsLetter(s[0]) || s[0] == '_') && s.All(c => char.IsLetterOrDigit(c) || c == '_');

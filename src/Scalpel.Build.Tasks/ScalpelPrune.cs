@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Text.RegularExpressions;
@@ -19,6 +20,9 @@ public sealed class ScalpelPrune : ToolTask
 {
     private static readonly Regex DiagnosticLine = new(@"^(error|warning) (SCALPEL\d{4}): (.*)$", RegexOptions.CultureInvariant);
 
+    /// <summary>The tool's last progress line: "[12 s] done: 74.7 % smaller, ...".</summary>
+    private static readonly Regex SummaryLine = new(@"^(\[[^\]]*\] )?done: ", RegexOptions.CultureInvariant);
+
     /// <summary>One item from ResolveScalpelModels.</summary>
     [Required] public ITaskItem Model { get; set; } = null!;
 
@@ -32,10 +36,27 @@ public sealed class ScalpelPrune : ToolTask
 
     private string Meta(string name) => Model.GetMetadata(name);
 
+    /// <summary>The tool's warnings and summary line, kept with the cached result to be shown again when it is reused.</summary>
+    private readonly List<string> _replay = [];
+
     public override bool Execute()
     {
-        Log.LogMessage(MessageImportance.High, $"Scalpel: pruning {Model.ItemSpec} for target {Meta("ScalpelTarget")} into {Meta("ScalpelClassName")}");
-        return base.Execute();
+        string outputDirectory = Path.GetDirectoryName(Meta("ScalpelGeneratedCode"))!;
+        var cache = new PruneCache(Meta("ScalpelCacheDirectory"), Meta("ScalpelClassName"), Meta("ScalpelCacheOptions"),
+            Meta("ScalpelCacheFiles").Split(['\n'], StringSplitOptions.RemoveEmptyEntries));
+        if (cache.Restore(outputDirectory) is { } log)
+        {
+            Log.LogMessage(MessageImportance.High, $"Scalpel: {Model.ItemSpec} for target {Meta("ScalpelTarget")} into {Meta("ScalpelClassName")}: reusing the result of an earlier build with the same inputs and options ({cache.Entry})");
+            foreach (var line in log) LogEventsFromTextOutput(line, MessageImportance.Normal);
+        }
+        else
+        {
+            Log.LogMessage(MessageImportance.High, $"Scalpel: pruning {Model.ItemSpec} for target {Meta("ScalpelTarget")} into {Meta("ScalpelClassName")}");
+            if (!base.Execute()) return false;
+            cache.Store(outputDirectory, _replay);
+        }
+        Log.LogMessage(MessageImportance.High, $"Scalpel: report {Meta("ScalpelReport")}");
+        return !Log.HasLoggedErrors;
     }
 
     protected override string GenerateFullPathToTool()
@@ -67,10 +88,16 @@ public sealed class ScalpelPrune : ToolTask
         var m = DiagnosticLine.Match(singleLine);
         if (!m.Success)
         {
-            Log.LogMessage(singleLine.StartsWith("done:", StringComparison.Ordinal) ? MessageImportance.High : messageImportance, "  " + singleLine);
+            if (SummaryLine.Match(singleLine) is { Success: true } summary) _replay.Add(singleLine.Substring(summary.Length - "done: ".Length));
+            // Phase lines (not indented) and accepted search steps ("  + ") show at the default verbosity; tries and the files written with -v:n.
+            bool phase = !singleLine.StartsWith(" ", StringComparison.Ordinal) && !singleLine.StartsWith("report:", StringComparison.Ordinal);
+            Log.LogMessage(phase || singleLine.StartsWith("  + ", StringComparison.Ordinal) ? MessageImportance.High : messageImportance, "  " + singleLine);
             return;
         }
-        string message = $"ScalpelModel '{Model.ItemSpec}': {m.Groups[3].Value}";
+        if (m.Groups[1].Value == "warning") _replay.Add(singleLine);
+        // The tool names the option that gave a file; in a build that is the item's metadata.
+        string text = ScalpelModelItem.DataOptions.Aggregate(m.Groups[3].Value, (t, d) => t.Replace($"(given by {d.Option})", $"(given by {d.Metadata})"));
+        string message = $"ScalpelModel '{Model.ItemSpec}': {text}";
         if (m.Groups[1].Value == "error") Diagnostics.Error(Log, ProjectFile, m.Groups[2].Value, message);
         else Diagnostics.Warning(Log, ProjectFile, m.Groups[2].Value, message);
     }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Scalpel.CodeGen;
 using Scalpel.Onnx;
@@ -100,12 +101,12 @@ public static partial class Pipeline
             throw new UnsupportedModelException($"{o.ModelPath}: pruning needs a model whose first input dimension is the batch (symbolic or 1).");
         var sampleShape = originalModel.InputShape[1..];
 
-        Dataset? calibration = o.CalibrationData is null ? null : Dataset.Load(o.CalibrationData, null, sampleShape, maxSamples: o.MaxCalibrationSamples);
-        Dataset? validation = o.ValidationData is null ? null : Dataset.Load(o.ValidationData, o.ValidationLabels, sampleShape, originalModel.OutputSize);
+        Dataset? calibration = o.CalibrationData is null ? null : Dataset.Load(o.CalibrationData, null, sampleShape, maxSamples: o.MaxCalibrationSamples, inputsOption: "--calibration");
+        Dataset? validation = o.ValidationData is null ? null : Dataset.Load(o.ValidationData, o.ValidationLabels, sampleShape, originalModel.OutputSize, inputsOption: "--validation", labelsOption: "--labels");
         Dataset? training = null;
         if (o.TrainingData is not null)
         {
-            training = Dataset.Load(o.TrainingData, o.TrainingLabels!, sampleShape, originalModel.OutputSize, o.Retraining.MaxSamples);
+            training = Dataset.Load(o.TrainingData, o.TrainingLabels!, sampleShape, originalModel.OutputSize, o.Retraining.MaxSamples, "--train", "--train-labels");
         }
         if (validation is null && calibration is not null && calibration.Count >= 8)
         {
@@ -226,7 +227,10 @@ public static partial class Pipeline
                 if (report.Layers.FirstOrDefault(l => l.Name == name) is { } layer)
                     (layer.MeasuredMicroseconds, layer.MeasuredDenseMicroseconds) = (time.Pruned, time.Dense);
         }
-        say.Report($"done: {report.SizeReduction:P1} smaller" + (after is null ? ", accuracy not checked" : $", validation {report.AccuracyMetric} {before:P2} -> {after:P2}"));
+        say.Report(string.Create(CultureInfo.InvariantCulture, $"done: {report.SizeReduction:P1} smaller")
+            + (after is null ? ", accuracy not checked" : string.Create(CultureInfo.InvariantCulture, $", validation {report.AccuracyMetric} {before:P2} -> {after:P2} ({100 * (after - before):+0.00;-0.00} points)"))
+            + string.Create(CultureInfo.InvariantCulture, $"; FC and conv layers {report.PredictedSpeedup:0.00}x faster predicted")
+            + (report.MeasuredSpeedup is { } measured ? string.Create(CultureInfo.InvariantCulture, $", {measured:0.00}x measured here") : ", not measured"));
         return new PruneResult(model, code, pruned, report);
     }
 
@@ -297,6 +301,7 @@ public static partial class Pipeline
     private static void Search(ModelProto original, List<LayerPlan> plans, Criterion criterion, Dataset validation, int[] truth,
         double floor, PruneOptions o, List<string> log, IProgress<string> say)
     {
+        var progress = new SearchProgress(say);
         while (true)
         {
             (LayerPlan Plan, double Score, double Gain)? best = null;
@@ -315,11 +320,36 @@ public static partial class Pipeline
                 double removed = p.Weight.Length * (p.Candidates[next] - p.Sparsity);
                 double gain = o.Method == Method.Traditional ? removed : p.Layer.Macs * (p.RelativeTime(p.Level) - p.RelativeTime(next)) + 1e-3 * removed;
                 say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {p.Layer.Name} at {p.Candidates[next]:P0}: {score:P2}{(score >= floor ? "" : " (over budget)")}"));
+                progress.Tried();
                 if (score >= floor && gain > 0 && (best is null || gain > best.Value.Gain)) best = (p, score, gain);
             }
             if (best is not { } b) break;
             b.Plan.Level++;
             log.Add(string.Create(CultureInfo.InvariantCulture, $"{b.Plan.Layer.Name}: sparsity {b.Plan.Sparsity:P0}, validation {b.Score:P2}"));
+            progress.Accepted(log[^1], plans.Select(p => p.Candidates.Length - 1 - p.Level));
+        }
+    }
+
+    /// <summary>
+    /// Reports each step a greedy search accepts ("  + ..." lines, which builds show at the default verbosity) with
+    /// the time so far and a bound on what is left: each round tries every layer with a step left and accepts at
+    /// most one step, so with R steps left over L layers at most R + (R - 1) + ... + (R - L + 1) tries remain.
+    /// </summary>
+    private sealed class SearchProgress(IProgress<string> say)
+    {
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private int _tries, _accepted;
+
+        public void Tried() => _tries++;
+
+        public void Accepted(string step, IEnumerable<int> stepsLeft)
+        {
+            var left = stepsLeft.Where(n => n > 0).ToList();
+            int total = left.Sum();
+            long bound = Enumerable.Range(0, left.Count).Sum(j => (long)(total - j));
+            double perTry = _clock.Elapsed.TotalSeconds / Math.Max(1, _tries);
+            say.Report(string.Create(CultureInfo.InvariantCulture,
+                $"  + step {++_accepted} accepted: {step} (after {_tries} tries, {_clock.Elapsed.TotalSeconds:0} s; {(bound == 0 ? "no steps left" : $"at most {bound} more tries, about {bound * perTry:0} s at {perTry:0.0} s each")})"));
         }
     }
 
@@ -385,6 +415,7 @@ public static partial class Pipeline
 
         double Score(ModelProto proto) => Accuracy.Evaluate(proto, validation, truth!);
 
+        var progress = new SearchProgress(say);
         while (true)
         {
             (ChannelGroup Group, double Score, double Gain)? best = null;
@@ -396,11 +427,13 @@ public static partial class Pipeline
                 int removed = Keep(g, state[g]).Length - Keep(g, state[g] + 1).Length;
                 double gain = (double)removed * g.MacsPerChannel;
                 say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {g.ProducerName}: remove {levels[g][state[g] + 1]:P0} of {g.Channels} channels: {score:P2}{(score >= floor ? "" : " (over budget)")}"));
+                progress.Tried();
                 if (score >= floor && gain > 0 && (best is null || gain > best.Value.Gain)) best = (g, score, gain);
             }
             if (best is not { } b) break;
             state[b.Group]++;
             log.Add(string.Create(CultureInfo.InvariantCulture, $"{b.Group.ProducerName}: node pruning keeps {Keep(b.Group, state[b.Group]).Length} of {b.Group.Channels}, validation {b.Score:P2}"));
+            progress.Accepted(log[^1], groups.Select(g => levels[g].Length - 1 - state[g]));
         }
         var kept = groups.Where(g => state[g] >= 0).ToDictionary(g => g.ProducerName, g => (Keep(g, state[g]).Length, g.Channels));
         return kept.Count == 0 ? none : new NodeResult(Build(state), kept);
@@ -479,6 +512,7 @@ public static partial class Pipeline
     {
         var layers = new List<LayerReport>();
         long denseTotal = 0, prunedTotal = 0;
+        double denseMacs = 0, predictedMacs = 0;
         foreach (var layer in original.Layers.Where(l => l is DenseLayer or ConvLayer))
         {
             var final = model.Layers.First(l => l.Name == layer.Name);
@@ -508,6 +542,7 @@ public static partial class Pipeline
                     : o.Target.Parallelism == Parallelism.Low ? "grouped or depthwise conv: left dense"
                     : "no removable channel group (residual Add, Concat or output), or no step within budget";
             denseTotal += dense;
+            denseMacs += layer.Macs;
             prunedTotal += values + indices + pointers;
             layers.Add(new LayerReport
             {
@@ -518,6 +553,7 @@ public static partial class Pipeline
                 PredictedRelativeTime = (double)final.Macs / Math.Max(1, layer.Macs) * (plan?.RelativeTime(plan.Level) ?? 1),
                 Note = note,
             });
+            predictedMacs += layer.Macs * layers[^1].PredictedRelativeTime;
         }
         return new PruneReport
         {
@@ -526,9 +562,9 @@ public static partial class Pipeline
             Reconstruction = plans.Any(p => p.Stats is not null) || nodes.Count > 0 && calibration is not null
                 ? $"least-squares refit per output row, exact Cholesky solve, damping {WeightPruning.Damping} x mean diag(H): weight-pruned layers on their kept weights; the layer after a node-pruned one on its kept inputs plus a bias correction (conv: im2col patches, {ConsumerRefit.PositionsPerSample} positions per image)"
                 : "none (no calibration data)",
-            Layers = layers, DenseBytes = denseTotal, PrunedBytes = prunedTotal,
+            Layers = layers, DenseBytes = denseTotal, PrunedBytes = prunedTotal, PredictedSpeedup = denseMacs / Math.Max(1, predictedMacs),
             AccuracyMetric = validation is null ? "none" : validation.Labels is null ? "agreement" : "accuracy",
-            AccuracyBefore = before, AccuracyAfter = after, MaxAccuracyDrop = validation?.Labels is null ? null : o.MaxAccuracyDrop,
+            AccuracyBefore = before, AccuracyAfter = after, MaxAccuracyDrop = validation?.Labels is null ? null : o.MaxAccuracyDrop, MinAgreement = validation is { Labels: null } ? o.MinAgreement : null,
             ValidationSamples = validation?.Count ?? 0, CalibrationSamples = calibration?.Count ?? 0, Search = search,
         };
 

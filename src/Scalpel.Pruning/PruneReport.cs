@@ -53,11 +53,18 @@ public sealed record PruneReport
     public required long DenseBytes { get; init; }
     public required long PrunedBytes { get; init; }
     public double SizeReduction => DenseBytes == 0 ? 0 : 1 - (double)PrunedBytes / DenseBytes;
+    /// <summary>Original over predicted time of the FC and conv layers together (MAC-weighted, from the target's crossovers).</summary>
+    public double PredictedSpeedup { get; init; } = 1;
+    /// <summary>Original dense over pruned time of the FC and conv layers' generated kernels, summed, as measured on the machine that ran the pipeline; null when not measured.</summary>
+    public double? MeasuredSpeedup => Layers.Count > 0 && Layers.All(l => l.MeasuredMicroseconds is > 0 && l.MeasuredDenseMicroseconds is not null)
+        ? Layers.Sum(l => l.MeasuredDenseMicroseconds!.Value) / Layers.Sum(l => l.MeasuredMicroseconds!.Value) : null;
     /// <summary>"accuracy" (with labels), "agreement" (without), or "none" (no validation data: not checked).</summary>
     public required string AccuracyMetric { get; init; }
     public double? AccuracyBefore { get; init; }
     public double? AccuracyAfter { get; init; }
     public double? MaxAccuracyDrop { get; init; }
+    /// <summary>Without labels: the smallest accepted top-1 agreement with the original model.</summary>
+    public double? MinAgreement { get; init; }
     public int ValidationSamples { get; init; }
     public int CalibrationSamples { get; init; }
     public List<string> Search { get; init; } = [];
@@ -93,6 +100,8 @@ public sealed record PruneReport
         sb.AppendLine(AccuracyMetric switch
         {
             "none" => "Accuracy was **not checked**: no validation data was given.",
+            "agreement" => string.Format(inv, "Validation agreement (top-1 agreement with the original model; no labels were given, so accuracy was not measured) on {0} samples: {1:P2} before, {2:P2} after (budget: at least {3:P2}).",
+                ValidationSamples, AccuracyBefore, AccuracyAfter, MinAgreement),
             _ => string.Format(inv, "Validation {0} on {1} samples: {2:P2} before, {3:P2} after ({4:+0.00;-0.00} points; budget {5} points).",
                 AccuracyMetric, ValidationSamples, AccuracyBefore, AccuracyAfter, 100 * (AccuracyAfter - AccuracyBefore), MaxAccuracyDrop),
         });

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
 using Scalpel.Pruning.Data;
 
 namespace Scalpel.Tests;
@@ -13,6 +14,7 @@ namespace Scalpel.Tests;
 public sealed class BuildIntegrationTests(PackageFeed feed)
 {
     private const string Pruning = "Scalpel: pruning ";
+    private const string Reusing = ": reusing the result of an earlier build with the same inputs and options";
     private const string SkippedAsUpToDate = "Skipping target \"_ScalpelPrune\" because all output files are up-to-date";
 
     /// <summary>Prints one line of logits per image of a raw float32 file, with round-trip formatting.</summary>
@@ -93,8 +95,13 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         Assert.DoesNotContain(Pruning, second);
         Assert.Equal(first, File.GetLastWriteTimeUtc(generated));
 
+        // A touched model with the same bytes: the result is the cached one, refreshed in place, not pruned again.
         File.SetLastWriteTimeUtc(model, DateTime.UtcNow);
-        Assert.Contains(Pruning + "models/lenet5.onnx", app.Build().Succeeded("build after touching the model").Output);
+        var touched = app.Build().Succeeded("build after touching the model").Output;
+        Assert.Contains(Reusing, touched);
+        Assert.DoesNotContain(Pruning, touched);
+        Assert.True(File.GetLastWriteTimeUtc(generated) > File.GetLastWriteTimeUtc(model), "the reused code is older than the model");
+        Assert.Contains(SkippedAsUpToDate, app.Build("-v:detailed").Succeeded("build after reusing").Output);
 
         app.WriteItems(Item("1.0"));
         Assert.Contains(Pruning + "models/lenet5.onnx", app.Build().Succeeded("build after changing MaxAccuracyDrop").Output);
@@ -103,6 +110,69 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
 
         app.Clean().Succeeded("dotnet clean");
         Assert.Empty(Directory.Exists(app.GeneratedDirectory) ? Directory.GetFiles(app.GeneratedDirectory) : []);
+    }
+
+    [Fact]
+    public void MisspelledMetadataWarnsWithTheClosestNameAndProgressShowsAtTheDefaultVerbosity()
+    {
+        // "ValidatonLabels": without the warning the labels are silently dropped and the guard checks agreement instead.
+        const string item = """<ScalpelModel Include="models/mlp.onnx" HardwareTarget="x64-avx2" CalibrationData="data/calib.npy" ValidationData="data/val.npy" ValidatonLabels="data/val-labels.npy" MinAgreement="0.95" MeasureLayers="true" />""";
+        var app = new ConsumerProject(feed, "misspelled", item);
+        app.AddFixture("mlp.onnx", "models/mlp.onnx");
+        app.AddFixture("data/fmnist-calib-512-x.npy", "data/calib.npy");
+        app.AddFixture("data/fmnist-test-1000-x.npy", "data/val.npy");
+        app.AddFixture("data/fmnist-test-1000-y.npy", "data/val-labels.npy");
+
+        var build = app.Build().Succeeded("dotnet build").Output; // the default (minimal) verbosity
+        Assert.Contains($"{app.ProjectFile} : Scalpel warning SCALPEL2003: ScalpelModel 'models/mlp.onnx': unknown metadata 'ValidatonLabels' is ignored. Did you mean 'ValidationLabels'?", build);
+        var report = File.ReadAllText(Path.Combine(app.GeneratedDirectory, "Mlp.report.md"));
+        Assert.Contains("Validation agreement (top-1 agreement with the original model; no labels were given", report);
+        Assert.Contains("(budget: at least 95.00 %)", report);
+        Assert.DoesNotContain("budget  points", report);
+
+        // One line per phase with the time so far, one per accepted step with a bound on what is left, the summary and the report's path; no tries.
+        var lines = build.Split('\n').Select(l => l.Trim()).ToList();
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\[\d+ s\] calibrating on 512 samples"));
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\+ step 1 accepted: \S+: sparsity \d+ %, validation [\d.]+ % \(after \d+ tries, \d+ s; (at most \d+ more tries, about \d+ s at [\d.]+ s each|no steps left)\)$"));
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\[\d+ s\] done: [\d.]+ % smaller, validation agreement [\d.]+ % -> [\d.]+ % \([+-][\d.]+ points\); FC and conv layers [\d.]+x faster predicted, [\d.]+x measured here$"));
+        Assert.Contains("Scalpel: report " + Path.Combine(app.GeneratedDirectory, "Mlp.report.md"), build);
+        Assert.DoesNotContain("  try ", build);
+    }
+
+    [Fact]
+    public void SecondConfigurationAndRestoredOptionsReuseThePruneResult()
+    {
+        string Item(string target) => $"""<ScalpelModel Include="models/lenet5.onnx" HardwareTarget="{target}" />""";
+        var app = new ConsumerProject(feed, "configurations", Item("x64-avx2"), ClassifierProgram("Consumer.Lenet5"));
+        app.AddFixture("lenet5.onnx", "models/lenet5.onnx");
+        string[] outputs = ["Lenet5.g.cs", "Lenet5.bin", "Lenet5.onnx", "Lenet5.report.md"];
+        const string noDataWarning = "Scalpel warning SCALPEL2001: ScalpelModel 'models/lenet5.onnx': no calibration or validation data";
+
+        var release = app.BuildConfiguration("Release").Succeeded("Release build").Output;
+        Assert.Contains(Pruning + "models/lenet5.onnx", release);
+        Assert.Contains(noDataWarning, release);
+
+        // Debug: same inputs and options, so the Release result is copied, its warning shown again; nothing is pruned.
+        var debug = app.BuildConfiguration("Debug").Succeeded("Debug build").Output;
+        Assert.DoesNotContain(Pruning, debug);
+        Assert.Contains("Scalpel: models/lenet5.onnx for target x64-avx2 into Lenet5" + Reusing, debug);
+        Assert.Contains(noDataWarning, debug);
+        foreach (var file in outputs)
+            Assert.True(File.ReadAllBytes(Path.Combine(app.GeneratedDirectoryOf("Release"), file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(app.GeneratedDirectoryOf("Debug"), file))), $"{file} differs between Release and Debug");
+
+        // A failed build (unknown target), then the good options again: the earlier result, not a new prune.
+        app.WriteItems(Item("z80"));
+        Assert.Contains("Scalpel error SCALPEL1004", app.BuildConfiguration("Release").Output);
+        app.WriteItems(Item("x64-avx2"));
+        var restored = app.BuildConfiguration("Release").Succeeded("build with the options restored").Output;
+        Assert.DoesNotContain(Pruning, restored);
+        Assert.Contains(Reusing, restored);
+        var images = Images(5);
+        Assert.Equal(images.Count, app.RunApp(images.Path).Succeeded("the consumer").Output.Trim().Split('\n').Length);
+
+        // Another option is another result.
+        app.WriteItems(Item("x64-sse"));
+        Assert.Contains(Pruning + "models/lenet5.onnx for target x64-sse", app.BuildConfiguration("Release").Succeeded("build for another target").Output);
     }
 
     [Fact]
@@ -149,6 +219,20 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         Assert.Contains($"{app.ProjectFile} : Scalpel error {code}: ScalpelModel 'models/", build.Output);
         if (Directory.Exists(app.GeneratedDirectory))
             Assert.DoesNotContain(Directory.GetFiles(app.GeneratedDirectory), f => !f.EndsWith(".stamp", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void LabelFileErrorSaysWhatItHoldsInWordsAndNamesItsMetadata()
+    {
+        // The inputs given as labels by mistake: 32-bit floats where class indices belong.
+        var app = new ConsumerProject(feed, "bad-labels", """<ScalpelModel Include="models/mlp.onnx" ValidationData="data/val.npy" ValidationLabels="data/val.npy" />""");
+        app.AddFixture("mlp.onnx", "models/mlp.onnx");
+        var val = app.AddFixture("data/fmnist-test-1000-x.npy", "data/val.npy");
+
+        var build = app.Build();
+        Assert.NotEqual(0, build.ExitCode);
+        Assert.Contains($"{app.ProjectFile} : Scalpel error SCALPEL1005: ScalpelModel 'models/mlp.onnx': {val} (given by ValidationLabels): holds 32-bit floats (float32); labels must be whole numbers (int32 or int64)", build.Output);
+        Assert.DoesNotContain("<f4", build.Output);
     }
 
     [Fact]

@@ -45,12 +45,16 @@ public sealed class ConsumerProject
         return path;
     }
 
-    public Dotnet.Result Build(params string[] extra) =>
-        Dotnet.Run(Directory, _feed.Environment, ["build", ProjectFile, "-c", "Release", "-nodeReuse:false", .. extra]);
+    public Dotnet.Result Build(params string[] extra) => BuildConfiguration("Release", extra);
+
+    public Dotnet.Result BuildConfiguration(string configuration, params string[] extra) =>
+        Dotnet.Run(Directory, _feed.Environment, ["build", ProjectFile, "-c", configuration, "-nodeReuse:false", .. extra]);
 
     public Dotnet.Result Clean() => Dotnet.Run(Directory, _feed.Environment, "clean", ProjectFile, "-c", "Release", "-nodeReuse:false");
 
-    public string GeneratedDirectory => Path.Combine(Directory, "obj", "Release", "net10.0", "scalpel");
+    public string GeneratedDirectory => GeneratedDirectoryOf("Release");
+
+    public string GeneratedDirectoryOf(string configuration) => Path.Combine(Directory, "obj", configuration, "net10.0", "scalpel");
 
     public string OutputDirectory => Path.Combine(Directory, "bin", "Release", "net10.0");
 
