@@ -8,7 +8,7 @@ internal static class Diagnostics
     public const string Subcategory = "Scalpel";
 
     /// <summary>Warning: a ScalpelModel metadata name the task does not know (a typo is otherwise silently ignored).</summary>
-    public const int UnknownMetadata = 2003;
+    public const int UnknownMetadata = 2101; // the task's own warnings from 2101: the pipeline numbers its warnings up from 2001
 
     public static string Id(int code) => "SCALPEL" + code.ToString("D4", System.Globalization.CultureInfo.InvariantCulture);
 

@@ -90,16 +90,16 @@ public static class Program
     {
         var model = ModelArgument();
         var (target, outDir, ns, cls) = OutputOptions();
-        var method = new Option<Method>("--method") { Description = "scalpel (per the target's parallelism), traditional (unstructured, CSR: the paper's baseline) or dense.", DefaultValueFactory = _ => Method.Scalpel };
+        var method = new Option<Method>("--method") { Description = "scalpel (per the target's parallelism), traditional (unstructured, CSR: the paper's baseline) or dense.", DefaultValueFactory = _ => Method.Scalpel, HelpName = "scalpel|traditional|dense", CustomParser = r => Choice<Method>(r, "--method") ?? default };
         var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration inputs, .npy float32 [N, ...input shape]." };
         var validation = new Option<FileInfo?>("--validation") { Description = "Validation inputs, .npy float32 [N, ...input shape]." };
         var labels = new Option<FileInfo?>("--labels") { Description = "Validation labels, .npy int32/int64 [N]." };
         var maxDrop = new Option<double>("--max-accuracy-drop") { Description = "Largest accepted validation accuracy drop, in percentage points.", DefaultValueFactory = _ => 0.5 };
         var minAgreement = new Option<double>("--min-agreement") { Description = "Without labels: smallest accepted top-1 agreement with the original model.", DefaultValueFactory = _ => 0.99 };
-        var criterion = new Option<Criterion?>("--criterion") { Description = "Group scoring: dataaware (default with calibration data) or magnitude." };
-        var keepDense = new Option<string[]>("--keep-dense") { Description = "Layer names (or 'fc') to leave unpruned.", AllowMultipleArgumentsPerToken = true };
-        var sparsity = new Option<string[]>("--sparsity") { Description = "Fixed sparsity per layer name or kind, e.g. fc=0.8 or /1/Gemm=0.9 (applied as asked, without the search; a warning says when the accuracy guard would have refused it).", AllowMultipleArgumentsPerToken = true };
-        var technique = new Option<string[]>("--technique") { Description = "Technique per layer name or kind instead of the target's choice, e.g. conv=weight, fc=node, /1/Gemm=csr.", AllowMultipleArgumentsPerToken = true };
+        var criterion = new Option<Criterion?>("--criterion") { Description = "Group scoring: dataaware (default with calibration data) or magnitude.", HelpName = "dataaware|magnitude", CustomParser = r => Choice<Criterion>(r, "--criterion") };
+        var keepDense = new Option<string[]>("--keep-dense") { Description = "Layer names or kinds (fc, conv) to leave unpruned, e.g. fc or \"/1/Gemm;/3/Gemm\".", AllowMultipleArgumentsPerToken = true };
+        var sparsity = new Option<string[]>("--sparsity") { Description = "Fixed sparsity per layer name or kind, e.g. fc=0.8 or \"fc=0.8;/1/Gemm=0.9\" (applied as asked, without the search; a warning says when the accuracy guard would have refused it).", AllowMultipleArgumentsPerToken = true };
+        var technique = new Option<string[]>("--technique") { Description = "Technique per layer name or kind instead of the target's choice (weight, csr or node), e.g. conv=node or \"conv=node;fc=weight;/1/Gemm=csr\".", AllowMultipleArgumentsPerToken = true };
         var train = new Option<FileInfo?>("--train") { Description = "Training inputs, .npy float32 [N, ...input shape]: prune and retrain in steps (masked fine-tuning)." };
         var trainLabels = new Option<FileInfo?>("--train-labels") { Description = "Training labels, .npy int32/int64 [N]." };
         var defaults = new RetrainOptions();
@@ -107,7 +107,7 @@ public static class Program
         var steps = new Option<int>("--retrain-steps") { Description = "Pruning steps of rising sparsity at most, each followed by retraining.", DefaultValueFactory = _ => defaults.MaxSteps };
         var learningRate = new Option<float>("--learning-rate") { Description = "Peak learning rate of retraining (Adam, cosine schedule).", DefaultValueFactory = _ => defaults.LearningRate };
         var distillation = new Option<float>("--distillation") { Description = "Weight of distillation from the original model's logits during retraining, 0 to 1.", DefaultValueFactory = _ => defaults.Distillation };
-        var nodeSelection = new Option<NodeSelection>("--node-selection") { Description = "With --train: which channels node steps remove: filter (smallest filters first) or gates (learned node gates with an L1 penalty, the paper's).", DefaultValueFactory = _ => defaults.NodeSelection };
+        var nodeSelection = new Option<NodeSelection>("--node-selection") { Description = "With --train: which channels node steps remove: filter (smallest filters first) or gates (learned node gates with an L1 penalty, the paper's).", DefaultValueFactory = _ => defaults.NodeSelection, HelpName = "filter|gates", CustomParser = r => Choice<NodeSelection>(r, "--node-selection") ?? default };
         var gatePenalty = new Option<float>("--gate-penalty") { Description = "With --node-selection gates: weight of the L1 penalty on the gates.", DefaultValueFactory = _ => defaults.GatePenalty };
         var maxBytes = MaxModelBytesOption();
         var measure = new Option<bool>("--measure") { Description = "Time each layer's generated kernel on this machine for the report (when the target's vectors run in hardware here).", DefaultValueFactory = _ => true };
@@ -122,19 +122,21 @@ public static class Program
             var className = result.GetValue(cls) ?? ClassNameFrom(path);
             var overrides = new Dictionary<string, LayerOverride>(StringComparer.Ordinal);
             LayerOverride Get(string name) => overrides.GetValueOrDefault(name) ?? new LayerOverride();
-            foreach (var name in result.GetValue(keepDense) ?? []) overrides[name] = Get(name) with { KeepDense = true };
-            foreach (var spec in result.GetValue(sparsity) ?? [])
+            // Lists separated by ';' (as the ScalpelModel metadata are) or ',', or the option repeated.
+            IEnumerable<string> List(Option<string[]> option) => (result.GetValue(option) ?? []).SelectMany(v => v.Split([';', ','], StringSplitOptions.RemoveEmptyEntries)).Select(v => v.Trim()).Where(v => v.Length > 0);
+            foreach (var name in List(keepDense)) overrides[name] = Get(name) with { KeepDense = true };
+            foreach (var spec in List(sparsity))
             {
                 var parts = spec.Split('=', 2);
                 if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var s))
                     throw new ScalpelException(ErrorCode.Option, $"--sparsity '{spec}': expected NAME=FRACTION with FRACTION in [0, 1).");
                 overrides[parts[0]] = Get(parts[0]) with { Sparsity = s };
             }
-            foreach (var spec in result.GetValue(technique) ?? [])
+            foreach (var spec in List(technique))
             {
                 var parts = spec.Split('=', 2);
                 if (parts.Length != 2 || !Enum.TryParse<Technique>(parts[1], ignoreCase: true, out var t))
-                    throw new ScalpelException(ErrorCode.Option, $"--technique '{spec}': expected NAME=weight, NAME=csr or NAME=node.");
+                    throw new ScalpelException(ErrorCode.Option, $"--technique '{spec}': expected NAME=weight, NAME=csr or NAME=node.{(parts.Length == 2 ? ClosestName.Suggestion(parts[1], ["weight", "csr", "node"]) : "")}");
                 overrides[parts[0]] = Get(parts[0]) with { Technique = t };
             }
             var options = new PruneOptions
@@ -156,8 +158,19 @@ public static class Program
             foreach (var w in pruned.Report.Warnings) Console.Error.WriteLine(Diagnostic.Warning(w.Code, w.Message));
             foreach (var file in Pipeline.Write(pruned, result.GetValue(outDir)!.FullName, className, cancellation))
                 Console.WriteLine($"  wrote {file}");
+            Console.WriteLine("report: " + Path.Combine(result.GetValue(outDir)!.FullName, className + ".report.md"));
         })));
         return command;
+    }
+
+    /// <summary>An enum option's value, any case; otherwise an error that lists the values in lower case and names the closest.</summary>
+    private static T? Choice<T>(System.CommandLine.Parsing.ArgumentResult result, string option) where T : struct, Enum
+    {
+        string token = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(" ", result.Tokens.Select(t => t.Value));
+        var names = Enum.GetNames<T>().Select(n => n.ToLowerInvariant()).ToArray();
+        if (names.Contains(token.ToLowerInvariant())) return Enum.Parse<T>(token, ignoreCase: true);
+        result.AddError($"{option}: '{token}' is not one of: {string.Join(", ", names)}.{ClosestName.Suggestion(token, names)}");
+        return null;
     }
 
     private static Command ProfileCommand()
@@ -184,10 +197,16 @@ public static class Program
         return command;
     }
 
-    /// <summary>Progress lines straight to the console, in order (Progress&lt;T&gt; would post them to the thread pool).</summary>
+    /// <summary>
+    /// Progress lines straight to the console, in order (Progress&lt;T&gt; would post them to the thread pool).
+    /// Phase lines (not indented) start with the time since the command began, so a long run shows its pace.
+    /// </summary>
     private sealed class ConsoleProgress : IProgress<string>
     {
-        public void Report(string value) => Console.WriteLine(value);
+        private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+        public void Report(string value) =>
+            Console.WriteLine(value.StartsWith(' ') ? value : string.Create(CultureInfo.InvariantCulture, $"[{_clock.Elapsed.TotalSeconds:0} s] {value}"));
     }
 
     private static Command InspectCommand()

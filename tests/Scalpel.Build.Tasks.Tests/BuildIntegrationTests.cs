@@ -124,7 +124,7 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         app.AddFixture("data/fmnist-test-1000-y.npy", "data/val-labels.npy");
 
         var build = app.Build().Succeeded("dotnet build").Output; // the default (minimal) verbosity
-        Assert.Contains($"{app.ProjectFile} : Scalpel warning SCALPEL2003: ScalpelModel 'models/mlp.onnx': unknown metadata 'ValidatonLabels' is ignored. Did you mean 'ValidationLabels'?", build);
+        Assert.Contains($"{app.ProjectFile} : Scalpel warning SCALPEL2101: ScalpelModel 'models/mlp.onnx': unknown metadata 'ValidatonLabels' is ignored. Did you mean 'ValidationLabels'?", build);
         var report = File.ReadAllText(Path.Combine(app.GeneratedDirectory, "Mlp.report.md"));
         Assert.Contains("Validation agreement (top-1 agreement with the original model; no labels were given", report);
         Assert.Contains("(budget: at least 95.00 %)", report);

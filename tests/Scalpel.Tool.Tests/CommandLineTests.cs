@@ -159,6 +159,46 @@ public sealed class CommandLineTests
         Assert.StartsWith("warning SCALPEL2002: the accuracy budget allowed no pruning", error);
     }
 
+    [Fact]
+    public void HelpAndErrorsSpellChoicesAsTheyAreTyped()
+    {
+        var (exit, help, _) = Run("prune", "--help");
+        Assert.Equal(0, exit);
+        Assert.Contains("--method <scalpel|traditional|dense>", help);
+        Assert.Contains("--criterion <dataaware|magnitude>", help);
+        Assert.Contains("\"conv=node;fc=weight;/1/Gemm=csr\"", help);
+        Assert.DoesNotContain("Dense|Scalpel", help);
+
+        var (badMethod, _, methodError) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", TestData.TempDir(), "--method", "scapel");
+        Assert.Equal(1, badMethod);
+        Assert.StartsWith("error SCALPEL1006: --method: 'scapel' is not one of: scalpel, traditional, dense. Did you mean 'scalpel'?", methodError);
+
+        var (badTechnique, _, techniqueError) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", TestData.TempDir(), "--technique", "fc=wieght");
+        Assert.Equal(1, badTechnique);
+        Assert.StartsWith("error SCALPEL1006: --technique 'fc=wieght': expected NAME=weight, NAME=csr or NAME=node. Did you mean 'weight'?", techniqueError);
+    }
+
+    [Fact]
+    public void OptionListsTakeSemicolonsAsTheMetadataDo()
+    {
+        var dir = TestData.TempDir();
+        var (exit, _, error) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", dir, "--measure", "false", "--technique", "/1/Gemm=csr;/3/Gemm=csr", "--sparsity", "/1/Gemm=0.5;/3/Gemm=0.5");
+        Assert.True(exit == 0, error);
+        var report = File.ReadAllText(Path.Combine(dir, "Mlp.report.md"));
+        Assert.Contains("| /1/Gemm | fc | traditional weight pruning | CSR | 50.0 % |", report);
+        Assert.Contains("| /3/Gemm | fc | traditional weight pruning | CSR | 50.0 % |", report);
+    }
+
+    [Fact]
+    public void LabelFileOfFloatsIsNamedInWordsWithItsOption()
+    {
+        var (exit, _, error) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", TestData.TempDir(), "--measure", "false",
+            "--validation", TestData.Fixture("data/fmnist-test-1000-x.npy"), "--labels", TestData.Fixture("data/fmnist-test-1000-x.npy"));
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error SCALPEL1005: {TestData.Fixture("data/fmnist-test-1000-x.npy")} (given by --labels): holds 32-bit floats (float32); labels must be whole numbers (int32 or int64)", error);
+        Assert.DoesNotContain("<f4", error);
+    }
+
     [Theory]
     [InlineData("--sparsity", "fc=NaN", "--sparsity")]
     [InlineData("--sparsity", "/no/such/layer=0.9", "/no/such/layer")]
