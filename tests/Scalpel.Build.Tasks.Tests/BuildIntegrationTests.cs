@@ -129,6 +129,8 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         Assert.Contains("Validation agreement (top-1 agreement with the original model; no labels were given", report);
         Assert.Contains("(budget: at least 95.00 %)", report);
         Assert.DoesNotContain("budget  points", report);
+        Assert.StartsWith("**In short:** mlp.onnx was pruned for `x64-avx2`. The model is ", report.Split('\n')[2]);
+        Assert.Matches(@"it makes the same top-1 prediction as the original on [\d.]+ % of 1000 validation samples \(at least 95\.00 % was required", report);
 
         // One line per phase with the time so far, one per accepted step with a bound on what is left, the summary and the report's path; no tries.
         var lines = build.Split('\n').Select(l => l.Trim()).ToList();
@@ -176,21 +178,51 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
     }
 
     [Fact]
+    public void GeneratedCodeRunsOptimisedInEveryConfiguration()
+    {
+        // The app says whether the JIT may optimise its own assembly and the model's (a Debug assembly is
+        // compiled debuggable, which the JIT does not optimise), then prints the logits of each image.
+        const string program = """
+            using System.Diagnostics;
+            using System.Globalization;
+            using System.Reflection;
+            using System.Runtime.InteropServices;
+            static bool Optimised(Assembly a) => a.GetCustomAttribute<DebuggableAttribute>()?.IsJITOptimizerDisabled != true;
+            Console.WriteLine($"app optimised: {Optimised(typeof(Program).Assembly)}, model optimised: {Optimised(typeof(Consumer.Lenet5).Assembly)}");
+            """;
+        var app = new ConsumerProject(feed, "optimised", """<ScalpelModel Include="models/lenet5.onnx" HardwareTarget="x64-sse" />""",
+            program + ClassifierProgram("Consumer.Lenet5").Replace("using System.Globalization;", "").Replace("using System.Runtime.InteropServices;", ""));
+        app.AddFixture("lenet5.onnx", "models/lenet5.onnx");
+        var images = Images(10);
+        var outputs = new Dictionary<string, string[]>();
+        foreach (var configuration in new[] { "Debug", "Release" })
+        {
+            app.BuildConfiguration(configuration).Succeeded(configuration + " build");
+            outputs[configuration] = app.RunAppIn(configuration, images.Path).Succeeded(configuration + " app").Output.Trim().Split('\n').Select(l => l.Trim()).ToArray();
+            Assert.True(File.Exists(Path.Combine(app.OutputDirectoryOf(configuration), "optimised.Scalpel.pdb")), "no pdb for the generated code");
+        }
+        Assert.Equal("app optimised: False, model optimised: True", outputs["Debug"][0]);
+        Assert.Equal("app optimised: True, model optimised: True", outputs["Release"][0]);
+        Assert.Equal(1 + images.Count, outputs["Debug"].Length);
+        Assert.Equal(outputs["Release"][1..], outputs["Debug"][1..]); // the same logits, bit for bit
+    }
+
+    [Fact]
     public void DesignTimeBuildNeverPrunesYetSeesTheCodeAnEarlierBuildMade()
     {
         var app = new ConsumerProject(feed, "design-time", """<ScalpelModel Include="models/lenet5.onnx" />""", ClassifierProgram("Consumer.Lenet5"));
         app.AddFixture("lenet5.onnx", "models/lenet5.onnx");
         var generated = Path.Combine(app.GeneratedDirectory, "Lenet5.g.cs");
-        // What an IDE asks for: the Compile items after a design-time build, which must not run the pipeline.
-        Dotnet.Result DesignTimeCompileItems() => Dotnet.Run(app.Directory, feed.Environment, "msbuild", app.ProjectFile, "-restore", "-nodeReuse:false",
-            "-p:Configuration=Release", "-p:DesignTimeBuild=true", "-t:ScalpelGenerate", "-getItem:Compile").Succeeded("design-time build");
+        // What an IDE asks for: the references after a design-time build (the generated code's assembly), which must not run the pipeline.
+        Dotnet.Result DesignTimeReferences() => Dotnet.Run(app.Directory, feed.Environment, "msbuild", app.ProjectFile, "-restore", "-nodeReuse:false",
+            "-p:Configuration=Release", "-p:DesignTimeBuild=true", "-t:ScalpelGenerate", "-getItem:ReferencePath").Succeeded("design-time build");
 
-        Assert.DoesNotContain("Lenet5.g.cs", DesignTimeCompileItems().Output);
+        Assert.DoesNotContain("design-time.Scalpel.dll", DesignTimeReferences().Output);
         Assert.False(File.Exists(generated), "a design-time build ran the pipeline");
 
         app.Build().Succeeded("dotnet build");
         var built = File.GetLastWriteTimeUtc(generated);
-        Assert.Contains("Lenet5.g.cs", DesignTimeCompileItems().Output);
+        Assert.Contains("design-time.Scalpel.dll", DesignTimeReferences().Output);
         Assert.Equal(built, File.GetLastWriteTimeUtc(generated));
     }
 

@@ -56,8 +56,12 @@ public sealed class ConsumerProject
 
     public string GeneratedDirectoryOf(string configuration) => Path.Combine(Directory, "obj", configuration, "net10.0", "scalpel");
 
-    public string OutputDirectory => Path.Combine(Directory, "bin", "Release", "net10.0");
+    public string OutputDirectory => OutputDirectoryOf("Release");
 
-    public Dotnet.Result RunApp(params string[] args) =>
-        Dotnet.Run(Directory, _feed.Environment, [Path.Combine(OutputDirectory, Path.GetFileNameWithoutExtension(ProjectFile) + ".dll"), .. args]);
+    public string OutputDirectoryOf(string configuration) => Path.Combine(Directory, "bin", configuration, "net10.0");
+
+    public Dotnet.Result RunApp(params string[] args) => RunAppIn("Release", args);
+
+    public Dotnet.Result RunAppIn(string configuration, params string[] args) =>
+        Dotnet.Run(Directory, _feed.Environment, [Path.Combine(OutputDirectoryOf(configuration), Path.GetFileNameWithoutExtension(ProjectFile) + ".dll"), .. args]);
 }
