@@ -76,6 +76,24 @@ public sealed record PruneReport
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
+    /// <summary>The report's first paragraph, in plain words: how much smaller, how much faster, how accurate.</summary>
+    public string Summary()
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var speed = string.Format(inv, "its fully connected and convolution layers should run {0:0.00}x as fast as the unpruned generated code (predicted from the target's profile", PredictedSpeedup)
+            + (MeasuredSpeedup is { } m ? string.Format(inv, "; {0:0.00}x measured on the machine that pruned it)", m) : "; not measured)");
+        var accuracy = AccuracyMetric switch
+        {
+            "accuracy" => string.Format(inv, "its accuracy on {0} validation samples went from {1:P2} to {2:P2} (at most {3} points lower was allowed)", ValidationSamples, AccuracyBefore, AccuracyAfter, MaxAccuracyDrop),
+            "agreement" => string.Format(inv, "it makes the same top-1 prediction as the original on {0:P2} of {1} validation samples (at least {2:P2} was required; without labels, accuracy itself was not measured)", AccuracyAfter, ValidationSamples, MinAgreement),
+            _ => "its accuracy was **not checked** (no validation data)",
+        };
+        var size = SizeReduction >= 0
+            ? string.Format(inv, "{0:P1} smaller ({1:N0} bytes of weights against {2:N0})", SizeReduction, PrunedBytes, DenseBytes)
+            : string.Format(inv, "{0:P1} larger ({1:N0} bytes of weights against {2:N0}: the sparse indices cost more than the weights removed)", -SizeReduction, PrunedBytes, DenseBytes);
+        return string.Format(inv, "**In short:** {0} was pruned for `{1}`. The model is {2}, {3}, and {4}. The details are below.", Model, Target, size, speed, accuracy);
+    }
+
     public string ToJson() => JsonSerializer.Serialize(this, Json) + "\n";
 
     public string ToMarkdown()
@@ -84,9 +102,20 @@ public sealed record PruneReport
         var sb = new StringBuilder();
         sb.AppendLine(inv, $"# Scalpel pruning report: {Model}");
         sb.AppendLine();
-        sb.AppendLine(inv, $"Target `{Target}`, method {Method}; criterion: {Criterion}; reconstruction: {Reconstruction}{(Retraining is null ? "" : "; retraining: " + Retraining)}.");
+        sb.AppendLine(Summary());
         sb.AppendLine();
         foreach (var w in Warnings) sb.AppendLine(inv, $"> **Warning {Diagnostic.Id(w.Code)}**: {w.Message}").AppendLine();
+        var slower = Layers.Where(l => l.Format != "dense" && l.MeasuredMicroseconds > l.MeasuredDenseMicroseconds).ToList();
+        if (slower.Count > 0)
+        {
+            sb.AppendLine("> **Note**: measured on the machine that pruned, " + string.Join("; ", slower.Select(l => string.Format(inv, "{0} ({1}) took {2:0.00} µs against {3:0.00} µs dense", l.Name, l.Format, l.MeasuredMicroseconds, l.MeasuredDenseMicroseconds)))
+                + string.Format(inv, ". The target's crossover predicted the sparse format to win there; on this machine it did not. If this machine is the target, `KeepDense` (`--keep-dense`) keeps {0} dense, or profile this machine (`dotnet scalpel profile`) and prune for that profile.", slower.Count == 1 ? "it" : "them"));
+            sb.AppendLine();
+        }
+        sb.AppendLine("## Details");
+        sb.AppendLine();
+        sb.AppendLine(inv, $"Target `{Target}`, method {Method}; criterion: {Criterion}; reconstruction: {Reconstruction}{(Retraining is null ? "" : "; retraining: " + Retraining)}.");
+        sb.AppendLine();
         sb.AppendLine("| layer | kind | technique | format | kept | bytes (values + indices + row ptrs) | dense bytes | MACs kept | predicted time vs dense | measured here: µs (dense µs) | note |");
         sb.AppendLine("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|");
         foreach (var l in Layers)

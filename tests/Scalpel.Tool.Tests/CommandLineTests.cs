@@ -199,6 +199,29 @@ public sealed class CommandLineTests
         Assert.DoesNotContain("<f4", error);
     }
 
+    [Fact]
+    public void ReportSaysInPlainWordsWhatChangedAndNotesASparseLayerSlowerThanDense()
+    {
+        // Unstructured CSR at 30 % sparsity, far below any crossover: its scalar kernel is measurably slower than the dense vector one.
+        var dir = TestData.TempDir();
+        var (exit, output, error) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", dir, "--target", "x64-avx2", "--measure", "true",
+            "--technique", "/1/Gemm=csr", "--sparsity", "/1/Gemm=0.3;/3/Gemm=0.3;/5/Gemm=0.3");
+        Assert.True(exit == 0, error);
+        var report = File.ReadAllText(Path.Combine(dir, "Mlp.report.md"));
+        var lines = report.Split('\n');
+        Assert.Matches(@"^\*\*In short:\*\* mlp\.onnx was pruned for `x64-avx2`\. The model is [\d.]+ % (smaller|larger) \([\d,]+ bytes of weights against 1,064,800[):]", lines[2]);
+        Assert.Contains("its accuracy was **not checked** (no validation data)", lines[2]);
+        Assert.True(report.IndexOf("## Details", StringComparison.Ordinal) > report.IndexOf("**In short:**", StringComparison.Ordinal));
+        if (!System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated || !System.Runtime.Intrinsics.X86.Fma.IsSupported)
+        {
+            Assert.Contains("(predicted from the target's profile; not measured)", lines[2]); // the kernels are timed only where they run in hardware
+            return;
+        }
+        Assert.Matches(@"should run [\d.]+x as fast as the unpruned generated code \(predicted from the target's profile; [\d.]+x measured on the machine that pruned it\)", lines[2]);
+        Assert.Matches(@"> \*\*Note\*\*: measured on the machine that pruned, /1/Gemm \(CSR\) took [\d.]+ µs against [\d.]+ µs dense", report);
+        Assert.Contains("measured here", output);
+    }
+
     [Theory]
     [InlineData("--sparsity", "fc=NaN", "--sparsity")]
     [InlineData("--sparsity", "/no/such/layer=0.9", "/no/such/layer")]
