@@ -227,10 +227,13 @@ public static partial class Pipeline
                 if (report.Layers.FirstOrDefault(l => l.Name == name) is { } layer)
                     (layer.MeasuredMicroseconds, layer.MeasuredDenseMicroseconds) = (time.Pruned, time.Dense);
         }
+        long peak = Process.GetCurrentProcess().PeakWorkingSet64;
+        if (o.MeasureOnHost) report.PeakMemoryBytes = peak;
         say.Report(string.Create(CultureInfo.InvariantCulture, $"done: {report.SizeReduction:P1} smaller")
             + (after is null ? ", accuracy not checked" : string.Create(CultureInfo.InvariantCulture, $", validation {report.AccuracyMetric} {before:P2} -> {after:P2} ({100 * (after - before):+0.00;-0.00} points)"))
             + string.Create(CultureInfo.InvariantCulture, $"; FC and conv layers {report.PredictedSpeedup:0.00}x faster predicted")
-            + (report.MeasuredSpeedup is { } measured ? string.Create(CultureInfo.InvariantCulture, $", {measured:0.00}x measured here") : ", not measured"));
+            + (report.MeasuredSpeedup is { } measured ? string.Create(CultureInfo.InvariantCulture, $", {measured:0.00}x measured here") : ", not measured")
+            + string.Create(CultureInfo.InvariantCulture, $"; peak memory {peak / (1024.0 * 1024):0} MB"));
         return new PruneResult(model, code, pruned, report);
     }
 

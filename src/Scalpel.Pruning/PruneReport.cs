@@ -65,6 +65,8 @@ public sealed record PruneReport
     public double? MaxAccuracyDrop { get; init; }
     /// <summary>Without labels: the smallest accepted top-1 agreement with the original model.</summary>
     public double? MinAgreement { get; init; }
+    /// <summary>Peak memory (resident set) of the process that ran the pipeline, when measuring on the host (it differs from run to run).</summary>
+    public long? PeakMemoryBytes { get; set; }
     public int ValidationSamples { get; init; }
     public int CalibrationSamples { get; init; }
     public List<string> Search { get; init; } = [];
@@ -135,6 +137,7 @@ public sealed record PruneReport
                 AccuracyMetric, ValidationSamples, AccuracyBefore, AccuracyAfter, 100 * (AccuracyAfter - AccuracyBefore), MaxAccuracyDrop),
         });
         sb.AppendLine(inv, $"Calibration samples: {CalibrationSamples}.");
+        if (PeakMemoryBytes is { } peak) sb.AppendLine(inv, $"Peak memory of the pruning process: {peak / (1024.0 * 1024):0} MB.");
         if (Search.Count > 0)
         {
             sb.AppendLine();

@@ -314,6 +314,20 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
     }
 
     [Fact]
+    public void PruningLeNetWith2000CalibrationImagesStaysUnder500MB()
+    {
+        // 2000 real images: the fixture's 1000 test images twice (the memory depends on the count, not the content).
+        var x = NpyFile.Read(TestData.Fixture("data/fmnist-test-1000-x.npy")).Floats!;
+        var calibration = Path.Combine(feed.Root, "calib-2000.npy");
+        NpyFile.Write(calibration, [.. x, .. x], 2000, 1, 28, 28);
+        var prune = Dotnet.Run(feed.Root, feed.ToolEnvironment, "scalpel", "prune", TestData.Fixture("lenet5.onnx"), "--target", "x64-avx2", "--out", Path.Combine(feed.Root, "memory"),
+            "--calibration", calibration, "--validation", TestData.Fixture("data/fmnist-test-1000-x.npy"), "--labels", TestData.Fixture("data/fmnist-test-1000-y.npy"), "--measure", "false").Succeeded("dotnet scalpel prune");
+        var peak = Regex.Match(prune.Output, @"done: .*; peak memory (\d+) MB");
+        Assert.True(peak.Success, prune.Output);
+        Assert.True(int.Parse(peak.Groups[1].Value, CultureInfo.InvariantCulture) < 500, $"peak memory {peak.Groups[1].Value} MB");
+    }
+
+    [Fact]
     public void InstalledToolRunsAsDotnetScalpel()
     {
         var version = Dotnet.Run(feed.Root, feed.ToolEnvironment, "scalpel", "--version").Succeeded("dotnet scalpel --version");

@@ -212,6 +212,7 @@ public sealed class CommandLineTests
         Assert.Matches(@"^\*\*In short:\*\* mlp\.onnx was pruned for `x64-avx2`\. The model is [\d.]+ % (smaller|larger) \([\d,]+ bytes of weights against 1,064,800[):]", lines[2]);
         Assert.Contains("its accuracy was **not checked** (no validation data)", lines[2]);
         Assert.True(report.IndexOf("## Details", StringComparison.Ordinal) > report.IndexOf("**In short:**", StringComparison.Ordinal));
+        Assert.Matches(@"Peak memory of the pruning process: \d+ MB\.", report);
         if (!System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated || !System.Runtime.Intrinsics.X86.Fma.IsSupported)
         {
             Assert.Contains("(predicted from the target's profile; not measured)", lines[2]); // the kernels are timed only where they run in hardware

@@ -33,7 +33,8 @@ public sealed class OrtRunner : IDisposable
     /// <summary>Every output for every sample, flattened per output name: [Count * per-sample size].</summary>
     public Dictionary<string, float[]> Run(Dataset data)
     {
-        var parts = _outputs.ToDictionary(o => o, _ => new List<float>());
+        // Each output's array is allocated once at its final size (a growing list would hold up to three copies at its peak).
+        var arrays = new float[_outputs.Length][];
         for (int start = 0; start < data.Count; start += BatchSize)
         {
             int n = Math.Min(BatchSize, data.Count - start);
@@ -41,9 +42,15 @@ public sealed class OrtRunner : IDisposable
             using var input = OrtValue.CreateTensorValueFromMemory(slice, [n, .. _sampleShape]);
             using var runOptions = new RunOptions();
             using var results = _session.Run(runOptions, [_input], [input], _outputs);
-            for (int i = 0; i < _outputs.Length; i++) parts[_outputs[i]].AddRange(results[i].GetTensorDataAsSpan<float>());
+            for (int i = 0; i < _outputs.Length; i++)
+            {
+                var values = results[i].GetTensorDataAsSpan<float>();
+                int perSample = values.Length / n;
+                arrays[i] ??= new float[(long)perSample * data.Count];
+                values.CopyTo(arrays[i].AsSpan(start * perSample));
+            }
         }
-        return parts.ToDictionary(p => p.Key, p => p.Value.ToArray());
+        return _outputs.Select((o, i) => (o, arrays[i] ?? [])).ToDictionary(p => p.o, p => p.Item2);
     }
 
     public string PrimaryOutput => _outputs[0];
