@@ -391,6 +391,7 @@ public static partial class Pipeline
             var costs = refitters.GetValueOrDefault(g)?.ChannelCosts(g.Channels) ?? NodePruning.Importance(g, graph, tensors?[g.Activation]);
             return Enumerable.Range(0, g.Channels).OrderByDescending(j => costs[j]).ThenBy(j => j).ToArray();
         });
+        tensors = null; // the search's closures capture this variable: drop the activations (hundreds of MB) before the search
         var levels = groups.ToDictionary(g => g, g => Override(o, g.ProducerName, g.ProducerIsConv ? "conv" : "fc")?.Sparsity is { } s ? new[] { s } : NodeLevels);
         var state = groups.ToDictionary(g => g, _ => -1);
         var refits = new Dictionary<(ChannelGroup, int), (float[], float[])>();
