@@ -44,7 +44,7 @@ public sealed class ScalpelPrune : ToolTask
         string outputDirectory = Path.GetDirectoryName(Meta("ScalpelGeneratedCode"))!;
         var cache = new PruneCache(Meta("ScalpelCacheDirectory"), Meta("ScalpelClassName"), Meta("ScalpelCacheOptions"),
             Meta("ScalpelCacheFiles").Split(['\n'], StringSplitOptions.RemoveEmptyEntries));
-        if (cache.Restore(outputDirectory) is { } log)
+        if (Try("reuse", () => cache.Restore(outputDirectory)) is { } log)
         {
             Log.LogMessage(MessageImportance.High, $"Scalpel: {Model.ItemSpec} for target {Meta("ScalpelTarget")} into {Meta("ScalpelClassName")}: reusing the result of an earlier build with the same inputs and options ({cache.Entry})");
             foreach (var line in log) LogEventsFromTextOutput(line, MessageImportance.Normal);
@@ -53,10 +53,21 @@ public sealed class ScalpelPrune : ToolTask
         {
             Log.LogMessage(MessageImportance.High, $"Scalpel: pruning {Model.ItemSpec} for target {Meta("ScalpelTarget")} into {Meta("ScalpelClassName")}");
             if (!base.Execute()) return false;
-            cache.Store(outputDirectory, _replay);
+            Try("store", () => { cache.Store(outputDirectory, _replay); return ""; });
         }
         Log.LogMessage(MessageImportance.High, $"Scalpel: report {Meta("ScalpelReport")}");
         return !Log.HasLoggedErrors;
+    }
+
+    /// <summary>The cache only saves time: when it cannot be read or written, the build prunes (or goes on) without it.</summary>
+    private T? Try<T>(string what, Func<T?> action) where T : class
+    {
+        try { return action(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.LogMessage(MessageImportance.Normal, $"Scalpel: could not {what} the cached prune result ({e.Message}); going on without it");
+            return null;
+        }
     }
 
     protected override string GenerateFullPathToTool()
