@@ -136,7 +136,7 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         var lines = build.Split('\n').Select(l => l.Trim()).ToList();
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^\[\d+ s\] calibrating on 512 samples"));
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^\+ step 1 accepted: \S+: sparsity \d+ %, validation [\d.]+ % \(after \d+ tries, \d+ s; (at most \d+ more tries, about \d+ s at [\d.]+ s each|no steps left)\)$"));
-        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\[\d+ s\] done: [\d.]+ % smaller, validation agreement [\d.]+ % -> [\d.]+ % \([+-][\d.]+ points\); FC and conv layers [\d.]+x faster predicted, [\d.]+x measured here$"));
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\[\d+ s\] done: [\d.]+ % smaller, validation agreement [\d.]+ % -> [\d.]+ % \([+-][\d.]+ points\); FC and conv layers [\d.]+x faster predicted, [\d.]+x measured here; peak memory \d+ MB$"));
         Assert.Contains("Scalpel: report " + Path.Combine(app.GeneratedDirectory, "Mlp.report.md"), build);
         Assert.DoesNotContain("  try ", build);
     }
