@@ -36,6 +36,25 @@ public static partial class Pipeline
         /// <summary>The rows the layer's weights multiply: the input itself, or im2col patches for a conv.</summary>
         public float[] Features(float[] input) => Layer is ConvLayer c ? Im2Col.Patches(input, c, ConsumerRefit.PositionsPerSample) : input;
 
+        /// <summary>
+        /// The statistics of the layer's features on <paramref name="samples"/> inputs (against the original model's
+        /// inputs for the cross term, or <paramref name="current"/> itself), 128 samples of features at a time: a
+        /// conv's im2col patches never exist for the whole calibration set at once.
+        /// </summary>
+        public LayerStatistics Statistics(float[] current, float[] original, int samples)
+        {
+            bool cross = !ReferenceEquals(current, original);
+            var sum = new LayerStatistics.Accumulator(Cols, cross);
+            int size = current.Length / samples;
+            for (int s = 0; s < samples; s += 128)
+            {
+                int n = Math.Min(128, samples - s);
+                var x = Features(current.AsSpan(s * size, n * size).ToArray());
+                sum.Add(x, cross ? Features(original.AsSpan(s * size, n * size).ToArray()) : x);
+            }
+            return sum.Result();
+        }
+
         public void Apply(float[] weight)
         {
             switch (Layer)
@@ -154,8 +173,7 @@ public static partial class Pipeline
             foreach (var p in plans.Where(p => p.Candidates.Length > 0))
             {
                 o.Cancellation.ThrowIfCancellationRequested();
-                var x = p.Features(tensors[p.Input]);
-                p.Stats = LayerStatistics.Compute(x, x, p.Cols);
+                p.Stats = p.Statistics(tensors[p.Input], tensors[p.Input], calibration.Count);
             }
         }
 
@@ -190,8 +208,7 @@ public static partial class Pipeline
                 {
                     o.Cancellation.ThrowIfCancellationRequested();
                     using var runner = new OrtRunner(sequential, [p.Input]);
-                    var current = p.Features(runner.Run(calibration)[p.Input]);
-                    var stats = LayerStatistics.Compute(current, p.Features(originalInputs[p.Input]), p.Cols);
+                    var stats = p.Statistics(runner.Run(calibration)[p.Input], originalInputs[p.Input], calibration.Count);
                     refit[p] = WeightPruning.Prune(p.Weight, p.Rows, p.Cols, p.GroupWidth, p.Sparsity, criterion, stats, p.AlongOutputs).Weight;
                     OnnxWriteback.Write(sequential, p.Layer, refit[p]);
                 }

@@ -313,14 +313,16 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         Assert.DoesNotContain(Directory.GetFiles(app.GeneratedDirectory), f => !f.EndsWith(".stamp", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public void PruningLeNetWith2000CalibrationImagesStaysUnder500MB()
+    [Theory]
+    [InlineData("lenet5.onnx")]
+    [InlineData("rescnn.onnx")]
+    public void PruningACnnWith2000CalibrationImagesStaysUnder500MB(string model)
     {
         // 2000 real images: the fixture's 1000 test images twice (the memory depends on the count, not the content).
         var x = NpyFile.Read(TestData.Fixture("data/fmnist-test-1000-x.npy")).Floats!;
-        var calibration = Path.Combine(feed.Root, "calib-2000.npy");
+        var calibration = Path.Combine(feed.Root, $"calib-2000-{model}.npy");
         NpyFile.Write(calibration, [.. x, .. x], 2000, 1, 28, 28);
-        var prune = Dotnet.Run(feed.Root, feed.ToolEnvironment, "scalpel", "prune", TestData.Fixture("lenet5.onnx"), "--target", "x64-avx2", "--out", Path.Combine(feed.Root, "memory"),
+        var prune = Dotnet.Run(feed.Root, feed.ToolEnvironment, "scalpel", "prune", TestData.Fixture(model), "--target", "x64-avx2", "--out", Path.Combine(feed.Root, "memory-" + model),
             "--calibration", calibration, "--validation", TestData.Fixture("data/fmnist-test-1000-x.npy"), "--labels", TestData.Fixture("data/fmnist-test-1000-y.npy"), "--measure", "false").Succeeded("dotnet scalpel prune");
         var peak = Regex.Match(prune.Output, @"done: .*; peak memory (\d+) MB");
         Assert.True(peak.Success, prune.Output);

@@ -13,6 +13,9 @@ public sealed class ConsumerRefit
     /// <summary>Patch positions sampled per calibration image for conv consumers (bounds the cost of H).</summary>
     public const int PositionsPerSample = 64;
 
+    /// <summary>Calibration samples whose rows are built and summed at a time (bounds the memory of patches).</summary>
+    private const int ChunkSamples = 128;
+
     private readonly LayerStatistics _stats;
     private readonly float[] _weight; // [outputs, inputs + 1]: the original weight with a zero intercept column
     private readonly int _outputs, _inputs, _block;
@@ -41,13 +44,12 @@ public sealed class ConsumerRefit
             var matrix = new float[n * k];
             for (int r = 0; r < n; r++)
                 for (int c = 0; c < k; c++) matrix[r * k + c] = transB ? w.Data[r * k + c] : w.Data[c * n + r];
-            var x = tensors[g.Consumer.Input[0]];
-            return new ConsumerRefit(Statistics(x, k), WithIntercept(matrix, n, k), n, k, g.Block);
+            return new ConsumerRefit(Statistics(tensors[g.Consumer.Input[0]], k, k, x => x), WithIntercept(matrix, n, k), n, k, g.Block);
         }
         var conv = model.Layers.OfType<ConvLayer>().First(l => l.Node.Proto == g.Consumer);
         int taps = conv.KH * conv.KW, inputs = conv.C * taps;
-        var patches = Im2Col.Patches(tensors[g.Activation], conv, PositionsPerSample);
-        return new ConsumerRefit(Statistics(patches, inputs), WithIntercept(w.Data, conv.M, inputs), conv.M, inputs, taps);
+        var stats = Statistics(tensors[g.Activation], conv.C * conv.H * conv.W, inputs, x => Im2Col.Patches(x, conv, PositionsPerSample));
+        return new ConsumerRefit(stats, WithIntercept(w.Data, conv.M, inputs), conv.M, inputs, taps);
     }
 
     /// <summary>The refit weights on the kept channels ([outputs, kept * block], row-major) and the bias change per output.</summary>
@@ -115,15 +117,26 @@ public sealed class ConsumerRefit
     }
 
     /// <summary>X'X over rows of <paramref name="cols"/> values, each extended with a constant 1 (the intercept).</summary>
-    private static LayerStatistics Statistics(float[] rows, int cols)
+    /// <summary>
+    /// H of the rows with an intercept column of ones, <see cref="ChunkSamples"/> calibration samples at a time:
+    /// the rows (im2col patches) and their augmented copy never exist for all samples at once.
+    /// </summary>
+    private static LayerStatistics Statistics(float[] activations, int sampleSize, int cols, Func<float[], float[]> rowsOf)
     {
-        int n = rows.Length / cols;
-        var augmented = new float[n * (cols + 1)];
-        for (int r = 0; r < n; r++)
+        var sum = new LayerStatistics.Accumulator(cols + 1, cross: false);
+        int samples = activations.Length / sampleSize;
+        for (int s = 0; s < samples; s += ChunkSamples)
         {
-            rows.AsSpan(r * cols, cols).CopyTo(augmented.AsSpan(r * (cols + 1)));
-            augmented[r * (cols + 1) + cols] = 1f;
+            var rows = rowsOf(activations.AsSpan(s * sampleSize, Math.Min(ChunkSamples, samples - s) * sampleSize).ToArray());
+            int n = rows.Length / cols;
+            var augmented = new float[n * (cols + 1)];
+            for (int r = 0; r < n; r++)
+            {
+                rows.AsSpan(r * cols, cols).CopyTo(augmented.AsSpan(r * (cols + 1)));
+                augmented[r * (cols + 1) + cols] = 1f;
+            }
+            sum.Add(augmented, augmented);
         }
-        return LayerStatistics.Compute(augmented, augmented, cols + 1);
+        return sum.Result();
     }
 }
