@@ -29,7 +29,7 @@ internal sealed class ScalpelModelItem
     [
         "HardwareTarget", "ClassName", "Namespace", "CalibrationData", "ValidationData", "ValidationLabels", "TrainingData", "TrainingLabels",
         "RetrainEpochs", "NodeSelection", "MaxAccuracyDrop", "MinAgreement", "Method", "Criterion", "KeepDense", "Sparsity", "Technique",
-        "MeasureLayers", "CopyToOutputDirectory",
+        "MeasureLayers", "CopyToOutputDirectory", "MaxModelBytes",
     ];
 
     /// <summary>Metadata that IDEs and MSBuild put on any item: not ours, never a typo of ours.</summary>
@@ -95,6 +95,7 @@ internal sealed class ScalpelModelItem
         if (Number("RetrainEpochs", 1, 1000, whole: true) is { } epochs) args.AddRange(["--epochs", epochs]);
         if (Number("MaxAccuracyDrop", 0, 100) is { } drop) args.AddRange(["--max-accuracy-drop", drop]);
         if (Number("MinAgreement", 0, 1) is { } agreement) args.AddRange(["--min-agreement", agreement]);
+        if (Number("MaxModelBytes", 1, 1e15, whole: true) is { } bytes) args.AddRange(["--max-model-bytes", bytes]);
         if (OneOf("Method", Methods) is { } method) args.AddRange(["--method", method]);
         if (OneOf("Criterion", Criteria) is { } criterion) args.AddRange(["--criterion", criterion]);
         if (OneOf("NodeSelection", NodeSelections) is { } selection) args.AddRange(["--node-selection", selection]);

@@ -235,6 +235,8 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         { "missing-training-data", """<ScalpelModel Include="models/mlp.onnx" TrainingData="data/absent.npy" TrainingLabels="data/absent-labels.npy" />""", "SCALPEL1005" },
         { "labels-without-training-data", """<ScalpelModel Include="models/mlp.onnx" TrainingLabels="models/mlp.onnx" />""", "SCALPEL1006" },
         { "bad-number", """<ScalpelModel Include="models/mlp.onnx" MaxAccuracyDrop="lots" />""", "SCALPEL1006" },
+        { "model-bytes-over-the-limit", """<ScalpelModel Include="models/mlp.onnx" MaxModelBytes="100000" />""", "SCALPEL1002" },
+        { "bad-model-bytes", """<ScalpelModel Include="models/mlp.onnx" MaxModelBytes="0" />""", "SCALPEL1006" },
         { "bad-class-name", """<ScalpelModel Include="models/mlp.onnx" ClassName="not valid" />""", "SCALPEL1006" },
     };
 
