@@ -29,11 +29,11 @@ public static class ModelSweep
         {
             var name = Path.GetFileNameWithoutExtension(path);
             if (only is not null && name != only) continue;
-            var graph = GraphAnalyzer.Analyze(OnnxModel.Load(path));
-            double gmac = graph.Layers.Sum(l => l.Macs) / 1e9;
             var watch = Stopwatch.StartNew();
-            var run = GeneratedAssembly.CompileOne(ModelCompiler.Generate(path, target, "Models", "Model"), "Models");
+            var graph = GraphAnalyzer.Analyze(OnnxModel.Load(path));
+            var run = GeneratedAssembly.CompileOne(CSharpEmitter.Emit(graph, new EmitOptions("Models", "Model", target, Path.GetFileName(path))), "Models");
             double compile = watch.Elapsed.TotalSeconds;
+            double gmac = graph.Layers.Sum(l => l.Macs) / 1e9;
             var one = HeadToHead.Time(path, [run], 1, name);
             var many = HeadToHead.Time(path, [run], 32, name);
             measured[name] = (gmac, one, many);

@@ -26,7 +26,7 @@ public sealed partial class CSharpEmitter
         for (int index = 0; index < _model.Layers.Count; index++)
         {
             if (_model.Layers[index] is not ConvLayer { Format: WeightFormat.Dense } conv) continue;
-            var epilogue = Epilogue.Of(Bounds.Of(conv.Activation));
+            var epilogue = Epilogue.Of(conv.Activation);
             string output = conv.Output;
             string? residual = null;
             var folded = new List<Layer>();

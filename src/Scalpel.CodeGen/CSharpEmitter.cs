@@ -176,7 +176,7 @@ public sealed partial class CSharpEmitter
             case ConvLayer c:
                 args.Add(Section($"{id}_Weight", c.Weight));
                 if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
-                if (_kernels.UsesDepthwiseKernel(c, fused?.Epilogue ?? Epilogue.Of(Bounds.Of(c.Activation))))
+                if (_kernels.UsesDepthwiseKernel(c, fused?.Epilogue ?? Epilogue.Of(c.Activation)))
                     args.Add(Buffer($"_{id}_padded", _kernels.DepthwiseBufferSize(c), "one channel's zero-padded plane"));
                 else if (KernelEmitter.UsesPaddedInput(c))
                 {

@@ -24,7 +24,7 @@ internal sealed partial class KernelEmitter
         long k = (long)c.C * c.KH * c.KW, pixels = (long)c.OH * c.OW;
         if (k < 8 * V) return false;
         double pixelCost = (double)c.M * (PixelColumnsComputed(c) / V) * k;
-        double channelCost = (double)((c.M + V - 1) / V) * pixels * k + 0.5 * c.M * pixels;
+        double channelCost = (double)ChannelVectors(c) * pixels * k + 0.5 * c.M * pixels;
         return channelCost < 0.9 * pixelCost;
     }
 
@@ -41,7 +41,7 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private (int Channels, int Pixels) ChannelTile(ConvLayer c)
     {
-        int blocks = (c.M + V - 1) / V;
+        int blocks = ChannelVectors(c);
         int registers = target.SimdBits >= 512 ? 32 : 16;
         int channels = Math.Min(blocks, 2);
         // Leave room for the weight vectors and one broadcast.
@@ -50,23 +50,26 @@ internal sealed partial class KernelEmitter
         return (channels, (c.OW + tiles - 1) / tiles);
     }
 
+    /// <summary>Vectors of V output channels (the last one partly zero).</summary>
+    private int ChannelVectors(ConvLayer c) => (c.M + V - 1) / V;
+
     /// <summary>Rows and columns of the zero-padded input: the whole input after the leading padding, and far enough for the last window.</summary>
-    private static (int Hp, int Wp) ChannelPaddedSize(ConvLayer c) =>
+    private static (int Hp, int Wp) PaddedSize(ConvLayer c) =>
         (Math.Max(c.H + c.PadTop, (c.OH - 1) * c.StrideH + (c.KH - 1) * c.DilationH + 1),
          Math.Max(c.W + c.PadLeft, (c.OW - 1) * c.StrideW + (c.KW - 1) * c.DilationW + 1));
 
     /// <summary>Without padding the kernel reads the input itself.</summary>
     private static bool ChannelNeedsPadding(ConvLayer c)
     {
-        var (hp, wp) = ChannelPaddedSize(c);
+        var (hp, wp) = PaddedSize(c);
         return c.PadTop > 0 || c.PadLeft > 0 || hp > c.H || wp > c.W;
     }
 
     /// <summary>Weights packed [M/V blocks][C x KH x KW][V], the last block zero-filled: one aligned vector load per tap.</summary>
     public float[] ChannelPackedWeights(ConvLayer c)
     {
-        int k = c.C * c.KH * c.KW, blocks = (c.M + V - 1) / V;
-        var packed = new float[blocks * k * V];
+        int k = c.C * c.KH * c.KW;
+        var packed = new float[ChannelVectors(c) * k * V];
         for (int m = 0; m < c.M; m++)
             for (int t = 0; t < k; t++)
                 packed[(m / V * k + t) * V + m % V] = c.Weight[m * k + t];
@@ -76,7 +79,7 @@ internal sealed partial class KernelEmitter
     /// <summary>The bias padded to whole channel vectors.</summary>
     public float[] ChannelPackedBias(ConvLayer c)
     {
-        var packed = new float[(c.M + V - 1) / V * V];
+        var packed = new float[ChannelVectors(c) * V];
         c.Bias!.CopyTo(packed, 0);
         return packed;
     }
@@ -84,16 +87,16 @@ internal sealed partial class KernelEmitter
     /// <summary>Scratch of the channel kernel: the padded input and the pixel-major output ([pixels][M rounded up to V]).</summary>
     public (int Padded, int PixelMajor) ChannelBufferSizes(ConvLayer c)
     {
-        var (hp, wp) = ChannelPaddedSize(c);
-        return (ChannelNeedsPadding(c) ? c.C * hp * wp : 0, c.OH * c.OW * ((c.M + V - 1) / V * V));
+        var (hp, wp) = PaddedSize(c);
+        return (ChannelNeedsPadding(c) ? c.C * hp * wp : 0, c.OH * c.OW * ChannelVectors(c) * V);
     }
 
     private void ChannelConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
     {
         bool bias = c.Bias is not null;
-        var (hp, wp) = ChannelPaddedSize(c);
+        var (hp, wp) = PaddedSize(c);
         var (tileChannels, tilePixels) = ChannelTile(c);
-        int blocks = (c.M + V - 1) / V, mp = blocks * V, k = c.C * c.KH * c.KW, pixels = c.OH * c.OW;
+        int blocks = ChannelVectors(c), mp = blocks * V, k = c.C * c.KH * c.KW, pixels = c.OH * c.OW;
         int inSize = c.C * c.H * c.W, outSize = c.M * pixels;
         bool padded = ChannelNeedsPadding(c);
         w.Line($"// Convolution vectorised across output channels: tiles of {tileChannels} x {V} channels x {tilePixels} pixels in accumulators,");
@@ -107,7 +110,7 @@ internal sealed partial class KernelEmitter
         if (padded)
         {
             w.Line("// The padding border is never written, so it stays zero from allocation.");
-            w.Line("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * Hp + h + PT) * Wp + PL, W));");
+            PaddedCopy(w, "Hp", "Wp");
         }
         w.Line($"{method}_Tiles({(padded ? "padded" : "xn")}, pixelMajor, w{(bias ? ", b" : "")});");
         w.Line("// pixel-major [P][MP] to channel-major [M][P], 16 pixels at a time so the rows read stay in L1");

@@ -9,7 +9,7 @@ internal sealed partial class KernelEmitter
     /// <summary>A dense convolution with its epilogue (its own activation when null).</summary>
     public void Conv(CodeWriter w, string method, ConvLayer c, Epilogue? epilogue = null)
     {
-        var act = epilogue ?? Epilogue.Of(Bounds.Of(c.Activation));
+        var act = epilogue ?? Epilogue.Of(c.Activation);
         if (UsesDepthwiseKernel(c, act))
         {
             DepthwiseConv(w, method, c, act);
@@ -97,8 +97,7 @@ internal sealed partial class KernelEmitter
         w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
         w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
         w.Line("// The padding border is never written, so it stays zero from allocation.");
-        if (!strided)
-            w.Line("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * Hq + h + PT) * Wq + PL, W));");
+        if (!strided) PaddedCopy(w, "Hq", "Wq");
         else PhaseSplitCopy(w, c);
         if (grouped)
         {
@@ -113,6 +112,10 @@ internal sealed partial class KernelEmitter
         w.Line();
         Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, Epilogue.Of(act.Inner), c);
     }
+
+    /// <summary>Copies every channel of xn into the interior of padded, planes of rows x cols floats (constants of the kernel).</summary>
+    private static void PaddedCopy(CodeWriter w, string rows, string cols) =>
+        w.Line($"for (int c = 0; c < C; c++) for (int h = 0; h < H; h++) xn.Slice((c * H + h) * W, W).CopyTo(padded.Slice((c * {rows} + h + PT) * {cols} + PL, W));");
 
     /// <summary>
     /// The wide rows compacted to OW columns with the residual added on vectors (an overlapping last vector

@@ -28,10 +28,8 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private const int StridedPlaneBytes = 32 * 1024;
 
-    /// <summary>Rows and columns of a channel's padded plane: the input after the leading padding, far enough for the last window and one stride-2 load past it.</summary>
-    private static (int Hp, int Wp) DepthwisePlane(ConvLayer c) =>
-        (Math.Max(c.H + c.PadTop, (c.OH - 1) * c.StrideH + (c.KH - 1) * c.DilationH + 1),
-         Math.Max(c.W + c.PadLeft, (c.OW - 1) * c.StrideW + (c.KW - 1) * c.DilationW + 1) + 1);
+    /// <summary>Rows and columns of a channel's padded plane: the padded input and a column for the float a stride-2 load reads past the last window.</summary>
+    private static (int Hp, int Wp) DepthwisePlane(ConvLayer c) => (PaddedSize(c).Hp, PaddedSize(c).Wp + 1);
 
     /// <summary>Floats of the padded plane, plus a vector of slack for the last row's loads.</summary>
     public int DepthwiseBufferSize(ConvLayer c) => DepthwisePlane(c).Hp * DepthwisePlane(c).Wp + V;

@@ -24,8 +24,8 @@ internal sealed partial class KernelEmitter(CodeTarget target)
     /// <summary>Shuffle indices that put a vector's even lanes in its lower half and its odd lanes in the upper half.</summary>
     private string EvenLanesFirst => $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(2 * i % V + 2 * i / V)))})";
 
-    private static string Act(Activation a, string value) => a == Activation.Relu ? $"MathF.Max({value}, 0f)" : value;
-    private string VAct(Activation a, string value) => a == Activation.Relu ? $"{VS}.Max({value}, {VT}.Zero)" : value;
+    private static string Act(Activation a, string value) => Act(Bounds.Of(a), value);
+    private string VAct(Activation a, string value) => VAct(Bounds.Of(a), value);
 
     private static string Act(Bounds b, string value)
     {
@@ -71,4 +71,7 @@ internal readonly record struct Bounds(float Min, float Max)
 internal readonly record struct Epilogue(Bounds Inner, bool Residual, Bounds Outer)
 {
     public static Epilogue Of(Bounds inner) => new(inner, false, Bounds.None);
+
+    /// <summary>A layer's own activation and nothing folded into it.</summary>
+    public static Epilogue Of(Activation activation) => Of(Bounds.Of(activation));
 }
