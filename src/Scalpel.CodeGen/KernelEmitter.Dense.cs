@@ -82,8 +82,7 @@ internal sealed partial class KernelEmitter
         bool grouped = d.Format == WeightFormat.GroupedCsr;
         if (grouped && m.GroupWidth % V != 0)
             throw new InvalidOperationException($"group width {m.GroupWidth} is not a multiple of the target's {V} lanes");
-        string col = m.IndexBytes switch { 1 => "byte", 2 => "ushort", _ => "int" };
-        string row = m.RowStartBytes == 2 ? "ushort" : "int";
+        var (col, row) = IndexTypes(m);
         bool bias = d.Bias is not null;
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(m.TailWidth > 0 ? ", float[] tail" : "")}{(bias ? ", float[] b" : "")}, int count)");
@@ -168,8 +167,7 @@ internal sealed partial class KernelEmitter
     {
         if (m.GroupWidth % V != 0)
             throw new InvalidOperationException($"group width {m.GroupWidth} is not a multiple of the target's {V} lanes");
-        string col = m.IndexBytes switch { 1 => "byte", 2 => "ushort", _ => "int" };
-        string row = m.RowStartBytes == 2 ? "ushort" : "int";
+        var (col, row) = IndexTypes(m);
         bool bias = d.Bias is not null;
         int g = m.GroupWidth, full = d.N / g, partial = d.N % g;
         w.Line(Hot);
@@ -279,8 +277,7 @@ internal sealed partial class KernelEmitter
     /// </summary>
     public void SparseConv(CodeWriter w, string method, ConvLayer c, DenseLayer asDense, SparseMatrix m)
     {
-        string col = m.IndexBytes switch { 1 => "byte", 2 => "ushort", _ => "int" };
-        string row = m.RowStartBytes == 2 ? "ushort" : "int";
+        var (col, row) = IndexTypes(m);
         bool bias = c.Bias is not null, tail = m.TailWidth > 0;
         int inSize = c.C * c.H * c.W, positions = c.OH * c.OW, outSize = c.M * positions;
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(tail ? ", float[] tail" : "")}{(bias ? ", float[] b" : "")}, Span<float> patches, Span<float> transposed)");
@@ -392,4 +389,8 @@ internal sealed partial class KernelEmitter
             w.Line($"Unsafe.Add(ref ym, {index}) = {Act(d.Activation, value)};");
         }
     }
+
+    /// <summary>The C# types of a sparse matrix's column indices and row starts (the narrowest that hold them).</summary>
+    private static (string Columns, string RowStarts) IndexTypes(SparseMatrix m) =>
+        (m.IndexBytes switch { 1 => "byte", 2 => "ushort", _ => "int" }, m.RowStartBytes == 2 ? "ushort" : "int");
 }
