@@ -126,7 +126,7 @@ public static class SparseFcSweep
     {
         var model = GraphAnalyzer.Analyze(new OnnxModel(proto, null, "lenet-300-100"));
         if (hidden is { } f)
-            foreach (var d in model.Layers.OfType<DenseLayer>().Where(d => d.N != 10)) (d.Format, d.GroupWidth) = (f, target.Lanes);
+            model = model.WithWeights(model.Layers.OfType<DenseLayer>().Where(d => d.N != 10).ToDictionary(d => d.Name, d => d.Weights with { Format = f, GroupWidth = target.Lanes }));
         return CSharpEmitter.Emit(model, new EmitOptions("Sweep", "M", target, "lenet-300-100"));
     }
 
@@ -134,7 +134,7 @@ public static class SparseFcSweep
     {
         var model = GraphAnalyzer.Analyze(SyntheticModels.SingleGemm(k, n, weight, bias));
         var d = (DenseLayer)model.Layers.Single();
-        (d.Format, d.GroupWidth) = (format, format == WeightFormat.Dense ? 1 : target.Lanes);
+        model = model.WithWeights(new Dictionary<string, LayerWeights> { [d.Name] = d.Weights with { Format = format, GroupWidth = format == WeightFormat.Dense ? 1 : target.Lanes } });
         return CSharpEmitter.Emit(model, new EmitOptions("Sweep", "M", target, "layer"));
     }
 

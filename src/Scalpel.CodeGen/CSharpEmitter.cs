@@ -1,3 +1,4 @@
+using System.Reflection;
 using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
 using static Scalpel.CodeGen.CodeWriter;
@@ -119,7 +120,7 @@ public sealed partial class CSharpEmitter
         }
         if (_foldedInto.TryGetValue(layer, out var into))
         {
-            _run.Line($"// {id} {label}: {shapes}: folded into the epilogue of L{_model.Layers.IndexOf(into):00}");
+            _run.Line($"// {id} {label}: {shapes}: folded into the epilogue of L{IndexOf(into):00}");
             return;
         }
         var fused = layer is ConvLayer conv ? _fused.GetValueOrDefault(conv) : null;
@@ -149,7 +150,7 @@ public sealed partial class CSharpEmitter
                 args.Add(Section($"{id}_Weight", d.Weight));
                 if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
                 if (d.BiasFull is not null) args.Add(Section($"{id}_Bias", d.BiasFull));
-                if (d.TransposeInput) args.Add(Scratch(0, checked(d.M * d.K)));
+                if (d.TransposeInput) args.Add(Scratch(0, checked(d.InputRows * d.K)));
                 _kernels.Dense(_methods, method, d);
                 break;
             case ConvLayer { Format: not WeightFormat.Dense } c:
@@ -157,8 +158,8 @@ public sealed partial class CSharpEmitter
                 // A sparse conv runs as a sparse dense layer over im2col patch rows ([positions x C*KH*KW]).
                 var asDense = KernelEmitter.AsDense(c);
                 var sparse = SparseSections(id, asDense, args);
-                args.Add(Scratch(0, checked(asDense.K * c.OH * c.OW)));
-                args.Add(Scratch(1, checked(c.M * c.OH * c.OW)));
+                args.Add(Scratch(0, checked(asDense.K * c.Window.OH * c.Window.OW)));
+                args.Add(Scratch(1, checked(c.M * c.Window.OH * c.Window.OW)));
                 method = $"{id}_{(c.Format == WeightFormat.Csr ? "CsrConv" : "GroupedCsrConv")}";
                 _kernels.SparseConv(_methods, method, c, asDense, sparse);
                 break;
@@ -231,6 +232,12 @@ public sealed partial class CSharpEmitter
     }
 
     /// <summary>The weight sections of a sparse layer (values, indices, row starts, dense tail, bias), bounds-checked at load.</summary>
+    private int IndexOf(Layer layer)
+    {
+        for (int i = 0; i < _model.Layers.Count; i++) if (ReferenceEquals(_model.Layers[i], layer)) return i;
+        throw new ArgumentException($"{layer.Name} is not a layer of the model.", nameof(layer));
+    }
+
     private SparseMatrix SparseSections(string id, DenseLayer d, List<string> args)
     {
         var sparse = SparseMatrix.For(d.Format, d.Weight, d.N, d.K, d.GroupWidth);
@@ -252,6 +259,13 @@ public sealed partial class CSharpEmitter
         _ => values,
     };
 
+    /// <summary>The version of Scalpel.Build that wrote the code, without source-control metadata (same tool, same text).</summary>
+    private static readonly string GeneratorVersion =
+        (typeof(CSharpEmitter).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0").Split('+')[0];
+
+    private IEnumerable<string> SampleShape(int[] shape) =>
+        shape.Select((d, i) => I(i == 0 && _model.SymbolicBatch ? 1 : d));
+
     private string Assemble()
     {
         var w = new CodeWriter();
@@ -262,23 +276,27 @@ public sealed partial class CSharpEmitter
         w.Line("// </auto-generated>");
         w.Line("#nullable enable");
         w.Line("#pragma warning disable CS1591, IDE0005, IDE0059");
+        // Type names are written global::-qualified (the namespace is the user's); these bring the extension methods in.
         w.Line("using System;");
-        w.Line("using System.Buffers.Binary;");
-        w.Line("using System.IO;");
-        w.Line("using System.Runtime.CompilerServices;");
-        w.Line("using System.Runtime.InteropServices;");
         w.Line("using System.Runtime.Intrinsics;");
-        w.Line("using System.Security.Cryptography;");
-        w.Line("using System.Threading;");
         w.Line();
         w.Line($"namespace {_options.Namespace};");
         w.Line();
-        w.Line($"/// <summary>Inference for {CodeText.Comment(_options.ModelName)}: input {Shape.Format(_model.InputShape, _model.SymbolicBatch)}, output {Shape.Format(_model.OutputShape, _model.SymbolicBatch)}.</summary>");
+        w.Line("/// <summary>");
+        w.Line($"/// Inference for {CodeText.Comment(_options.ModelName)}: input {Shape.Format(_model.InputShape, _model.SymbolicBatch)}, output {Shape.Format(_model.OutputShape, _model.SymbolicBatch)}.");
+        w.Line("/// An instance owns its activation and scratch buffers, so it runs one call at a time: use one instance per");
+        w.Line("/// thread. Instances share their weights (read-only), so extra instances cost only their buffers.");
+        w.Line("/// </summary>");
+        w.Line($"[GeneratedCode(\"Scalpel.Build\", \"{GeneratorVersion}\")]");
         w.Open($"public sealed partial class {C}");
         w.Line("/// <summary>Floats per sample in the input.</summary>");
         w.Line($"public const int InputSize = {I(_model.InputSize)};");
         w.Line("/// <summary>Floats per sample in the output.</summary>");
         w.Line($"public const int OutputSize = {I(_model.OutputSize)};");
+        w.Line($"/// <summary>The input's shape{(_model.SymbolicBatch ? " for one sample (dimension 0 is the batch)" : "")}: <see cref=\"InputSize\"/> floats, row-major.</summary>");
+        w.Line($"public static ReadOnlySpan<int> InputShape => [{string.Join(", ", SampleShape(_model.InputShape))}];");
+        w.Line($"/// <summary>The output's shape{(_model.SymbolicBatch ? " for one sample" : "")}: <see cref=\"OutputSize\"/> floats, row-major.</summary>");
+        w.Line($"public static ReadOnlySpan<int> OutputShape => [{string.Join(", ", SampleShape(_model.OutputShape))}];");
         w.Line("/// <summary>The manifest resource name the parameterless constructor loads the weights from.</summary>");
         w.Line($"public const string WeightsResourceName = \"{_options.Namespace}.{C}.bin\";");
         w.Line();
@@ -325,7 +343,7 @@ public sealed partial class CSharpEmitter
         w.Line();
         EmitWeights(w);
         w.Close();
-        return w.ToString();
+        return GlobalNames.Qualify(w.ToString());
     }
 
     private void EmitEmbedded(CodeWriter w)

@@ -24,6 +24,14 @@ internal sealed class CodeWriter
         return this;
     }
 
+    /// <summary>Opens a bare block.</summary>
+    public CodeWriter OpenBlock()
+    {
+        Line("{");
+        _indent++;
+        return this;
+    }
+
     public CodeWriter Close(string suffix = "")
     {
         _indent--;

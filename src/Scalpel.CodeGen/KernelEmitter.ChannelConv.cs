@@ -21,7 +21,7 @@ internal sealed partial class KernelEmitter
     {
         if (c.Group != 1 || c.Format != WeightFormat.Dense) return false;
         if (target.ConvKernel != ConvKernel.Auto) return target.ConvKernel == ConvKernel.Channels;
-        long k = (long)c.C * c.KH * c.KW, pixels = (long)c.OH * c.OW;
+        long k = (long)c.C * c.Window.KH * c.Window.KW, pixels = (long)c.Window.OH * c.Window.OW;
         if (k < 8 * V) return false;
         double pixelCost = (double)c.M * (PixelColumnsComputed(c) / V) * k;
         double channelCost = (double)ChannelVectors(c) * pixels * k + 0.5 * c.M * pixels;
@@ -31,7 +31,7 @@ internal sealed partial class KernelEmitter
     /// <summary>Output columns the pixel GEMM computes per channel: the wide rows, rounded up to whole vectors.</summary>
     private int PixelColumnsComputed(ConvLayer c)
     {
-        int p = UsesPaddedInput(c) ? WideColumns(c) : c.OH * c.OW;
+        int p = UsesPaddedInput(c) ? WideColumns(c) : c.Window.OH * c.Window.OW;
         return Math.Max(V, (p + V - 1) / V * V);
     }
 
@@ -46,8 +46,8 @@ internal sealed partial class KernelEmitter
         int channels = Math.Min(blocks, 2);
         // Leave room for the weight vectors and one broadcast.
         int most = Math.Max(1, Math.Min((registers - channels - 2) / channels, registers >= 32 ? 12 : 6));
-        int tiles = (c.OW + most - 1) / most;
-        return (channels, (c.OW + tiles - 1) / tiles);
+        int tiles = (c.Window.OW + most - 1) / most;
+        return (channels, (c.Window.OW + tiles - 1) / tiles);
     }
 
     /// <summary>Vectors of V output channels (the last one partly zero).</summary>
@@ -55,20 +55,20 @@ internal sealed partial class KernelEmitter
 
     /// <summary>Rows and columns of the zero-padded input: the whole input after the leading padding, and far enough for the last window.</summary>
     private static (int Hp, int Wp) PaddedSize(ConvLayer c) =>
-        (Math.Max(c.H + c.PadTop, (c.OH - 1) * c.StrideH + (c.KH - 1) * c.DilationH + 1),
-         Math.Max(c.W + c.PadLeft, (c.OW - 1) * c.StrideW + (c.KW - 1) * c.DilationW + 1));
+        (Math.Max(c.Window.H + c.Window.PadTop, (c.Window.OH - 1) * c.Window.StrideH + (c.Window.KH - 1) * c.Window.DilationH + 1),
+         Math.Max(c.Window.W + c.Window.PadLeft, (c.Window.OW - 1) * c.Window.StrideW + (c.Window.KW - 1) * c.Window.DilationW + 1));
 
     /// <summary>Without padding the kernel reads the input itself.</summary>
     private static bool ChannelNeedsPadding(ConvLayer c)
     {
         var (hp, wp) = PaddedSize(c);
-        return c.PadTop > 0 || c.PadLeft > 0 || hp > c.H || wp > c.W;
+        return c.Window.PadTop > 0 || c.Window.PadLeft > 0 || hp > c.Window.H || wp > c.Window.W;
     }
 
     /// <summary>Weights packed [M/V blocks][C x KH x KW][V], the last block zero-filled: one aligned vector load per tap.</summary>
     public float[] ChannelPackedWeights(ConvLayer c)
     {
-        int k = c.C * c.KH * c.KW;
+        int k = c.C * c.Window.KH * c.Window.KW;
         var packed = new float[ChannelVectors(c) * k * V];
         for (int m = 0; m < c.M; m++)
             for (int t = 0; t < k; t++)
@@ -88,7 +88,7 @@ internal sealed partial class KernelEmitter
     public (int Padded, int PixelMajor) ChannelBufferSizes(ConvLayer c)
     {
         var (hp, wp) = PaddedSize(c);
-        return (ChannelNeedsPadding(c) ? c.C * hp * wp : 0, c.OH * c.OW * ChannelVectors(c) * V);
+        return (ChannelNeedsPadding(c) ? c.C * hp * wp : 0, c.Window.OH * c.Window.OW * ChannelVectors(c) * V);
     }
 
     private void ChannelConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
@@ -96,17 +96,17 @@ internal sealed partial class KernelEmitter
         bool bias = c.Bias is not null;
         var (hp, wp) = PaddedSize(c);
         var (tileChannels, tilePixels) = ChannelTile(c);
-        int blocks = ChannelVectors(c), mp = blocks * V, k = c.C * c.KH * c.KW, pixels = c.OH * c.OW;
-        int inSize = c.C * c.H * c.W, outSize = c.M * pixels;
+        int blocks = ChannelVectors(c), mp = blocks * V, k = c.C * c.Window.KH * c.Window.KW, pixels = c.Window.OH * c.Window.OW;
+        int inSize = c.C * c.Window.H * c.Window.W, outSize = c.M * pixels;
         bool padded = ChannelNeedsPadding(c);
         w.Line($"// Convolution vectorised across output channels: tiles of {tileChannels} x {V} channels x {tilePixels} pixels in accumulators,");
         w.Line($"// one broadcast input value per pixel and tap; weights packed [{blocks}][{k}][{V}]; output transposed from pixel-major once.");
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> pixelMajor)");
         w.Line($"const int M = {I(c.M)}, MP = {I(mp)}, P = {I(pixels)};");
-        if (padded) w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, Hp = {I(hp)}, Wp = {I(wp)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
-        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
-        w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
-        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
+        if (padded) w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, Hp = {I(hp)}, Wp = {I(wp)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)};");
+        OpenSamples(w, c.Batch);
+        w.Line($"ReadOnlySpan<float> xn = {Part("x", inSize, c.Batch)};");
+        w.Line($"Span<float> yn = {Part("y", outSize, c.Batch)};");
         if (padded)
         {
             w.Line("// The padding border is never written, so it stays zero from allocation.");
@@ -116,7 +116,7 @@ internal sealed partial class KernelEmitter
         w.Line("// pixel-major [P][MP] to channel-major [M][P], 16 pixels at a time so the rows read stay in L1");
         w.Line("ref float src = ref MemoryMarshal.GetReference(pixelMajor);");
         w.Line("ref float dst = ref MemoryMarshal.GetReference(yn);");
-        if (act.Residual) w.Line($"ref float skip = ref MemoryMarshal.GetReference(residual.Slice(n * {I(outSize)}, {I(outSize)}));");
+        if (act.Residual) w.Line($"ref float skip = ref MemoryMarshal.GetReference({Part("residual", outSize, c.Batch)});");
         w.Open("for (int p0 = 0; p0 < P; p0 += 16)");
         w.Line("int p1 = Math.Min(P, p0 + 16);");
         if (act.Residual)
@@ -129,7 +129,7 @@ internal sealed partial class KernelEmitter
 
         w.Line(Hot);
         w.Open($"private static void {method}_Tiles(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> w{(bias ? ", ReadOnlySpan<float> b" : "")})");
-        w.Line($"const int MP = {I(mp)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hp = {I(hp)}, Wp = {I(wp)}, SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, KH = {I(c.KH)}, C = {I(c.C)};");
+        w.Line($"const int MP = {I(mp)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Hp = {I(hp)}, Wp = {I(wp)}, SH = {I(c.Window.StrideH)}, SW = {I(c.Window.StrideW)}, KH = {I(c.Window.KH)}, C = {I(c.C)};");
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
@@ -157,7 +157,7 @@ internal sealed partial class KernelEmitter
     /// <summary>Input channels per block: all of them when the tile's weights fit <see cref="ChannelWeightBytes"/>.</summary>
     private int ChannelInputBlock(ConvLayer c, int tileChannels)
     {
-        int perChannel = tileChannels * c.KH * c.KW * V * sizeof(float);
+        int perChannel = tileChannels * c.Window.KH * c.Window.KW * V * sizeof(float);
         return Math.Clamp(ChannelWeightBytes / perChannel, 1, c.C);
     }
 
@@ -165,16 +165,16 @@ internal sealed partial class KernelEmitter
     {
         w.Open(loop);
         for (int q = 0; q < channels; q++)
-            w.Line($"ref float w{q} = ref Unsafe.Add(ref wr, (mb + {q}) * {I(c.C * c.KH * c.KW * V)});");
+            w.Line($"ref float w{q} = ref Unsafe.Add(ref wr, {Scaled("mb", q, I(c.C * c.Window.KH * c.Window.KW * V))});");
         w.Open("for (int oh = 0; oh < OH; oh++)");
         w.Line("int ow = 0;");
         w.Open($"for (; ow <= OW - {tilePixels}; ow += {tilePixels})");
         ChannelTileBody(w, c, channels, tilePixels, bias, act, blocked);
         w.Close();
-        if (c.OW % tilePixels != 0)
+        if (c.Window.OW % tilePixels != 0)
         {
-            w.Open($"// the last {c.OW % tilePixels} pixel(s) of the row");
-            ChannelTileBody(w, c, channels, c.OW % tilePixels, bias, act, blocked);
+            w.Open($"// the last {c.Window.OW % tilePixels} pixel(s) of the row");
+            ChannelTileBody(w, c, channels, c.Window.OW % tilePixels, bias, act, blocked);
             w.Close();
         }
         w.Close();
@@ -190,21 +190,21 @@ internal sealed partial class KernelEmitter
     {
         var qs = Enumerable.Range(0, channels).ToArray();
         var rs = Enumerable.Range(0, pixels).ToArray();
-        string Slot(int q, int r) => $"(nuint)((p + {r}) * MP + (mb + {q}) * {I(V)})";
+        string Slot(int q, int r) => $"(nuint)({Scaled("p", r, "MP")} + {Scaled("mb", q, I(V))})";
         w.Line("int o = oh * SH * Wp + ow * SW, p = oh * OW + ow;");
         foreach (var q in qs)
             w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {(blocked ? $"first ? {VT}.Zero : {VS}.LoadUnsafe(ref yr, {Slot(q, r)})" : $"{VT}.Zero")};")));
         w.Open(blocked ? "for (int c = c0; c < c1; c++)" : "for (int c = 0; c < C; c++)");
         w.Open("for (int i = 0; i < KH; i++)");
-        w.Line($"int t = (c * KH + i) * {I(c.KW)};");
-        w.Line($"ref float xi = ref Unsafe.Add(ref xr, c * (Hp * Wp) + i * {I(c.DilationH)} * Wp);");
-        for (int j = 0; j < c.KW; j++)
+        w.Line($"int t = (c * KH + i) * {I(c.Window.KW)};");
+        w.Line($"ref float xi = ref Unsafe.Add(ref xr, c * (Hp * Wp) + i * {I(c.Window.DilationH)} * Wp);");
+        for (int j = 0; j < c.Window.KW; j++)
         {
             foreach (var q in qs)
-                w.Line($"{VT} w{q}_{j} = {VS}.LoadUnsafe(ref w{q}, (nuint)((t + {I(j)}) * {I(V)}));");
+                w.Line($"{VT} w{q}_{j} = {VS}.LoadUnsafe(ref w{q}, (nuint)({Scaled("t", j, I(V))}));");
             foreach (var r in rs)
             {
-                w.Line($"{VT} x{r}_{j} = {VS}.Create(Unsafe.Add(ref xi, o + {I(r * c.StrideW + j * c.DilationW)}));");
+                w.Line($"{VT} x{r}_{j} = {VS}.Create(Unsafe.Add(ref xi, {Sum("o", r * c.Window.StrideW + j * c.Window.DilationW)}));");
                 foreach (var q in qs) w.Line($"a{q}_{r} = {Fma($"w{q}_{j}", $"x{r}_{j}", $"a{q}_{r}")};");
             }
         }
@@ -221,7 +221,7 @@ internal sealed partial class KernelEmitter
         }
         foreach (var q in qs)
         {
-            if (bias) w.Line($"{VT} b{q} = {VS}.LoadUnsafe(ref br, (nuint)((mb + {q}) * {I(V)}));");
+            if (bias) w.Line($"{VT} b{q} = {VS}.LoadUnsafe(ref br, (nuint)({Scaled("mb", q, I(V))}));");
             foreach (var r in rs)
                 w.Line($"({VAct(act.Inner, bias ? $"a{q}_{r} + b{q}" : $"a{q}_{r}")}).StoreUnsafe(ref yr, {Slot(q, r)});");
         }

@@ -26,18 +26,19 @@ internal sealed partial class KernelEmitter
             return;
         }
         bool bias = c.Bias is not null;
-        int inSize = c.C * c.H * c.W, outSize = c.M * c.OH * c.OW, cg = c.C / c.Group, mg = c.M / c.Group, hw = c.OH * c.OW;
+        int inSize = c.C * c.Window.H * c.Window.W, outSize = c.M * c.Window.OH * c.Window.OW, cg = c.C / c.Group, mg = c.M / c.Group, hw = c.Window.OH * c.Window.OW;
         w.Line(c.Group == 1
             ? $"// Pointwise convolution as a GEMM: [{c.M} x {c.C}] weights times the [{c.C} x {hw}] input."
             : $"// Grouped pointwise convolution: per group of {I(c.Group)}, a GEMM of [{mg} x {cg}] weights times its [{cg} x {hw}] input channels.");
         string r = act.Residual ? ", ReadOnlySpan<float> residual" : "";
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{r}, float[] w{(bias ? ", float[] b" : "")})");
-        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
+        OpenSamples(w, c.Batch);
+        int n = c.Batch;
         if (c.Group == 1)
-            w.Line($"{method}_Gemm(x.Slice(n * {I(inSize)}, {I(inSize)}), y.Slice(n * {I(outSize)}, {I(outSize)}){(act.Residual ? $", residual.Slice(n * {I(outSize)}, {I(outSize)})" : "")}, w{(bias ? ", b" : "")});");
+            w.Line($"{method}_Gemm({Part("x", inSize, n)}, {Part("y", outSize, n)}{(act.Residual ? $", {Part("residual", outSize, n)}" : "")}, w{(bias ? ", b" : "")});");
         else
-            w.Line($"for (int g = 0; g < {I(c.Group)}; g++) {method}_Gemm(x.Slice(n * {I(inSize)} + g * {I(cg * hw)}, {I(cg * hw)}), " +
-                $"y.Slice(n * {I(outSize)} + g * {I(mg * hw)}, {I(mg * hw)}){(act.Residual ? $", residual.Slice(n * {I(outSize)} + g * {I(mg * hw)}, {I(mg * hw)})" : "")}, " +
+            w.Line($"for (int g = 0; g < {I(c.Group)}; g++) {method}_Gemm({Part("x", inSize, n, $"g * {I(cg * hw)}", cg * hw)}, " +
+                $"{Part("y", outSize, n, $"g * {I(mg * hw)}", mg * hw)}{(act.Residual ? $", {Part("residual", outSize, n, $"g * {I(mg * hw)}", mg * hw)}" : "")}, " +
                 $"w.AsSpan(g * {I(mg * cg)}, {I(mg * cg)}){(bias ? $", b.AsSpan(g * {I(mg)}, {I(mg)})" : "")});");
         w.Close();
         w.Close();
@@ -54,21 +55,21 @@ internal sealed partial class KernelEmitter
     /// contiguous, shifted view of one plane, as a stride-1 tap reads the padded input itself (one plane).
     /// </summary>
     public static (int Hq, int Wq) PhaseSize(ConvLayer c) =>
-        (c.OH + (c.KH - 1) * c.DilationH / c.StrideH, c.OW + (c.KW - 1) * c.DilationW / c.StrideW);
+        (c.Window.OH + (c.Window.KH - 1) * c.Window.DilationH / c.Window.StrideH, c.Window.OW + (c.Window.KW - 1) * c.Window.DilationW / c.Window.StrideW);
 
     private static int PlaneSize(ConvLayer c) => PhaseSize(c).Hq * PhaseSize(c).Wq;
 
     /// <summary>Offset of kernel column j from kernel column 0: column (j * DW) / SW of the planes of column phase (j * DW) % SW.</summary>
-    private static int TapOffset(ConvLayer c, int j) => j * c.DilationW % c.StrideW * PlaneSize(c) + j * c.DilationW / c.StrideW;
+    private static int TapOffset(ConvLayer c, int j) => j * c.Window.DilationW % c.Window.StrideW * PlaneSize(c) + j * c.Window.DilationW / c.Window.StrideW;
 
     /// <summary>Floats of the padded copy: C x SH x SW planes, plus a vector of slack.</summary>
-    public int PaddedBufferSize(ConvLayer c) => c.C / c.Group * c.StrideH * c.StrideW * PlaneSize(c) + V;
+    public int PaddedBufferSize(ConvLayer c) => c.C / c.Group * c.Window.StrideH * c.Window.StrideW * PlaneSize(c) + V;
 
     /// <summary>
     /// Columns of one channel's wide output: OH rows computed over the plane width, all but the last row
     /// carrying Wq - OW columns of junk that the compaction skips (the last row stops at OW).
     /// </summary>
-    public static int WideColumns(ConvLayer c) => (c.OH - 1) * PhaseSize(c).Wq + c.OW;
+    public static int WideColumns(ConvLayer c) => (c.Window.OH - 1) * PhaseSize(c).Wq + c.Window.OW;
 
     /// <summary>Floats of the wide output ([M, WideColumns]).</summary>
     public int WideBufferSize(ConvLayer c) => c.M / c.Group * WideColumns(c);
@@ -81,21 +82,22 @@ internal sealed partial class KernelEmitter
     {
         bool bias = c.Bias is not null, grouped = c.Group > 1;
         var (hq, wq) = PhaseSize(c);
-        int cg = c.C / c.Group, mg = c.M / c.Group, k = cg * c.KH * c.KW;
-        int inSize = cg * c.H * c.W, outSize = mg * c.OH * c.OW;
-        bool strided = c.StrideH > 1 || c.StrideW > 1;
+        int cg = c.C / c.Group, mg = c.M / c.Group, k = cg * c.Window.KH * c.Window.KW;
+        int inSize = cg * c.Window.H * c.Window.W, outSize = mg * c.Window.OH * c.Window.OW;
+        bool strided = c.Window.StrideH > 1 || c.Window.StrideW > 1;
         w.Line(strided
-            ? $"// Strided convolution as an implicit GEMM: the zero-padded input is split into {c.StrideH} x {c.StrideW} phase planes of [{hq} x {wq}]"
+            ? $"// Strided convolution as an implicit GEMM: the zero-padded input is split into {c.Window.StrideH} x {c.Window.StrideW} phase planes of [{hq} x {wq}]"
             : $"// Convolution as an implicit GEMM over a zero-padded input copy [{cg} x {hq} x {wq}]:");
-        w.Line($"// each (channel, kernel row, kernel column) is a shifted view{(strided ? " of one plane" : "")}, so no im2col; outputs are computed {wq} wide, then compacted to {c.OW}.");
+        w.Line($"// each (channel, kernel row, kernel column) is a shifted view{(strided ? " of one plane" : "")}, so no im2col; outputs are computed {wq} wide, then compacted to {c.Window.OW}.");
         if (grouped)
             w.Line($"// {I(c.Group)} groups, one at a time: {mg} output channel(s) from {cg} input channel(s) each.");
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> wide)");
-        w.Line($"const int C = {I(cg)}, H = {I(c.H)}, W = {I(c.W)}, M = {I(mg)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Hq = {I(hq)}, Wq = {I(wq)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
-        if (strided) w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)};");
-        w.Open(grouped ? $"for (int n = 0; n < {I(c.Batch * c.Group)}; n++) // sample n / {I(c.Group)}, group n % {I(c.Group)}" : $"for (int n = 0; n < {I(c.Batch)}; n++)");
-        w.Line($"ReadOnlySpan<float> xn = x.Slice(n * {I(inSize)}, {I(inSize)});");
-        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
+        w.Line($"const int C = {I(cg)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, M = {I(mg)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Hq = {I(hq)}, Wq = {I(wq)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)};");
+        if (strided) w.Line($"const int SH = {I(c.Window.StrideH)}, SW = {I(c.Window.StrideW)};");
+        int count = c.Batch * c.Group;
+        OpenSamples(w, count, grouped ? $" // sample n / {I(c.Group)}, group n % {I(c.Group)}" : "");
+        w.Line($"ReadOnlySpan<float> xn = {Part("x", inSize, count)};");
+        w.Line($"Span<float> yn = {Part("y", outSize, count)};");
         w.Line("// The padding border is never written, so it stays zero from allocation.");
         if (!strided) PaddedCopy(w, "Hq", "Wq");
         else PhaseSplitCopy(w, c);
@@ -123,17 +125,17 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private void ResidualCompaction(CodeWriter w, ConvLayer c, Epilogue act, int outSize)
     {
-        w.Line($"ReadOnlySpan<float> rn = residual.Slice(n * {I(outSize)}, {I(outSize)});");
+        w.Line($"ReadOnlySpan<float> rn = {Part("residual", outSize, c.Batch * c.Group)};");
         w.Line("ref float wr0 = ref MemoryMarshal.GetReference(wide); ref float yr0 = ref MemoryMarshal.GetReference(yn); ref float rr0 = ref MemoryMarshal.GetReference(rn);");
         w.Open("for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++)");
         w.Line($"ref float from = ref Unsafe.Add(ref wr0, m * {I(WideColumns(c))} + oh * Wq);");
         w.Line("ref float to = ref Unsafe.Add(ref yr0, (m * OH + oh) * OW); ref float skip = ref Unsafe.Add(ref rr0, (m * OH + oh) * OW);");
-        if (c.OW >= V)
+        if (c.Window.OW >= V)
         {
             string Store(string at) =>
                 $"({VAct(act.Outer, $"{VS}.LoadUnsafe(ref from, {at}) + {VS}.LoadUnsafe(ref skip, {at})")}).StoreUnsafe(ref to, {at});";
             w.Line($"for (nuint ow = 0; ow <= OW - {I(V)}; ow += {I(V)}) {Store("ow")}");
-            if (c.OW % V != 0) w.Line($"{Store($"(nuint)(OW - {I(V)})")} // the last vector, overlapping");
+            if (c.Window.OW % V != 0) w.Line($"{Store($"(nuint)(OW - {I(V)})")} // the last vector, overlapping");
         }
         else w.Line($"for (int ow = 0; ow < OW; ow++) Unsafe.Add(ref to, ow) = {Act(act.Outer, "Unsafe.Add(ref from, ow) + Unsafe.Add(ref skip, ow)")};");
         w.Close();
@@ -147,24 +149,24 @@ internal sealed partial class KernelEmitter
     private void PhaseSplitCopy(CodeWriter w, ConvLayer c)
     {
         var (hq, wq) = PhaseSize(c);
-        var rowPhases = Enumerable.Range(0, c.KH).Select(i => i * c.DilationH % c.StrideH).ToHashSet();
-        var colPhases = Enumerable.Range(0, c.KW).Select(j => j * c.DilationW % c.StrideW).ToHashSet();
+        var rowPhases = Enumerable.Range(0, c.Window.KH).Select(i => i * c.Window.DilationH % c.Window.StrideH).ToHashSet();
+        var colPhases = Enumerable.Range(0, c.Window.KW).Select(j => j * c.Window.DilationW % c.Window.StrideW).ToHashSet();
         w.Line("ref float xr = ref MemoryMarshal.GetReference(xn);");
         w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
         w.Open("for (int c = 0; c < C; c++)");
         w.Open("for (int h = 0; h < H; h++)");
         w.Line("int r = h + PT;");
         w.Line("if (r / SH >= Hq) break; // rows past the last window are never read");
-        if (rowPhases.Count < c.StrideH)
+        if (rowPhases.Count < c.Window.StrideH)
             w.Line($"if ({string.Join(" && ", rowPhases.Select(ph => $"r % SH != {I(ph)}"))}) continue; // no kernel row reads this phase");
         w.Line("ref float src = ref Unsafe.Add(ref xr, (c * H + h) * W);");
         w.Line("ref float dst = ref Unsafe.Add(ref pr, (c * SH + r % SH) * SW * (Hq * Wq) + r / SH * Wq);");
         int first = 0;
-        if (c.StrideW == 2 && V >= 4)
+        if (c.Window.StrideW == 2 && V >= 4)
         {
             // Vectors start where column iw + PL is even; each covers V columns, V/2 per plane.
-            int start = c.PadLeft % 2, count = 0;
-            while (start + (count + 1) * V <= c.W && (start + c.PadLeft) / 2 + (count + 1) * V / 2 <= wq) count++;
+            int start = c.Window.PadLeft % 2, count = 0;
+            while (start + (count + 1) * V <= c.Window.W && (start + c.Window.PadLeft) / 2 + (count + 1) * V / 2 <= wq) count++;
             if (count > 0)
             {
                 w.Open($"for (int iw = {I(start)}; iw < {I(start + count * V)}; iw += {I(V)})");
@@ -177,7 +179,7 @@ internal sealed partial class KernelEmitter
                 first = start + count * V;
             }
         }
-        ScalarColumns(first, c.W);
+        ScalarColumns(first, c.Window.W);
         w.Close();
         w.Close();
 
@@ -186,7 +188,7 @@ internal sealed partial class KernelEmitter
             w.Open($"for (int iw = {I(from)}; iw < {I(to)}; iw++)");
             w.Line("int q = iw + PL;");
             w.Line("if (q / SW >= Wq) break;");
-            if (colPhases.Count < c.StrideW)
+            if (colPhases.Count < c.Window.StrideW)
                 w.Line($"if ({string.Join(" && ", colPhases.Select(ph => $"q % SW != {I(ph)}"))}) continue;");
             w.Line("Unsafe.Add(ref dst, q % SW * (Hq * Wq) + q / SW) = Unsafe.Add(ref src, iw);");
             w.Close();
@@ -206,7 +208,7 @@ internal sealed partial class KernelEmitter
         if (padded is not null)
         {
             var (hq, wq) = PhaseSize(padded);
-            w.Line($"const int C = {I(padded.C / padded.Group)}, KH = {I(padded.KH)}, KW = {I(padded.KW)}, Hq = {I(hq)}, Wq = {I(wq)}, SH = {I(padded.StrideH)}, SW = {I(padded.StrideW)}, DH = {I(padded.DilationH)};");
+            w.Line($"const int C = {I(padded.C / padded.Group)}, KH = {I(padded.Window.KH)}, KW = {I(padded.Window.KW)}, Hq = {I(hq)}, Wq = {I(wq)}, SH = {I(padded.Window.StrideH)}, SW = {I(padded.Window.StrideW)}, DH = {I(padded.Window.DilationH)};");
         }
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
@@ -254,7 +256,7 @@ internal sealed partial class KernelEmitter
         foreach (var rows in new[] { m >= GemmRows ? GemmRows : 0, m % GemmRows }.Where(r => r > 0))
             unit = Lcm(unit, TileColumns(rows, p) * V);
         // A padded conv's taps of one kernel row share an input row.
-        int inputRows = padded is null ? k : k / padded.KW;
+        int inputRows = padded is null ? k : k / padded.Window.KW;
         int chunk = Math.Max(unit, ChunkBytes / 4 / inputRows / unit * unit);
         return chunk * 2 <= p ? chunk : p;
 
@@ -269,10 +271,10 @@ internal sealed partial class KernelEmitter
     {
         var r = Enumerable.Range(0, rows).ToArray();
         foreach (var i in r)
-            w.Line($"ref float w{i} = ref Unsafe.Add(ref wr, (m + {i}) * K); ref float y{i} = ref Unsafe.Add(ref yr, (m + {i}) * P);" +
-                (act.Residual ? $" ref float r{i} = ref Unsafe.Add(ref rr, (m + {i}) * P);" : ""));
+            w.Line($"ref float w{i} = ref Unsafe.Add(ref wr, {Scaled("m", i, "K")}); ref float y{i} = ref Unsafe.Add(ref yr, {Scaled("m", i, "P")});" +
+                (act.Residual ? $" ref float r{i} = ref Unsafe.Add(ref rr, {Scaled("m", i, "P")});" : ""));
         foreach (var i in r)
-            w.Line(bias ? $"float b{i} = Unsafe.Add(ref br, m + {i});" : $"const float b{i} = 0f;");
+            w.Line(bias ? $"float b{i} = Unsafe.Add(ref br, {Sum("m", i)});" : $"const float b{i} = 0f;");
         if (p < V)
         {
             GemmScalarColumns(w, r, act, padded);
@@ -313,9 +315,8 @@ internal sealed partial class KernelEmitter
         for (int t = 0; t < taps; t++)
         {
             int offset = padded is null ? 0 : TapOffset(padded, t);
-            string dx = offset == 0 ? "" : $"{I(offset)} + ";
             string dk = t == 0 ? "k" : $"k + {I(t)}";
-            foreach (var j in c) w.Line($"{VT} x{j}_{t} = {VS}.LoadUnsafe(ref xk, {dx}{I(j * V)});");
+            foreach (var j in c) w.Line($"{VT} x{j}_{t} = {VS}.LoadUnsafe(ref xk, {I(offset + j * V)});");
             foreach (var i in r)
             {
                 w.Line($"{VT} w{i}_{t} = {VS}.Create(Unsafe.Add(ref w{i}, {dk}));");
@@ -327,8 +328,8 @@ internal sealed partial class KernelEmitter
             foreach (var j in c)
             {
                 string value = VAct(act.Inner, $"a{i}{j} + {VS}.Create(b{i})");
-                if (act.Residual) value = VAct(act.Outer, $"{value} + {VS}.LoadUnsafe(ref r{i}, (nuint)(p + {j * V}))");
-                w.Line($"({value}).StoreUnsafe(ref y{i}, (nuint)(p + {j * V}));");
+                if (act.Residual) value = VAct(act.Outer, $"{value} + {VS}.LoadUnsafe(ref r{i}, {Nuint(Sum("p", j * V))})");
+                w.Line($"({value}).StoreUnsafe(ref y{i}, {Nuint(Sum("p", j * V))});");
             }
     }
 
@@ -369,7 +370,7 @@ internal sealed partial class KernelEmitter
         w.Line("int k = (c * KH + i) * KW;");
         w.Line("// kernel row i reads row (i * DH) / SH of the planes of row phase (i * DH) % SH");
         w.Line("ref float xk = ref Unsafe.Add(ref xr, (c * SH + i * DH % SH) * SW * (Hq * Wq) + i * DH / SH * Wq + p);");
-        return padded.KW;
+        return padded.Window.KW;
     }
 
     /// <summary>Closes what <see cref="OpenK"/> opened.</summary>

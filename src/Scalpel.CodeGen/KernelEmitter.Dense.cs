@@ -13,7 +13,7 @@ internal sealed partial class KernelEmitter
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}{(d.TransposeInput ? ", Span<float> t" : "")}{(batched ? ", int count" : "")})");
         w.Line($"const int K = {I(d.K)}, N = {I(d.N)};");
-        w.Line(batched ? $"int rows = count * {I(d.M)};" : $"const int rows = {I(d.M)};");
+        w.Line(batched ? $"int rows = count * {I(d.InputRows)};" : $"const int rows = {I(d.InputRows)};");
         if (d.TransposeInput)
         {
             w.Line("// Gemm transA: the input is stored [K, rows]; transpose it once.");
@@ -30,7 +30,7 @@ internal sealed partial class KernelEmitter
             w.Line($"// {DenseSamples} input rows at a time: each weight vector loaded feeds {DenseSamples} FMAs.");
             w.Open($"for (; m <= rows - {DenseSamples}; m += {DenseSamples})");
             for (int s = 0; s < DenseSamples; s++)
-                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, (m + {s}) * K); ref float y{s}m = ref Unsafe.Add(ref yr, (m + {s}) * N);");
+                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, {Scaled("m", s, "K")}); ref float y{s}m = ref Unsafe.Add(ref yr, {Scaled("m", s, "N")});");
             w.Line("int n = 0;");
             int tile = TileRows;
             if (d.N >= tile)
@@ -88,7 +88,7 @@ internal sealed partial class KernelEmitter
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(m.TailWidth > 0 ? ", float[] tail" : "")}{(bias ? ", float[] b" : "")}, int count)");
         w.Line($"const int K = {I(d.K)}, N = {I(d.N)}{(grouped ? $", G = {I(m.GroupWidth)}" : "")}{(m.TailWidth > 0 ? $", Full = {I(m.FullColumns)}, T = {I(m.TailWidth)}" : "")};");
         w.Line($"// {m.Entries} {(grouped ? "groups" : "nonzeros")} kept of {(grouped ? (long)d.N * (m.FullColumns / m.GroupWidth) : (long)d.N * d.K)}.");
-        w.Line($"int rows = count * {I(d.M)};");
+        w.Line($"int rows = count * {I(d.InputRows)};");
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         w.Line("ref float vr = ref MemoryMarshal.GetArrayDataReference(values);");
@@ -101,7 +101,7 @@ internal sealed partial class KernelEmitter
             var ss = Enumerable.Range(0, samples).ToArray();
             w.Open(samples > 1 ? $"for (; m <= rows - {samples}; m += {samples})" : "for (; m < rows; m++)");
             foreach (var s in ss)
-                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, (m + {s}) * K); ref float y{s}m = ref Unsafe.Add(ref yr, (m + {s}) * N);");
+                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, {Scaled("m", s, "K")}); ref float y{s}m = ref Unsafe.Add(ref yr, {Scaled("m", s, "N")});");
             w.Open("for (int n = 0; n < N; n++)");
             w.Line("int start = int.CreateTruncating(rowStarts[n]), end = int.CreateTruncating(rowStarts[n + 1]);");
             if (grouped && samples == 1 && m.GroupWidth == V)
@@ -111,7 +111,7 @@ internal sealed partial class KernelEmitter
                 w.Line("int j = start;");
                 w.Open("for (; j <= end - 4; j += 4)");
                 for (int u = 0; u < 4; u++)
-                    w.Line($"a{u} = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)((j + {u}) * G))", $"{VS}.LoadUnsafe(ref x0m, (nuint)Unsafe.Add(ref cr, j + {u}))", $"a{u}")};");
+                    w.Line($"a{u} = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)({Scaled("j", u, "G")}))", $"{VS}.LoadUnsafe(ref x0m, (nuint)Unsafe.Add(ref cr, {Sum("j", u)}))", $"a{u}")};");
                 w.Close();
                 w.Line($"for (; j < end; j++) a0 = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)(j * G))", $"{VS}.LoadUnsafe(ref x0m, (nuint)Unsafe.Add(ref cr, j))", "a0")};");
                 w.Line($"float s0 = {VS}.Sum((a0 + a1) + (a2 + a3));");
@@ -128,7 +128,7 @@ internal sealed partial class KernelEmitter
                 for (int q = 0; q < vectors; q++)
                 {
                     w.Line($"{VT} w{q} = {VS}.LoadUnsafe(ref g, {q * V});");
-                    foreach (var s in ss) w.Line($"a{s} = {Fma($"w{q}", $"{VS}.LoadUnsafe(ref x{s}m, c + {q * V})", $"a{s}")};");
+                    foreach (var s in ss) w.Line($"a{s} = {Fma($"w{q}", $"{VS}.LoadUnsafe(ref x{s}m, {Sum("c", q * V)})", $"a{s}")};");
                 }
                 w.Close();
                 foreach (var s in ss) w.Line($"float s{s} = {VS}.Sum(a{s});");
@@ -174,7 +174,7 @@ internal sealed partial class KernelEmitter
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(bias ? ", float[] b" : "")}, int count)");
         w.Line($"const int K = {I(d.K)}, N = {I(d.N)}, G = {I(g)};");
         w.Line($"// {m.Entries} groups of {g} output rows x 1 input kept of {(long)m.PointerRows * d.K}.");
-        w.Line($"int rows = count * {I(d.M)};");
+        w.Line($"int rows = count * {I(d.InputRows)};");
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         w.Line("ref float vr = ref MemoryMarshal.GetArrayDataReference(values);");
@@ -185,7 +185,7 @@ internal sealed partial class KernelEmitter
         {
             w.Open(samples > 1 ? $"for (; m <= rows - {samples}; m += {samples})" : "for (; m < rows; m++)");
             for (int s = 0; s < samples; s++)
-                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, (m + {s}) * K); ref float y{s}m = ref Unsafe.Add(ref yr, (m + {s}) * N);");
+                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, {Scaled("m", s, "K")}); ref float y{s}m = ref Unsafe.Add(ref yr, {Scaled("m", s, "N")});");
             if (full > 0)
             {
                 w.Open($"for (int blk = 0; blk < {I(full)}; blk++)");
@@ -265,9 +265,9 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>The conv's weights as a dense layer over patch rows: N = output channels, K = C * KH * KW.</summary>
-    public static DenseLayer AsDense(ConvLayer c) => new(c.Node, c.Inputs[0], c.Output, [c.OH * c.OW, c.M])
+    public static DenseLayer AsDense(ConvLayer c) => new(c.Node, c.Inputs[0], c.Output, [c.Window.OH * c.Window.OW, c.M])
     {
-        M = 1, K = c.C * c.KH * c.KW, N = c.M, Weight = c.Weight, Bias = c.Bias, Activation = c.Activation, Format = c.Format, GroupWidth = c.GroupWidth,
+        InputRows = 1, K = c.Columns, N = c.M, Weight = c.Weight, Bias = c.Bias, Activation = c.Activation, Format = c.Format, GroupWidth = c.GroupWidth,
     };
 
     /// <summary>
@@ -279,19 +279,19 @@ internal sealed partial class KernelEmitter
     {
         var (col, row) = IndexTypes(m);
         bool bias = c.Bias is not null, tail = m.TailWidth > 0;
-        int inSize = c.C * c.H * c.W, positions = c.OH * c.OW, outSize = c.M * positions;
+        int inSize = c.C * c.Window.H * c.Window.W, positions = c.Window.OH * c.Window.OW, outSize = c.M * positions;
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] values, {col}[] columns, {row}[] rowStarts{(tail ? ", float[] tail" : "")}{(bias ? ", float[] b" : "")}, Span<float> patches, Span<float> transposed)");
-        w.Open($"for (int n = 0; n < {I(c.Batch)}; n++)");
-        w.Line($"{method}_Patches(x.Slice(n * {I(inSize)}, {I(inSize)}), patches);");
+        OpenSamples(w, c.Batch);
+        w.Line($"{method}_Patches({Part("x", inSize, c.Batch)}, patches);");
         w.Line($"{method}_Rows(patches, transposed, values, columns, rowStarts{(tail ? ", tail" : "")}{(bias ? ", b" : "")}, {I(positions)});");
-        w.Line($"Span<float> yn = y.Slice(n * {I(outSize)}, {I(outSize)});");
+        w.Line($"Span<float> yn = {Part("y", outSize, c.Batch)};");
         w.Line($"for (int p = 0; p < {I(positions)}; p++) for (int m = 0; m < {I(c.M)}; m++) yn[m * {I(positions)} + p] = transposed[p * {I(c.M)} + m];");
         w.Close();
         w.Close();
         w.Line();
         w.Open($"private static void {method}_Patches(ReadOnlySpan<float> x, Span<float> patches)");
-        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, KH = {I(c.KH)}, KW = {I(c.KW)}, OH = {I(c.OH)}, OW = {I(c.OW)}, K = C * KH * KW;");
-        w.Line($"const int SH = {I(c.StrideH)}, SW = {I(c.StrideW)}, DH = {I(c.DilationH)}, DW = {I(c.DilationW)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)};");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, KH = {I(c.Window.KH)}, KW = {I(c.Window.KW)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, K = C * KH * KW;");
+        w.Line($"const int SH = {I(c.Window.StrideH)}, SW = {I(c.Window.StrideW)}, DH = {I(c.Window.DilationH)}, DW = {I(c.Window.DilationW)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)};");
         w.Open("for (int oh = 0; oh < OH; oh++)");
         w.Open("for (int ow = 0; ow < OW; ow++)");
         w.Line("Span<float> patch = patches.Slice((oh * OW + ow) * K, K);");

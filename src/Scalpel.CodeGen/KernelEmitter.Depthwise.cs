@@ -12,15 +12,15 @@ namespace Scalpel.CodeGen;
 internal sealed partial class KernelEmitter
 {
     /// <summary>Outputs per vector: V, or V / 2 for stride 2 (the even lanes of a full load; at least 128 bits).</summary>
-    private int DepthwiseLanes(ConvLayer c) => c.StrideW == 1 ? V : V / 2;
+    private int DepthwiseLanes(ConvLayer c) => c.Window.StrideW == 1 ? V : V / 2;
 
     /// <summary>
     /// Depthwise with one output channel per input channel, stride 1 or 2, rows at least one vector of outputs wide,
     /// and no skip connection to add (the group GEMM handles every other grouped conv).
     /// </summary>
     public bool UsesDepthwiseKernel(ConvLayer c, Epilogue act) =>
-        c.IsDepthwise && c.Format == WeightFormat.Dense && !act.Residual && c.StrideH <= 2 && c.StrideW <= 2
-        && (c.StrideW == 1 || V >= 8 && DepthwiseBufferSize(c) * sizeof(float) <= StridedPlaneBytes) && c.OW >= DepthwiseLanes(c);
+        c.IsDepthwise && c.Format == WeightFormat.Dense && !act.Residual && c.Window.StrideH <= 2 && c.Window.StrideW <= 2
+        && (c.Window.StrideW == 1 || V >= 8 && DepthwiseBufferSize(c) * sizeof(float) <= StridedPlaneBytes) && c.Window.OW >= DepthwiseLanes(c);
 
     /// <summary>
     /// Largest padded plane for stride 2: its loads each straddle two cache lines, so the plane must stay in L1
@@ -36,17 +36,17 @@ internal sealed partial class KernelEmitter
 
     private void DepthwiseConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
     {
-        bool bias = c.Bias is not null, half = c.StrideW == 2;
+        bool bias = c.Bias is not null, half = c.Window.StrideW == 2;
         var (hp, wp) = DepthwisePlane(c);
-        int lanes = DepthwiseLanes(c), taps = c.KH * c.KW;
+        int lanes = DepthwiseLanes(c), taps = c.Window.KH * c.Window.KW;
         string vt = half ? $"Vector{target.SimdBits / 2}<float>" : VT, vs = half ? $"Vector{target.SimdBits / 2}" : VS;
         w.Line($"// Depthwise convolution, one channel at a time: its padded plane [{hp} x {wp}], its {taps} taps in registers,");
         w.Line($"// {lanes} outputs per vector{(half ? " (the even lanes of one load: stride 2)" : "")}, 4 vectors at a time, stored straight into the output row.");
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded)");
-        w.Line($"const int C = {I(c.C)}, H = {I(c.H)}, W = {I(c.W)}, OH = {I(c.OH)}, OW = {I(c.OW)}, Wp = {I(wp)}, PT = {I(c.PadTop)}, PL = {I(c.PadLeft)}, SH = {I(c.StrideH)};");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Wp = {I(wp)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)}, SH = {I(c.Window.StrideH)};");
         w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
-        w.Open($"for (int n = 0; n < {I(c.Batch)} * C; n++) // sample n / C, channel n % C");
+        w.Open(c.Batch == 1 ? "for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(c.Batch)} * C; n++) // sample n / C, channel n % C");
         w.Line("int ch = n % C;");
         w.Line("// The padding border is never written, so it stays zero from allocation.");
         w.Line("for (int h = 0; h < H; h++) x.Slice((n * H + h) * W, W).CopyTo(padded.Slice((h + PT) * Wp + PL, W));");
@@ -59,7 +59,7 @@ internal sealed partial class KernelEmitter
         w.Line("ref float row = ref Unsafe.Add(ref pr, oh * SH * Wp);");
         w.Line("ref float yo = ref Unsafe.Add(ref yc, oh * OW);");
         w.Line("int ow = 0;");
-        if (c.OW >= 4 * lanes)
+        if (c.Window.OW >= 4 * lanes)
         {
             w.Open($"for (; ow <= OW - {I(4 * lanes)}; ow += {I(4 * lanes)})");
             DepthwiseVectors(w, c, act, 4, lanes, vt, vs);
@@ -68,7 +68,7 @@ internal sealed partial class KernelEmitter
         w.Open($"for (; ow <= OW - {I(lanes)}; ow += {I(lanes)})");
         DepthwiseVectors(w, c, act, 1, lanes, vt, vs);
         w.Close();
-        if (c.OW % lanes != 0)
+        if (c.Window.OW % lanes != 0)
         {
             w.Open("// the last outputs: the final vector, overlapping outputs already stored with the same values");
             w.Line($"ow = OW - {I(lanes)};");
@@ -85,21 +85,21 @@ internal sealed partial class KernelEmitter
     {
         var us = Enumerable.Range(0, count).ToArray();
         foreach (var u in us) w.Line($"{vt} a{u} = bias;");
-        for (int i = 0; i < c.KH; i++)
-            for (int j = 0; j < c.KW; j++)
+        for (int i = 0; i < c.Window.KH; i++)
+            for (int j = 0; j < c.Window.KW; j++)
             {
-                int t = i * c.KW + j;
-                string at = $"{I(i * c.DilationH)} * Wp + {I(j * c.DilationW)}";
+                int t = i * c.Window.KW + j;
+                string at = Sum(i == 0 ? "" : $"{I(i * c.Window.DilationH)} * Wp", j * c.Window.DilationW);
                 foreach (var u in us)
                 {
-                    string column = c.StrideW == 1 ? $"ow + {I(u * lanes)}" : $"2 * (ow + {I(u * lanes)})";
-                    string load = c.StrideW == 1
-                        ? $"{VS}.LoadUnsafe(ref row, (nuint)({column} + {at}))"
-                        : $"{VS}.Shuffle({VS}.LoadUnsafe(ref row, (nuint)({column} + {at})), {EvenLanesFirst}).GetLower()";
+                    string column = c.Window.StrideW == 1 ? Sum("ow", u * lanes) : u == 0 ? "2 * ow" : $"2 * (ow + {I(u * lanes)})";
+                    string load = c.Window.StrideW == 1
+                        ? $"{VS}.LoadUnsafe(ref row, {Nuint(Sum(column, at))})"
+                        : $"{VS}.Shuffle({VS}.LoadUnsafe(ref row, {Nuint(Sum(column, at))}), {EvenLanesFirst}).GetLower()";
                     w.Line(target.Fma ? $"a{u} = {vs}.FusedMultiplyAdd(w{t}, {load}, a{u});" : $"a{u} = {vs}.Add({vs}.Multiply(w{t}, {load}), a{u});");
                 }
             }
         foreach (var u in us)
-            w.Line($"({VAct(act.Inner, $"a{u}", vt, vs)}).StoreUnsafe(ref yo, (nuint)(ow + {I(u * lanes)}));");
+            w.Line($"({VAct(act.Inner, $"a{u}", vt, vs)}).StoreUnsafe(ref yo, {Nuint(Sum("ow", u * lanes))});");
     }
 }

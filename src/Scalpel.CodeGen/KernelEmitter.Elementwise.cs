@@ -107,7 +107,7 @@ internal sealed partial class KernelEmitter
     public void Softmax(CodeWriter w, string method, SoftmaxLayer s)
     {
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
-        w.Line($"const int Outer = {I(s.Outer)}, D = {I(s.Axis)}, Inner = {I(s.Inner)};");
+        w.Line($"const int Outer = {I(s.Outer)}, D = {I(s.AxisSize)}, Inner = {I(s.Inner)};");
         w.Open("for (int o = 0; o < Outer; o++)");
         w.Open("for (int r = 0; r < Inner; r++)");
         w.Line("int start = o * D * Inner + r;");

@@ -17,13 +17,13 @@ internal sealed partial class KernelEmitter
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
         var vector = PoolVectorColumns(p);
         // Sizes the scalar windows read; the vector rows need fewer of them.
-        bool scalar = vector is not { } v || v.Lo > 0 || v.Last + v.Lanes < p.OW;
-        w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.H)}, W = {I(p.W)}, KH = {I(p.KH)}, OH = {I(p.OH)}, OW = {I(p.OW)};");
-        w.Line($"const int SH = {I(p.StrideH)}, SW = {I(p.StrideW)}, DH = {I(p.DilationH)}, PT = {I(p.PadTop)}, PL = {I(p.PadLeft)};");
-        if (scalar || !p.IsMax) w.Line($"const int KW = {I(p.KW)};");
-        if (scalar) w.Line($"const int DW = {I(p.DilationW)};");
-        if (!p.IsMax && (scalar || p.CountIncludePad)) w.Line($"const int PB = {I(p.PadBottom)};");
-        if (!p.IsMax && scalar) w.Line($"const int PR = {I(p.PadRight)};");
+        bool scalar = vector is not { } v || v.Lo > 0 || v.Last + v.Lanes < p.Window.OW;
+        w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.Window.H)}, W = {I(p.Window.W)}, KH = {I(p.Window.KH)}, OH = {I(p.Window.OH)}, OW = {I(p.Window.OW)};");
+        w.Line($"const int SH = {I(p.Window.StrideH)}, SW = {I(p.Window.StrideW)}, DH = {I(p.Window.DilationH)}, PT = {I(p.Window.PadTop)}, PL = {I(p.Window.PadLeft)};");
+        if (scalar || !p.IsMax) w.Line($"const int KW = {I(p.Window.KW)};");
+        if (scalar) w.Line($"const int DW = {I(p.Window.DilationW)};");
+        if (!p.IsMax && (scalar || p.CountIncludePad)) w.Line($"const int PB = {I(p.Window.PadBottom)};");
+        if (!p.IsMax && scalar) w.Line($"const int PR = {I(p.Window.PadRight)};");
         w.Open("for (int plane = 0; plane < Planes; plane++)");
         w.Line("ReadOnlySpan<float> xp = x.Slice(plane * H * W, H * W);");
         w.Line("Span<float> yp = y.Slice(plane * OH * OW, OH * OW);");
@@ -46,7 +46,7 @@ internal sealed partial class KernelEmitter
             w.Open("// vectors of outputs whose windows lie inside the row");
             VectorPoolRow(w, p, lo, last, lanes);
             w.Close();
-            if (last + lanes < p.OW)
+            if (last + lanes < p.Window.OW)
             {
                 w.Open($"for (int ow = {I(last + lanes)}; ow < OW; ow++) // windows that reach the right edge");
                 ScalarPoolOutput(w, p);
@@ -86,11 +86,11 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private (int Lo, int Last, int Lanes)? PoolVectorColumns(PoolLayer p)
     {
-        if (p.StrideW > 2 || p.StrideW == 2 && V < 8 || V < 4) return null;
-        int lanes = p.StrideW == 1 ? V : V / 2;
-        int lo = (p.PadLeft + p.StrideW - 1) / p.StrideW;
+        if (p.Window.StrideW > 2 || p.Window.StrideW == 2 && V < 8 || V < 4) return null;
+        int lanes = p.Window.StrideW == 1 ? V : V / 2;
+        int lo = (p.Window.PadLeft + p.Window.StrideW - 1) / p.Window.StrideW;
         // A vector load at column ow * SW - PL + j * DW reads V floats; the last tap's must end inside the row.
-        int last = Math.Min(p.OW - lanes, (p.W - V - (p.KW - 1) * p.DilationW + p.PadLeft) / p.StrideW);
+        int last = Math.Min(p.Window.OW - lanes, (p.Window.W - V - (p.Window.KW - 1) * p.Window.DilationW + p.Window.PadLeft) / p.Window.StrideW);
         return last >= lo ? (lo, last, lanes) : null;
     }
 
@@ -118,10 +118,10 @@ internal sealed partial class KernelEmitter
             w.Line("int ih = oh * SH - PT + i * DH;");
             w.Line("if ((uint)ih >= H) continue;");
             w.Line("ref float row = ref Unsafe.Add(ref xr, ih * W);");
-            for (int j = 0; j < p.KW; j++)
+            for (int j = 0; j < p.Window.KW; j++)
             {
-                string at = $"(nuint)(ow * SW - PL + {I(j * p.DilationW)})";
-                string load = p.StrideW == 1 ? $"{VS}.LoadUnsafe(ref row, {at})" : $"{VS}.Shuffle({VS}.LoadUnsafe(ref row, {at}), {EvenLanesFirst}).GetLower()";
+                string at = $"(nuint)(ow * SW - PL + {I(j * p.Window.DilationW)})";
+                string load = p.Window.StrideW == 1 ? $"{VS}.LoadUnsafe(ref row, {at})" : $"{VS}.Shuffle({VS}.LoadUnsafe(ref row, {at}), {EvenLanesFirst}).GetLower()";
                 w.Line(p.IsMax ? $"acc = {vs}.Max(acc, {load});" : $"acc += {load};");
             }
             w.Close();
@@ -145,8 +145,8 @@ internal sealed partial class KernelEmitter
     /// at least half a vector of outputs wide: it runs on vectors of 4 or more lanes.
     /// </summary>
     private bool IsPairMaxPool(PoolLayer p) =>
-        p.IsMax && p.KW == 2 && p.StrideW == 2 && p.DilationW == 1 && p.PadTop == 0 && p.PadLeft == 0
-        && (p.OH - 1) * p.StrideH + (p.KH - 1) * p.DilationH < p.H && 2 * p.OW <= p.W && V >= 4 && p.OW >= V / 2;
+        p.IsMax && p.Window.KW == 2 && p.Window.StrideW == 2 && p.Window.DilationW == 1 && p.Window.PadTop == 0 && p.Window.PadLeft == 0
+        && (p.Window.OH - 1) * p.Window.StrideH + (p.Window.KH - 1) * p.Window.DilationH < p.Window.H && 2 * p.Window.OW <= p.Window.W && V >= 4 && p.Window.OW >= V / 2;
 
     /// <summary>
     /// One vector of inputs per V/2 outputs: the max over the window's rows, then of each lane and its pair
@@ -159,18 +159,18 @@ internal sealed partial class KernelEmitter
         string swap = $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(i ^ 1)))})";
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
-        w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.H)}, W = {I(p.W)}, OH = {I(p.OH)}, OW = {I(p.OW)}, SH = {I(p.StrideH)}, DH = {I(p.DilationH)};");
+        w.Line($"const int Planes = {I(p.Planes)}, H = {I(p.Window.H)}, W = {I(p.Window.W)}, OH = {I(p.Window.OH)}, OW = {I(p.Window.OW)}, SH = {I(p.Window.StrideH)}, DH = {I(p.Window.DilationH)};");
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         w.Open("for (int plane = 0; plane < Planes; plane++)");
         w.Open("for (int oh = 0; oh < OH; oh++)");
-        for (int i = 0; i < p.KH; i++)
+        for (int i = 0; i < p.Window.KH; i++)
             w.Line($"ref float x{i} = ref Unsafe.Add(ref xr, (plane * H + oh * SH + {I(i)} * DH) * W);");
         w.Line("ref float yo = ref Unsafe.Add(ref yr, (plane * OH + oh) * OW);");
         void Body()
         {
             w.Line($"{VT} v = {VS}.LoadUnsafe(ref x0, (nuint)(2 * ow));");
-            for (int i = 1; i < p.KH; i++) w.Line($"v = {VS}.Max(v, {VS}.LoadUnsafe(ref x{i}, (nuint)(2 * ow)));");
+            for (int i = 1; i < p.Window.KH; i++) w.Line($"v = {VS}.Max(v, {VS}.LoadUnsafe(ref x{i}, (nuint)(2 * ow)));");
             w.Line($"v = {VS}.Max(v, {VS}.Shuffle(v, {swap}));");
             w.Line($"{VS}.Shuffle(v, {EvenLanesFirst}).GetLower().StoreUnsafe(ref yo, (nuint)ow);");
         }
@@ -178,9 +178,9 @@ internal sealed partial class KernelEmitter
         w.Open($"for (; ow <= OW - {I(half)}; ow += {I(half)})");
         Body();
         w.Close();
-        if (p.OW % half != 0)
+        if (p.Window.OW % half != 0)
         {
-            w.Open($"// the last {p.OW % half} output(s): the final vector, overlapping outputs already stored");
+            w.Open($"// the last {p.Window.OW % half} output(s): the final vector, overlapping outputs already stored");
             w.Line($"ow = OW - {I(half)};");
             Body();
             w.Close();

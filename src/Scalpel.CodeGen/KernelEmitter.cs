@@ -24,6 +24,35 @@ internal sealed partial class KernelEmitter(CodeTarget target)
     /// <summary>Shuffle indices that put a vector's even lanes in its lower half and its odd lanes in the upper half.</summary>
     private string EvenLanesFirst => $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(2 * i % V + 2 * i / V)))})";
 
+    /// <summary>"a + k" with the constants folded when emitting: "a" when k is 0, "k" when a is empty.</summary>
+    private static string Sum(string a, long k) => k == 0 ? (a.Length == 0 ? "0" : a) : a.Length == 0 ? I(k) : $"{a} + {I(k)}";
+
+    /// <summary>"a + b", leaving out an empty or zero term ("0" when both are).</summary>
+    private static string Sum(string a, string b) => b is "" or "0" ? (a.Length == 0 ? "0" : a) : a is "" or "0" ? b : $"{a} + {b}";
+
+    /// <summary>"(a + k) * f", or "a * f" when k is 0.</summary>
+    private static string Scaled(string a, long k, string f) => k == 0 ? $"{a} * {f}" : $"({a} + {I(k)}) * {f}";
+
+    /// <summary>A cast to nuint that parenthesises only a compound expression.</summary>
+    private static string Nuint(string e) => e.All(char.IsAsciiLetterOrDigit) ? $"(nuint){e}" : $"(nuint)({e})";
+
+    /// <summary>
+    /// Opens the loop over <paramref name="count"/> samples (or sample groups) n; a single one needs no loop, only a
+    /// block, and <see cref="Part"/> then never names n.
+    /// </summary>
+    private static void OpenSamples(CodeWriter w, int count, string comment = "")
+    {
+        if (count > 1) w.Open($"for (int n = 0; n < {I(count)}; n++){comment}");
+        else w.OpenBlock();
+    }
+
+    /// <summary>Sample n's part of a span (from <paramref name="offset"/> in it): the span itself where that is all of it.</summary>
+    private static string Part(string span, int size, int count, string offset = "", int? length = null)
+    {
+        string start = Sum(count > 1 ? $"n * {I(size)}" : "", offset);
+        return start == "0" && (length ?? size) == size && count == 1 ? span : $"{span}.Slice({start}, {I(length ?? size)})";
+    }
+
     private static string Act(Activation a, string value) => Act(Bounds.Of(a), value);
     private string VAct(Activation a, string value) => VAct(Bounds.Of(a), value);
 
@@ -43,7 +72,7 @@ internal sealed partial class KernelEmitter(CodeTarget target)
     }
 
     private static bool IsPointwise(ConvLayer c) =>
-        c.KH == 1 && c.KW == 1 && c.StrideH == 1 && c.StrideW == 1 && c.PadTop == 0 && c.PadLeft == 0 && c.OH == c.H && c.OW == c.W;
+        c.Window.KH == 1 && c.Window.KW == 1 && c.Window.StrideH == 1 && c.Window.StrideW == 1 && c.Window.PadTop == 0 && c.Window.PadLeft == 0 && c.Window.OH == c.Window.H && c.Window.OW == c.Window.W;
 }
 
 /// <summary>

@@ -32,8 +32,7 @@ public sealed class SparseKernelTests
         var dense = (DenseLayer)model.Layers.Single();
         int g = target.Lanes;
         Prune(dense, format, g, sparsity, rng);
-        dense.Format = format;
-        dense.GroupWidth = g;
+        model = model.WithWeights(new Dictionary<string, LayerWeights> { [dense.Name] = dense.Weights with { Format = format, GroupWidth = g } });
 
         var code = CSharpEmitter.Emit(model, new EmitOptions("Sparse", "Layer", target, "gemm"));
         var run = GeneratedAssembly.CompileOne(code, "Sparse");
@@ -130,9 +129,8 @@ public sealed class SparseKernelOrtTests
         var onnx = SyntheticModels.SingleGemm(k, n, probe.Weight, bias);
         var model = GraphAnalyzer.Analyze(onnx);
         var dense = (DenseLayer)model.Layers.Single();
-        (dense.Format, dense.GroupWidth) = (format, target.Lanes);
         // A following Relu is fused into the kernel's epilogue by the analyser; set it directly and apply it to ONNX Runtime's output.
-        if (relu) dense.Activation = Activation.Relu;
+        model = model with { Layers = [dense with { Format = format, GroupWidth = target.Lanes, Activation = relu ? Activation.Relu : dense.Activation }] };
         var run = GeneratedAssembly.CompileOne(CSharpEmitter.Emit(model, new EmitOptions("SparseOrt", "Layer", target, "gemm")), "SparseOrt");
         var path = Path.Combine(Path.GetTempPath(), $"scalpel-sparse-ort-{Environment.ProcessId}-{format}-{targetName}-{k}x{n}.onnx");
         onnx.Save(path);
@@ -168,17 +166,16 @@ public sealed class SparseConvKernelTests
         var target = groupWidth == 2 ? new CodeTarget("mcu-cortex-m4", 64, true) : CodeTarget.Resolve("x64-avx2");
         var rng = new Random(groupWidth);
         var dense = GraphAnalyzer.Analyze(OnnxModel.Load(TestData.Fixture("lenet5.onnx")));
-        var sparse = GraphAnalyzer.Analyze(OnnxModel.Load(TestData.Fixture("lenet5.onnx")));
-        foreach (var (d, s) in dense.Layers.OfType<ConvLayer>().Zip(sparse.Layers.OfType<ConvLayer>()))
+        var pruned = new Dictionary<string, LayerWeights>();
+        foreach (var d in dense.Layers.OfType<ConvLayer>())
         {
             int cols = d.Weight.Length / d.M;
             for (int r = 0; r < d.M; r++)
                 for (int c = 0; c + groupWidth <= cols; c += groupWidth)
                     if (rng.NextDouble() < sparsity) Array.Clear(d.Weight, r * cols + c, groupWidth);
-            s.Weight = (float[])d.Weight.Clone();
-            s.Format = format;
-            s.GroupWidth = groupWidth;
+            pruned[d.Name] = new LayerWeights((float[])d.Weight.Clone(), d.Bias, format, groupWidth);
         }
+        var sparse = dense.WithWeights(pruned);
         var a = GeneratedAssembly.CompileOne(CSharpEmitter.Emit(dense, new EmitOptions("ConvDense", "M", target, "lenet5")), "ConvDense");
         var b = GeneratedAssembly.CompileOne(CSharpEmitter.Emit(sparse, new EmitOptions("ConvSparse", "M", target, "lenet5")), "ConvSparse");
         var x = Enumerable.Range(0, 3 * 784).Select(_ => (float)rng.NextDouble()).ToArray();

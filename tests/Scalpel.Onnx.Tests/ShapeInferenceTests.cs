@@ -16,7 +16,7 @@ public sealed class ShapeInferenceTests
         Assert.Equal(784, model.InputSize);
         Assert.DoesNotContain(model.Layers, l => l is ScaleShiftLayer);
         var convs = model.Layers.OfType<ConvLayer>().ToList();
-        Assert.Contains(convs, c => c.StrideH == 2 && c.OH == 14 && c.M == 32);
+        Assert.Contains(convs, c => c.Window.StrideH == 2 && c.Window.OH == 14 && c.M == 32);
         Assert.Contains(model.Layers, l => l is GlobalPoolLayer { IsMax: false, Spatial: 196 });
         Assert.Contains(model.Layers, l => l is BinaryLayer { Op: BinaryOp.Add });
     }

@@ -6,60 +6,57 @@ namespace Scalpel.Onnx.Layers;
 /// </summary>
 public static class Fusion
 {
-    public static void Apply(ModelGraph model)
+    public static ModelGraph Apply(ModelGraph model)
     {
+        var layers = model.Layers.ToList();
         bool changed = true;
         while (changed)
         {
             changed = false;
-            var readers = model.ReaderCounts();
-            var producers = model.Layers.ToDictionary(l => l.Output, StringComparer.Ordinal);
-            foreach (var layer in model.Layers)
+            var readers = (model with { Layers = layers }).ReaderCounts();
+            var producers = layers.Select((l, i) => (l, i)).ToDictionary(p => p.l.Output, p => p.i, StringComparer.Ordinal);
+            foreach (var layer in layers)
             {
-                if (layer.Inputs.Length != 1 || !producers.TryGetValue(layer.Inputs[0], out var producer)) continue;
+                if (layer.Inputs.Length != 1 || !producers.TryGetValue(layer.Inputs[0], out int at)) continue;
+                var producer = layers[at];
                 if (readers.GetValueOrDefault(producer.Output) != 1 || producer.Output == model.OutputName) continue;
-                if (TryFuse(producer, layer))
+                if (producer is WeightedLayer weighted && Fuse(weighted, layer) is { } fused)
                 {
-                    producer.Output = layer.Output;
-                    model.Layers.Remove(layer);
+                    layers[at] = fused with { Output = layer.Output };
+                    layers.Remove(layer);
                     changed = true;
                     break;
                 }
             }
         }
+        return model with { Layers = layers };
     }
 
-    private static bool TryFuse(Layer producer, Layer layer)
+    /// <summary>The producer with <paramref name="layer"/> folded in, or null when it does not fold.</summary>
+    private static WeightedLayer? Fuse(WeightedLayer producer, Layer layer)
     {
-        switch (producer, layer)
+        if (producer.Activation != Activation.None) return null;
+        int rows = producer.Rows;
+        var shape = producer.OutputShape;
+        // Dense: a BatchNorm or bias over the last axis of a [rows, N] output; Conv: over channels (axis 1).
+        bool dense = producer is DenseLayer;
+        switch (layer)
         {
-            case (DenseLayer d, UnaryLayer { Function: UnaryFunction.Relu }) when d.Activation == Activation.None:
-                d.Activation = Activation.Relu;
-                return true;
-            case (ConvLayer c, UnaryLayer { Function: UnaryFunction.Relu }) when c.Activation == Activation.None:
-                c.Activation = Activation.Relu;
-                return true;
-            case (DenseLayer d, ScaleShiftLayer bn) when d.Activation == Activation.None && d.BiasFull is null && d.OutputShape.Length == 2 && bn.C == d.N:
-                d.Weight = ScaleRows(d.Weight, bn.Scale, d.K);
-                d.WeightMatchesInitializer = false;
-                d.Bias = ShiftBias(d.Bias, bn, d.N);
-                return true;
-            case (ConvLayer c, ScaleShiftLayer bn) when c.Activation == Activation.None && bn.C == c.M:
-                c.Weight = ScaleRows(c.Weight, bn.Scale, c.Weight.Length / c.M);
-                c.WeightMatchesInitializer = false;
-                c.Bias = ShiftBias(c.Bias, bn, c.M);
-                return true;
-            case (DenseLayer d, BinaryLayer { Op: BinaryOp.Add } add) when d.Activation == Activation.None && d.Bias is null && d.BiasFull is null
-                && ConstantOf(add) is { } t && t.Data.Length == d.N && t.Dims.Length <= d.OutputShape.Length && t.Dims.Length > 0 && t.Dims[^1] == d.N:
-                d.Bias = (float[])t.Data.Clone();
-                return true;
-            case (ConvLayer c, BinaryLayer { Op: BinaryOp.Add } add) when c.Activation == Activation.None && c.Bias is null
-                && ConstantOf(add) is { } t && t.Data.Length == c.M && t.Dims.Length >= c.OutputShape.Length - 1 && t.Dims.Length <= c.OutputShape.Length
-                && t.Dims[t.Dims.Length - (c.OutputShape.Length - 1)] == c.M:
-                c.Bias = (float[])t.Data.Clone();
-                return true;
+            case UnaryLayer { Function: UnaryFunction.Relu }:
+                return producer with { Activation = Activation.Relu };
+            case ScaleShiftLayer bn when bn.C == rows && (!dense || shape.Length == 2) && producer is not DenseLayer { BiasFull: not null }:
+                return producer with
+                {
+                    Weight = ScaleRows(producer.Weight, bn.Scale, producer.Columns),
+                    Bias = ShiftBias(producer.Bias, bn, rows),
+                    WeightMatchesInitializer = false,
+                };
+            case BinaryLayer { Op: BinaryOp.Add } add when producer.Bias is null && producer is not DenseLayer { BiasFull: not null }
+                && ConstantOf(add) is { } t && t.Data.Length == rows && t.Dims.Length > 0 && t.Dims.Length <= shape.Length
+                && (dense ? t.Dims[^1] == rows : t.Dims.Length >= shape.Length - 1 && t.Dims[t.Dims.Length - (shape.Length - 1)] == rows):
+                return producer with { Bias = (float[])t.Data.Clone() };
             default:
-                return false;
+                return null;
         }
     }
 

@@ -79,8 +79,7 @@ public sealed class GraphAnalyzer
             Source = Src, Opset = _graph.Opset, BatchMode = _mode, InputName = input.Name, InputShape = inputShape,
             OutputName = outputName, OutputShape = _shapes[outputName], Layers = layers, Shapes = _shapes,
         };
-        if (fuse) Fusion.Apply(model);
-        return model;
+        return fuse ? Fusion.Apply(model) : model;
     }
 
     /// <summary>Largest runtime tensor (per sample), in elements: generated buffers hold several samples and must stay within an int.</summary>
@@ -246,7 +245,7 @@ public sealed class GraphAnalyzer
         }
         return new DenseLayer(node, a, output, [m, n])
         {
-            M = m, K = k, N = n, Weight = w, Bias = bias, BiasFull = biasFull, TransposeInput = transA,
+            InputRows = m, K = k, N = n, Weight = w, Bias = bias, BiasFull = biasFull, TransposeInput = transA,
         };
     }
 
@@ -263,7 +262,7 @@ public sealed class GraphAnalyzer
         for (int i = 0; i < n; i++)
             for (int j = 0; j < k; j++) w[i * k + j] = b.Data[j * n + i];
         var outShape = aShape[..^1].Append(n).ToArray();
-        return new DenseLayer(node, a, output, outShape) { M = Shape.Size(aShape) / k, K = k, N = n, Weight = w };
+        return new DenseLayer(node, a, output, outShape) { InputRows = Shape.Size(aShape) / k, K = k, N = n, Weight = w };
     }
 
     /// <summary>Spatial dims of a rank-3 or rank-4 NC... tensor as (H, W); rank 3 is 1-D (H = 1).</summary>
@@ -332,8 +331,8 @@ public sealed class GraphAnalyzer
         var pads = node.Has("pads") ? AxisInts(node, "pads", rank, 0, 0, 2 * rank) : null;
         int sh = rank == 2 ? (int)strides[0] : 1, sw = (int)strides[^1];
         int dh = rank == 2 ? (int)dilations[0] : 1, dw = (int)dilations[^1];
-        var (pt, _, oh) = rank == 2 ? Window(node, 0, rank, h, kh, sh, dh, pads, false) : (0, 0, 1);
-        var (pl, _, ow) = Window(node, rank - 1, rank, w, kw, sw, dw, pads, false);
+        var (pt, pb, oh) = rank == 2 ? Window(node, 0, rank, h, kh, sh, dh, pads, false) : (0, 0, 1);
+        var (pl, pr, ow) = Window(node, rank - 1, rank, w, kw, sw, dw, pads, false);
         float[]? bias = null;
         if (node.Input(2) is not null)
         {
@@ -343,8 +342,8 @@ public sealed class GraphAnalyzer
         int[] outShape = rank == 2 ? [xShape[0], m, oh, ow] : [xShape[0], m, ow];
         return new ConvLayer(node, x, output, outShape)
         {
-            Batch = xShape[0], C = c, H = h, W = w, M = m, KH = kh, KW = kw, Group = group, PadTop = pt, PadLeft = pl,
-            StrideH = sh, StrideW = sw, DilationH = dh, DilationW = dw, OH = oh, OW = ow, Weight = weight.Data, Bias = bias,
+            Batch = xShape[0], C = c, M = m, Group = group, Window = new Window2D(h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow),
+            Weight = weight.Data, Bias = bias,
         };
     }
 
@@ -368,9 +367,8 @@ public sealed class GraphAnalyzer
         int[] outShape = rank == 2 ? [xShape[0], xShape[1], oh, ow] : [xShape[0], xShape[1], ow];
         return new PoolLayer(node, x, output, outShape)
         {
-            IsMax = node.OpType == "MaxPool", Planes = xShape[0] * xShape[1], H = h, W = w, KH = kh, KW = kw,
-            PadTop = pt, PadLeft = pl, PadBottom = pb, PadRight = pr, StrideH = sh, StrideW = sw, DilationH = dh, DilationW = dw,
-            OH = oh, OW = ow, CountIncludePad = node.Int("count_include_pad", 0) != 0,
+            IsMax = node.OpType == "MaxPool", Planes = xShape[0] * xShape[1], Window = new Window2D(h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow),
+            CountIncludePad = node.Int("count_include_pad", 0) != 0,
         };
     }
 
@@ -590,7 +588,7 @@ public sealed class GraphAnalyzer
         int outer = Shape.Size(s, 0, axis);
         int d = legacy ? Shape.Size(s, axis, s.Length) : s[axis];
         int inner = legacy ? 1 : Shape.Size(s, axis + 1, s.Length);
-        return new SoftmaxLayer(node, x, output, s) { Log = node.OpType == "LogSoftmax", Outer = outer, Axis = d, Inner = inner };
+        return new SoftmaxLayer(node, x, output, s) { Log = node.OpType == "LogSoftmax", Outer = outer, AxisSize = d, Inner = inner };
     }
 
     private Layer Lrn(Node node, string output)

@@ -22,15 +22,19 @@ public enum Activation { None, Relu }
 /// <summary>
 /// One computation of the analysed graph, with concrete shapes (dimension 0 is the batch:
 /// 1 for a per-sample model, the declared size for a fixed-batch one) and decoded constants.
+/// Layers are immutable: a changed layer is a copy (<c>with</c>).
 /// </summary>
-public abstract class Layer(Node node, string[] inputs, string output, int[] outputShape)
+public abstract record Layer
 {
-    public Node Node { get; } = node;
+    protected Layer(Node node, string[] inputs, string output, int[] outputShape) =>
+        (Node, Inputs, Output, OutputShape) = (node, inputs, output, outputShape);
+
+    public Node Node { get; }
     public string Name => Node.Name;
     /// <summary>Runtime tensors this layer reads, in order.</summary>
-    public string[] Inputs { get; } = inputs;
-    public string Output { get; set; } = output;
-    public int[] OutputShape { get; } = outputShape;
+    public string[] Inputs { get; }
+    public string Output { get; init; }
+    public int[] OutputShape { get; }
     public abstract string Kind { get; }
     public virtual long Macs => 0;
     /// <summary>Weight and bias values the layer stores.</summary>
@@ -39,95 +43,108 @@ public abstract class Layer(Node node, string[] inputs, string output, int[] out
     public virtual string Describe() => "";
 }
 
-/// <summary>Gemm or MatMul with a constant weight: y[m,n] = act(sum_k x[m,k] W[n,k] + bias).</summary>
-public sealed class DenseLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+/// <summary>A layer's weights as pruning leaves them: values, bias and the format the generated code stores them in.</summary>
+public sealed record LayerWeights(float[] Weight, float[]? Bias, WeightFormat Format, int GroupWidth);
+
+/// <summary>
+/// A layer that multiplies by a weight matrix of <see cref="Rows"/> output units (Dense: neurons; Conv: output
+/// channels) by <see cref="Columns"/> inputs each: what pruning changes and what the trainer updates.
+/// </summary>
+public abstract record WeightedLayer : Layer
 {
-    public override string Kind => "Dense";
-    public required int M { get; init; }
-    public required int K { get; init; }
-    public required int N { get; init; }
-    /// <summary>[N, K] row-major: one row per output neuron.</summary>
-    public required float[] Weight { get; set; }
-    /// <summary>Per-output bias [N], or null.</summary>
-    public float[]? Bias { get; set; }
-    /// <summary>A full [M, N] bias (Gemm's C without row broadcast), or null.</summary>
-    public float[]? BiasFull { get; init; }
-    /// <summary>The input is stored [K, M] (Gemm transA = 1).</summary>
-    public bool TransposeInput { get; init; }
-    public Activation Activation { get; set; }
-    public WeightFormat Format { get; set; } = WeightFormat.Dense;
+    protected WeightedLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+
+    /// <summary>[Rows, Columns] row-major.</summary>
+    public required float[] Weight { get; init; }
+    /// <summary>Per-output bias [Rows], or null.</summary>
+    public float[]? Bias { get; init; }
+    public Activation Activation { get; init; }
+    public WeightFormat Format { get; init; } = WeightFormat.Dense;
     /// <summary>Weights per group for <see cref="WeightFormat.GroupedCsr"/> and <see cref="WeightFormat.OutputGrouped"/>.</summary>
-    public int GroupWidth { get; set; } = 1;
+    public int GroupWidth { get; init; } = 1;
     /// <summary>False once fusion rescaled the weights, so they no longer equal the ONNX initializer.</summary>
-    public bool WeightMatchesInitializer { get; set; } = true;
-    public override long Macs => (long)M * N * K;
-    public override long Parameters => Weight.LongLength + (Bias?.LongLength ?? 0) + (BiasFull?.LongLength ?? 0);
-    public override string Describe() => $"{K}->{N}" + (Activation != Activation.None ? $" +{Activation}" : "");
+    public bool WeightMatchesInitializer { get; init; } = true;
+    public abstract int Rows { get; }
+    public int Columns => Weight.Length / Rows;
+    public override long Parameters => Weight.LongLength + (Bias?.LongLength ?? 0);
+
+    public LayerWeights Weights => new(Weight, Bias, Format, GroupWidth);
+
+    /// <summary>This layer holding other weights (pruned, refit or retrained).</summary>
+    public WeightedLayer With(LayerWeights w) => this with { Weight = w.Weight, Bias = w.Bias, Format = w.Format, GroupWidth = w.GroupWidth };
+
+    protected string ActivationSuffix => Activation != Activation.None ? $" +{Activation}" : "";
 }
 
-/// <summary>2-D convolution (1-D uses H = 1), any group count.</summary>
-public sealed class ConvLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+/// <summary>
+/// A 2-D sliding window over an H x W plane (1-D uses H = 1): the geometry conv and pool layers share.
+/// Input row <c>oh * StrideH - PadTop + i * DilationH</c> feeds output row oh at kernel row i.
+/// </summary>
+public sealed record Window2D(int H, int W, int KH, int KW, int StrideH, int StrideW, int DilationH, int DilationW,
+    int PadTop, int PadLeft, int PadBottom, int PadRight, int OH, int OW)
 {
+    /// <summary>The input row output row <paramref name="oh"/> reads at kernel row <paramref name="i"/> (outside [0, H) in the padding).</summary>
+    public int InputRow(int oh, int i) => oh * StrideH - PadTop + i * DilationH;
+    /// <summary>The input column output column <paramref name="ow"/> reads at kernel column <paramref name="j"/>.</summary>
+    public int InputCol(int ow, int j) => ow * StrideW - PadLeft + j * DilationW;
+    public int Taps => KH * KW;
+    public bool Dilated => DilationH * DilationW > 1;
+
+    public string Describe() => $"k{KH}x{KW} s{StrideH}x{StrideW}";
+}
+
+/// <summary>Gemm or MatMul with a constant weight: y[m,n] = act(sum_k x[m,k] W[n,k] + bias).</summary>
+public sealed record DenseLayer : WeightedLayer
+{
+    public DenseLayer(Node node, string input, string output, int[] outputShape) : base(node, input, output, outputShape) { }
+    public override string Kind => "Dense";
+    /// <summary>Input vectors multiplied per run: the batch times any leading dimensions.</summary>
+    public required int InputRows { get; init; }
+    public required int K { get; init; }
+    public required int N { get; init; }
+    public override int Rows => N;
+    /// <summary>A full [InputRows, N] bias (Gemm's C without row broadcast), or null.</summary>
+    public float[]? BiasFull { get; init; }
+    /// <summary>The input is stored [K, InputRows] (Gemm transA = 1).</summary>
+    public bool TransposeInput { get; init; }
+    public override long Macs => (long)InputRows * N * K;
+    public override long Parameters => base.Parameters + (BiasFull?.LongLength ?? 0);
+    public override string Describe() => $"{K}->{N}" + ActivationSuffix;
+}
+
+/// <summary>2-D convolution (1-D uses H = 1), any group count. Sizes follow ONNX's names: C input and M output channels.</summary>
+public sealed record ConvLayer : WeightedLayer
+{
+    public ConvLayer(Node node, string input, string output, int[] outputShape) : base(node, input, output, outputShape) { }
     public override string Kind => "Conv";
     public required int Batch { get; init; }
     public required int C { get; init; }
-    public required int H { get; init; }
-    public required int W { get; init; }
     public required int M { get; init; }
-    public required int KH { get; init; }
-    public required int KW { get; init; }
     public required int Group { get; init; }
-    public required int PadTop { get; init; }
-    public required int PadLeft { get; init; }
-    public required int StrideH { get; init; }
-    public required int StrideW { get; init; }
-    public required int DilationH { get; init; }
-    public required int DilationW { get; init; }
-    public required int OH { get; init; }
-    public required int OW { get; init; }
-    /// <summary>[M, C/Group, KH, KW].</summary>
-    public required float[] Weight { get; set; }
-    public float[]? Bias { get; set; }
-    public Activation Activation { get; set; }
-    public WeightFormat Format { get; set; } = WeightFormat.Dense;
-    /// <summary>Weights per group for <see cref="WeightFormat.GroupedCsr"/> (along C * KH * KW).</summary>
-    public int GroupWidth { get; set; } = 1;
-    /// <summary>False once fusion rescaled the weights, so they no longer equal the ONNX initializer.</summary>
-    public bool WeightMatchesInitializer { get; set; } = true;
+    public required Window2D Window { get; init; }
+    public override int Rows => M;
     public bool IsDepthwise => Group == C && Group == M;
-    public override long Macs => (long)Batch * M * OH * OW * (C / Group) * KH * KW;
-    public override long Parameters => Weight.LongLength + (Bias?.LongLength ?? 0);
+    public override long Macs => (long)Batch * M * Window.OH * Window.OW * (C / Group) * Window.Taps;
     public override string Describe() =>
-        $"{C}->{M} k{KH}x{KW} s{StrideH}x{StrideW} p{PadTop},{PadLeft}" + (Group > 1 ? $" g{Group}" : "") +
-        (DilationH * DilationW > 1 ? $" d{DilationH}x{DilationW}" : "") + (Activation != Activation.None ? $" +{Activation}" : "");
+        $"{C}->{M} k{Window.KH}x{Window.KW} s{Window.StrideH}x{Window.StrideW} p{Window.PadTop},{Window.PadLeft}" + (Group > 1 ? $" g{Group}" : "") +
+        (Window.Dilated ? $" d{Window.DilationH}x{Window.DilationW}" : "") + ActivationSuffix;
 }
 
 /// <summary>MaxPool / AveragePool over 2-D windows (1-D uses H = 1).</summary>
-public sealed class PoolLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record PoolLayer : Layer
 {
+    public PoolLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => IsMax ? "MaxPool" : "AveragePool";
     public required bool IsMax { get; init; }
     public required int Planes { get; init; }
-    public required int H { get; init; }
-    public required int W { get; init; }
-    public required int KH { get; init; }
-    public required int KW { get; init; }
-    public required int PadTop { get; init; }
-    public required int PadLeft { get; init; }
-    public required int PadBottom { get; init; }
-    public required int PadRight { get; init; }
-    public required int StrideH { get; init; }
-    public required int StrideW { get; init; }
-    public required int DilationH { get; init; }
-    public required int DilationW { get; init; }
-    public required int OH { get; init; }
-    public required int OW { get; init; }
+    public required Window2D Window { get; init; }
     public bool CountIncludePad { get; init; }
-    public override string Describe() => $"k{KH}x{KW} s{StrideH}x{StrideW}";
+    public override string Describe() => Window.Describe();
 }
 
-public sealed class GlobalPoolLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record GlobalPoolLayer : Layer
 {
+    public GlobalPoolLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => IsMax ? "GlobalMaxPool" : "GlobalAveragePool";
     public required bool IsMax { get; init; }
     public required int Planes { get; init; }
@@ -135,8 +152,9 @@ public sealed class GlobalPoolLayer(Node node, string input, string output, int[
 }
 
 /// <summary>Per-channel y = x * Scale[c] + Shift[c] (an unfolded BatchNormalization).</summary>
-public sealed class ScaleShiftLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record ScaleShiftLayer : Layer
 {
+    public ScaleShiftLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => "BatchNorm";
     public required int Batch { get; init; }
     public required int C { get; init; }
@@ -151,8 +169,9 @@ public enum BinaryOp { Add, Sub, Mul }
 /// <summary>A runtime tensor or a constant, with its shape.</summary>
 public sealed record Operand(string? Name, Tensor? Constant, int[] Shape);
 
-public sealed class BinaryLayer(Node node, string[] inputs, string output, int[] outputShape) : Layer(node, inputs, output, outputShape)
+public sealed record BinaryLayer : Layer
 {
+    public BinaryLayer(Node node, string[] inputs, string output, int[] outputShape) : base(node, inputs, output, outputShape) { }
     public override string Kind => Op.ToString();
     public required BinaryOp Op { get; init; }
     public required Operand A { get; init; }
@@ -162,8 +181,9 @@ public sealed class BinaryLayer(Node node, string[] inputs, string output, int[]
 
 public enum UnaryFunction { Relu, LeakyRelu, Clip, Sigmoid, Tanh }
 
-public sealed class UnaryLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record UnaryLayer : Layer
 {
+    public UnaryLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => Function.ToString();
     public required UnaryFunction Function { get; init; }
     public float Alpha { get; init; }
@@ -172,29 +192,33 @@ public sealed class UnaryLayer(Node node, string input, string output, int[] out
 }
 
 /// <summary>Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout: same data, new shape.</summary>
-public sealed class ReshapeLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record ReshapeLayer : Layer
 {
+    public ReshapeLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => Node.OpType;
 }
 
-public sealed class ConcatLayer(Node node, string[] inputs, string output, int[] outputShape) : Layer(node, inputs, output, outputShape)
+public sealed record ConcatLayer : Layer
 {
+    public ConcatLayer(Node node, string[] inputs, string output, int[] outputShape) : base(node, inputs, output, outputShape) { }
     public override string Kind => "Concat";
     public required Operand[] Operands { get; init; }
     public required int Axis { get; init; }
 }
 
-public sealed class SoftmaxLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record SoftmaxLayer : Layer
 {
+    public SoftmaxLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => Log ? "LogSoftmax" : "Softmax";
     public required bool Log { get; init; }
     public required int Outer { get; init; }
-    public required int Axis { get; init; }
+    public required int AxisSize { get; init; }
     public required int Inner { get; init; }
 }
 
-public sealed class LrnLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record LrnLayer : Layer
 {
+    public LrnLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => "LRN";
     public required int Batch { get; init; }
     public required int C { get; init; }

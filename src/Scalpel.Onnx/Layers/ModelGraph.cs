@@ -10,7 +10,7 @@ public enum BatchMode
 }
 
 /// <summary>The analysed model: layers in execution order with concrete shapes, ready to plan, prune or emit.</summary>
-public sealed class ModelGraph
+public sealed record ModelGraph
 {
     public required string Source { get; init; }
     public required long Opset { get; init; }
@@ -19,12 +19,18 @@ public sealed class ModelGraph
     public required int[] InputShape { get; init; }
     public required string OutputName { get; init; }
     public required int[] OutputShape { get; init; }
-    public required List<Layer> Layers { get; init; }
+    public required IReadOnlyList<Layer> Layers { get; init; }
     public required Dictionary<string, int[]> Shapes { get; init; }
 
     public int InputSize => Shape.Size(InputShape);
     public int OutputSize => Shape.Size(OutputShape);
     public bool SymbolicBatch => BatchMode == BatchMode.PerSample;
+
+    /// <summary>The same graph with the named weighted layers holding other weights (pruned, refit or retrained).</summary>
+    public ModelGraph WithWeights(IReadOnlyDictionary<string, LayerWeights> weights) => weights.Count == 0 ? this : this with
+    {
+        Layers = Layers.Select(l => l is WeightedLayer w && weights.TryGetValue(l.Name, out var lw) ? w.With(lw) : l).ToList(),
+    };
 
     /// <summary>How many layers read each tensor (graph output counted as a reader).</summary>
     public Dictionary<string, int> ReaderCounts()

@@ -47,8 +47,8 @@ public sealed class ConsumerRefit
             return new ConsumerRefit(Statistics(tensors[g.Consumer.Input[0]], k, k, x => x), WithIntercept(matrix, n, k), n, k, g.Block);
         }
         var conv = model.Layers.OfType<ConvLayer>().First(l => l.Node.Proto == g.Consumer);
-        int taps = conv.KH * conv.KW, inputs = conv.C * taps;
-        var stats = Statistics(tensors[g.Activation], conv.C * conv.H * conv.W, inputs, x => Im2Col.Patches(x, conv, PositionsPerSample));
+        int taps = conv.Window.KH * conv.Window.KW, inputs = conv.C * taps;
+        var stats = Statistics(tensors[g.Activation], conv.C * conv.Window.H * conv.Window.W, inputs, x => Im2Col.Patches(x, conv, PositionsPerSample));
         return new ConsumerRefit(stats, WithIntercept(w.Data, conv.M, inputs), conv.M, inputs, taps);
     }
 

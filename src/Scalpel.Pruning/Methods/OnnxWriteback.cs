@@ -8,16 +8,15 @@ namespace Scalpel.Pruning.Methods;
 public static class OnnxWriteback
 {
     /// <summary>Whether the layer's weight is a Gemm/MatMul/Conv initializer used by that node alone, so it can be rewritten.</summary>
-    public static bool CanRewrite(ModelProto model, Layer layer)
+    public static bool CanRewrite(ModelProto model, WeightedLayer layer)
     {
-        bool matches = layer switch { DenseLayer d => d.WeightMatchesInitializer && d.Node.OpType is "Gemm" or "MatMul", ConvLayer c => c.WeightMatchesInitializer, _ => false };
-        if (!matches) return false;
+        if (!layer.WeightMatchesInitializer) return false;
         var name = layer.Node.Inputs[1];
         if (model.Graph.Initializer.All(i => i.Name != name)) return false;
         return model.Graph.Node.Count(n => n.Input.Contains(name)) == 1;
     }
 
-    public static void Write(ModelProto model, Layer layer, float[] weight)
+    public static void Write(ModelProto model, WeightedLayer layer, float[] weight)
     {
         if (layer is ConvLayer conv)
         {
@@ -50,16 +49,11 @@ public static class OnnxWriteback
     /// beta): the node's own bias input, or the constant of a bias Add fused into it. Null when the bias
     /// cannot be rewritten alone (absent, shared, or a full [M, N] Gemm C).
     /// </summary>
-    public static (string Name, float Scale)? BiasSource(ModelProto model, Layer layer)
+    public static (string Name, float Scale)? BiasSource(ModelProto model, WeightedLayer layer)
     {
-        var (bias, node, n) = layer switch
-        {
-            DenseLayer d => (d.Bias, d.Node, d.N),
-            ConvLayer c => (c.Bias, c.Node, c.M),
-            _ => (null, layer.Node, 0),
-        };
+        var (node, n) = (layer.Node, layer.Rows);
         // A BatchNorm fused into the layer is in its bias too, and still in the ONNX graph: not the initializer's value.
-        if (bias is null || layer is DenseLayer { WeightMatchesInitializer: false } or ConvLayer { WeightMatchesInitializer: false }) return null;
+        if (layer.Bias is null || !layer.WeightMatchesInitializer) return null;
         var graph = model.Graph;
         bool Rewritable(string name) => graph.Initializer.Any(i => i.Name == name && i.Dims.Aggregate(1L, (a, b) => a * b) == n)
             && graph.Node.Sum(x => x.Input.Count(i => i == name)) == 1;
@@ -72,7 +66,7 @@ public static class OnnxWriteback
         return constant is not null && Rewritable(constant) ? (constant, 1f) : null;
     }
 
-    public static void WriteBias(ModelProto model, Layer layer, float[] bias)
+    public static void WriteBias(ModelProto model, WeightedLayer layer, float[] bias)
     {
         var (name, scale) = BiasSource(model, layer) ?? throw new InvalidOperationException($"{layer.Name}: its bias has no initializer of its own.");
         var init = model.Graph.Initializer.First(i => i.Name == name);

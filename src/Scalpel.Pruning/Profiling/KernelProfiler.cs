@@ -249,10 +249,9 @@ public static class KernelProfiler
         var generated = new List<GeneratedModel>();
         foreach (var v in variants)
         {
-            dense.Weight = v.Weight;
-            dense.Format = v.Format;
-            dense.GroupWidth = v.Format is WeightFormat.GroupedCsr or WeightFormat.OutputGrouped ? groupWidth : 1;
-            generated.Add(CSharpEmitter.Emit(model, new EmitOptions($"{Bench.Namespace}.{prefix}", v.ClassName, target.CodeTarget,
+            var weights = new LayerWeights(v.Weight, dense.Bias, v.Format, v.Format is WeightFormat.GroupedCsr or WeightFormat.OutputGrouped ? groupWidth : 1);
+            var variant = model.WithWeights(new Dictionary<string, LayerWeights> { [dense.Name] = weights });
+            generated.Add(CSharpEmitter.Emit(variant, new EmitOptions($"{Bench.Namespace}.{prefix}", v.ClassName, target.CodeTarget,
                 string.Create(Inv, $"profile {shape.Label} {v.Format} {v.Sparsity:0.00}"))));
         }
         return new Bench

@@ -18,7 +18,7 @@ public static class LayerTimer
     /// <summary>Microseconds per batch-1 call of each layer (by name): (pruned, original dense).</summary>
     public static Dictionary<string, (double Pruned, double Dense)> Measure(ModelGraph original, ModelGraph pruned, CodeTarget target, CancellationToken cancel = default)
     {
-        var pairs = pruned.Layers.Where(l => l is DenseLayer or ConvLayer)
+        var pairs = pruned.Layers.OfType<WeightedLayer>()
             .Select(l => (Pruned: l, Dense: DenseCopy(original.Layers.First(o => o.Name == l.Name))))
             .ToList();
         var models = new List<GeneratedModel>();
@@ -75,18 +75,5 @@ public static class LayerTimer
     }
 
     /// <summary>The layer as the original dense layer (same sizes and weights, dense format).</summary>
-    private static Layer DenseCopy(Layer layer) => layer switch
-    {
-        DenseLayer d => new DenseLayer(d.Node, d.Inputs[0], d.Output, d.OutputShape)
-        {
-            M = d.M, K = d.K, N = d.N, Weight = d.Weight, Bias = d.Bias, BiasFull = d.BiasFull, TransposeInput = d.TransposeInput, Activation = d.Activation,
-        },
-        ConvLayer c => new ConvLayer(c.Node, c.Inputs[0], c.Output, c.OutputShape)
-        {
-            Batch = c.Batch, C = c.C, H = c.H, W = c.W, M = c.M, KH = c.KH, KW = c.KW, Group = c.Group, PadTop = c.PadTop, PadLeft = c.PadLeft,
-            StrideH = c.StrideH, StrideW = c.StrideW, DilationH = c.DilationH, DilationW = c.DilationW, OH = c.OH, OW = c.OW,
-            Weight = c.Weight, Bias = c.Bias, Activation = c.Activation,
-        },
-        _ => layer,
-    };
+    private static Layer DenseCopy(Layer layer) => layer is WeightedLayer w ? w with { Format = WeightFormat.Dense, GroupWidth = 1 } : layer;
 }

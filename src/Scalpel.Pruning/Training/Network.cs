@@ -71,7 +71,7 @@ public sealed class Network
             steps.Add(layer switch
             {
                 DenseLayer d => new DenseStep(d, inputs[0], output, Param("weight", d.Weight, masked?.Contains(d) == true), d.Bias is null ? null : Param("bias", d.Bias, false),
-                    gated?.Contains(d) == true && d.M == 1 ? Param("gate", Ones(d.N), false) : null),
+                    gated?.Contains(d) == true && d.InputRows == 1 ? Param("gate", Ones(d.N), false) : null),
                 ConvLayer c => new ConvStep(c, inputs[0], output, Param("weight", c.Weight, masked?.Contains(c) == true), c.Bias is null ? null : Param("bias", c.Bias, false),
                     gated?.Contains(c) == true ? Param("gate", Ones(c.M), false) : null),
                 PoolLayer p => new PoolStep(p, inputs[0], output),

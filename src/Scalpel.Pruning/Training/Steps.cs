@@ -49,7 +49,7 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
     {
         var row = ws.Buffer(this, d.K);
         var x = ws.Values[input];
-        if (d.TransposeInput) for (int k = 0; k < d.K; k++) row[k] = x[k * d.M + m];
+        if (d.TransposeInput) for (int k = 0; k < d.K; k++) row[k] = x[k * d.InputRows + m];
         else x.AsSpan(m * d.K, d.K).CopyTo(row);
         return row;
     }
@@ -58,7 +58,7 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
     {
         var y = ws.Values[output];
         var w = weight.Value;
-        for (int m = 0; m < d.M; m++)
+        for (int m = 0; m < d.InputRows; m++)
         {
             var x = Row(ws, m);
             for (int n = 0; n < d.N; n++)
@@ -78,7 +78,7 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
         var dw = ws.GradientOf(weight);
         var db = bias is null ? null : ws.GradientOf(bias);
         var dRow = ws.Buffer(dy, d.K);
-        for (int m = 0; m < d.M; m++)
+        for (int m = 0; m < d.InputRows; m++)
         {
             var x = Row(ws, m);
             Array.Clear(dRow);
@@ -91,7 +91,7 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
                 TensorPrimitives.MultiplyAdd(w.AsSpan(n * d.K, d.K), g, dRow, dRow);
                 if (db is not null) db[n] += g;
             }
-            if (d.TransposeInput) for (int k = 0; k < d.K; k++) dx[k * d.M + m] += dRow[k];
+            if (d.TransposeInput) for (int k = 0; k < d.K; k++) dx[k * d.InputRows + m] += dRow[k];
             else TensorPrimitives.Add(dx.AsSpan(m * d.K, d.K), dRow, dx.AsSpan(m * d.K, d.K));
         }
     }
@@ -100,7 +100,7 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
 /// <summary>Convolution as im2col and row-by-row multiply-adds (long vectors of output positions).</summary>
 internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter weight, Parameter? bias, Parameter? gate = null) : Step
 {
-    private readonly int _cg = c.C / c.Group, _mg = c.M / c.Group, _kk = c.C / c.Group * c.KH * c.KW, _p = c.OH * c.OW;
+    private readonly int _cg = c.C / c.Group, _mg = c.M / c.Group, _kk = c.C / c.Group * c.Window.KH * c.Window.KW, _p = c.Window.OH * c.Window.OW;
 
     /// <summary>
     /// Walks every (patch row, output position) pair: gathers the input image into the columns (zero outside the
@@ -108,23 +108,23 @@ internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter wei
     /// </summary>
     private void Patches(float[] image, float[] columns, bool scatter)
     {
-        int plane = c.H * c.W;
+        int plane = c.Window.H * c.Window.W;
         for (int g = 0; g < c.Group; g++)
             for (int ch = 0; ch < _cg; ch++)
-                for (int i = 0; i < c.KH; i++)
-                    for (int j = 0; j < c.KW; j++)
+                for (int i = 0; i < c.Window.KH; i++)
+                    for (int j = 0; j < c.Window.KW; j++)
                     {
-                        var row = columns.AsSpan(((g * _kk) + (ch * c.KH + i) * c.KW + j) * _p, _p);
+                        var row = columns.AsSpan(((g * _kk) + (ch * c.Window.KH + i) * c.Window.KW + j) * _p, _p);
                         var img = image.AsSpan((g * _cg + ch) * plane, plane);
-                        for (int oh = 0; oh < c.OH; oh++)
+                        for (int oh = 0; oh < c.Window.OH; oh++)
                         {
-                            int ih = oh * c.StrideH - c.PadTop + i * c.DilationH;
-                            for (int ow = 0; ow < c.OW; ow++)
+                            int ih = oh * c.Window.StrideH - c.Window.PadTop + i * c.Window.DilationH;
+                            for (int ow = 0; ow < c.Window.OW; ow++)
                             {
-                                int iw = ow * c.StrideW - c.PadLeft + j * c.DilationW;
-                                bool inside = (uint)ih < (uint)c.H && (uint)iw < (uint)c.W;
-                                if (scatter) { if (inside) img[ih * c.W + iw] += row[oh * c.OW + ow]; }
-                                else row[oh * c.OW + ow] = inside ? img[ih * c.W + iw] : 0f;
+                                int iw = ow * c.Window.StrideW - c.Window.PadLeft + j * c.Window.DilationW;
+                                bool inside = (uint)ih < (uint)c.Window.H && (uint)iw < (uint)c.Window.W;
+                                if (scatter) { if (inside) img[ih * c.Window.W + iw] += row[oh * c.Window.OW + ow]; }
+                                else row[oh * c.Window.OW + ow] = inside ? img[ih * c.Window.W + iw] : 0f;
                             }
                         }
                     }
@@ -192,28 +192,28 @@ internal sealed class PoolStep(PoolLayer p, int input, int output) : Step
         var y = ws.Values[output];
         var arg = ws.IndexBuffer(this, y.Length);
         var count = ws.Buffer(this, y.Length);
-        int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
+        int inPlane = p.Window.H * p.Window.W, outPlane = p.Window.OH * p.Window.OW;
         for (int plane = 0; plane < p.Planes; plane++)
-            for (int oh = 0; oh < p.OH; oh++)
-                for (int ow = 0; ow < p.OW; ow++)
+            for (int oh = 0; oh < p.Window.OH; oh++)
+                for (int ow = 0; ow < p.Window.OW; ow++)
                 {
-                    int o = plane * outPlane + oh * p.OW + ow;
+                    int o = plane * outPlane + oh * p.Window.OW + ow;
                     float acc = p.IsMax ? float.NegativeInfinity : 0f;
                     int best = -1, n = 0;
-                    for (int i = 0; i < p.KH; i++)
+                    for (int i = 0; i < p.Window.KH; i++)
                     {
-                        int ih = oh * p.StrideH - p.PadTop + i * p.DilationH;
-                        for (int j = 0; j < p.KW; j++)
+                        int ih = oh * p.Window.StrideH - p.Window.PadTop + i * p.Window.DilationH;
+                        for (int j = 0; j < p.Window.KW; j++)
                         {
-                            int iw = ow * p.StrideW - p.PadLeft + j * p.DilationW;
-                            bool inside = (uint)ih < (uint)p.H && (uint)iw < (uint)p.W;
+                            int iw = ow * p.Window.StrideW - p.Window.PadLeft + j * p.Window.DilationW;
+                            bool inside = (uint)ih < (uint)p.Window.H && (uint)iw < (uint)p.Window.W;
                             if (p.IsMax)
                             {
-                                if (inside && x[plane * inPlane + ih * p.W + iw] > acc) (acc, best) = (x[plane * inPlane + ih * p.W + iw], plane * inPlane + ih * p.W + iw);
+                                if (inside && x[plane * inPlane + ih * p.Window.W + iw] > acc) (acc, best) = (x[plane * inPlane + ih * p.Window.W + iw], plane * inPlane + ih * p.Window.W + iw);
                             }
-                            else if (ih >= -p.PadTop && ih < p.H + p.PadBottom && iw >= -p.PadLeft && iw < p.W + p.PadRight)
+                            else if (ih >= -p.Window.PadTop && ih < p.Window.H + p.Window.PadBottom && iw >= -p.Window.PadLeft && iw < p.Window.W + p.Window.PadRight)
                             {
-                                if (inside) { acc += x[plane * inPlane + ih * p.W + iw]; n++; }
+                                if (inside) { acc += x[plane * inPlane + ih * p.Window.W + iw]; n++; }
                                 else if (p.CountIncludePad) n++;
                             }
                         }
@@ -235,21 +235,21 @@ internal sealed class PoolStep(PoolLayer p, int input, int output) : Step
             for (int o = 0; o < dy.Length; o++) if (arg[o] >= 0) dx[arg[o]] += dy[o];
             return;
         }
-        int inPlane = p.H * p.W, outPlane = p.OH * p.OW;
+        int inPlane = p.Window.H * p.Window.W, outPlane = p.Window.OH * p.Window.OW;
         for (int plane = 0; plane < p.Planes; plane++)
-            for (int oh = 0; oh < p.OH; oh++)
-                for (int ow = 0; ow < p.OW; ow++)
+            for (int oh = 0; oh < p.Window.OH; oh++)
+                for (int ow = 0; ow < p.Window.OW; ow++)
                 {
-                    int o = plane * outPlane + oh * p.OW + ow;
+                    int o = plane * outPlane + oh * p.Window.OW + ow;
                     float g = dy[o] / count[o];
-                    for (int i = 0; i < p.KH; i++)
+                    for (int i = 0; i < p.Window.KH; i++)
                     {
-                        int ih = oh * p.StrideH - p.PadTop + i * p.DilationH;
-                        if ((uint)ih >= (uint)p.H) continue;
-                        for (int j = 0; j < p.KW; j++)
+                        int ih = oh * p.Window.StrideH - p.Window.PadTop + i * p.Window.DilationH;
+                        if ((uint)ih >= (uint)p.Window.H) continue;
+                        for (int j = 0; j < p.Window.KW; j++)
                         {
-                            int iw = ow * p.StrideW - p.PadLeft + j * p.DilationW;
-                            if ((uint)iw < (uint)p.W) dx[plane * inPlane + ih * p.W + iw] += g;
+                            int iw = ow * p.Window.StrideW - p.Window.PadLeft + j * p.Window.DilationW;
+                            if ((uint)iw < (uint)p.Window.W) dx[plane * inPlane + ih * p.Window.W + iw] += g;
                         }
                     }
                 }
@@ -441,11 +441,11 @@ internal sealed class SoftmaxStep(SoftmaxLayer s, int input, int output) : Step
         for (int o = 0; o < s.Outer; o++)
             for (int i = 0; i < s.Inner; i++)
             {
-                int at = o * s.Axis * s.Inner + i;
+                int at = o * s.AxisSize * s.Inner + i;
                 float max = float.NegativeInfinity, sum = 0f;
-                for (int a = 0; a < s.Axis; a++) max = MathF.Max(max, x[at + a * s.Inner]);
-                for (int a = 0; a < s.Axis; a++) sum += MathF.Exp(x[at + a * s.Inner] - max);
-                for (int a = 0; a < s.Axis; a++)
+                for (int a = 0; a < s.AxisSize; a++) max = MathF.Max(max, x[at + a * s.Inner]);
+                for (int a = 0; a < s.AxisSize; a++) sum += MathF.Exp(x[at + a * s.Inner] - max);
+                for (int a = 0; a < s.AxisSize; a++)
                     y[at + a * s.Inner] = s.Log ? x[at + a * s.Inner] - max - MathF.Log(sum) : MathF.Exp(x[at + a * s.Inner] - max) / sum;
             }
     }
@@ -458,10 +458,10 @@ internal sealed class SoftmaxStep(SoftmaxLayer s, int input, int output) : Step
         for (int o = 0; o < s.Outer; o++)
             for (int i = 0; i < s.Inner; i++)
             {
-                int at = o * s.Axis * s.Inner + i;
+                int at = o * s.AxisSize * s.Inner + i;
                 float dot = 0f;
-                for (int a = 0; a < s.Axis; a++) dot += s.Log ? dy[at + a * s.Inner] : dy[at + a * s.Inner] * y[at + a * s.Inner];
-                for (int a = 0; a < s.Axis; a++)
+                for (int a = 0; a < s.AxisSize; a++) dot += s.Log ? dy[at + a * s.Inner] : dy[at + a * s.Inner] * y[at + a * s.Inner];
+                for (int a = 0; a < s.AxisSize; a++)
                 {
                     int k = at + a * s.Inner;
                     dx[k] += s.Log ? dy[k] - MathF.Exp(y[k]) * dot : y[k] * (dy[k] - dot);

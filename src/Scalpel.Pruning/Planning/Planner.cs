@@ -1,0 +1,92 @@
+using Scalpel.Onnx.Layers;
+using Scalpel.Onnx.Proto;
+using Scalpel.Pruning.Methods;
+using Scalpel.Pruning.Targets;
+
+namespace Scalpel.Pruning.Planning;
+
+/// <summary>
+/// Chooses per layer how it is pruned, from the target's parallelism and measured crossovers and the user's
+/// overrides: node pruning for conv channels (moderate and high parallelism) and FC neurons (high), SIMD-aware
+/// weight pruning for FC layers (and conv layers on low parallelism), the CSR baseline for the traditional method.
+/// </summary>
+internal static class Planner
+{
+    /// <summary>Sparsity levels the weight search steps through.</summary>
+    public static readonly double[] Levels = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.95, 0.97];
+
+    /// <summary>Fractions of a group's channels the node-pruning search steps through.</summary>
+    public static readonly double[] NodeLevels = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75];
+
+    /// <summary>Sparsity used without any data to check accuracy against: conservative.</summary>
+    public const double DataFreeSparsity = 0.5;
+
+    public static LayerOverride? Override(PruneOptions o, string name, bool fc) =>
+        o.Overrides.GetValueOrDefault(name) ?? o.Overrides.GetValueOrDefault(fc ? "fc" : "conv");
+
+    /// <summary>The channel groups to node-prune: those the target's parallelism calls for (conv channels on moderate and high, FC neurons on high), after overrides.</summary>
+    public static List<ChannelGroup> NodeGroups(ModelProto proto, ModelGraph model, PruneOptions o) => NodePruning.Find(proto, model).Where(g =>
+    {
+        var ov = Override(o, g.ProducerName, !g.ProducerIsConv);
+        bool byParallelism = g.ProducerIsConv ? o.Target.Parallelism != Parallelism.Low : o.Target.Parallelism == Parallelism.High;
+        return ov?.KeepDense != true && (ov?.Technique == Technique.Node || (ov?.Technique is null && byParallelism));
+    }).ToList();
+
+    /// <summary>A plan for each weighted layer that weight pruning may touch (node-pruned conv layers are left out).</summary>
+    public static List<LayerPlan> WeightPlans(ModelGraph model, ModelProto proto, PruneOptions o)
+    {
+        var plans = new List<LayerPlan>();
+        foreach (var layer in model.Layers.OfType<WeightedLayer>().Where(l => l is not ConvLayer { Group: > 1 }))
+        {
+            bool fc = layer is DenseLayer;
+            var ov = Override(o, layer.Name, fc);
+            var cross = fc ? o.Target.Crossover.Fc : o.Target.Crossover.Conv;
+            string? note = null;
+            WeightFormat format;
+            string technique;
+            if (o.Method == Method.Dense || ov?.KeepDense == true)
+                (format, technique, note) = (WeightFormat.Dense, "none", o.Method == Method.Dense ? null : "kept dense by override");
+            else if (ov?.Technique == Technique.Node)
+                continue; // node-pruned by override
+            else if (ov?.Technique is null && !fc && o.Method == Method.Scalpel && o.Target.Parallelism != Parallelism.Low)
+                continue; // conv layers on moderate and high parallelism are node-pruned (or left alone) instead
+            else if (!OnnxWriteback.CanRewrite(proto, layer) || layer is DenseLayer { TransposeInput: true } or DenseLayer { BiasFull: not null })
+                (format, technique, note) = (WeightFormat.Dense, "none", "weight is not a plain initializer of this layer (shared, or BatchNorm folded into it)");
+            else if (ov?.Technique == Technique.Csr || (ov?.Technique is null && o.Method == Method.Traditional))
+                (format, technique) = (WeightFormat.Csr, "traditional weight pruning");
+            else if (ov?.Technique == Technique.Weight)
+                (format, technique) = SimdAware(fc, o.Target);
+            else if (o.Target.Parallelism == Parallelism.High)
+                (format, technique, note) = (WeightFormat.Dense, "none", "high parallelism: node pruning only");
+            else
+                (format, technique) = SimdAware(fc, o.Target);
+
+            double crossover = format switch { WeightFormat.Csr => cross.Csr, WeightFormat.OutputGrouped => cross.OutputGrouped, _ => cross.GroupedCsr };
+            double[] candidates = format == WeightFormat.Dense ? []
+                : ov?.Sparsity is { } fixedSparsity ? [fixedSparsity]
+                : format == WeightFormat.Csr ? Levels // the baseline ignores the crossover, as traditional pruning does
+                : Levels.Where(s => s >= crossover).ToArray();
+            if (format != WeightFormat.Dense && candidates.Length == 0)
+                (format, note) = (WeightFormat.Dense, $"no sparsity level reaches the crossover {crossover:P0}");
+            int group = format is WeightFormat.GroupedCsr or WeightFormat.OutputGrouped ? o.Target.GroupWidth : 1;
+            plans.Add(new LayerPlan
+            {
+                Layer = layer, Technique = technique, Format = format, GroupWidth = group, Crossover = crossover, Candidates = candidates, Note = note,
+                Fixed = format != WeightFormat.Dense && ov?.Sparsity is not null,
+            });
+        }
+        return plans;
+    }
+
+    /// <summary>
+    /// SIMD-aware weight pruning's format: for FC layers, the target's group orientation with the lowest measured
+    /// crossover (output-grouped on a tie: no horizontal sums); conv layers group along C * KH * KW.
+    /// </summary>
+    private static (WeightFormat, string) SimdAware(bool fc, TargetProfile t)
+    {
+        var ways = t.GroupOrientations;
+        bool outputs = fc && ways.Contains(GroupOrientation.Outputs)
+            && (!ways.Contains(GroupOrientation.Inputs) || t.Crossover.Fc.OutputGrouped <= t.Crossover.Fc.GroupedCsr);
+        return outputs ? (WeightFormat.OutputGrouped, "SIMD-aware weight pruning along outputs") : (WeightFormat.GroupedCsr, "SIMD-aware weight pruning");
+    }
+}
