@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using Microsoft.Build.Framework;
+using Scalpel.Onnx;
 
 namespace Scalpel.Build.Tasks;
 
@@ -46,17 +47,17 @@ internal sealed class ScalpelModelItem
     public IReadOnlyList<string> Arguments { get; private set; } = [];
 
     /// <summary>Reads an item, or returns the first problem with it as (code, message).</summary>
-    public static ScalpelModelItem Read(ITaskItem item, string projectDirectory, string outputDirectory, string defaultTarget, string defaultNamespace, out (int Code, string Message)? problem)
+    public static ScalpelModelItem Read(ITaskItem item, string projectDirectory, string outputDirectory, string defaultTarget, string defaultNamespace, out (ErrorCode Code, string Message)? problem)
     {
         problem = null;
-        var errors = new List<(int, string)>();
+        var errors = new List<(ErrorCode, string)>();
         string spec = item.ItemSpec;
         string Meta(string name) => item.GetMetadata(name).Trim();
         string Full(string path) => Path.GetFullPath(Path.Combine(projectDirectory, path));
-        void Bad(string name, string why) => errors.Add((1006, $"ScalpelModel '{spec}': {name}='{Meta(name)}' {why}."));
+        void Bad(string name, string why) => errors.Add((ErrorCode.Option, $"ScalpelModel '{spec}': {name}='{Meta(name)}' {why}."));
 
         string model = Full(spec);
-        if (!File.Exists(model)) errors.Add((1001, $"ScalpelModel '{spec}': model file not found ({model})."));
+        if (!File.Exists(model)) errors.Add((ErrorCode.ModelNotFound, $"ScalpelModel '{spec}': model file not found ({model})."));
 
         string className = Meta("ClassName");
         if (className.Length == 0) className = ModelNames.ClassNameFrom(spec);
@@ -73,7 +74,7 @@ internal sealed class ScalpelModelItem
         if (target.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || target.IndexOfAny(['/', '\\']) >= 0)
         {
             targetFile = Full(target);
-            if (!File.Exists(targetFile)) errors.Add((1004, $"ScalpelModel '{spec}': target profile '{target}' not found ({targetFile})."));
+            if (!File.Exists(targetFile)) errors.Add((ErrorCode.Target, $"ScalpelModel '{spec}': target profile '{target}' not found ({targetFile})."));
             target = targetFile;
         }
 
@@ -83,7 +84,7 @@ internal sealed class ScalpelModelItem
         {
             if (Meta(name).Length == 0) continue;
             string path = Full(Meta(name));
-            if (!File.Exists(path)) errors.Add((1005, $"ScalpelModel '{spec}': {name} file not found ({path})."));
+            if (!File.Exists(path)) errors.Add((ErrorCode.Data, $"ScalpelModel '{spec}': {name} file not found ({path})."));
             dataFiles.Add(path);
             args.AddRange([option, path]);
         }
