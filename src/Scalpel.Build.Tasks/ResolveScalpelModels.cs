@@ -6,6 +6,7 @@ using System.Reflection;
 using System.Text;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Scalpel.Onnx;
 
 namespace Scalpel.Build.Tasks;
 
@@ -44,7 +45,7 @@ public sealed class ResolveScalpelModels : Task
         var classes = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var item in Models)
         {
-            foreach (var message in ScalpelModelItem.UnknownMetadata(item)) Diagnostics.Warning(Log, ProjectFile, Diagnostics.Id(Diagnostics.UnknownMetadata), message);
+            foreach (var message in ScalpelModelItem.UnknownMetadata(item)) Diagnostics.Warning(Log, ProjectFile, WarningCode.UnknownMetadata, message);
             var model = ScalpelModelItem.Read(item, projectDirectory, OutputDirectory, DefaultTarget, DefaultNamespace, out var problem);
             if (problem is { } p)
             {
@@ -54,7 +55,7 @@ public sealed class ResolveScalpelModels : Task
             string fullName = model.Namespace + "." + model.ClassName;
             if (classes.TryGetValue(fullName, out var other))
             {
-                Diagnostics.Error(Log, ProjectFile, 1006, $"ScalpelModel '{model.ItemSpec}': class {fullName} is already generated for '{other}'; give one of them another ClassName.");
+                Diagnostics.Error(Log, ProjectFile, ErrorCode.Option, $"ScalpelModel '{model.ItemSpec}': class {fullName} is already generated for '{other}'; give one of them another ClassName.");
                 continue;
             }
             classes[fullName] = model.ItemSpec;

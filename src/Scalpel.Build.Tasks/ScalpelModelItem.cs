@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using Microsoft.Build.Framework;
+using Scalpel.Onnx;
 
 namespace Scalpel.Build.Tasks;
 
@@ -15,22 +16,11 @@ namespace Scalpel.Build.Tasks;
 /// </summary>
 internal sealed class ScalpelModelItem
 {
-    private static readonly string[] Methods = ["scalpel", "traditional", "dense"];
-    private static readonly string[] Criteria = ["dataaware", "magnitude"];
-    private static readonly string[] CopyModes = ["Never", "Always", "PreserveNewest", "IfDifferent"];
-    private static readonly string[] NodeSelections = ["filter", "gates"];
-
-    /// <summary>The data file metadata and the command-line options they become.</summary>
-    public static readonly (string Metadata, string Option)[] DataOptions =
-        [("CalibrationData", "--calibration"), ("ValidationData", "--validation"), ("ValidationLabels", "--labels"), ("TrainingData", "--train"), ("TrainingLabels", "--train-labels")];
+    /// <summary>The data file options: a data file's error from the tool names the option, which a build shows as the metadata.</summary>
+    public static readonly OptionSpec[] DataOptions = OptionSpecs.All.Where(o => o.Kind == OptionKind.File).ToArray();
 
     /// <summary>Every metadata name Read understands (docs/msbuild.md's table).</summary>
-    public static readonly string[] KnownMetadata =
-    [
-        "HardwareTarget", "ClassName", "Namespace", "CalibrationData", "ValidationData", "ValidationLabels", "TrainingData", "TrainingLabels",
-        "RetrainEpochs", "NodeSelection", "MaxAccuracyDrop", "MinAgreement", "Method", "Criterion", "KeepDense", "Sparsity", "Technique",
-        "MeasureLayers", "CopyToOutputDirectory", "MaxModelBytes",
-    ];
+    public static readonly string[] KnownMetadata = OptionSpecs.All.Where(o => o.Metadata is not null).Select(o => o.Metadata!).ToArray();
 
     /// <summary>Metadata that IDEs and MSBuild put on any item: not ours, never a typo of ours.</summary>
     private static readonly string[] GeneralMetadata = ["Link", "Visible", "DependentUpon", "SubType", "Generator", "LastGenOutput", "CustomToolNamespace", "DesignTime", "AutoGen", "Pack", "PackagePath"];
@@ -46,64 +36,74 @@ internal sealed class ScalpelModelItem
     public IReadOnlyList<string> Arguments { get; private set; } = [];
 
     /// <summary>Reads an item, or returns the first problem with it as (code, message).</summary>
-    public static ScalpelModelItem Read(ITaskItem item, string projectDirectory, string outputDirectory, string defaultTarget, string defaultNamespace, out (int Code, string Message)? problem)
+    public static ScalpelModelItem Read(ITaskItem item, string projectDirectory, string outputDirectory, string defaultTarget, string defaultNamespace, out (ErrorCode Code, string Message)? problem)
     {
         problem = null;
-        var errors = new List<(int, string)>();
+        var errors = new List<(ErrorCode, string)>();
         string spec = item.ItemSpec;
         string Meta(string name) => item.GetMetadata(name).Trim();
         string Full(string path) => Path.GetFullPath(Path.Combine(projectDirectory, path));
-        void Bad(string name, string why) => errors.Add((1006, $"ScalpelModel '{spec}': {name}='{Meta(name)}' {why}."));
+        void Bad(string message) => errors.Add((ErrorCode.Option, $"ScalpelModel '{spec}': {message}"));
 
         string model = Full(spec);
-        if (!File.Exists(model)) errors.Add((1001, $"ScalpelModel '{spec}': model file not found ({model})."));
+        if (!File.Exists(model)) errors.Add((ErrorCode.ModelNotFound, $"ScalpelModel '{spec}': model file not found ({model})."));
 
-        string className = Meta("ClassName");
+        string className = Meta(OptionSpecs.Class.Metadata!);
         if (className.Length == 0) className = ModelNames.ClassNameFrom(spec);
-        else if (!IsIdentifier(className)) Bad("ClassName", "is not a valid C# class name");
+        else if (!IsIdentifier(className)) Bad($"{OptionSpecs.Class.Metadata}='{className}' is not a valid C# class name.");
 
-        string ns = Meta("Namespace");
+        string ns = Meta(OptionSpecs.Namespace.Metadata!);
         if (ns.Length == 0) ns = ModelNames.NamespaceFrom(defaultNamespace);
-        else if (!ns.Split('.').All(IsIdentifier)) Bad("Namespace", "is not a valid C# namespace");
+        else if (!ns.Split('.').All(IsIdentifier)) Bad($"{OptionSpecs.Namespace.Metadata}='{ns}' is not a valid C# namespace.");
 
         // MSBuild reserves the metadata name "Target" (MSB4118), hence HardwareTarget.
-        string target = Meta("HardwareTarget");
-        if (target.Length == 0) target = defaultTarget.Trim().Length > 0 ? defaultTarget.Trim() : "host";
+        string target = Meta(OptionSpecs.Target.Metadata!);
+        if (target.Length == 0) target = defaultTarget.Trim().Length > 0 ? defaultTarget.Trim() : OptionSpecs.Target.Default!;
         string? targetFile = null;
         if (target.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || target.IndexOfAny(['/', '\\']) >= 0)
         {
             targetFile = Full(target);
-            if (!File.Exists(targetFile)) errors.Add((1004, $"ScalpelModel '{spec}': target profile '{target}' not found ({targetFile})."));
+            if (!File.Exists(targetFile)) errors.Add((ErrorCode.Target, $"ScalpelModel '{spec}': target profile '{target}' not found ({targetFile})."));
             target = targetFile;
         }
 
-        var args = new List<string> { "prune", model, "--target", target, "--out", outputDirectory.TrimEnd('/', '\\'), "--namespace", ns, "--class", className };
-        var dataFiles = new List<string>();
-        foreach (var (name, option) in DataOptions)
+        var args = new List<string>
         {
-            if (Meta(name).Length == 0) continue;
-            string path = Full(Meta(name));
-            if (!File.Exists(path)) errors.Add((1005, $"ScalpelModel '{spec}': {name} file not found ({path})."));
-            dataFiles.Add(path);
-            args.AddRange([option, path]);
+            "prune", model, OptionSpecs.Target.Option!, target, OptionSpecs.Out.Option!, outputDirectory.TrimEnd('/', '\\'), OptionSpecs.Namespace.Option!, ns, OptionSpecs.Class.Option!, className,
+        };
+        var dataFiles = new List<string>();
+        // The other options, parsed and checked by their OptionSpec as the command line does, so a bad value stops here, before the tool starts.
+        foreach (var option in OptionSpecs.All.Where(o => o.Metadata is not null && o.Option is not null && o.Kind != OptionKind.Text))
+        {
+            string value = Meta(option.Metadata!);
+            if (value.Length == 0)
+            {
+                if (option.BuildDefault is { } fallback && option.Default != fallback) args.AddRange([option.Option!, fallback]);
+            }
+            else if (option.Kind == OptionKind.File)
+            {
+                string path = Full(value);
+                if (!File.Exists(path)) errors.Add((ErrorCode.Data, $"ScalpelModel '{spec}': {option.Metadata} file not found ({path})."));
+                dataFiles.Add(path);
+                args.AddRange([option.Option!, path]);
+            }
+            else
+            {
+                foreach (var entry in option.Kind is OptionKind.Names or OptionKind.NamedValues ? OptionSpec.Entries([value]) : [value])
+                {
+                    if (option.Parse(entry, option.Metadata, out var parsed) is { } message) Bad(message);
+                    else args.AddRange([option.Option!, parsed]);
+                }
+            }
         }
-        if (Meta("ValidationLabels").Length > 0 && Meta("ValidationData").Length == 0)
-            Bad("ValidationLabels", "needs ValidationData (the inputs the labels belong to)");
+        bool Given(OptionSpec option) => Meta(option.Metadata!).Length > 0;
+        if (OptionSpecs.CheckDataFiles(Given(OptionSpecs.Validation), Given(OptionSpecs.Labels), Given(OptionSpecs.Train), Given(OptionSpecs.TrainLabels), o => o.Metadata!) is { } files)
+            errors.Add((files.Code, $"ScalpelModel '{spec}': {files.Message}"));
 
-        if ((Meta("TrainingData").Length > 0) != (Meta("TrainingLabels").Length > 0))
-            Bad(Meta("TrainingData").Length > 0 ? "TrainingData" : "TrainingLabels", "needs TrainingData and TrainingLabels together");
-        if (Number("RetrainEpochs", 1, 1000, whole: true) is { } epochs) args.AddRange(["--epochs", epochs]);
-        if (Number("MaxAccuracyDrop", 0, 100) is { } drop) args.AddRange(["--max-accuracy-drop", drop]);
-        if (Number("MinAgreement", 0, 1) is { } agreement) args.AddRange(["--min-agreement", agreement]);
-        if (Number("MaxModelBytes", 1, 1e15, whole: true) is { } bytes) args.AddRange(["--max-model-bytes", bytes]);
-        if (OneOf("Method", Methods) is { } method) args.AddRange(["--method", method]);
-        if (OneOf("Criterion", Criteria) is { } criterion) args.AddRange(["--criterion", criterion]);
-        if (OneOf("NodeSelection", NodeSelections) is { } selection) args.AddRange(["--node-selection", selection]);
-        args.AddRange(["--measure", Boolean("MeasureLayers") ?? "false"]);
-        foreach (var (name, option) in new[] { ("KeepDense", "--keep-dense"), ("Sparsity", "--sparsity"), ("Technique", "--technique") })
-            foreach (var value in List(name)) args.AddRange([option, value]);
-
-        string copy = OneOf("CopyToOutputDirectory", CopyModes) ?? "Never";
+        // Not an option of the tool: the build copies the pruned model itself.
+        var copyOption = OptionSpecs.CopyToOutputDirectory;
+        string copy = copyOption.BuildDefault!;
+        if (Meta(copyOption.Metadata!) is { Length: > 0 } copyValue && copyOption.Parse(copyValue, copyOption.Metadata, out copy) is { } copyProblem) Bad(copyProblem);
 
         if (errors.Count > 0)
         {
@@ -115,38 +115,6 @@ internal sealed class ScalpelModelItem
             ItemSpec = spec, ModelPath = model, ClassName = className, Namespace = ns, Target = target, TargetFile = targetFile,
             DataFiles = dataFiles, CopyToOutputDirectory = copy, Arguments = args,
         };
-
-        string? Number(string name, double min, double max, bool whole = false)
-        {
-            string v = Meta(name);
-            if (v.Length == 0) return null;
-            if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) || x < min || x > max || whole && x != Math.Floor(x))
-            {
-                Bad(name, string.Format(CultureInfo.InvariantCulture, "is not a {0} from {1} to {2}", whole ? "whole number" : "number", min, max));
-                return null;
-            }
-            return x.ToString("R", CultureInfo.InvariantCulture);
-        }
-
-        string? OneOf(string name, string[] allowed)
-        {
-            string v = Meta(name);
-            if (v.Length == 0) return null;
-            var match = allowed.FirstOrDefault(a => string.Equals(a, v, StringComparison.OrdinalIgnoreCase));
-            if (match is null) Bad(name, $"is not one of: {string.Join(", ", allowed)}");
-            return match;
-        }
-
-        string? Boolean(string name)
-        {
-            string v = Meta(name);
-            if (v.Length == 0) return null;
-            if (bool.TryParse(v, out var b)) return b ? "true" : "false";
-            Bad(name, "is not true or false");
-            return null;
-        }
-
-        IEnumerable<string> List(string name) => Meta(name).Split([';', ','], StringSplitOptions.RemoveEmptyEntries).Select(s => s.Trim()).Where(s => s.Length > 0);
     }
 
     /// <summary>One message per metadata name that is neither ours nor general, naming the closest of ours: a typo would otherwise be silently ignored.</summary>

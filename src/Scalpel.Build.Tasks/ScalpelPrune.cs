@@ -5,6 +5,7 @@ using System.Linq;
 using System.Text.RegularExpressions;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Scalpel.Onnx;
 
 namespace Scalpel.Build.Tasks;
 
@@ -116,7 +117,7 @@ public sealed class ScalpelPrune : ToolTask
     protected override bool HandleTaskExecutionErrors()
     {
         if (!Log.HasLoggedErrors)
-            Diagnostics.Error(Log, ProjectFile, 1009, $"ScalpelModel '{Model.ItemSpec}': dotnet-scalpel exited with code {ExitCode} without a diagnostic; see the build log for its output.");
+            Diagnostics.Error(Log, ProjectFile, ErrorCode.Internal, $"ScalpelModel '{Model.ItemSpec}': dotnet-scalpel exited with code {ExitCode} without a diagnostic; see the build log for its output.");
         return false;
     }
 

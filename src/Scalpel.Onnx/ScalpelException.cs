@@ -1,21 +1,6 @@
 namespace Scalpel.Onnx;
 
-/// <summary>
-/// What kind of problem stopped a run. The number is the diagnostic code users see (SCALPEL1001 ...), in
-/// the command line's output and as an MSBuild error; keep the numbers stable.
-/// </summary>
-public enum ErrorCode
-{
-    ModelNotFound = 1001,
-    InvalidModel = 1002,
-    UnsupportedModel = 1003,
-    Target = 1004,
-    Data = 1005,
-    Option = 1006,
-    FileAccess = 1007,
-    Cancelled = 1008,
-    Internal = 1009,
-}
+// ErrorCode, WarningCode and DiagnosticId: src/Shared/DiagnosticCodes.cs, shared with the MSBuild task assembly.
 
 /// <summary>A problem with a model or its data that the user must fix; the message names the file, node or tensor.</summary>
 public class ScalpelException(ErrorCode code, string message, Exception? inner = null) : Exception(message, inner)
@@ -32,7 +17,7 @@ public sealed class UnsupportedModelException(string message) : ScalpelException
 public static class Diagnostic
 {
     /// <summary>The diagnostic id, e.g. SCALPEL1002.</summary>
-    public static string Id(int code) => $"SCALPEL{code:D4}";
+    public static string Id(int code) => DiagnosticId.Of(code);
 
     public static string Error(ErrorCode code, string message) => $"error {Id((int)code)}: {OneLine(message)}";
 

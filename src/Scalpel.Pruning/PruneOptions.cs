@@ -1,3 +1,4 @@
+using System.Globalization;
 using Scalpel.Onnx;
 using Scalpel.Pruning.Methods;
 using Scalpel.Pruning.Targets;
@@ -42,18 +43,18 @@ public enum NodeSelection
 public sealed record RetrainOptions
 {
     /// <summary>Epochs of fine-tuning after the first prune, and after each further step.</summary>
-    public int EpochsPerStep { get; init; } = 3;
+    public int EpochsPerStep { get; init; } = (int)OptionSpecs.Epochs.DefaultNumber;
     /// <summary>Steps of rising sparsity at most (each raises every weight-pruned layer by one level, then retrains).</summary>
-    public int MaxSteps { get; init; } = 8;
+    public int MaxSteps { get; init; } = (int)OptionSpecs.RetrainSteps.DefaultNumber;
     public int BatchSize { get; init; } = 64;
     public Training.OptimizerKind Optimizer { get; init; } = Training.OptimizerKind.Adam;
-    public float LearningRate { get; init; } = 1e-3f;
+    public float LearningRate { get; init; } = (float)OptionSpecs.LearningRate.DefaultNumber;
     /// <summary>Weight of distillation from the original model's logits, 0 to 1.</summary>
-    public float Distillation { get; init; } = 0.5f;
+    public float Distillation { get; init; } = (float)OptionSpecs.Distillation.DefaultNumber;
     public int Seed { get; init; } = 1;
     public NodeSelection NodeSelection { get; init; } = NodeSelection.Filter;
     /// <summary>With gates: the L1 penalty's weight.</summary>
-    public float GatePenalty { get; init; } = 0.02f;
+    public float GatePenalty { get; init; } = (float)OptionSpecs.GatePenalty.DefaultNumber;
     /// <summary>Training samples used at most per epoch (the first ones).</summary>
     public int MaxSamples { get; init; } = int.MaxValue;
 }
@@ -73,9 +74,9 @@ public sealed record PruneOptions
     public string? TrainingLabels { get; init; }
     public RetrainOptions Retraining { get; init; } = new();
     /// <summary>Largest accepted top-1 accuracy drop on the validation set, in percentage points.</summary>
-    public double MaxAccuracyDrop { get; init; } = 0.5;
+    public double MaxAccuracyDrop { get; init; } = OptionSpecs.MaxAccuracyDrop.DefaultNumber;
     /// <summary>Without labels: smallest accepted top-1 agreement with the original model.</summary>
-    public double MinAgreement { get; init; } = 0.99;
+    public double MinAgreement { get; init; } = OptionSpecs.MinAgreement.DefaultNumber;
     /// <summary>Group scoring; null picks the default (data-aware with calibration data, magnitude without).</summary>
     public Criterion? Criterion { get; init; }
     /// <summary>Calibration samples used at most (the least-squares statistics cost grows with them).</summary>
@@ -90,36 +91,34 @@ public sealed record PruneOptions
 
     /// <summary>
     /// Checks every option value before any work, for the command line and the MSBuild item alike (the item runs
-    /// the command line): NaN and out-of-range numbers, and options that only make sense with another one.
+    /// the command line, and checks its metadata with the same OptionSpecs first): NaN and out-of-range numbers,
+    /// and options that only make sense with another one.
     /// </summary>
     public void Validate()
     {
         static ScalpelException Bad(string message) => new(ErrorCode.Option, message);
-        if (!double.IsFinite(MaxAccuracyDrop) || MaxAccuracyDrop is < 0 or > 100)
-            throw Bad($"--max-accuracy-drop is {MaxAccuracyDrop}; expected percentage points from 0 to 100.");
-        if (!double.IsFinite(MinAgreement) || MinAgreement is < 0 or > 1)
-            throw Bad($"--min-agreement is {MinAgreement}; expected a fraction from 0 to 1.");
-        if (ValidationLabels is not null && ValidationData is null)
-            throw Bad($"--labels {ValidationLabels} is given without --validation: labels belong to validation inputs.");
-        if (TrainingLabels is not null && TrainingData is null)
-            throw Bad($"--train-labels {TrainingLabels} is given without --train.");
-        if (TrainingData is not null && TrainingLabels is null) // a data problem, as a labels file missing from a pair is (SCALPEL1005)
-            throw new ScalpelException(ErrorCode.Data, $"{TrainingData}: training data needs its labels (--train-labels).");
+        static void Check(OptionSpec option, double value)
+        {
+            if (option.Check(value) is { } message) throw Bad(message);
+        }
+        Check(OptionSpecs.MaxAccuracyDrop, MaxAccuracyDrop);
+        Check(OptionSpecs.MinAgreement, MinAgreement);
+        if (OptionSpecs.CheckDataFiles(ValidationData is not null, ValidationLabels is not null, TrainingData is not null, TrainingLabels is not null, o => o.Option!) is { } files)
+            throw new ScalpelException(files.Code, files.Message);
         if (MaxCalibrationSamples < 1) throw Bad($"at most {MaxCalibrationSamples} calibration samples: expected 1 or more.");
-        if (MaxModelBytes < 1) throw Bad($"--max-model-bytes is {MaxModelBytes}; expected a positive number of bytes.");
+        Check(OptionSpecs.MaxModelBytes, MaxModelBytes);
         foreach (var (name, o) in Overrides)
         {
             if (name.Length == 0) throw Bad("a per-layer option names no layer; expected NAME=VALUE with a layer name, 'fc' or 'conv'.");
-            if (o.Sparsity is { } s && (!double.IsFinite(s) || s is < 0 or >= 1))
-                throw Bad($"--sparsity {name}={s}: expected a fraction in [0, 1).");
+            if (o.Sparsity is { } s && OptionSpecs.Sparsity.Parse(name + "=" + s.ToString("R", CultureInfo.InvariantCulture), null, out _) is { } message) throw Bad(message);
         }
         var r = Retraining;
-        if (r.EpochsPerStep < 1) throw Bad($"--epochs is {r.EpochsPerStep}; expected a positive number.");
-        if (r.MaxSteps < 0) throw Bad($"--retrain-steps is {r.MaxSteps}; expected 0 or more.");
+        Check(OptionSpecs.Epochs, r.EpochsPerStep);
+        Check(OptionSpecs.RetrainSteps, r.MaxSteps);
         if (r.BatchSize < 1 || r.MaxSamples < 1) throw Bad("retraining batch size and sample count must be positive.");
-        if (!float.IsFinite(r.LearningRate) || r.LearningRate is <= 0 or >= 1) throw Bad($"--learning-rate is {r.LearningRate}; expected a value in (0, 1).");
-        if (!float.IsFinite(r.Distillation) || r.Distillation is < 0 or > 1) throw Bad($"--distillation is {r.Distillation}; expected a value from 0 to 1.");
-        if (!float.IsFinite(r.GatePenalty) || r.GatePenalty < 0) throw Bad($"--gate-penalty is {r.GatePenalty}; expected a value of 0 or more.");
+        Check(OptionSpecs.LearningRate, r.LearningRate);
+        Check(OptionSpecs.Distillation, r.Distillation);
+        Check(OptionSpecs.GatePenalty, r.GatePenalty);
     }
 
     /// <summary>Per-layer options must name a layer the model has (weights: Dense or Conv), or a kind: a typo would be silently ignored.</summary>

@@ -6,17 +6,14 @@ using Scalpel.Onnx;
 
 namespace Scalpel.Pruning;
 
-/// <summary>Something the user should know about a run that succeeded; Code is its SCALPEL2xxx number.</summary>
+/// <summary>Something the user should know about a run that succeeded; Code is its SCALPEL2xxx number (<see cref="WarningCode"/>).</summary>
 public sealed record ReportWarning(int Code, string Message)
 {
-    /// <summary>Neither calibration nor validation data: data-free pruning, accuracy unchecked.</summary>
-    public const int NoData = 2001;
+    public const int NoData = (int)WarningCode.NoData;
 
-    /// <summary>The accuracy budget allowed no pruning at all.</summary>
-    public const int NothingPruned = 2002;
+    public const int NothingPruned = (int)WarningCode.NothingPruned;
 
-    /// <summary>A sparsity fixed by the user took the validation score below the accuracy guard's floor; applied as asked.</summary>
-    public const int FixedSparsityOverBudget = 2003;
+    public const int FixedSparsityOverBudget = (int)WarningCode.FixedSparsityOverBudget;
 }
 
 public sealed record LayerReport

@@ -66,7 +66,8 @@ public static class Program
             var path = result.GetValue(model)!.FullName;
             var className = result.GetValue(cls) ?? ClassNameFrom(path);
             var t = TargetProfile.Resolve(result.GetValue(target)!).CodeTarget;
-            var limit = result.GetValue(maxBytes) is > 0 and var b ? b : throw new ScalpelException(ErrorCode.Option, "--max-model-bytes: expected a positive number of bytes.");
+            var limit = result.GetValue(maxBytes);
+            if (OptionSpecs.MaxModelBytes.Check(limit) is { } bad) throw new ScalpelException(ErrorCode.Option, bad);
             var compiled = ModelCompiler.Compile(path, t, result.GetValue(outDir)!.FullName, result.GetValue(ns)!, className, limit);
             Console.WriteLine($"{Path.GetFileName(path)}: {compiled.Model.Layers.Count} layers, target {t.Name} (Vector{t.SimdBits}{(t.Fma ? ", FMA" : "")})");
             Console.WriteLine($"  wrote {compiled.SourcePath} ({compiled.Code.Source.Length:N0} chars)");
@@ -75,42 +76,76 @@ public static class Program
         return command;
     }
 
-    private static Option<long> MaxModelBytesOption() => new("--max-model-bytes")
-    {
-        Description = "Largest total of tensor bytes a model may declare (a guard against hostile files).", DefaultValueFactory = _ => OnnxModel.DefaultMaxTensorBytes,
-    };
+    private static Option<long> MaxModelBytesOption() => From(OptionSpecs.MaxModelBytes, long.Parse);
 
-    private static (Option<string> Target, Option<DirectoryInfo> Out, Option<string> Namespace, Option<string?> Class) OutputOptions() => (
-        new Option<string>("--target") { Description = $"Hardware target: {string.Join(", ", TargetProfile.BuiltInNames)}, or a profile .json file.", DefaultValueFactory = _ => "host" },
-        new Option<DirectoryInfo>("--out") { Description = "Output folder.", Required = true },
-        new Option<string>("--namespace") { Description = "Namespace of the generated class.", DefaultValueFactory = _ => "Scalpel.Generated" },
-        new Option<string?>("--class") { Description = "Generated class name (default: from the model file name)." });
+    private static (Option<string> Target, Option<DirectoryInfo> Out, Option<string> Namespace, Option<string?> Class) OutputOptions()
+    {
+        var outDir = From(OptionSpecs.Out, v => new DirectoryInfo(v));
+        outDir.Required = true;
+        return (From(OptionSpecs.Target, v => v), outDir, From(OptionSpecs.Namespace, v => v), From<string?>(OptionSpecs.Class, v => v));
+    }
+
+    /// <summary>
+    /// A command-line option as its OptionSpec describes it: name, help, default, and the spec's parsing, so a
+    /// bad value reads as it does for the ScalpelModel metadata. Numbers' ranges are checked in PruneOptions.Validate.
+    /// </summary>
+    private static Option<T> From<T>(OptionSpec spec, Func<string, T> convert)
+    {
+        var option = new Option<T>(spec.Option!) { Description = spec.Help };
+        if (spec.Default is { } value) option.DefaultValueFactory = _ => convert(value);
+        if (spec.Choices.Count > 0) option.HelpName = string.Join("|", spec.Choices);
+        if (spec.Kind is OptionKind.Names or OptionKind.NamedValues) option.AllowMultipleArgumentsPerToken = true;
+        if (spec.Kind is OptionKind.Number or OptionKind.WholeNumber or OptionKind.Choice or OptionKind.Boolean)
+            option.CustomParser = result =>
+            {
+                if (result.Tokens.Count == 0 && spec.Kind == OptionKind.Boolean) return convert("true"); // a bare switch
+                string token = string.Join(" ", result.Tokens.Select(t => t.Value));
+                if (spec.Parse(token, spec.Option, out var parsed, range: false) is { } error)
+                {
+                    result.AddError(error);
+                    return default!;
+                }
+                try
+                {
+                    return convert(parsed);
+                }
+                catch (OverflowException)
+                {
+                    result.AddError(spec.Problem(token)); // a whole number too large for the option's type
+                    return default!;
+                }
+            };
+        return option;
+    }
+
+    private static T ParseEnum<T>(string value) where T : struct, Enum => Enum.Parse<T>(value, ignoreCase: true);
+
+    private static double Double(string value) => double.Parse(value, CultureInfo.InvariantCulture);
 
     private static Command PruneCommand()
     {
         var model = ModelArgument();
         var (target, outDir, ns, cls) = OutputOptions();
-        var method = new Option<Method>("--method") { Description = "scalpel (per the target's parallelism), traditional (unstructured, CSR: the paper's baseline) or dense.", DefaultValueFactory = _ => Method.Scalpel, HelpName = "scalpel|traditional|dense", CustomParser = r => Choice<Method>(r, "--method") ?? default };
-        var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration inputs, .npy float32 [N, ...input shape]." };
-        var validation = new Option<FileInfo?>("--validation") { Description = "Validation inputs, .npy float32 [N, ...input shape]." };
-        var labels = new Option<FileInfo?>("--labels") { Description = "Validation labels, .npy int32/int64 [N]." };
-        var maxDrop = new Option<double>("--max-accuracy-drop") { Description = "Largest accepted validation accuracy drop, in percentage points.", DefaultValueFactory = _ => 0.5 };
-        var minAgreement = new Option<double>("--min-agreement") { Description = "Without labels: smallest accepted top-1 agreement with the original model.", DefaultValueFactory = _ => 0.99 };
-        var criterion = new Option<Criterion?>("--criterion") { Description = "Group scoring: dataaware (default with calibration data) or magnitude.", HelpName = "dataaware|magnitude", CustomParser = r => Choice<Criterion>(r, "--criterion") };
-        var keepDense = new Option<string[]>("--keep-dense") { Description = "Layer names or kinds (fc, conv) to leave unpruned, e.g. fc or \"/1/Gemm;/3/Gemm\".", AllowMultipleArgumentsPerToken = true };
-        var sparsity = new Option<string[]>("--sparsity") { Description = "Fixed sparsity per layer name or kind, e.g. fc=0.8 or \"fc=0.8;/1/Gemm=0.9\" (applied as asked, without the search; a warning says when the accuracy guard would have refused it).", AllowMultipleArgumentsPerToken = true };
-        var technique = new Option<string[]>("--technique") { Description = "Technique per layer name or kind instead of the target's choice (weight, csr or node), e.g. conv=node or \"conv=node;fc=weight;/1/Gemm=csr\".", AllowMultipleArgumentsPerToken = true };
-        var train = new Option<FileInfo?>("--train") { Description = "Training inputs, .npy float32 [N, ...input shape]: prune and retrain in steps (masked fine-tuning)." };
-        var trainLabels = new Option<FileInfo?>("--train-labels") { Description = "Training labels, .npy int32/int64 [N]." };
-        var defaults = new RetrainOptions();
-        var epochs = new Option<int>("--epochs") { Description = "Retraining epochs after each pruning step.", DefaultValueFactory = _ => defaults.EpochsPerStep };
-        var steps = new Option<int>("--retrain-steps") { Description = "Pruning steps of rising sparsity at most, each followed by retraining.", DefaultValueFactory = _ => defaults.MaxSteps };
-        var learningRate = new Option<float>("--learning-rate") { Description = "Peak learning rate of retraining (Adam, cosine schedule).", DefaultValueFactory = _ => defaults.LearningRate };
-        var distillation = new Option<float>("--distillation") { Description = "Weight of distillation from the original model's logits during retraining, 0 to 1.", DefaultValueFactory = _ => defaults.Distillation };
-        var nodeSelection = new Option<NodeSelection>("--node-selection") { Description = "With --train: which channels node steps remove: filter (smallest filters first) or gates (learned node gates with an L1 penalty, the paper's).", DefaultValueFactory = _ => defaults.NodeSelection, HelpName = "filter|gates", CustomParser = r => Choice<NodeSelection>(r, "--node-selection") ?? default };
-        var gatePenalty = new Option<float>("--gate-penalty") { Description = "With --node-selection gates: weight of the L1 penalty on the gates.", DefaultValueFactory = _ => defaults.GatePenalty };
+        var method = From(OptionSpecs.Method, ParseEnum<Method>);
+        var calibration = From<FileInfo?>(OptionSpecs.Calibration, v => new FileInfo(v));
+        var validation = From<FileInfo?>(OptionSpecs.Validation, v => new FileInfo(v));
+        var labels = From<FileInfo?>(OptionSpecs.Labels, v => new FileInfo(v));
+        var maxDrop = From(OptionSpecs.MaxAccuracyDrop, Double);
+        var minAgreement = From(OptionSpecs.MinAgreement, Double);
+        var criterion = From<Criterion?>(OptionSpecs.Criterion, v => ParseEnum<Criterion>(v));
+        var keepDense = From(OptionSpecs.KeepDense, v => new[] { v });
+        var sparsity = From(OptionSpecs.Sparsity, v => new[] { v });
+        var technique = From(OptionSpecs.Technique, v => new[] { v });
+        var train = From<FileInfo?>(OptionSpecs.Train, v => new FileInfo(v));
+        var trainLabels = From<FileInfo?>(OptionSpecs.TrainLabels, v => new FileInfo(v));
+        var epochs = From(OptionSpecs.Epochs, int.Parse);
+        var steps = From(OptionSpecs.RetrainSteps, int.Parse);
+        var learningRate = From(OptionSpecs.LearningRate, v => (float)Double(v));
+        var distillation = From(OptionSpecs.Distillation, v => (float)Double(v));
+        var nodeSelection = From(OptionSpecs.NodeSelection, ParseEnum<NodeSelection>);
+        var gatePenalty = From(OptionSpecs.GatePenalty, v => (float)Double(v));
         var maxBytes = MaxModelBytesOption();
-        var measure = new Option<bool>("--measure") { Description = "Time each layer's generated kernel on this machine for the report (when the target's vectors run in hardware here).", DefaultValueFactory = _ => true };
+        var measure = From(OptionSpecs.Measure, bool.Parse);
         var command = new Command("prune", "Prune a model for a hardware target and generate its C# inference code, pruned ONNX model and report.")
         {
             model, target, outDir, ns, cls, method, calibration, validation, labels, maxDrop, minAgreement, criterion, keepDense, sparsity, technique,
@@ -122,23 +157,13 @@ public static class Program
             var className = result.GetValue(cls) ?? ClassNameFrom(path);
             var overrides = new Dictionary<string, LayerOverride>(StringComparer.Ordinal);
             LayerOverride Get(string name) => overrides.GetValueOrDefault(name) ?? new LayerOverride();
-            // Lists separated by ';' (as the ScalpelModel metadata are) or ',', or the option repeated.
-            IEnumerable<string> List(Option<string[]> option) => (result.GetValue(option) ?? []).SelectMany(v => v.Split([';', ','], StringSplitOptions.RemoveEmptyEntries)).Select(v => v.Trim()).Where(v => v.Length > 0);
-            foreach (var name in List(keepDense)) overrides[name] = Get(name) with { KeepDense = true };
-            foreach (var spec in List(sparsity))
-            {
-                var parts = spec.Split('=', 2);
-                if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var s))
-                    throw new ScalpelException(ErrorCode.Option, $"--sparsity '{spec}': expected NAME=FRACTION with FRACTION in [0, 1).");
-                overrides[parts[0]] = Get(parts[0]) with { Sparsity = s };
-            }
-            foreach (var spec in List(technique))
-            {
-                var parts = spec.Split('=', 2);
-                if (parts.Length != 2 || !Enum.TryParse<Technique>(parts[1], ignoreCase: true, out var t))
-                    throw new ScalpelException(ErrorCode.Option, $"--technique '{spec}': expected NAME=weight, NAME=csr or NAME=node.{(parts.Length == 2 ? ClosestName.Suggestion(parts[1], ["weight", "csr", "node"]) : "")}");
-                overrides[parts[0]] = Get(parts[0]) with { Technique = t };
-            }
+            // Lists separated by ';' (as the ScalpelModel metadata are) or ',', or the option repeated; NAME=VALUE entries checked as the metadata are.
+            IEnumerable<(string Name, string Value)> List(Option<string[]> option, OptionSpec spec) => OptionSpec.Entries(result.GetValue(option) ?? []).Select(entry =>
+                spec.Parse(entry, null, out _) is { } error ? throw new ScalpelException(ErrorCode.Option, error)
+                    : spec.Kind == OptionKind.NamedValues ? (entry[..entry.IndexOf('=')], entry[(entry.IndexOf('=') + 1)..]) : (entry, ""));
+            foreach (var (name, _) in List(keepDense, OptionSpecs.KeepDense)) overrides[name] = Get(name) with { KeepDense = true };
+            foreach (var (name, value) in List(sparsity, OptionSpecs.Sparsity)) overrides[name] = Get(name) with { Sparsity = Double(value) };
+            foreach (var (name, value) in List(technique, OptionSpecs.Technique)) overrides[name] = Get(name) with { Technique = ParseEnum<Technique>(value) };
             var options = new PruneOptions
             {
                 ModelPath = path, Target = TargetProfile.Resolve(result.GetValue(target)!), Namespace = result.GetValue(ns)!, ClassName = className,
@@ -149,7 +174,7 @@ public static class Program
                 TrainingData = result.GetValue(train)?.FullName, TrainingLabels = result.GetValue(trainLabels)?.FullName,
                 Retraining = new RetrainOptions
                 {
-                    EpochsPerStep = result.GetValue(epochs), MaxSteps = Math.Max(0, result.GetValue(steps)), NodeSelection = result.GetValue(nodeSelection),
+                    EpochsPerStep = result.GetValue(epochs), MaxSteps = result.GetValue(steps), NodeSelection = result.GetValue(nodeSelection),
                     GatePenalty = result.GetValue(gatePenalty), LearningRate = result.GetValue(learningRate), Distillation = result.GetValue(distillation),
                 },
                 MaxModelBytes = result.GetValue(maxBytes),
@@ -161,16 +186,6 @@ public static class Program
             Console.WriteLine("report: " + Path.Combine(result.GetValue(outDir)!.FullName, className + ".report.md"));
         })));
         return command;
-    }
-
-    /// <summary>An enum option's value, any case; otherwise an error that lists the values in lower case and names the closest.</summary>
-    private static T? Choice<T>(System.CommandLine.Parsing.ArgumentResult result, string option) where T : struct, Enum
-    {
-        string token = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(" ", result.Tokens.Select(t => t.Value));
-        var names = Enum.GetNames<T>().Select(n => n.ToLowerInvariant()).ToArray();
-        if (names.Contains(token.ToLowerInvariant())) return Enum.Parse<T>(token, ignoreCase: true);
-        result.AddError($"{option}: '{token}' is not one of: {string.Join(", ", names)}.{ClosestName.Suggestion(token, names)}");
-        return null;
     }
 
     private static Command ProfileCommand()

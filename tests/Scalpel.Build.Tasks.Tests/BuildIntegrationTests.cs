@@ -255,6 +255,29 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
             Assert.DoesNotContain(Directory.GetFiles(app.GeneratedDirectory), f => !f.EndsWith(".stamp", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A bad metadata value gets the message the command line gives the same value (CommandLineTests checks that
+    /// side), naming the metadata, when the item is resolved: the tool never starts. Sparsity and Technique used to
+    /// reach the tool unchecked.
+    /// </summary>
+    [Theory]
+    [InlineData("MaxAccuracyDrop", "150")]
+    [InlineData("Sparsity", "fc=1.5")]
+    [InlineData("Technique", "conv=nod")]
+    public void BadMetadataGetsItsOptionSpecsMessageBeforeTheToolStarts(string metadata, string value)
+    {
+        var spec = OptionSpecs.All.Single(o => o.Metadata == metadata);
+        var expected = spec.Parse(value, metadata, out _);
+        Assert.NotNull(expected);
+        var app = new ConsumerProject(feed, "bad-value-" + metadata, $"""<ScalpelModel Include="models/mlp.onnx" {metadata}="{value}" />""");
+        app.AddFixture("mlp.onnx", "models/mlp.onnx");
+
+        var build = app.Build();
+        Assert.NotEqual(0, build.ExitCode);
+        Assert.Contains($"{app.ProjectFile} : Scalpel error SCALPEL1006: ScalpelModel 'models/mlp.onnx': {expected}", build.Output);
+        Assert.DoesNotContain(Pruning, build.Output);
+    }
+
     [Fact]
     public void LabelFileErrorSaysWhatItHoldsInWordsAndNamesItsMetadata()
     {

@@ -257,6 +257,33 @@ public sealed class CommandLineTests
         Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
     }
 
+    /// <summary>The message a ScalpelModel item's metadata gets for the same value (BuildIntegrationTests checks a build says it), with the option's name.</summary>
+    [Theory]
+    [InlineData("--max-accuracy-drop", "150")]
+    [InlineData("--max-accuracy-drop", "lots")]
+    [InlineData("--epochs", "0")]
+    [InlineData("--max-model-bytes", "-5")]
+    [InlineData("--sparsity", "fc=1.5")]
+    [InlineData("--technique", "conv=nod")]
+    [InlineData("--criterion", "magnitud")]
+    public void BadValuesGetTheMessageTheirOptionSpecGives(string option, string value)
+    {
+        var spec = OptionSpecs.All.Single(o => o.Option == option);
+        var expected = spec.Parse(value, null, out _);
+        Assert.NotNull(expected);
+        var (exit, _, error) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", TestData.TempDir(), "--measure", "false", option, value);
+        Assert.Equal(1, exit);
+        Assert.Equal("error SCALPEL1006: " + expected, error.Split('\n')[0].TrimEnd());
+    }
+
+    [Fact]
+    public void TrainingDataWithoutLabelsIsADataError()
+    {
+        var (exit, _, error) = Run("prune", TestData.Fixture("mlp.onnx"), "--out", TestData.TempDir(), "--train", TestData.Fixture("data/fmnist-test-1000-x.npy"));
+        Assert.Equal(1, exit);
+        Assert.Equal("error SCALPEL1005: --train is given without --train-labels: training data needs its labels.", error.Trim());
+    }
+
     [Fact]
     public void CompileRefusesReservedClassNamesAndTrailingNewlines()
     {

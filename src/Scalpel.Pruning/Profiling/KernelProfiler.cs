@@ -374,7 +374,7 @@ public static class KernelProfiler
                 samples[k][round] = TimeCalls(runs[k], x, y, shape.Batch, reps[k]) * tick / reps[k];
             }
         }
-        return samples.Select(Median).ToArray();
+        return samples.Select(Samples.Median).ToArray();
     }
 
     /// <summary>Ticks for <paramref name="reps"/> calls, after one untimed call that brings the kernel's weights into cache.</summary>
@@ -385,13 +385,6 @@ public static class KernelProfiler
         long start = Stopwatch.GetTimestamp();
         for (int i = 0; i < reps; i++) run(x, y, batch);
         return Stopwatch.GetTimestamp() - start;
-    }
-
-    private static double Median(double[] values)
-    {
-        var sorted = values.Order().ToArray();
-        int n = sorted.Length;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
     // ---- reporting -------------------------------------------------------------------------------------

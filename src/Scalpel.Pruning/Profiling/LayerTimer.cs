@@ -61,18 +61,12 @@ public static class LayerTimer
             }
         var result = new Dictionary<string, (double, double)>();
         for (int i = 0; i < pairs.Count; i++)
-            result[pairs[i].Pruned.Name] = (Median(samples[2 * i]), Median(samples[2 * i + 1]));
+            result[pairs[i].Pruned.Name] = (Samples.Median(samples[2 * i]), Samples.Median(samples[2 * i + 1]));
         return result;
     }
 
     /// <summary>Whether the target's vector width runs in hardware on this machine (else its timings mean little).</summary>
     public static bool Accelerated(CodeTarget target) => CodeTarget.RunsInHardware(target.SimdBits) && (!target.Fma || System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported);
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted[sorted.Length / 2];
-    }
 
     /// <summary>The layer as the original dense layer (same sizes and weights, dense format).</summary>
     private static Layer DenseCopy(Layer layer) => layer is WeightedLayer w ? w with { Format = WeightFormat.Dense, GroupWidth = 1 } : layer;
