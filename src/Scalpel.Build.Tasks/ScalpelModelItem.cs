@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using Microsoft.Build.Framework;
+using Scalpel.CodeGen;
 using Scalpel.Onnx;
 
 namespace Scalpel.Build.Tasks;
@@ -50,11 +51,10 @@ internal sealed class ScalpelModelItem
 
         string className = Meta(OptionSpecs.Class.Metadata!);
         if (className.Length == 0) className = ModelNames.ClassNameFrom(spec);
-        else if (!IsIdentifier(className)) Bad($"{OptionSpecs.Class.Metadata}='{className}' is not a valid C# class name.");
-
         string ns = Meta(OptionSpecs.Namespace.Metadata!);
         if (ns.Length == 0) ns = ModelNames.NamespaceFrom(defaultNamespace);
-        else if (!ns.Split('.').All(IsIdentifier)) Bad($"{OptionSpecs.Namespace.Metadata}='{ns}' is not a valid C# namespace.");
+        // The code generator's own check, before the tool starts (ClassName and Namespace metadata, or the defaults).
+        if (GeneratedNames.Problem(ns, className) is { } nameProblem) Bad(nameProblem);
 
         // MSBuild reserves the metadata name "Target" (MSB4118), hence HardwareTarget.
         string target = Meta(OptionSpecs.Target.Metadata!);
@@ -123,9 +123,6 @@ internal sealed class ScalpelModelItem
             .Where(name => !KnownMetadata.Concat(GeneralMetadata).Contains(name, StringComparer.OrdinalIgnoreCase))
             .OrderBy(name => name, StringComparer.Ordinal)
             .Select(name => $"ScalpelModel '{item.ItemSpec}': unknown metadata '{name}' is ignored.{ClosestName.Suggestion(name, KnownMetadata)} Known metadata: {string.Join(", ", KnownMetadata)}.");
-
-    private static bool IsIdentifier(string s) =>
-        s.Length > 0 && (char.IsLetter(s[0]) || s[0] == '_') && s.All(c => char.IsLetterOrDigit(c) || c == '_');
 
     /// <summary>The arguments as one command line, quoted the way .NET splits a command line on every OS.</summary>
     public string CommandLine(string cliPath) => string.Join(" ", new[] { "exec", cliPath }.Concat(Arguments).Select(Quote));

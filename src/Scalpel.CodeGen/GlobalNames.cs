@@ -9,24 +9,6 @@ namespace Scalpel.CodeGen;
 /// </summary>
 internal static class GlobalNames
 {
-    private static readonly Dictionary<string, string> Namespaces = new(StringComparer.Ordinal)
-    {
-        ["System"] = "",
-        ["Span"] = "System", ["ReadOnlySpan"] = "System", ["Math"] = "System", ["MathF"] = "System", ["Array"] = "System",
-        ["BitConverter"] = "System", ["ArgumentException"] = "System", ["ArgumentOutOfRangeException"] = "System",
-        ["ArgumentNullException"] = "System", ["InvalidOperationException"] = "System",
-        ["Stream"] = "System.IO", ["MemoryStream"] = "System.IO", ["InvalidDataException"] = "System.IO",
-        ["BinaryPrimitives"] = "System.Buffers.Binary",
-        ["Unsafe"] = "System.Runtime.CompilerServices", ["MethodImpl"] = "System.Runtime.CompilerServices",
-        ["MethodImplOptions"] = "System.Runtime.CompilerServices",
-        ["MemoryMarshal"] = "System.Runtime.InteropServices",
-        ["Vector64"] = "System.Runtime.Intrinsics", ["Vector128"] = "System.Runtime.Intrinsics",
-        ["Vector256"] = "System.Runtime.Intrinsics", ["Vector512"] = "System.Runtime.Intrinsics",
-        ["SHA256"] = "System.Security.Cryptography",
-        ["GeneratedCode"] = "System.CodeDom.Compiler",
-        ["Volatile"] = "System.Threading", ["Interlocked"] = "System.Threading",
-    };
-
     public static string Qualify(string source)
     {
         var output = new StringBuilder(source.Length + source.Length / 4);
@@ -55,7 +37,7 @@ internal static class GlobalNames
                 var name = s[start..i];
                 int b = Previous(s, start);
                 bool qualified = b >= 0 && (s[b] == '.' || (s[b] == ':' && b > 0 && s[b - 1] == ':'));
-                if (!qualified && Namespaces.TryGetValue(name, out var ns))
+                if (!qualified && GeneratedNames.FrameworkTypes.TryGetValue(name, out var ns))
                     o.Append("global::").Append(ns.Length == 0 ? "" : ns + ".");
                 o.Append(name);
             }

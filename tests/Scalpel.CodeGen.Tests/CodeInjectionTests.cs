@@ -98,7 +98,8 @@ public sealed class CodeInjectionTests
     [InlineData("Demo", "class")]
     [InlineData("Demo", "Weights")]
     [InlineData("Demo", "Run")]
-    [InlineData("Demo", "Math")]
+    [InlineData("Demo", "InputShape")]
+    [InlineData("Demo", "Vector256")]
     [InlineData("Demo", "Mlp\n")]
     [InlineData("Demo", "Mlp\r\n")]
     [InlineData("Demo", "Ml\u2028p")]
@@ -107,7 +108,7 @@ public sealed class CodeInjectionTests
     [InlineData("Demo", "9Lives")]
     [InlineData("Demo", "Mlp; class X")]
     [InlineData("Demo.namespace", "Mlp")]
-    [InlineData("Demo.Math", "Mlp")]
+    [InlineData("Demo.__Math", "Mlp")]
     [InlineData("Demo\n", "Mlp")]
     [InlineData("Demo..X", "Mlp")]
     [InlineData("", "Mlp")]
@@ -120,10 +121,11 @@ public sealed class CodeInjectionTests
     }
 
     [Fact]
-    public void ReservedNamesCoverEveryTypeTheGeneratedCodeNamesUnqualified()
+    public void GeneratedCodeNamesOnlyItsOwnTypesUnqualified()
     {
         // Any identifier the generated code uses as a qualifier (Math.Min, Vector256.Create) would be shadowed by a
-        // class or namespace of that name; the reserved list must hold them all, whatever the kernels call.
+        // class or namespace of that name in the user's code: framework types are written global::-qualified, so
+        // only the generated class's own members may appear unqualified, whatever the kernels call.
         var used = new HashSet<string>(StringComparer.Ordinal);
         foreach (var fixture in new[] { "mlp", "lenet5", "rescnn" })
             foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
@@ -135,7 +137,34 @@ public sealed class CodeInjectionTests
                         used.Add(simple.Identifier.Text);
             }
         Assert.NotEmpty(used);
-        Assert.Equal("", string.Join(", ", used.Where(name => !CodeText.ReservedNames.Contains(name)).Order()));
+        Assert.Equal("", string.Join(", ", used.Where(name => !GeneratedNames.Members.Contains(name)).Order()));
+    }
+
+    [Fact]
+    public void TypesOfTheUsersNamedLikeFrameworkTypesDoNotCaptureTheGeneratedCode()
+    {
+        // The generated class lives in the user's namespace, beside their types; one named Span or Math must not
+        // change what the generated code means (it names framework types global::-qualified); nor may a namespace Math.
+        var model = GraphAnalyzer.Analyze(OnnxModel.Load(TestData.Fixture("rescnn.onnx")));
+        var target = CodeTarget.Resolve("x64-avx2");
+        var code = CSharpEmitter.Emit(model, new EmitOptions("Demo.Math", "Model", target, "rescnn.onnx"));
+        const string decoys = """
+            namespace Demo
+            {
+                public class Span { } public class ReadOnlySpan { } public class MathF { } public class Unsafe { }
+                public class MemoryMarshal { } public class Stream { } public class Array { } public class Vector512 { } public class Vector128 { }
+                public class BinaryPrimitives { } public class ArgumentException { } public class SHA256 { } public class Interlocked { }
+            }
+            namespace Demo.Math { public class System { } public class MethodImpl { } public class GeneratedCode { } }
+            """;
+        var run = GeneratedAssembly.Compile("Decoys", [code.Source, decoys]).Instantiate("Demo.Math.Model", code.Weights);
+        var plain = GeneratedAssembly.CompileOne(CSharpEmitter.Emit(model, new EmitOptions("Plain", "Model", target, "rescnn.onnx")), "Plain");
+        var rng = new Random(5);
+        var x = Enumerable.Range(0, 3 * model.InputSize).Select(_ => (float)rng.NextDouble()).ToArray();
+        var (a, b) = (new float[3 * model.OutputSize], new float[3 * model.OutputSize]);
+        run(x, a, 3);
+        plain(x, b, 3);
+        Assert.Equal(b, a); // the same code, so the same bits
     }
 
     private static string Escape(string s) => string.Concat(s.Select(c => c < ' ' || c > '~' ? $"\\u{(int)c:X4}" : c.ToString()));

@@ -2,6 +2,7 @@ using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
 using Scalpel.Pruning;
 using Scalpel.Pruning.Data;
+using Scalpel.Pruning.Methods;
 using Scalpel.Pruning.Targets;
 using Xunit;
 using Xunit.Abstractions;
@@ -153,10 +154,10 @@ public sealed class PipelineTests(ITestOutputHelper output)
     public void BatchNormFoldingKeepsTheFunction()
     {
         var model = OnnxModel.Load(TestData.Fixture("rescnn.onnx"));
-        var folded = global::Scalpel.Pruning.Methods.BatchNormFolding.Apply(model.Proto);
+        var folded = BatchNormFolding.Apply(model.Proto);
         Assert.Contains(model.Proto.Graph.Node, n => n.OpType == "BatchNormalization");
         Assert.DoesNotContain(folded.Graph.Node, n => n.OpType == "BatchNormalization");
-        Assert.All(GraphAnalyzer.Analyze(new OnnxModel(folded, null, "folded")).Layers.OfType<ConvLayer>(), c => Assert.True(c.WeightMatchesInitializer, c.Name));
+        Assert.All(GraphAnalyzer.Analyze(new OnnxModel(folded, null, "folded")).Layers.OfType<ConvLayer>(), c => Assert.True(OnnxWriteback.CanRewrite(folded, c), c.Name));
         var dir = TestData.TempDir();
         new OnnxModel(folded, null, "folded").Save(Path.Combine(dir, "folded.onnx"));
         var images = NpyFile.Read(Data("fmnist-test-1000-x.npy")).Floats![..(100 * 784)];

@@ -1,8 +1,8 @@
 namespace Scalpel.Onnx.Layers;
 
 /// <summary>
-/// Folds a layer into the Dense or Conv layer that feeds it when that producer has no other reader:
-/// BatchNorm into the weights, a constant bias Add into the bias, Relu into the epilogue.
+/// Folds a layer into the Dense or Conv layer that feeds it when that producer has no other reader: a constant
+/// bias Add into the bias, Relu into the epilogue. (BatchNorms are folded into the ONNX model before analysis.)
 /// </summary>
 public static class Fusion
 {
@@ -38,19 +38,12 @@ public static class Fusion
         if (producer.Activation != Activation.None) return null;
         int rows = producer.Rows;
         var shape = producer.OutputShape;
-        // Dense: a BatchNorm or bias over the last axis of a [rows, N] output; Conv: over channels (axis 1).
+        // Dense: a bias over the last axis; Conv: over channels (axis 1).
         bool dense = producer is DenseLayer;
         switch (layer)
         {
             case UnaryLayer { Function: UnaryFunction.Relu }:
                 return producer with { Activation = Activation.Relu };
-            case ScaleShiftLayer bn when bn.C == rows && (!dense || shape.Length == 2) && producer is not DenseLayer { BiasFull: not null }:
-                return producer with
-                {
-                    Weight = ScaleRows(producer.Weight, bn.Scale, producer.Columns),
-                    Bias = ShiftBias(producer.Bias, bn, rows),
-                    WeightMatchesInitializer = false,
-                };
             case BinaryLayer { Op: BinaryOp.Add } add when producer.Bias is null && producer is not DenseLayer { BiasFull: not null }
                 && ConstantOf(add) is { } t && t.Data.Length == rows && t.Dims.Length > 0 && t.Dims.Length <= shape.Length
                 && (dense ? t.Dims[^1] == rows : t.Dims.Length >= shape.Length - 1 && t.Dims[t.Dims.Length - (shape.Length - 1)] == rows):
@@ -61,18 +54,4 @@ public static class Fusion
     }
 
     private static Tensor? ConstantOf(BinaryLayer add) => add.A.Constant ?? add.B.Constant;
-
-    private static float[] ScaleRows(float[] weight, float[] scale, int rowLength)
-    {
-        var result = new float[weight.Length];
-        for (int i = 0; i < weight.Length; i++) result[i] = weight[i] * scale[i / rowLength];
-        return result;
-    }
-
-    private static float[] ShiftBias(float[]? bias, ScaleShiftLayer bn, int n)
-    {
-        var result = new float[n];
-        for (int i = 0; i < n; i++) result[i] = (bias?[i] ?? 0f) * bn.Scale[i] + bn.Shift[i];
-        return result;
-    }
 }

@@ -22,7 +22,7 @@ public sealed class GraphAnalyzer
 
     private GraphAnalyzer(OnnxGraph graph) => _graph = graph;
 
-    public static ModelGraph Analyze(OnnxModel model) => Analyze(new OnnxGraph(model));
+    public static ModelGraph Analyze(OnnxModel model) => Analyze(new OnnxGraph(BatchNormFolding.Apply(model)));
 
     public static ModelGraph Analyze(OnnxGraph graph, bool fuse = true) => new GraphAnalyzer(graph).Run(fuse);
 

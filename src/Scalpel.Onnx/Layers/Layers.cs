@@ -62,8 +62,6 @@ public abstract record WeightedLayer : Layer
     public WeightFormat Format { get; init; } = WeightFormat.Dense;
     /// <summary>Weights per group for <see cref="WeightFormat.GroupedCsr"/> and <see cref="WeightFormat.OutputGrouped"/>.</summary>
     public int GroupWidth { get; init; } = 1;
-    /// <summary>False once fusion rescaled the weights, so they no longer equal the ONNX initializer.</summary>
-    public bool WeightMatchesInitializer { get; init; } = true;
     public abstract int Rows { get; }
     public int Columns => Weight.Length / Rows;
     public override long Parameters => Weight.LongLength + (Bias?.LongLength ?? 0);

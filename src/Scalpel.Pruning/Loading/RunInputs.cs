@@ -10,12 +10,9 @@ internal sealed record RunInputs(OnnxModel Original, ModelGraph OriginalModel, D
 {
     public static RunInputs Load(PruneOptions o)
     {
-        var original = OnnxModel.Load(o.ModelPath, o.MaxModelBytes);
-        if (o.TrainingData is not null)
-        {
-            // Retraining updates every layer's own initializers: fold BatchNorms into them first (same function).
-            original = new OnnxModel(BatchNormFolding.Apply(original.Proto), original.BaseDirectory, original.Source);
-        }
+        // BatchNorms folded into the initializers of the layers before them (same function): the model ONNX Runtime
+        // scores and the run exports then holds the weights the analysed layers hold, which pruning rewrites.
+        var original = BatchNormFolding.Apply(OnnxModel.Load(o.ModelPath, o.MaxModelBytes));
         var originalModel = GraphAnalyzer.Analyze(original);
         o.ValidateLayerNames(originalModel.Layers.OfType<WeightedLayer>().Select(l => l.Name).ToList());
         if (originalModel.BatchMode != BatchMode.PerSample)

@@ -179,11 +179,11 @@ public static class NodePruning
     /// </summary>
     public static void Apply(ModelProto model, ChannelGroup g, int[] keep, (float[] Weight, float[] BiasDelta)? refit = null, double[]? channelMeans = null)
     {
-        Tensor Current(string name) => TensorSlicing.Read(model, name);
+        Tensor Current(string name) => Initializers.Read(model, name);
         if (refit is null && channelMeans is not null && !g.ConsumerIsGemm)
             AddBias(model, g, MeanCompensation(keep, channelMeans, Current(g.ConsumerWeight.Name)));
         foreach (var (name, axis) in g.PerChannel)
-            TensorSlicing.Replace(model, TensorSlicing.Slice(Current(name), axis, keep));
+            Initializers.Replace(model, TensorSlicing.Slice(Current(name), axis, keep));
         var consumer = Current(g.ConsumerWeight.Name);
         var sliced = TensorSlicing.Slice(consumer, g.ConsumerWeight.Axis, keep, g.Block);
         if (refit is { } r)
@@ -198,10 +198,10 @@ public static class NodePruning
                 for (int o = 0; o < outputs; o++)
                     for (int c = 0; c < inputs; c++) data[c * outputs + o] = r.Weight[o * inputs + c];
             }
-            sliced = TensorSlicing.Make(consumer.Name, dims, data);
+            sliced = Initializers.Make(consumer.Name, dims, data);
             AddBias(model, g, r.BiasDelta);
         }
-        TensorSlicing.Replace(model, sliced);
+        Initializers.Replace(model, sliced);
     }
 
     /// <summary>
@@ -234,14 +234,14 @@ public static class NodePruning
         var node = model.Graph.Node[g.ConsumerIndex];
         if (node.Input.Count > 2 && node.Input[2].Length > 0)
         {
-            var bias = TensorSlicing.Read(model, node.Input[2]);
+            var bias = Initializers.Read(model, node.Input[2]);
             if (bias.Data.Length != delta.Length) return; // a broadcast Gemm C of another shape: leave it
-            TensorSlicing.Replace(model, TensorSlicing.Make(bias.Name, bias.Dims, bias.Data.Zip(delta, (b, d) => b + d).ToArray()));
+            Initializers.Replace(model, Initializers.Make(bias.Name, bias.Dims, bias.Data.Zip(delta, (b, d) => b + d).ToArray()));
         }
         else
         {
             var name = node.Input[1] + "_scalpel_bias";
-            model.Graph.Initializer.Add(TensorSlicing.Make(name, [delta.Length], delta));
+            model.Graph.Initializer.Add(Initializers.Make(name, [delta.Length], delta));
             if (node.Input.Count == 2) node.Input.Add(name); else node.Input[2] = name;
         }
     }

@@ -10,7 +10,6 @@ public static class OnnxWriteback
     /// <summary>Whether the layer's weight is a Gemm/MatMul/Conv initializer used by that node alone, so it can be rewritten.</summary>
     public static bool CanRewrite(ModelProto model, WeightedLayer layer)
     {
-        if (!layer.WeightMatchesInitializer) return false;
         var name = layer.Node.Inputs[1];
         if (model.Graph.Initializer.All(i => i.Name != name)) return false;
         return model.Graph.Node.Count(n => n.Input.Contains(name)) == 1;
@@ -22,7 +21,7 @@ public static class OnnxWriteback
         {
             // Conv weights are [M, C, KH, KW] in the layer and in the initializer alike.
             var w = model.Graph.Initializer.First(i => i.Name == conv.Node.Inputs[1]);
-            TensorSlicing.Replace(model, TensorSlicing.Make(w.Name, w.Dims.Select(d => (int)d).ToArray(), weight));
+            Initializers.Replace(model, Initializers.Make(w.Name, w.Dims.Select(d => (int)d).ToArray(), weight));
             return;
         }
         WriteDense(model, (DenseLayer)layer, weight);
@@ -41,7 +40,7 @@ public static class OnnxWriteback
         for (int r = 0; r < n; r++)
             for (int c = 0; c < k; c++)
                 values[transB ? r * k + c : c * n + r] = weight[r * k + c] / alpha;
-        TensorSlicing.Replace(model, TensorSlicing.Make(init.Name, init.Dims.Select(d => (int)d).ToArray(), values));
+        Initializers.Replace(model, Initializers.Make(init.Name, init.Dims.Select(d => (int)d).ToArray(), values));
     }
 
     /// <summary>
@@ -52,8 +51,7 @@ public static class OnnxWriteback
     public static (string Name, float Scale)? BiasSource(ModelProto model, WeightedLayer layer)
     {
         var (node, n) = (layer.Node, layer.Rows);
-        // A BatchNorm fused into the layer is in its bias too, and still in the ONNX graph: not the initializer's value.
-        if (layer.Bias is null || !layer.WeightMatchesInitializer) return null;
+        if (layer.Bias is null) return null;
         var graph = model.Graph;
         bool Rewritable(string name) => graph.Initializer.Any(i => i.Name == name && i.Dims.Aggregate(1L, (a, b) => a * b) == n)
             && graph.Node.Sum(x => x.Input.Count(i => i == name)) == 1;
@@ -70,6 +68,6 @@ public static class OnnxWriteback
     {
         var (name, scale) = BiasSource(model, layer) ?? throw new InvalidOperationException($"{layer.Name}: its bias has no initializer of its own.");
         var init = model.Graph.Initializer.First(i => i.Name == name);
-        TensorSlicing.Replace(model, TensorSlicing.Make(name, init.Dims.Select(d => (int)d).ToArray(), bias.Select(b => b / scale).ToArray()));
+        Initializers.Replace(model, Initializers.Make(name, init.Dims.Select(d => (int)d).ToArray(), bias.Select(b => b / scale).ToArray()));
     }
 }

@@ -51,7 +51,7 @@ internal static class Planner
             else if (ov?.Technique is null && !fc && o.Method == Method.Scalpel && o.Target.Parallelism != Parallelism.Low)
                 continue; // conv layers on moderate and high parallelism are node-pruned (or left alone) instead
             else if (!OnnxWriteback.CanRewrite(proto, layer) || layer is DenseLayer { TransposeInput: true } or DenseLayer { BiasFull: not null })
-                (format, technique, note) = (WeightFormat.Dense, "none", "weight is not a plain initializer of this layer (shared, or BatchNorm folded into it)");
+                (format, technique, note) = (WeightFormat.Dense, "none", "weight is not an initializer of this layer alone (shared with another node)");
             else if (ov?.Technique == Technique.Csr || (ov?.Technique is null && o.Method == Method.Traditional))
                 (format, technique) = (WeightFormat.Csr, "traditional weight pruning");
             else if (ov?.Technique == Technique.Weight)

@@ -1,16 +1,20 @@
-using Scalpel.Onnx;
 using Scalpel.Onnx.Proto;
 
-namespace Scalpel.Pruning.Methods;
+namespace Scalpel.Onnx;
 
 /// <summary>
 /// Folds each BatchNormalization that directly follows a Conv or Gemm (its only reader) into that layer's
 /// weight and bias initializers, and removes it. The model computes the same function (inference-mode
 /// BatchNorm is affine), and every Conv/Gemm layer's parameters are then its own initializers: what
-/// retraining updates and writes back.
+/// pruning and retraining rewrite. The one BatchNorm folding: analysis folds first, the pipeline folds the
+/// model it scores and exports.
 /// </summary>
 public static class BatchNormFolding
 {
+    /// <summary>The model with its foldable BatchNorms folded (the same model when there are none).</summary>
+    public static OnnxModel Apply(OnnxModel model) =>
+        model.Proto.Graph.Node.Any(n => n.OpType == "BatchNormalization") ? new OnnxModel(Apply(model.Proto), model.BaseDirectory, model.Source) : model;
+
     public static ModelProto Apply(ModelProto source)
     {
         var model = source.Clone();
@@ -31,8 +35,9 @@ public static class BatchNormFolding
         var inits = graph.Initializer.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         // BatchNorm parameters may be initializers or Identity copies of them (exporters share equal tensors).
         string? Source(string name) => inits.Contains(name) ? name
-            : graph.Node.FirstOrDefault(n => n.OpType == "Identity" && n.Output[0] == name) is { } id && inits.Contains(id.Input[0]) ? id.Input[0] : null;
-        if (bn.Input.Count < 5 || bn.Input.Skip(1).Take(4).Any(n => Source(n) is null)) return false;
+            : graph.Node.FirstOrDefault(n => n.OpType == "Identity" && n.Output.Count == 1 && n.Output[0] == name) is { Input.Count: 1 } id && inits.Contains(id.Input[0]) ? id.Input[0] : null;
+        // The model is untrusted and not yet checked: anything unusual is left for analysis, which names the node.
+        if (bn.Input.Count < 5 || bn.Output.Count < 1 || bn.Output[0].Length == 0 || bn.Input.Skip(1).Take(4).Any(n => Source(n) is null)) return false;
         if (bn.Attribute.Any(a => a.Name == "training_mode" && a.I != 0)) return false;
         var producer = graph.Node.FirstOrDefault(n => n.Output.Count > 0 && n.Output[0] == bn.Input[0]);
         if (producer is null || producer.OpType is not ("Conv" or "Gemm") || Uses(graph, producer.Output[0]) != 1 || graph.Output.Any(o => o.Name == producer.Output[0])) return false;
@@ -40,20 +45,21 @@ public static class BatchNormFolding
         if (producer.Input.Count > 2 && (!inits.Contains(producer.Input[2]) || Uses(graph, producer.Input[2]) != 1)) return false;
 
         float eps = bn.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5f;
-        var gamma = TensorSlicing.Read(model, Source(bn.Input[1])!).Data;
-        var beta = TensorSlicing.Read(model, Source(bn.Input[2])!).Data;
-        var mean = TensorSlicing.Read(model, Source(bn.Input[3])!).Data;
-        var variance = TensorSlicing.Read(model, Source(bn.Input[4])!).Data;
+        var gamma = Initializers.Read(model, Source(bn.Input[1])!).Data;
+        var beta = Initializers.Read(model, Source(bn.Input[2])!).Data;
+        var mean = Initializers.Read(model, Source(bn.Input[3])!).Data;
+        var variance = Initializers.Read(model, Source(bn.Input[4])!).Data;
         int channels = gamma.Length;
+        if (channels == 0 || beta.Length != channels || mean.Length != channels || variance.Length != channels) return false;
         var scale = new float[channels];
         for (int c = 0; c < channels; c++) scale[c] = gamma[c] / MathF.Sqrt(variance[c] + eps);
 
-        var w = TensorSlicing.Read(model, producer.Input[1]);
+        var w = Initializers.Read(model, producer.Input[1]);
         var weight = (float[])w.Data.Clone();
         float biasScale = 1f;
         if (producer.OpType == "Conv")
         {
-            if (w.Dims[0] != channels) return false;
+            if (w.Dims.Length < 2 || w.Dims[0] != channels || weight.Length % channels != 0) return false;
             int per = weight.Length / channels;
             for (int i = 0; i < weight.Length; i++) weight[i] *= scale[i / per];
         }
@@ -64,18 +70,19 @@ public static class BatchNormFolding
             if (w.Dims.Length != 2 || w.Dims[transB ? 0 : 1] != channels) return false;
             for (int i = 0; i < weight.Length; i++) weight[i] *= scale[transB ? i / w.Dims[1] : i % channels];
             biasScale = producer.Attribute.FirstOrDefault(a => a.Name == "beta")?.F ?? 1f;
-            if (producer.Input.Count > 2 && TensorSlicing.Read(model, producer.Input[2]).Data.Length != channels) return false; // a full [M, N] C
+            if (producer.Input.Count > 2 && Initializers.Read(model, producer.Input[2]).Data.Length != channels) return false; // a full [M, N] C
         }
-        var bias = producer.Input.Count > 2 ? TensorSlicing.Read(model, producer.Input[2]).Data : new float[channels];
+        var bias = producer.Input.Count > 2 ? Initializers.Read(model, producer.Input[2]).Data : new float[channels];
+        if (bias.Length != channels) return false;
         var folded = new float[channels];
         for (int c = 0; c < channels; c++) folded[c] = (biasScale * bias[c] - mean[c]) * scale[c] + beta[c];
 
-        TensorSlicing.Replace(model, TensorSlicing.Make(w.Name, w.Dims, weight));
-        if (producer.Input.Count > 2) TensorSlicing.Replace(model, TensorSlicing.Make(producer.Input[2], [channels], folded));
+        Initializers.Replace(model, Initializers.Make(w.Name, w.Dims, weight));
+        if (producer.Input.Count > 2) Initializers.Replace(model, Initializers.Make(producer.Input[2], [channels], folded));
         else
         {
             string name = Unique(graph, producer.Name + "_folded_bias");
-            graph.Initializer.Add(TensorSlicing.Make(name, [channels], folded));
+            graph.Initializer.Add(Initializers.Make(name, [channels], folded));
             producer.Input.Add(name);
         }
         if (producer.OpType == "Gemm")
@@ -95,7 +102,7 @@ public static class BatchNormFolding
         foreach (var name in names.Distinct().ToList())
         {
             if (Uses(graph, name) > 0) continue;
-            if (graph.Node.FirstOrDefault(n => n.OpType == "Identity" && n.Output[0] == name) is { } id)
+            if (graph.Node.FirstOrDefault(n => n.OpType == "Identity" && n.Output.Count == 1 && n.Output[0] == name) is { Input.Count: 1 } id)
             {
                 graph.Node.Remove(id);
                 RemoveUnused(graph, [id.Input[0]]);
