@@ -1,0 +1,46 @@
+using System.Diagnostics;
+using System.Globalization;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
+using Scalpel.Pruning.Data;
+using Scalpel.Pruning.Training;
+
+namespace Scalpel.Benchmarks;
+
+/// <summary>
+/// The trainer's speed (docs/performance.md, "Retraining"): images/s of batch-64 Adam epochs over the training
+/// set with 1 and with all cores (TrainOptions.Threads), interleaved, each from the same starting weights.
+///
+///     dotnet run -c Release --project bench/Scalpel.Benchmarks -- train MODEL.onnx TRAIN-X.npy TRAIN-Y.npy [SAMPLES [REPEATS [THREADS,...]]]
+/// (threads default: 1 and all cores; pin the process with taskset to compare whole processes).
+/// </summary>
+public static class TrainSpeed
+{
+    public static int Run(string[] args)
+    {
+        var source = OnnxModel.Load(args[0]);
+        var shape = GraphAnalyzer.Analyze(source).InputShape;
+        int samples = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 10_000;
+        int repeats = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 3;
+        var train = Dataset.Load(args[1], args[2], shape[1..], maxSamples: samples);
+        var threadCounts = args.Length > 5 ? args[5].Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)) : [1, Environment.ProcessorCount];
+        var runs = threadCounts.Distinct().ToDictionary(t => t, _ => new List<double>());
+        for (int r = 0; r < repeats + 1; r++)
+            foreach (int threads in runs.Keys)
+            {
+                var net = new Network(GraphAnalyzer.Analyze(OnnxModel.Load(args[0])));
+                var clock = Stopwatch.StartNew();
+                Trainer.Train(net, train, null, new TrainOptions { Epochs = 1, LearningRate = 1e-3f, Threads = threads });
+                double rate = train.Count / clock.Elapsed.TotalSeconds;
+                if (r == 0) continue; // warm-up (tiering)
+                runs[threads].Add(rate);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{threads} thread(s): {rate:0} images/s (load {File.ReadAllText("/proc/loadavg").Split(' ')[0]})"));
+            }
+        double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
+        foreach (var (threads, v) in runs)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"median {threads} thread(s): {Median(v):0} images/s"));
+        if (runs.Count > 1)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio: {Median(runs[runs.Keys.Max()]) / Median(runs[runs.Keys.Min()]):0.00}x"));
+        return 0;
+    }
+}
