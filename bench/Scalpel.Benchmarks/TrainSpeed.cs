@@ -9,7 +9,8 @@ namespace Scalpel.Benchmarks;
 
 /// <summary>
 /// The trainer's speed (docs/performance.md, "Retraining"): images/s of batch-64 Adam epochs over the training
-/// set with 1 and with all cores (TrainOptions.Threads), interleaved, each from the same starting weights.
+/// set with 1 and with all cores (TrainOptions.Threads), interleaved, each from the same starting weights; and
+/// images per CPU second of the process (less sensitive to other work on a shared machine than wall time).
 ///
 ///     dotnet run -c Release --project bench/Scalpel.Benchmarks -- train MODEL.onnx TRAIN-X.npy TRAIN-Y.npy [SAMPLES [REPEATS [THREADS,...]]]
 /// (threads default: 1 and all cores; pin the process with taskset to compare whole processes).
@@ -25,20 +26,26 @@ public static class TrainSpeed
         var train = Dataset.Load(args[1], args[2], shape[1..], maxSamples: samples);
         var threadCounts = args.Length > 5 ? args[5].Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)) : [1, Environment.ProcessorCount];
         var runs = threadCounts.Distinct().ToDictionary(t => t, _ => new List<double>());
+        var cpuRuns = runs.Keys.ToDictionary(t => t, _ => new List<double>());
         for (int r = 0; r < repeats + 1; r++)
             foreach (int threads in runs.Keys)
             {
                 var net = new Network(GraphAnalyzer.Analyze(OnnxModel.Load(args[0])));
+                var process = Process.GetCurrentProcess();
+                var cpu = process.TotalProcessorTime;
                 var clock = Stopwatch.StartNew();
                 Trainer.Train(net, train, null, new TrainOptions { Epochs = 1, LearningRate = 1e-3f, Threads = threads });
                 double rate = train.Count / clock.Elapsed.TotalSeconds;
+                process.Refresh();
+                double perCpuSecond = train.Count / (process.TotalProcessorTime - cpu).TotalSeconds;
                 if (r == 0) continue; // warm-up (tiering)
                 runs[threads].Add(rate);
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{threads} thread(s): {rate:0} images/s (load {File.ReadAllText("/proc/loadavg").Split(' ')[0]})"));
+                cpuRuns[threads].Add(perCpuSecond);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{threads} thread(s): {rate:0} images/s, {perCpuSecond:0} images per CPU second (load {File.ReadAllText("/proc/loadavg").Split(' ')[0]})"));
             }
         double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
         foreach (var (threads, v) in runs)
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"median {threads} thread(s): {Median(v):0} images/s"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"median {threads} thread(s): {Median(v):0} images/s, {Median(cpuRuns[threads]):0} images per CPU second"));
         if (runs.Count > 1)
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio: {Median(runs[runs.Keys.Max()]) / Median(runs[runs.Keys.Min()]):0.00}x"));
         return 0;

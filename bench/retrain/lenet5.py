@@ -7,7 +7,8 @@ Writes, from Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist):
   val-x.npy/val-y.npy       the last 10,000 training images (validation for the pruning budget)
   test-x.npy/test-y.npy     the 10,000 test images
   lenet5.onnx               LeNet-5 trained briefly (2 epochs, batch 64, Adam 1e-3, seed 0), opset 13, symbolic batch
-and prints PyTorch's training speed on this machine: images/s of batch-64 Adam steps with 1 and 2 threads
+and prints PyTorch's training speed on this machine: images/s (and images per CPU second) of batch-64 Adam steps
+with 1 and 2 threads
 (the same network, loss and batch size the C# trainer runs).
 
 Needs Debian's python3-torch and python3-onnx.
@@ -52,9 +53,9 @@ def speed(x, y, threads, batches=300):
             loss(net(xs[i:i + 64]), ys[i:i + 64]).backward()
             opt.step()
     run(20)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     run(batches)
-    return batches * 64 / (time.perf_counter() - t)
+    return batches * 64 / (time.perf_counter() - t), batches * 64 / (time.process_time() - cpu)
 
 
 def main():
@@ -90,7 +91,8 @@ def main():
     print(f"wrote {out}")
     if "--no-speed" not in sys.argv:
         for threads in (1, 2, 1, 2, 1, 2):
-            print(f"pytorch {torch.__version__} LeNet-5 batch 64 Adam, {threads} thread(s): {speed(x[:50000], y[:50000], threads):.0f} images/s (load {os.getloadavg()[0]:.2f})", flush=True)
+            wall, cpu = speed(x[:50000], y[:50000], threads)
+            print(f"pytorch {torch.__version__} LeNet-5 batch 64 Adam, {threads} thread(s): {wall:.0f} images/s, {cpu:.0f} images per CPU second (load {os.getloadavg()[0]:.2f})", flush=True)
 
 
 if __name__ == "__main__":

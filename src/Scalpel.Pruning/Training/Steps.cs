@@ -131,32 +131,50 @@ internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter wei
     private readonly object _col = new(), _z = new(), _dcol = new(), _wt = new();
 
     /// <summary>
-    /// Walks every (patch row, output position) pair of one sample: gathers the input image into its columns (zero
-    /// outside the image, im2col), or scatters the columns back by adding into the image (col2im, for the input
-    /// gradient). Patch row r of the sample lies at columns[r * ld + offset ..][.._p].
+    /// For each patch row of a group (input channel, kernel row, kernel column) and output position: the input
+    /// value it reads, as an index into the group's input channels, or -1 in the padding.
+    /// </summary>
+    private readonly int[] _gather = Gather(c);
+
+    private static int[] Gather(ConvLayer c)
+    {
+        int cg = c.C / c.Group, p = c.Window.OH * c.Window.OW;
+        var map = new int[cg * c.Window.KH * c.Window.KW * p];
+        for (int ch = 0; ch < cg; ch++)
+            for (int i = 0; i < c.Window.KH; i++)
+                for (int j = 0; j < c.Window.KW; j++)
+                    for (int oh = 0; oh < c.Window.OH; oh++)
+                        for (int ow = 0; ow < c.Window.OW; ow++)
+                        {
+                            int ih = oh * c.Window.StrideH - c.Window.PadTop + i * c.Window.DilationH, iw = ow * c.Window.StrideW - c.Window.PadLeft + j * c.Window.DilationW;
+                            bool inside = (uint)ih < (uint)c.Window.H && (uint)iw < (uint)c.Window.W;
+                            map[((ch * c.Window.KH + i) * c.Window.KW + j) * p + oh * c.Window.OW + ow] = inside ? (ch * c.Window.H + ih) * c.Window.W + iw : -1;
+                        }
+        return map;
+    }
+
+    /// <summary>
+    /// Gathers one sample's input image into its columns (zero in the padding, im2col), or scatters the columns back
+    /// by adding into the image (col2im, for the input gradient). Patch row r of the sample lies at
+    /// columns[r * ld + offset ..][.._p].
     /// </summary>
     private void Patches(float[] image, float[] columns, int ld, int offset, bool scatter)
     {
-        int plane = c.Window.H * c.Window.W;
+        int groupSize = _cg * c.Window.H * c.Window.W;
         for (int g = 0; g < c.Group; g++)
-            for (int ch = 0; ch < _cg; ch++)
-                for (int i = 0; i < c.Window.KH; i++)
-                    for (int j = 0; j < c.Window.KW; j++)
-                    {
-                        var row = columns.AsSpan(((g * _kk) + (ch * c.Window.KH + i) * c.Window.KW + j) * ld + offset, _p);
-                        var img = image.AsSpan((g * _cg + ch) * plane, plane);
-                        for (int oh = 0; oh < c.Window.OH; oh++)
-                        {
-                            int ih = oh * c.Window.StrideH - c.Window.PadTop + i * c.Window.DilationH;
-                            for (int ow = 0; ow < c.Window.OW; ow++)
-                            {
-                                int iw = ow * c.Window.StrideW - c.Window.PadLeft + j * c.Window.DilationW;
-                                bool inside = (uint)ih < (uint)c.Window.H && (uint)iw < (uint)c.Window.W;
-                                if (scatter) { if (inside) img[ih * c.Window.W + iw] += row[oh * c.Window.OW + ow]; }
-                                else row[oh * c.Window.OW + ow] = inside ? img[ih * c.Window.W + iw] : 0f;
-                            }
-                        }
-                    }
+        {
+            var img = image.AsSpan(g * groupSize, groupSize);
+            for (int r = 0; r < _kk; r++)
+            {
+                var row = columns.AsSpan((g * _kk + r) * ld + offset, _p);
+                var map = _gather.AsSpan(r * _p, _p);
+                if (scatter)
+                {
+                    for (int q = 0; q < row.Length; q++) if (map[q] >= 0) img[map[q]] += row[q];
+                }
+                else for (int q = 0; q < row.Length; q++) row[q] = map[q] >= 0 ? img[map[q]] : 0f;
+            }
+        }
     }
 
     public override void Forward(Workspace ws) => Forward(ws.Alone, 1);
@@ -223,75 +241,95 @@ internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter wei
     }
 }
 
+/// <summary>Max and average pooling, through a table of each output position's input taps (computed once).</summary>
 internal sealed class PoolStep(PoolLayer p, int input, int output) : Step
 {
+    private readonly int _k = p.Window.KH * p.Window.KW;
+    /// <summary>Per output position of a plane, KH×KW taps: the input index in the plane, -1 in the padding, -2 beyond it.</summary>
+    private readonly int[] _taps = Taps(p);
+    /// <summary>Per output position: 1 / the number of values an average divides by.</summary>
+    private readonly float[] _inverseCount = InverseCounts(p);
+
+    private static int[] Taps(PoolLayer p)
+    {
+        var taps = new int[p.Window.OH * p.Window.OW * p.Window.KH * p.Window.KW];
+        int t = 0;
+        for (int oh = 0; oh < p.Window.OH; oh++)
+            for (int ow = 0; ow < p.Window.OW; ow++)
+                for (int i = 0; i < p.Window.KH; i++)
+                {
+                    int ih = oh * p.Window.StrideH - p.Window.PadTop + i * p.Window.DilationH;
+                    for (int j = 0; j < p.Window.KW; j++)
+                    {
+                        int iw = ow * p.Window.StrideW - p.Window.PadLeft + j * p.Window.DilationW;
+                        taps[t++] = (uint)ih < (uint)p.Window.H && (uint)iw < (uint)p.Window.W ? ih * p.Window.W + iw
+                            : ih >= -p.Window.PadTop && ih < p.Window.H + p.Window.PadBottom && iw >= -p.Window.PadLeft && iw < p.Window.W + p.Window.PadRight ? -1 : -2;
+                    }
+                }
+        return taps;
+    }
+
+    private static float[] InverseCounts(PoolLayer p)
+    {
+        var taps = Taps(p);
+        int k = p.Window.KH * p.Window.KW;
+        return Enumerable.Range(0, p.Window.OH * p.Window.OW).Select(o => 1f / taps.AsSpan(o * k, k).ToArray().Count(t => t >= 0 || (t == -1 && p.CountIncludePad))).ToArray();
+    }
+
     public override void Forward(Workspace ws)
     {
         var x = ws.Values[input];
         var y = ws.Values[output];
         var arg = ws.IndexBuffer(this, y.Length);
-        var count = ws.Buffer(this, y.Length);
         int inPlane = p.Window.H * p.Window.W, outPlane = p.Window.OH * p.Window.OW;
         for (int plane = 0; plane < p.Planes; plane++)
-            for (int oh = 0; oh < p.Window.OH; oh++)
-                for (int ow = 0; ow < p.Window.OW; ow++)
+        {
+            var xp = x.AsSpan(plane * inPlane, inPlane);
+            for (int o = 0; o < outPlane; o++)
+            {
+                var taps = _taps.AsSpan(o * _k, _k);
+                if (p.IsMax)
                 {
-                    int o = plane * outPlane + oh * p.Window.OW + ow;
-                    float acc = p.IsMax ? float.NegativeInfinity : 0f;
-                    int best = -1, n = 0;
-                    for (int i = 0; i < p.Window.KH; i++)
+                    float acc = float.NegativeInfinity;
+                    int best = -1;
+                    foreach (int t in taps)
                     {
-                        int ih = oh * p.Window.StrideH - p.Window.PadTop + i * p.Window.DilationH;
-                        for (int j = 0; j < p.Window.KW; j++)
-                        {
-                            int iw = ow * p.Window.StrideW - p.Window.PadLeft + j * p.Window.DilationW;
-                            bool inside = (uint)ih < (uint)p.Window.H && (uint)iw < (uint)p.Window.W;
-                            if (p.IsMax)
-                            {
-                                if (inside && x[plane * inPlane + ih * p.Window.W + iw] > acc) (acc, best) = (x[plane * inPlane + ih * p.Window.W + iw], plane * inPlane + ih * p.Window.W + iw);
-                            }
-                            else if (ih >= -p.Window.PadTop && ih < p.Window.H + p.Window.PadBottom && iw >= -p.Window.PadLeft && iw < p.Window.W + p.Window.PadRight)
-                            {
-                                if (inside) { acc += x[plane * inPlane + ih * p.Window.W + iw]; n++; }
-                                else if (p.CountIncludePad) n++;
-                            }
-                        }
+                        if (t < 0) continue;
+                        float v = xp[t];
+                        bool larger = v > acc; // without a branch on the data: which tap wins is unpredictable
+                        best = larger ? t : best;
+                        acc = larger ? v : acc;
                     }
-                    arg[o] = best;
-                    count[o] = n;
-                    y[o] = p.IsMax ? acc : acc / n;
+                    arg[plane * outPlane + o] = best < 0 ? -1 : plane * inPlane + best;
+                    y[plane * outPlane + o] = acc;
                 }
+                else
+                {
+                    float acc = 0f;
+                    foreach (int t in taps) if (t >= 0) acc += xp[t];
+                    y[plane * outPlane + o] = acc * _inverseCount[o];
+                }
+            }
+        }
     }
 
     public override void Backward(Workspace ws)
     {
         var dy = ws.Gradients[output];
         var dx = ws.Gradients[input];
-        var arg = ws.IndexBuffer(this, 0);
-        var count = ws.Buffer(this, 0);
         if (p.IsMax)
         {
+            var arg = ws.IndexBuffer(this, 0);
             for (int o = 0; o < dy.Length; o++) if (arg[o] >= 0) dx[arg[o]] += dy[o];
             return;
         }
         int inPlane = p.Window.H * p.Window.W, outPlane = p.Window.OH * p.Window.OW;
         for (int plane = 0; plane < p.Planes; plane++)
-            for (int oh = 0; oh < p.Window.OH; oh++)
-                for (int ow = 0; ow < p.Window.OW; ow++)
-                {
-                    int o = plane * outPlane + oh * p.Window.OW + ow;
-                    float g = dy[o] / count[o];
-                    for (int i = 0; i < p.Window.KH; i++)
-                    {
-                        int ih = oh * p.Window.StrideH - p.Window.PadTop + i * p.Window.DilationH;
-                        if ((uint)ih >= (uint)p.Window.H) continue;
-                        for (int j = 0; j < p.Window.KW; j++)
-                        {
-                            int iw = ow * p.Window.StrideW - p.Window.PadLeft + j * p.Window.DilationW;
-                            if ((uint)iw < (uint)p.Window.W) dx[plane * inPlane + ih * p.Window.W + iw] += g;
-                        }
-                    }
-                }
+            for (int o = 0; o < outPlane; o++)
+            {
+                float g = dy[plane * outPlane + o] * _inverseCount[o];
+                foreach (int t in _taps.AsSpan(o * _k, _k)) if (t >= 0) dx[plane * inPlane + t] += g;
+            }
     }
 }
 
