@@ -22,6 +22,9 @@ if (args.Length > 0 && args[0] == "sparsefc")
 // dotnet run -c Release --project bench/Scalpel.Benchmarks -- train MODEL.onnx TRAIN-X.npy TRAIN-Y.npy [SAMPLES [REPEATS]]   (trainer images/s, 1 vs all cores)
 if (args.Length > 0 && args[0] == "train")
     return Scalpel.Benchmarks.TrainSpeed.Run(args[1..]);
+// dotnet run -c Release --project bench/Scalpel.Benchmarks -- score X.npy Y.npy MODEL.onnx...   (top-1 accuracy with ONNX Runtime)
+if (args.Length > 0 && args[0] == "score")
+    return Scalpel.Benchmarks.TrainSpeed.Score(args[1..]);
 
 var config = DefaultConfig.Instance
     .AddJob(Job.Default.WithWarmupCount(5).WithIterationCount(15))

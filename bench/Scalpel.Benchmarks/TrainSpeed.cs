@@ -50,4 +50,20 @@ public static class TrainSpeed
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio: {Median(runs[runs.Keys.Max()]) / Median(runs[runs.Keys.Min()]):0.00}x"));
         return 0;
     }
+
+    /// <summary>
+    /// Top-1 accuracy of models on labelled data with ONNX Runtime (for the unseen test set after pruning):
+    ///     dotnet run -c Release --project bench/Scalpel.Benchmarks -- score X.npy Y.npy MODEL.onnx...
+    /// </summary>
+    public static int Score(string[] args)
+    {
+        foreach (var path in args[2..])
+        {
+            var model = OnnxModel.Load(path);
+            var data = Dataset.Load(args[0], args[1], GraphAnalyzer.Analyze(model).InputShape[1..]);
+            double accuracy = Scalpel.Pruning.Calibration.Accuracy.Evaluate(model.Proto, data, data.Labels!);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{path}: {accuracy:P2} on {data.Count} samples"));
+        }
+        return 0;
+    }
 }
