@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
+using Scalpel.Pruning.Calibration;
 using Scalpel.Pruning.Data;
 using Scalpel.Pruning.Training;
 
@@ -52,17 +53,27 @@ public static class TrainSpeed
     }
 
     /// <summary>
-    /// Top-1 accuracy of models on labelled data with ONNX Runtime (for the unseen test set after pruning):
-    ///     dotnet run -c Release --project bench/Scalpel.Benchmarks -- score X.npy Y.npy MODEL.onnx...
+    /// Top-1 accuracy of models on labelled data with ONNX Runtime (for the unseen test set after pruning), and of
+    /// each model after the first against the first, paired (Calibration.PairedAccuracy):
+    ///     dotnet run -c Release --project bench/Scalpel.Benchmarks -- score X.npy Y.npy ORIGINAL.onnx PRUNED.onnx...
     /// </summary>
     public static int Score(string[] args)
     {
+        int[]? first = null;
         foreach (var path in args[2..])
         {
             var model = OnnxModel.Load(path);
             var data = Dataset.Load(args[0], args[1], GraphAnalyzer.Analyze(model).InputShape[1..]);
-            double accuracy = Scalpel.Pruning.Calibration.Accuracy.Evaluate(model.Proto, data, data.Labels!);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{path}: {accuracy:P2} on {data.Count} samples"));
+            var top1 = Accuracy.Top1(Accuracy.Logits(model.Proto, data), data.Count);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{path}: {Accuracy.Score(top1, data.Labels!):P2} on {data.Count} samples"));
+            if (first is null) first = top1;
+            else
+            {
+                var paired = PairedAccuracy.Of(first, top1, data.Labels!);
+                var (lower, upper) = paired.Interval();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  against the first: {100 * paired.Delta:+0.00;-0.00} points, 95 % interval {100 * lower:+0.00;-0.00} to {100 * upper:+0.00;-0.00}; {paired.Lost} lost, {paired.Gained} gained ({paired.Disagreement:P2} disagree)"));
+            }
         }
         return 0;
     }
