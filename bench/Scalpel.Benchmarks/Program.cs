@@ -19,6 +19,13 @@ if (args.Length > 0 && args[0] == "layers")
 if (args.Length > 0 && args[0] == "sparsefc")
     return Scalpel.Benchmarks.SparseFcSweep.Run(args[1..]);
 
+// dotnet run -c Release --project bench/Scalpel.Benchmarks -- train MODEL.onnx TRAIN-X.npy TRAIN-Y.npy [SAMPLES [REPEATS]]   (trainer images/s, 1 vs all cores)
+if (args.Length > 0 && args[0] == "train")
+    return Scalpel.Benchmarks.TrainSpeed.Run(args[1..]);
+// dotnet run -c Release --project bench/Scalpel.Benchmarks -- score X.npy Y.npy MODEL.onnx...   (top-1 accuracy with ONNX Runtime)
+if (args.Length > 0 && args[0] == "score")
+    return Scalpel.Benchmarks.TrainSpeed.Score(args[1..]);
+
 var config = DefaultConfig.Instance
     .AddJob(Job.Default.WithWarmupCount(5).WithIterationCount(15))
     .WithSummaryStyle(BenchmarkDotNet.Reports.SummaryStyle.Default.WithRatioStyle(BenchmarkDotNet.Columns.RatioStyle.Trend));

@@ -57,6 +57,21 @@ public sealed record RetrainOptions
     public float GatePenalty { get; init; } = (float)OptionSpecs.GatePenalty.DefaultNumber;
     /// <summary>Training samples used at most per epoch (the first ones).</summary>
     public int MaxSamples { get; init; } = int.MaxValue;
+    /// <summary>
+    /// Score validation before retraining a step (rejecting it untrained when <see cref="HopelessPoints"/> below the
+    /// budget) and after each epoch but the last, and stop the step there once the score is <see cref="ClearPoints"/>
+    /// above the budget, rose less than <see cref="PlateauPoints"/> over the epoch, or is more than
+    /// <see cref="GiveUpPoints"/> below the budget (Training.EarlyStopping).
+    /// </summary>
+    public bool EarlyStop { get; init; } = true;
+    /// <summary>Early stop: a step this many points below the budget before retraining is rejected without retraining.</summary>
+    public double HopelessPoints { get; init; } = 30;
+    /// <summary>Early stop: this many accuracy points above the budget's floor accepts the step at once.</summary>
+    public double ClearPoints { get; init; } = 0.5;
+    /// <summary>Early stop: a rise of less than this many accuracy points over an epoch counts as settled.</summary>
+    public double PlateauPoints { get; init; } = 0.1;
+    /// <summary>Early stop: this many points below the budget after an epoch rejects the step without its last epochs.</summary>
+    public double GiveUpPoints { get; init; } = 2;
 }
 
 public sealed record PruneOptions
@@ -119,6 +134,8 @@ public sealed record PruneOptions
         Check(OptionSpecs.LearningRate, r.LearningRate);
         Check(OptionSpecs.Distillation, r.Distillation);
         Check(OptionSpecs.GatePenalty, r.GatePenalty);
+        if (new[] { r.PlateauPoints, r.GiveUpPoints, r.ClearPoints, r.HopelessPoints }.Any(v => !double.IsFinite(v) || v < 0))
+            throw Bad($"early-stop margins are {r.PlateauPoints}, {r.GiveUpPoints}, {r.ClearPoints} and {r.HopelessPoints} points; expected 0 or more.");
     }
 
     /// <summary>Per-layer options must name a layer the model has (weights: Dense or Conv), or a kind: a typo would be silently ignored.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Numerics.Tensors;
 using Scalpel.Onnx;
@@ -23,7 +22,7 @@ namespace Scalpel.Pruning.Retraining;
 /// </summary>
 internal sealed class Retrainer(ModelProto original, Dataset train, Budget budget, PruneOptions o, List<string> log, IProgress<string> say)
 {
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly RunClock _run = new();
     private readonly RetrainOptions _r = o.Retraining;
     private float[]? _teacher;
     private int _epochs;
@@ -92,15 +91,32 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
     }
 
     /// <summary>Trains the state's layers (pruned entries of the <paramref name="masked"/> layers kept at zero) and scores the result.</summary>
-    public (double Score, PruneState State) Fit(PruneState state, IEnumerable<string> masked, string what, string label)
+    /// <param name="stepsLeft">Retraining steps expected after this one, for the run's time estimate.</param>
+    public (double Score, PruneState State) Fit(PruneState state, IEnumerable<string> masked, string what, string label, int stepsLeft)
     {
         var model = TrainingCopy(state);
         var net = new Network(model, Select(model, masked), Trainable(state.BaselineOnnx));
-        say.Report($"retraining {what} ({label}): {train.Count} samples, {_r.EpochsPerStep} epoch(s)");
-        var losses = Trainer.Train(net, train, Teacher(model), Options);
-        _epochs += _r.EpochsPerStep;
-        double score = Accuracy.Score(Trainer.Predict(net, budget.Validation), budget.Truth);
-        string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({label}): loss {losses[^1]:0.0000}, validation {score:P2}{(budget.Holds(score) ? "" : " (over budget)")}");
+        say.Report($"retraining {what} ({label}): {train.Count} samples, up to {_r.EpochsPerStep} epoch(s); {_run.Line(stepsLeft + 1)}");
+        double Score() => Accuracy.Score(Trainer.Predict(net, budget.Validation), budget.Truth);
+        var stop = _r.EarlyStop ? new EarlyStopping(budget.Floor, _r.PlateauPoints / 100, _r.GiveUpPoints / 100, _r.ClearPoints / 100) : null;
+        _run.FitStarted();
+        double? untrained = _r.EarlyStop ? Score() : null;
+        if (untrained < budget.Floor - _r.HopelessPoints / 100)
+        {
+            // A cheap check before retraining: a step this far over budget has not recovered within one step's epochs.
+            _run.FitEnded();
+            string skip = string.Create(CultureInfo.InvariantCulture, $"not retrained {what} ({label}): validation before retraining {untrained:P2}, over {_r.HopelessPoints} points below the budget");
+            say.Report("  " + skip);
+            log.Add(skip);
+            return (untrained.Value, state);
+        }
+        var losses = Trainer.Train(net, train, Teacher(model), Options with { AfterEpoch = stop is null ? null : _ => stop.Continue(Score()) });
+        _epochs += losses.Count;
+        double score = stop?.Reason is not null ? stop.Scores[^1] : Score();
+        _run.FitEnded();
+        string epochs = stop is null ? "" : string.Create(CultureInfo.InvariantCulture,
+            $", {losses.Count} of {_r.EpochsPerStep} epochs{(stop.Reason is { } why ? $" ({why})" : "")}, validation after each: {string.Join(" ", stop.Scores.Append(score).Take(losses.Count).Select(v => v.ToString("P2", CultureInfo.InvariantCulture)))}");
+        string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({label}): loss {losses[^1]:0.0000}, validation {score:P2}{(budget.Holds(score) ? "" : " (over budget)")}{epochs}{(untrained is { } u ? $", before retraining {u:P2}" : "")}");
         say.Report("  " + line);
         log.Add(line);
         return (score, Trained(state, net));
@@ -131,7 +147,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         if (_r.NodeSelection == NodeSelection.Gates)
         {
             PruneState gated;
-            (closed, gated) = TrainGates(PruneState.Of(analyzed, proto), kept.Keys.ToHashSet());
+            (closed, gated) = TrainGates(PruneState.Of(analyzed, proto), kept.Keys.ToHashSet(), NodeStepsLeft(-1));
             (proto, analyzed) = (gated.Onnx(), gated.Model());
         }
         bool anyAccepted = false;
@@ -163,7 +179,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
                     NodePruning.Apply(trial, g, keep);
                     trialKept[g.ProducerName] = keep.Length;
                 }
-                var (score, trained) = Fit(PruneState.Of(Analyze(trial), trial), [], $"node step {step + 1}", State(trialKept));
+                var (score, trained) = Fit(PruneState.Of(Analyze(trial), trial), [], $"node step {step + 1}", State(trialKept), NodeStepsLeft(step));
                 if (budget.Holds(score))
                 {
                     (proto, analyzed, kept, accepted, anyAccepted) = (trained.Onnx(), trained.Model(), trialKept, true, true);
@@ -178,6 +194,15 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         return new NodeResult(proto, result);
     }
 
+    /// <summary>
+    /// Steps expected after node step <paramref name="step"/> (from 0): the node levels still to go, then the
+    /// weight phase's first fit and its steps (every step accepted at its first try).
+    /// </summary>
+    private int NodeStepsLeft(int step) =>
+        Math.Max(0, Math.Min(_r.MaxSteps, Planner.NodeLevels.Length) - step - 1) + WeightStepsLeft(-1, Planner.Levels.Length) + 1;
+
+    private int WeightStepsLeft(int step, int levelsLeft) => Math.Max(0, Math.Min(_r.MaxSteps - step - 1, levelsLeft));
+
     /// <summary>Gates below this fraction of their group's largest gate count as closed.</summary>
     private const float GateThreshold = 0.05f;
 
@@ -187,7 +212,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
     /// relu(z) g = relu(g z)). Filter-norm ranking then follows the gates. Returns, per group, how many gates
     /// closed, and the state with the gates folded in.
     /// </summary>
-    private (Dictionary<string, int> Closed, PruneState State) TrainGates(PruneState state, IReadOnlySet<string> producers)
+    private (Dictionary<string, int> Closed, PruneState State) TrainGates(PruneState state, IReadOnlySet<string> producers, int stepsLeft)
     {
         // Gates fold into the producer's weights and bias, so only producers whose both are written back get one.
         var model = TrainingCopy(state);
@@ -195,8 +220,10 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         var layers = model.Layers.OfType<WeightedLayer>().Where(l => producers.Contains(l.Name) && l is ConvLayer or DenseLayer { InputRows: 1, BiasFull: null }
             && trainable(l, "weight") && (l.Bias is null || trainable(l, "bias"))).ToHashSet<Layer>(ReferenceEqualityComparer.Instance);
         var net = new Network(model, null, trainable, layers);
-        say.Report($"training node gates (L1 penalty {_r.GatePenalty.ToString(CultureInfo.InvariantCulture)}) on {string.Join(", ", layers.Select(l => l.Name))}: {_r.EpochsPerStep} epoch(s)");
+        say.Report($"training node gates (L1 penalty {_r.GatePenalty.ToString(CultureInfo.InvariantCulture)}) on {string.Join(", ", layers.Select(l => l.Name))}: {_r.EpochsPerStep} epoch(s); {_run.Line(stepsLeft + 1)}");
+        _run.FitStarted();
         Trainer.Train(net, train, Teacher(model), Options with { GatePenalty = _r.GatePenalty });
+        _run.FitEnded();
         _epochs += _r.EpochsPerStep;
         var closed = new Dictionary<string, int>();
         foreach (var gate in net.Parameters.Where(p => p.Role == "gate"))
@@ -223,7 +250,8 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
     {
         IEnumerable<string> Masked() => plans.Where(p => p.Level >= 0).Select(p => p.Layer.Name);
         string Levels() => string.Join(", ", plans.Where(p => p.Level >= 0).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} {p.Sparsity:P0}")));
-        var (score, state) = Fit(pruned, Masked(), "the pruned model", Levels());
+        int LevelsLeft() => plans.Where(p => p.Candidates.Length > 0).Select(p => p.Candidates.Length - 1 - p.Level).DefaultIfEmpty(0).Max();
+        var (score, state) = Fit(pruned, Masked(), "the pruned model", Levels(), WeightStepsLeft(-1, LevelsLeft()));
         // Fine-tuning never makes the calibrated result worse in practice; if it did, keep that result.
         if (!budget.Holds(score)) return pruned;
         for (int step = 0; step < _r.MaxSteps; step++)
@@ -240,7 +268,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
                     var weight = WeightPruning.Prune(current.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[p.Level], Criterion.Magnitude, null, p.AlongOutputs).Weight;
                     trial = trial.With(p.Layer.Name, p.Weights(weight, current.Bias));
                 }
-                (score, var trained) = Fit(trial, Masked(), $"weight step {step + 1}", Levels());
+                (score, var trained) = Fit(trial, Masked(), $"weight step {step + 1}", Levels(), WeightStepsLeft(step, LevelsLeft()));
                 if (budget.Holds(score))
                 {
                     (state, accepted) = (trained, true);
@@ -255,6 +283,6 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
 
     /// <summary>One line for the report: what retraining ran.</summary>
     public string Summary() => string.Create(CultureInfo.InvariantCulture,
-        $"{_epochs} epochs of masked fine-tuning on {train.Count} samples in {_clock.Elapsed.TotalSeconds:0} s ({_r.Optimizer}, peak learning rate {_r.LearningRate}, cosine schedule per step, batch {_r.BatchSize}, distillation {_r.Distillation}, node selection by {(_r.NodeSelection == NodeSelection.Gates ? "learned gates" : "filter norm")})");
+        $"{_epochs} epochs of masked fine-tuning on {train.Count} samples in {_run.Elapsed.TotalSeconds:0} s ({_r.Optimizer}, peak learning rate {_r.LearningRate}, cosine schedule per step, batch {_r.BatchSize}, distillation {_r.Distillation}, node selection by {(_r.NodeSelection == NodeSelection.Gates ? "learned gates" : "filter norm")})");
 }
 

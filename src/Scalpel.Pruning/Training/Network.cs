@@ -18,7 +18,7 @@ public sealed class Parameter(Layer layer, string role, float[] value, float[]? 
 }
 
 /// <summary>
-/// The analysed model as a trainable network: forward and backward passes, one sample at a time, with the
+/// The analysed model as a trainable network: forward and backward passes over a batch of samples, with the
 /// exact semantics of the generated code (fused activations, padding, broadcasting). Dense and Conv weights
 /// and biases train; everything else (an unfused BatchNorm's scale and shift, constant operands) is frozen
 /// and passes gradients through, as when fine-tuning a network in inference mode.
@@ -107,41 +107,93 @@ public sealed class Network
     public ReadOnlySpan<float> Forward(Workspace ws, ReadOnlySpan<float> input)
     {
         input.CopyTo(ws.Values[InputId]);
-        foreach (var step in Steps) step.Forward(ws);
+        Forward(ws.Alone, 1);
         return ws.Values[LogitsId];
     }
+
+    /// <summary>
+    /// Runs the first <paramref name="count"/> workspaces of a batch (from <see cref="CreateBatch"/>) forward together,
+    /// their inputs already in <see cref="Input"/>: Dense and Conv layers multiply whole matrices of samples.
+    /// </summary>
+    public void Forward(Workspace[] batch, int count)
+    {
+        foreach (var step in Steps) step.Forward(batch, count);
+    }
+
+    /// <summary>Where a workspace's input goes before <see cref="Forward(Workspace[], int)"/>.</summary>
+    public Span<float> Input(Workspace ws) => ws.Values[InputId];
+
+    /// <summary>The logits of the sample last run forward in the workspace.</summary>
+    public ReadOnlySpan<float> Logits(Workspace ws) => ws.Values[LogitsId];
 
     /// <summary>Backpropagates dLoss/dLogits of the sample last run forward, adding parameter gradients into the workspace.</summary>
     public void Backward(Workspace ws, ReadOnlySpan<float> logitsGradient)
     {
+        LogitsGradient(ws, logitsGradient);
+        Backward(ws.Alone, 1);
+    }
+
+    /// <summary>Sets dLoss/dLogits of one sample of a batch (and clears its other gradients) before <see cref="Backward(Workspace[], int)"/>.</summary>
+    public void LogitsGradient(Workspace ws, ReadOnlySpan<float> logitsGradient)
+    {
         foreach (var g in ws.Gradients) Array.Clear(g);
         logitsGradient.CopyTo(ws.Gradients[LogitsId]);
-        for (int i = Steps.Length - 1; i >= 0; i--) Steps[i].Backward(ws);
+    }
+
+    /// <summary>Backpropagates a batch run forward together; parameter gradients of all its samples add up in the batch's shared arrays.</summary>
+    public void Backward(Workspace[] batch, int count)
+    {
+        for (int i = Steps.Length - 1; i >= 0; i--) Steps[i].Backward(batch, count);
     }
 
     /// <summary>dLoss/dInput of the last Backward.</summary>
     public ReadOnlySpan<float> InputGradient(Workspace ws) => ws.Gradients[InputId];
 
-    public Workspace CreateWorkspace() => new(this);
+    /// <summary>
+    /// Whether Backward computes dLoss/dInput (the trainer turns it off: the first layer then skips its largest
+    /// product, whose result nothing reads).
+    /// </summary>
+    public bool ComputesInputGradient { get; set; } = true;
+
+    public Workspace CreateWorkspace() => CreateBatch(1)[0];
+
+    /// <summary>Workspaces for <paramref name="size"/> samples run together, sharing one set of parameter gradients and batch buffers.</summary>
+    public Workspace[] CreateBatch(int size)
+    {
+        var first = new Workspace(this, null);
+        var batch = new Workspace[size];
+        batch[0] = first;
+        for (int i = 1; i < size; i++) batch[i] = new Workspace(this, first.ParameterGradients);
+        return batch;
+    }
 }
 
-/// <summary>One thread's buffers: activations and their gradients per tensor, and parameter gradients.</summary>
+/// <summary>
+/// One sample's buffers: activations and their gradients per tensor, and the parameter gradients (shared by the
+/// workspaces of a batch, which backward adds into in sample order).
+/// </summary>
 public sealed class Workspace
 {
+    internal readonly Network Net;
     internal readonly float[][] Values, Gradients;
     internal readonly Dictionary<Parameter, float[]> ParameterGradients;
     internal readonly Dictionary<object, float[]> Scratch = new(ReferenceEqualityComparer.Instance);
     internal readonly Dictionary<object, int[]> Indices = new(ReferenceEqualityComparer.Instance);
+    /// <summary>A batch of this workspace alone, for the one-sample calls.</summary>
+    internal readonly Workspace[] Alone;
 
-    internal Workspace(Network net)
+    internal Workspace(Network net, Dictionary<Parameter, float[]>? parameterGradients)
     {
+        Net = net;
         Values = net.Sizes.Select(s => new float[s]).ToArray();
         Gradients = net.Sizes.Select(s => new float[s]).ToArray();
-        ParameterGradients = net.AllParameters.ToDictionary(p => p, p => new float[p.Value.Length]);
+        ParameterGradients = parameterGradients ?? net.AllParameters.ToDictionary(p => p, p => new float[p.Value.Length]);
+        Alone = [this];
     }
 
     public float[] GradientOf(Parameter p) => ParameterGradients[p];
 
+    /// <summary>A buffer of the owner's, allocated on first use (later calls get the same one, whatever the length).</summary>
     internal float[] Buffer(object owner, int length) =>
         Scratch.TryGetValue(owner, out var b) ? b : Scratch[owner] = new float[length];
 
@@ -158,6 +210,17 @@ internal abstract class Step
 {
     public abstract void Forward(Workspace ws);
     public abstract void Backward(Workspace ws);
+
+    /// <summary>The first <paramref name="count"/> samples of a batch; by default one after the other.</summary>
+    public virtual void Forward(Workspace[] batch, int count)
+    {
+        for (int i = 0; i < count; i++) Forward(batch[i]);
+    }
+
+    public virtual void Backward(Workspace[] batch, int count)
+    {
+        for (int i = 0; i < count; i++) Backward(batch[i]);
+    }
 }
 
 internal sealed class CopyStep(int input, int output) : Step

@@ -4,7 +4,7 @@ using Scalpel.Onnx.Layers;
 
 namespace Scalpel.Pruning.Training;
 
-// Forward and backward of each layer kind, one sample at a time. Backward adds into the input gradients (a
+// Forward and backward of each layer kind: Dense and Conv over a whole batch at once, the others one sample at a time. Backward adds into the input gradients (a
 // tensor may feed several layers) and into the workspace's parameter gradients.
 
 /// <summary>
@@ -42,217 +42,294 @@ internal static class Gate
     }
 }
 
+/// <summary>
+/// Dense layers over a batch: the batch's rows (samples × M) form one matrix X, and Z = X Wᵀ, dW += dZᵀ X and
+/// dX = dZ W are matrix products that read the weights once per batch rather than once per sample.
+/// </summary>
 internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter weight, Parameter? bias, Parameter? gate = null) : Step
 {
+    private readonly object _x = new(), _z = new(), _zt = new(), _dx = new();
 
-    private float[] Row(Workspace ws, int m)
-    {
-        var row = ws.Buffer(this, d.K);
-        var x = ws.Values[input];
-        if (d.TransposeInput) for (int k = 0; k < d.K; k++) row[k] = x[k * d.InputRows + m];
-        else x.AsSpan(m * d.K, d.K).CopyTo(row);
-        return row;
-    }
+    public override void Forward(Workspace ws) => Forward(ws.Alone, 1);
+    public override void Backward(Workspace ws) => Backward(ws.Alone, 1);
 
-    public override void Forward(Workspace ws)
+    public override void Forward(Workspace[] batch, int count)
     {
-        var y = ws.Values[output];
-        var w = weight.Value;
-        for (int m = 0; m < d.InputRows; m++)
+        int rows = batch.Length * d.InputRows, r = count * d.InputRows;
+        var x = batch[0].Buffer(_x, rows * d.K);
+        var z = batch[0].Buffer(_z, rows * d.N);
+        for (int s = 0; s < count; s++)
         {
-            var x = Row(ws, m);
-            for (int n = 0; n < d.N; n++)
+            var src = batch[s].Values[input];
+            for (int m = 0; m < d.InputRows; m++)
             {
-                float v = TensorPrimitives.Dot(w.AsSpan(n * d.K, d.K), x) + (d.Bias?[n] ?? 0f) + (d.BiasFull?[m * d.N + n] ?? 0f);
-                y[m * d.N + n] = d.Activation == Activation.Relu ? MathF.Max(v, 0f) : v;
+                var row = x.AsSpan((s * d.InputRows + m) * d.K, d.K);
+                if (d.TransposeInput) for (int k = 0; k < d.K; k++) row[k] = src[k * d.InputRows + m];
+                else src.AsSpan(m * d.K, d.K).CopyTo(row);
+                var zRow = z.AsSpan((s * d.InputRows + m) * d.N, d.N);
+                if (d.Bias is null) zRow.Clear();
+                else d.Bias.CopyTo(zRow);
+                if (d.BiasFull is not null) TensorPrimitives.Add(zRow, d.BiasFull.AsSpan(m * d.N, d.N), zRow);
             }
         }
-        Gate.Apply(ws, gate, y, d.N);
+        Gemm.NT(r, d.N, d.K, x, d.K, weight.Value, d.K, z, d.N);
+        for (int s = 0; s < count; s++)
+        {
+            var y = batch[s].Values[output];
+            var zs = z.AsSpan(s * d.InputRows * d.N, d.InputRows * d.N);
+            if (d.Activation == Activation.Relu) TensorPrimitives.Max(zs, 0f, y);
+            else zs.CopyTo(y);
+            Gate.Apply(batch[s], gate, y, d.N);
+        }
     }
 
-    public override void Backward(Workspace ws)
+    public override void Backward(Workspace[] batch, int count)
     {
-        var (y, dy) = Gate.Backward(ws, gate, ws.Values[output], ws.Gradients[output], d.N);
-        var dx = ws.Gradients[input];
-        var w = weight.Value;
-        var dw = ws.GradientOf(weight);
-        var db = bias is null ? null : ws.GradientOf(bias);
-        var dRow = ws.Buffer(dy, d.K);
-        for (int m = 0; m < d.InputRows; m++)
+        int rows = batch.Length * d.InputRows, r = count * d.InputRows;
+        var x = batch[0].Buffer(_x, 0); // filled by Forward of this batch
+        var dz = batch[0].Buffer(_z, 0); // Z is no longer needed: dZ takes its place
+        for (int s = 0; s < count; s++)
         {
-            var x = Row(ws, m);
-            Array.Clear(dRow);
-            for (int n = 0; n < d.N; n++)
+            var (y, dy) = Gate.Backward(batch[s], gate, batch[s].Values[output], batch[s].Gradients[output], d.N);
+            var dzs = dz.AsSpan(s * d.InputRows * d.N, d.InputRows * d.N);
+            dy.AsSpan(0, dzs.Length).CopyTo(dzs);
+            if (d.Activation == Activation.Relu)
+                for (int i = 0; i < dzs.Length; i++) if (y[i] <= 0f) dzs[i] = 0f;
+        }
+        if (bias is not null)
+        {
+            var db = batch[0].GradientOf(bias);
+            for (int i = 0; i < r; i++) TensorPrimitives.Add(db, dz.AsSpan(i * d.N, d.N), db);
+        }
+        var dzt = batch[0].Buffer(_zt, rows * d.N);
+        Gemm.Transpose(r, d.N, dz, d.N, dzt, r);
+        Gemm.NN(d.N, d.K, r, dzt, r, x, d.K, batch[0].GradientOf(weight), d.K);
+        if (input == batch[0].Net.InputId && !batch[0].Net.ComputesInputGradient) return;
+        var dx = batch[0].Buffer(_dx, rows * d.K);
+        Array.Clear(dx, 0, r * d.K);
+        Gemm.NN(r, d.K, d.N, dz, d.N, weight.Value, d.K, dx, d.K);
+        for (int s = 0; s < count; s++)
+        {
+            var g = batch[s].Gradients[input];
+            for (int m = 0; m < d.InputRows; m++)
             {
-                float g = dy[m * d.N + n];
-                if (d.Activation == Activation.Relu && y[m * d.N + n] <= 0f) g = 0f;
-                if (g == 0f) continue;
-                TensorPrimitives.MultiplyAdd(x, g, dw.AsSpan(n * d.K, d.K), dw.AsSpan(n * d.K, d.K));
-                TensorPrimitives.MultiplyAdd(w.AsSpan(n * d.K, d.K), g, dRow, dRow);
-                if (db is not null) db[n] += g;
+                var row = dx.AsSpan((s * d.InputRows + m) * d.K, d.K);
+                if (d.TransposeInput) for (int k = 0; k < d.K; k++) g[k * d.InputRows + m] += row[k];
+                else TensorPrimitives.Add(g.AsSpan(m * d.K, d.K), row, g.AsSpan(m * d.K, d.K));
             }
-            if (d.TransposeInput) for (int k = 0; k < d.K; k++) dx[k * d.InputRows + m] += dRow[k];
-            else TensorPrimitives.Add(dx.AsSpan(m * d.K, d.K), dRow, dx.AsSpan(m * d.K, d.K));
         }
     }
 }
 
-/// <summary>Convolution as im2col and row-by-row multiply-adds (long vectors of output positions).</summary>
+/// <summary>
+/// Convolution over a batch as one matrix product: im2col of every sample side by side (columns: samples ×
+/// output positions), Z = W · Col per group, dW += dZ · Colᵀ and dCol = Wᵀ · dZ, then col2im.
+/// </summary>
 internal sealed class ConvStep(ConvLayer c, int input, int output, Parameter weight, Parameter? bias, Parameter? gate = null) : Step
 {
     private readonly int _cg = c.C / c.Group, _mg = c.M / c.Group, _kk = c.C / c.Group * c.Window.KH * c.Window.KW, _p = c.Window.OH * c.Window.OW;
+    private readonly object _col = new(), _z = new(), _dcol = new(), _wt = new();
 
     /// <summary>
-    /// Walks every (patch row, output position) pair: gathers the input image into the columns (zero outside the
-    /// image, im2col), or scatters the columns back by adding into the image (col2im, for the input gradient).
+    /// For each patch row of a group (input channel, kernel row, kernel column) and output position: the input
+    /// value it reads, as an index into the group's input channels, or -1 in the padding.
     /// </summary>
-    private void Patches(float[] image, float[] columns, bool scatter)
+    private readonly int[] _gather = Gather(c);
+
+    private static int[] Gather(ConvLayer c)
     {
-        int plane = c.Window.H * c.Window.W;
-        for (int g = 0; g < c.Group; g++)
-            for (int ch = 0; ch < _cg; ch++)
-                for (int i = 0; i < c.Window.KH; i++)
-                    for (int j = 0; j < c.Window.KW; j++)
-                    {
-                        var row = columns.AsSpan(((g * _kk) + (ch * c.Window.KH + i) * c.Window.KW + j) * _p, _p);
-                        var img = image.AsSpan((g * _cg + ch) * plane, plane);
-                        for (int oh = 0; oh < c.Window.OH; oh++)
+        int cg = c.C / c.Group, p = c.Window.OH * c.Window.OW;
+        var map = new int[cg * c.Window.KH * c.Window.KW * p];
+        for (int ch = 0; ch < cg; ch++)
+            for (int i = 0; i < c.Window.KH; i++)
+                for (int j = 0; j < c.Window.KW; j++)
+                    for (int oh = 0; oh < c.Window.OH; oh++)
+                        for (int ow = 0; ow < c.Window.OW; ow++)
                         {
-                            int ih = oh * c.Window.StrideH - c.Window.PadTop + i * c.Window.DilationH;
-                            for (int ow = 0; ow < c.Window.OW; ow++)
-                            {
-                                int iw = ow * c.Window.StrideW - c.Window.PadLeft + j * c.Window.DilationW;
-                                bool inside = (uint)ih < (uint)c.Window.H && (uint)iw < (uint)c.Window.W;
-                                if (scatter) { if (inside) img[ih * c.Window.W + iw] += row[oh * c.Window.OW + ow]; }
-                                else row[oh * c.Window.OW + ow] = inside ? img[ih * c.Window.W + iw] : 0f;
-                            }
+                            int ih = oh * c.Window.StrideH - c.Window.PadTop + i * c.Window.DilationH, iw = ow * c.Window.StrideW - c.Window.PadLeft + j * c.Window.DilationW;
+                            bool inside = (uint)ih < (uint)c.Window.H && (uint)iw < (uint)c.Window.W;
+                            map[((ch * c.Window.KH + i) * c.Window.KW + j) * p + oh * c.Window.OW + ow] = inside ? (ch * c.Window.H + ih) * c.Window.W + iw : -1;
                         }
-                    }
+        return map;
     }
 
-    public override void Forward(Workspace ws)
+    /// <summary>
+    /// Gathers one sample's input image into its columns (zero in the padding, im2col), or scatters the columns back
+    /// by adding into the image (col2im, for the input gradient). Patch row r of the sample lies at
+    /// columns[r * ld + offset ..][.._p].
+    /// </summary>
+    private void Patches(float[] image, float[] columns, int ld, int offset, bool scatter)
     {
-        var col = ws.Buffer(this, c.Group * _kk * _p);
-        Patches(ws.Values[input], col, scatter: false);
-        var y = ws.Values[output];
-        var w = weight.Value;
+        int groupSize = _cg * c.Window.H * c.Window.W;
         for (int g = 0; g < c.Group; g++)
-            for (int mm = 0; mm < _mg; mm++)
+        {
+            var img = image.AsSpan(g * groupSize, groupSize);
+            for (int r = 0; r < _kk; r++)
             {
-                int m = g * _mg + mm;
-                var yRow = y.AsSpan(m * _p, _p);
-                yRow.Fill(c.Bias?[m] ?? 0f);
-                for (int k = 0; k < _kk; k++)
+                var row = columns.AsSpan((g * _kk + r) * ld + offset, _p);
+                var map = _gather.AsSpan(r * _p, _p);
+                if (scatter)
                 {
-                    float wv = w[m * _kk + k];
-                    if (wv != 0f) TensorPrimitives.MultiplyAdd(col.AsSpan((g * _kk + k) * _p, _p), wv, yRow, yRow);
+                    for (int q = 0; q < row.Length; q++) if (map[q] >= 0) img[map[q]] += row[q];
                 }
-                if (c.Activation == Activation.Relu) TensorPrimitives.Max(yRow, 0f, yRow);
+                else for (int q = 0; q < row.Length; q++) row[q] = map[q] >= 0 ? img[map[q]] : 0f;
             }
-        Gate.Apply(ws, gate, y, c.M);
+        }
     }
 
-    public override void Backward(Workspace ws)
+    public override void Forward(Workspace ws) => Forward(ws.Alone, 1);
+    public override void Backward(Workspace ws) => Backward(ws.Alone, 1);
+
+    public override void Forward(Workspace[] batch, int count)
     {
-        var col = ws.Buffer(this, 0); // filled by Forward of this sample
-        var dcol = ws.Buffer(col, col.Length);
-        Array.Clear(dcol);
-        var (y, dy) = Gate.Backward(ws, gate, ws.Values[output], ws.Gradients[output], c.M);
+        int ld = count * _p;
+        var col = batch[0].Buffer(_col, c.Group * _kk * batch.Length * _p);
+        var z = batch[0].Buffer(_z, c.M * batch.Length * _p);
+        for (int s = 0; s < count; s++) Patches(batch[s].Values[input], col, ld, s * _p, scatter: false);
+        for (int m = 0; m < c.M; m++) z.AsSpan(m * ld, ld).Fill(c.Bias?[m] ?? 0f);
         var w = weight.Value;
-        var mask = weight.Mask;
-        var dw = ws.GradientOf(weight);
-        var db = bias is null ? null : ws.GradientOf(bias);
-        var dz = ws.Buffer(dy, _p);
         for (int g = 0; g < c.Group; g++)
-            for (int mm = 0; mm < _mg; mm++)
+            Gemm.NN(_mg, ld, _kk, w.AsSpan(g * _mg * _kk), _kk, col.AsSpan(g * _kk * ld), ld, z.AsSpan(g * _mg * ld), ld);
+        for (int s = 0; s < count; s++)
+        {
+            var y = batch[s].Values[output];
+            for (int m = 0; m < c.M; m++)
             {
-                int m = g * _mg + mm;
-                dy.AsSpan(m * _p, _p).CopyTo(dz);
+                var zRow = z.AsSpan(m * ld + s * _p, _p);
+                if (c.Activation == Activation.Relu) TensorPrimitives.Max(zRow, 0f, y.AsSpan(m * _p, _p));
+                else zRow.CopyTo(y.AsSpan(m * _p, _p));
+            }
+            Gate.Apply(batch[s], gate, y, c.M);
+        }
+    }
+
+    public override void Backward(Workspace[] batch, int count)
+    {
+        int ld = count * _p;
+        var col = batch[0].Buffer(_col, 0); // filled by Forward of this batch
+        var dz = batch[0].Buffer(_z, 0);    // Z is no longer needed: dZ takes its place
+        for (int s = 0; s < count; s++)
+        {
+            var (y, dy) = Gate.Backward(batch[s], gate, batch[s].Values[output], batch[s].Gradients[output], c.M);
+            for (int m = 0; m < c.M; m++)
+            {
+                var dzRow = dz.AsSpan(m * ld + s * _p, _p);
+                dy.AsSpan(m * _p, _p).CopyTo(dzRow);
                 if (c.Activation == Activation.Relu)
-                    for (int p = 0; p < _p; p++) if (y[m * _p + p] <= 0f) dz[p] = 0f;
-                if (db is not null) db[m] += TensorPrimitives.Sum(dz);
-                for (int k = 0; k < _kk; k++)
-                {
-                    if (mask is not null && mask[m * _kk + k] == 0f) continue; // pruned: no gradient, no contribution
-                    var colRow = col.AsSpan((g * _kk + k) * _p, _p);
-                    dw[m * _kk + k] += TensorPrimitives.Dot(dz, colRow);
-                    float wv = w[m * _kk + k];
-                    if (wv != 0f) TensorPrimitives.MultiplyAdd(dz, wv, dcol.AsSpan((g * _kk + k) * _p, _p), dcol.AsSpan((g * _kk + k) * _p, _p));
-                }
+                    for (int p = 0; p < _p; p++) if (y[m * _p + p] <= 0f) dzRow[p] = 0f;
             }
-        Patches(ws.Gradients[input], dcol, scatter: true);
+        }
+        if (bias is not null)
+        {
+            var db = batch[0].GradientOf(bias);
+            for (int m = 0; m < c.M; m++) db[m] += TensorPrimitives.Sum(dz.AsSpan(m * ld, ld));
+        }
+        var w = weight.Value;
+        var dw = batch[0].GradientOf(weight);
+        for (int g = 0; g < c.Group; g++)
+            Gemm.NT(_mg, _kk, ld, dz.AsSpan(g * _mg * ld), ld, col.AsSpan(g * _kk * ld), ld, dw.AsSpan(g * _mg * _kk), _kk);
+        if (input == batch[0].Net.InputId && !batch[0].Net.ComputesInputGradient) return;
+        var dcol = batch[0].Buffer(_dcol, col.Length);
+        var wt = batch[0].Buffer(_wt, _kk * _mg);
+        Array.Clear(dcol, 0, c.Group * _kk * ld);
+        for (int g = 0; g < c.Group; g++)
+        {
+            Gemm.Transpose(_mg, _kk, w.AsSpan(g * _mg * _kk), _kk, wt, _mg);
+            Gemm.NN(_kk, ld, _mg, wt, _mg, dz.AsSpan(g * _mg * ld), ld, dcol.AsSpan(g * _kk * ld), ld);
+        }
+        for (int s = 0; s < count; s++) Patches(batch[s].Gradients[input], dcol, ld, s * _p, scatter: true);
     }
 }
 
+/// <summary>Max and average pooling, through a table of each output position's input taps (computed once).</summary>
 internal sealed class PoolStep(PoolLayer p, int input, int output) : Step
 {
+    private readonly int _k = p.Window.KH * p.Window.KW;
+    /// <summary>Per output position of a plane, KH×KW taps: the input index in the plane, -1 in the padding, -2 beyond it.</summary>
+    private readonly int[] _taps = Taps(p);
+    /// <summary>Per output position: 1 / the number of values an average divides by.</summary>
+    private readonly float[] _inverseCount = InverseCounts(p);
+
+    private static int[] Taps(PoolLayer p)
+    {
+        var taps = new int[p.Window.OH * p.Window.OW * p.Window.KH * p.Window.KW];
+        int t = 0;
+        for (int oh = 0; oh < p.Window.OH; oh++)
+            for (int ow = 0; ow < p.Window.OW; ow++)
+                for (int i = 0; i < p.Window.KH; i++)
+                {
+                    int ih = oh * p.Window.StrideH - p.Window.PadTop + i * p.Window.DilationH;
+                    for (int j = 0; j < p.Window.KW; j++)
+                    {
+                        int iw = ow * p.Window.StrideW - p.Window.PadLeft + j * p.Window.DilationW;
+                        taps[t++] = (uint)ih < (uint)p.Window.H && (uint)iw < (uint)p.Window.W ? ih * p.Window.W + iw
+                            : ih >= -p.Window.PadTop && ih < p.Window.H + p.Window.PadBottom && iw >= -p.Window.PadLeft && iw < p.Window.W + p.Window.PadRight ? -1 : -2;
+                    }
+                }
+        return taps;
+    }
+
+    private static float[] InverseCounts(PoolLayer p)
+    {
+        var taps = Taps(p);
+        int k = p.Window.KH * p.Window.KW;
+        return Enumerable.Range(0, p.Window.OH * p.Window.OW).Select(o => 1f / taps.AsSpan(o * k, k).ToArray().Count(t => t >= 0 || (t == -1 && p.CountIncludePad))).ToArray();
+    }
+
     public override void Forward(Workspace ws)
     {
         var x = ws.Values[input];
         var y = ws.Values[output];
         var arg = ws.IndexBuffer(this, y.Length);
-        var count = ws.Buffer(this, y.Length);
         int inPlane = p.Window.H * p.Window.W, outPlane = p.Window.OH * p.Window.OW;
         for (int plane = 0; plane < p.Planes; plane++)
-            for (int oh = 0; oh < p.Window.OH; oh++)
-                for (int ow = 0; ow < p.Window.OW; ow++)
+        {
+            var xp = x.AsSpan(plane * inPlane, inPlane);
+            for (int o = 0; o < outPlane; o++)
+            {
+                var taps = _taps.AsSpan(o * _k, _k);
+                if (p.IsMax)
                 {
-                    int o = plane * outPlane + oh * p.Window.OW + ow;
-                    float acc = p.IsMax ? float.NegativeInfinity : 0f;
-                    int best = -1, n = 0;
-                    for (int i = 0; i < p.Window.KH; i++)
+                    float acc = float.NegativeInfinity;
+                    int best = -1;
+                    foreach (int t in taps)
                     {
-                        int ih = oh * p.Window.StrideH - p.Window.PadTop + i * p.Window.DilationH;
-                        for (int j = 0; j < p.Window.KW; j++)
-                        {
-                            int iw = ow * p.Window.StrideW - p.Window.PadLeft + j * p.Window.DilationW;
-                            bool inside = (uint)ih < (uint)p.Window.H && (uint)iw < (uint)p.Window.W;
-                            if (p.IsMax)
-                            {
-                                if (inside && x[plane * inPlane + ih * p.Window.W + iw] > acc) (acc, best) = (x[plane * inPlane + ih * p.Window.W + iw], plane * inPlane + ih * p.Window.W + iw);
-                            }
-                            else if (ih >= -p.Window.PadTop && ih < p.Window.H + p.Window.PadBottom && iw >= -p.Window.PadLeft && iw < p.Window.W + p.Window.PadRight)
-                            {
-                                if (inside) { acc += x[plane * inPlane + ih * p.Window.W + iw]; n++; }
-                                else if (p.CountIncludePad) n++;
-                            }
-                        }
+                        if (t < 0) continue;
+                        float v = xp[t];
+                        bool larger = v > acc; // without a branch on the data: which tap wins is unpredictable
+                        best = larger ? t : best;
+                        acc = larger ? v : acc;
                     }
-                    arg[o] = best;
-                    count[o] = n;
-                    y[o] = p.IsMax ? acc : acc / n;
+                    arg[plane * outPlane + o] = best < 0 ? -1 : plane * inPlane + best;
+                    y[plane * outPlane + o] = acc;
                 }
+                else
+                {
+                    float acc = 0f;
+                    foreach (int t in taps) if (t >= 0) acc += xp[t];
+                    y[plane * outPlane + o] = acc * _inverseCount[o];
+                }
+            }
+        }
     }
 
     public override void Backward(Workspace ws)
     {
         var dy = ws.Gradients[output];
         var dx = ws.Gradients[input];
-        var arg = ws.IndexBuffer(this, 0);
-        var count = ws.Buffer(this, 0);
         if (p.IsMax)
         {
+            var arg = ws.IndexBuffer(this, 0);
             for (int o = 0; o < dy.Length; o++) if (arg[o] >= 0) dx[arg[o]] += dy[o];
             return;
         }
         int inPlane = p.Window.H * p.Window.W, outPlane = p.Window.OH * p.Window.OW;
         for (int plane = 0; plane < p.Planes; plane++)
-            for (int oh = 0; oh < p.Window.OH; oh++)
-                for (int ow = 0; ow < p.Window.OW; ow++)
-                {
-                    int o = plane * outPlane + oh * p.Window.OW + ow;
-                    float g = dy[o] / count[o];
-                    for (int i = 0; i < p.Window.KH; i++)
-                    {
-                        int ih = oh * p.Window.StrideH - p.Window.PadTop + i * p.Window.DilationH;
-                        if ((uint)ih >= (uint)p.Window.H) continue;
-                        for (int j = 0; j < p.Window.KW; j++)
-                        {
-                            int iw = ow * p.Window.StrideW - p.Window.PadLeft + j * p.Window.DilationW;
-                            if ((uint)iw < (uint)p.Window.W) dx[plane * inPlane + ih * p.Window.W + iw] += g;
-                        }
-                    }
-                }
+            for (int o = 0; o < outPlane; o++)
+            {
+                float g = dy[plane * outPlane + o] * _inverseCount[o];
+                foreach (int t in _taps.AsSpan(o * _k, _k)) if (t >= 0) dx[plane * inPlane + t] += g;
+            }
     }
 }
 
