@@ -8,7 +8,11 @@ namespace Scalpel.CodeGen;
 public sealed record EmitOptions(string Namespace, string ClassName, CodeTarget Target, string ModelName);
 
 /// <summary>The generated source file and the weight blob it loads.</summary>
-public sealed record GeneratedModel(string ClassName, string Source, byte[] Weights);
+public sealed record GeneratedModel(string ClassName, string Source, byte[] Weights)
+{
+    /// <summary>The kernel each Dense and Conv layer runs, and why, in layer order.</summary>
+    public IReadOnlyList<KernelChoice> Kernels { get; init; } = [];
+}
 
 /// <summary>
 /// Emits the generated code (the contract in README.md, "The generated code") for an analysed model: one method per layer,
@@ -36,6 +40,7 @@ public sealed partial class CSharpEmitter
     /// <summary>Sparse layers whose indices the weight loader bounds-checks once.</summary>
     private readonly List<(string Id, SparseMatrix Matrix)> _checks = [];
     private readonly CodeWriter _methods = new();
+    private readonly List<KernelChoice> _choices = [];
     /// <summary>Dense convs with the layers folded into their epilogue, keyed by the conv.</summary>
     private readonly Dictionary<ConvLayer, FusedConv> _fused = [];
     /// <summary>The layers folded into a conv before them, each mapped to that conv.</summary>
@@ -97,7 +102,7 @@ public sealed partial class CSharpEmitter
             _run.Line($"{Whole(_storage[_model.OutputName])}.CopyTo(output);");
         var source = Assemble();
         var blob = WeightBlob.Write(_sections.Select(s => s.Data).ToList());
-        return new GeneratedModel(C, source, blob);
+        return new GeneratedModel(C, source, blob) { Kernels = _choices };
     }
 
     private string Section(string name, Array data)
@@ -137,6 +142,7 @@ public sealed partial class CSharpEmitter
         if (fused?.Residual is { } skip) args.Add(_storage[skip]);
         _methods.Line().Line($"#region {id}: {label} {shapes}");
         var method = $"{id}_{layer.Kind}";
+        if (layer is WeightedLayer weighted) _choices.Add(_kernels.Choice(weighted, fused?.Epilogue ?? Epilogue.Of(weighted.Activation)));
         switch (layer)
         {
             case DenseLayer { Format: not WeightFormat.Dense } d:

@@ -21,11 +21,15 @@ internal sealed partial class KernelEmitter
     {
         if (c.Group != 1 || c.Format != WeightFormat.Dense) return false;
         if (target.ConvKernel != ConvKernel.Auto) return target.ConvKernel == ConvKernel.Channels;
+        var (pixel, channel, k) = ConvCosts(c);
+        return k >= 8 * V && channel < 0.9 * pixel;
+    }
+
+    /// <summary>The cost model's vector FMAs for the pixel GEMM and the channel kernel, and the products per output.</summary>
+    private (double Pixel, double Channel, long K) ConvCosts(ConvLayer c)
+    {
         long k = (long)c.C * c.Window.KH * c.Window.KW, pixels = (long)c.Window.OH * c.Window.OW;
-        if (k < 8 * V) return false;
-        double pixelCost = (double)c.M * (PixelColumnsComputed(c) / V) * k;
-        double channelCost = (double)ChannelVectors(c) * pixels * k + 0.5 * c.M * pixels;
-        return channelCost < 0.9 * pixelCost;
+        return ((double)c.M * (PixelColumnsComputed(c) / V) * k, (double)ChannelVectors(c) * pixels * k + 0.5 * c.M * pixels, k);
     }
 
     /// <summary>Output columns the pixel GEMM computes per channel: the wide rows, rounded up to whole vectors.</summary>

@@ -81,7 +81,7 @@ public static class Pipeline
         var model = state.Model();
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
         var report = ReportBuilder.Build(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, log)
-            with { Retraining = retrainer?.Summary() };
+            with { Retraining = retrainer?.Summary(), Kernels = code.Kernels.ToList() };
         ReportBuilder.Finish(report, o, originalModel, model, chosen, criterion, calibration, validation, before, after, warnings, say);
         return new PruneResult(model, code, state.Onnx(), report);
     }

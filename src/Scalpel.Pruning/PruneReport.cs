@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Scalpel.CodeGen;
 using Scalpel.Onnx;
 
 namespace Scalpel.Pruning;
@@ -67,6 +68,8 @@ public sealed record PruneReport
     public int ValidationSamples { get; init; }
     public int CalibrationSamples { get; init; }
     public List<string> Search { get; init; } = [];
+    /// <summary>The kernel the generated code runs for each FC and conv layer, and why (the code generator's choice for the target).</summary>
+    public List<KernelChoice> Kernels { get; init; } = [];
     public List<ReportWarning> Warnings { get; init; } = [];
 
     private static readonly JsonSerializerOptions Json = new()
@@ -121,6 +124,14 @@ public sealed record PruneReport
         {
             var measured = l.MeasuredMicroseconds is { } m ? string.Format(inv, "{0:0.00} ({1:0.00})", m, l.MeasuredDenseMicroseconds) : "not measured";
             sb.AppendLine(inv, $"| {l.Name} | {l.Kind} | {l.Technique} | {l.Format} | {l.KeptFraction:P1} | {l.Bytes:N0} ({l.ValueBytes:N0} + {l.IndexBytes:N0} + {l.RowPointerBytes:N0}) | {l.DenseBytes:N0} | {l.Macs:N0} | {l.PredictedRelativeTime:F2}x | {measured} | {l.Note} |");
+        }
+        sb.AppendLine();
+        if (Kernels.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("| layer | generated kernel | why |");
+            sb.AppendLine("|---|---|---|");
+            foreach (var k in Kernels) sb.AppendLine(inv, $"| {k.Layer} | {k.Kernel} | {k.Why} |");
         }
         sb.AppendLine();
         sb.AppendLine(inv, $"Model size: {PrunedBytes:N0} bytes against {DenseBytes:N0} dense fp32 ({SizeReduction:P1} smaller).");

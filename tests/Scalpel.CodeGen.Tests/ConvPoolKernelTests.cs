@@ -100,6 +100,35 @@ public sealed class ConvPoolKernelTests
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
     }
 
+    [Theory]
+    [InlineData("x64-avx2", ConvKernel.Auto)]
+    [InlineData("x64-avx512", ConvKernel.Auto)]
+    [InlineData("x64-sse", ConvKernel.Pixels)]
+    public void KernelChoiceNamesTheKernelTheCodeRuns(string target, ConvKernel kernel)
+    {
+        // The report's kernel table comes from the same decisions the emitter takes: for every shape, the choice
+        // it names must be the kernel whose code is emitted, with a reason.
+        foreach (var (shape, why) in ConvShapes)
+        {
+            var (c, h, w, m, kh, kw, stride, pad, dilation, group) = (shape[0], shape[1], shape[2], shape[3], shape[4], shape[5], shape[6], shape[7], shape[8], shape[9]);
+            int oh = (h + 2 * pad - dilation * (kh - 1) - 1) / stride + 1, ow = (w + 2 * pad - dilation * (kw - 1) - 1) / stride + 1;
+            var conv = new NodeProto
+            {
+                OpType = "Conv", Name = "conv", Input = { "x", "W" }, Output = { "y" },
+                Attribute = { Ints("kernel_shape", kh, kw), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, pad), Ints("dilations", dilation, dilation), Int("group", group) },
+            };
+            var model = Model([conv], [Floats("W", new float[m * c / group * kh * kw], m, c / group, kh, kw)], [c, h, w], [m, oh, ow]);
+            var code = CSharpEmitter.Emit(GraphAnalyzer.Analyze(model), new EmitOptions("K", "M", CodeTarget.Resolve(target) with { ConvKernel = kernel }, "kernel"));
+            var choice = Assert.Single(code.Kernels);
+            Assert.Equal("conv", choice.Layer);
+            Assert.False(string.IsNullOrWhiteSpace(choice.Why), why);
+            Assert.Equal(choice.Kernel.StartsWith("output-channel vectors", StringComparison.Ordinal), code.Source.Contains("vectorised across output channels", StringComparison.Ordinal));
+            Assert.Equal(choice.Kernel.StartsWith("depthwise, direct", StringComparison.Ordinal), code.Source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
+            Assert.Equal(group == 1 && code.Source.Contains("so no im2col", StringComparison.Ordinal), choice.Kernel == "pixel GEMM over a zero-padded copy");
+            Assert.Equal(kernel != ConvKernel.Auto && group == 1, choice.Why.StartsWith("forced by the target", StringComparison.Ordinal));
+        }
+    }
+
     public static TheoryData<string, ConvKernel, string> ClipCases()
     {
         var data = new TheoryData<string, ConvKernel, string>();

@@ -34,6 +34,11 @@ public sealed class PipelineTests(ITestOutputHelper output)
         Assert.True(report.SizeReduction >= 0.5, $"only {report.SizeReduction:P1} smaller");
         // x64-avx2 offers both orientations; the output-grouped kernel's crossover is the lower one.
         Assert.Contains(Scalpel.Value.Model.Layers.OfType<DenseLayer>(), d => d.Format == WeightFormat.OutputGrouped && d.GroupWidth == 8);
+        // The report names the kernel of every FC layer, as the generated code runs it.
+        Assert.Equal(Scalpel.Value.Model.Layers.OfType<WeightedLayer>().Select(l => l.Name), report.Kernels.Select(k => k.Layer));
+        Assert.All(report.Kernels.Zip(Scalpel.Value.Model.Layers.OfType<WeightedLayer>()),
+            p => Assert.Equal(p.Second.Format == WeightFormat.Dense, p.First.Kernel == "dense GEMM"));
+        Assert.Contains("| layer | generated kernel | why |", report.ToMarkdown());
     }
 
     [Fact]

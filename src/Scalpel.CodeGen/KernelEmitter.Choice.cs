@@ -1,0 +1,51 @@
+using Scalpel.Onnx.Layers;
+
+namespace Scalpel.CodeGen;
+
+/// <summary>The kernel generated code runs for a Dense or Conv layer, and why: the report's kernel table.</summary>
+public sealed record KernelChoice(string Layer, string Kernel, string Why);
+
+internal sealed partial class KernelEmitter
+{
+    public KernelChoice Choice(WeightedLayer layer, Epilogue act) => layer switch
+    {
+        { Format: not WeightFormat.Dense } => new(layer.Name,
+            $"{FormatName(layer.Format)}{(layer.GroupWidth > 1 ? $", groups of {layer.GroupWidth}" : "")}{(layer is ConvLayer ? " over im2col rows" : "")}",
+            "weight-pruned"),
+        DenseLayer d => new(d.Name, "dense GEMM", $"{d.K} inputs to {d.N} outputs, {V}-lane vectors"),
+        ConvLayer c => ConvChoice(c, act),
+        _ => throw new ArgumentException($"{layer.Name}: not a Dense or Conv layer.", nameof(layer)),
+    };
+
+    private static string FormatName(WeightFormat f) => f switch
+    {
+        WeightFormat.Csr => "CSR sparse rows",
+        WeightFormat.GroupedCsr => "grouped CSR (SIMD-aware)",
+        WeightFormat.OutputGrouped => "output-grouped (SIMD-aware)",
+        _ => "dense",
+    };
+
+    private KernelChoice ConvChoice(ConvLayer c, Epilogue act)
+    {
+        var w = c.Window;
+        if (UsesDepthwiseKernel(c, act))
+            return new(c.Name, "depthwise, direct", $"one channel per group, stride {w.StrideW}: rows of {w.OW} outputs fill {DepthwiseLanes(c)}-lane vectors");
+        if (c.Group > 1)
+            return new(c.Name, "pixel GEMM per group", !c.IsDepthwise ? $"{c.Group} groups of {c.C / c.Group} input channels"
+                : act.Residual ? "depthwise with a skip connection to add"
+                : w.OW < DepthwiseLanes(c) ? $"depthwise rows of {w.OW} outputs, under one {DepthwiseLanes(c)}-lane vector"
+                : w.StrideH > 2 || w.StrideW > 2 ? $"depthwise with stride {w.StrideH}x{w.StrideW}"
+                : $"depthwise stride 2 on a {DepthwiseBufferSize(c) * sizeof(float) / 1024} KB plane: past {StridedPlaneBytes / 1024} KB (L1) the phase-plane GEMM measured faster");
+        var (pixel, channel, k) = ConvCosts(c);
+        string forced = target.ConvKernel == ConvKernel.Auto ? "" : "forced by the target; ";
+        string costs = $"{channel / 1e6:0.###}M vector FMAs across output channels against {pixel / 1e6:0.###}M across pixels";
+        if (UsesChannelVectors(c))
+        {
+            var (channels, pixels) = ChannelTile(c);
+            return new(c.Name, $"output-channel vectors, tiles of {channels} x {pixels}", forced + costs);
+        }
+        string kernel = UsesPaddedInput(c) ? "pixel GEMM over a zero-padded copy" : "pointwise GEMM";
+        string why = forced.Length == 0 && k < 8 * V ? $"{k} products per output, under 8 vectors: the channel kernel's stores would dominate" : forced + costs;
+        return new(c.Name, kernel, why);
+    }
+}
