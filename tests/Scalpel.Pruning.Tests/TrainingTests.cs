@@ -153,7 +153,7 @@ public sealed class TrainingTests
         var net = new Network(model, gated: model.Layers.Where(l => l is DenseLayer or ConvLayer).ToHashSet());
         var ws = net.CreateWorkspace();
         var random = new Random(11);
-        foreach (var gate in net.Parameters.Where(p => p.Role == "gate"))
+        foreach (var gate in net.Parameters.Where(p => p.Role == ParameterRole.Gate))
             for (int i = 0; i < gate.Value.Length; i++) gate.Value[i] = 0.5f + (float)random.NextDouble();
         var x = Enumerable.Range(0, model.InputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
         var teacher = Enumerable.Range(0, net.Classes).Select(_ => (float)random.NextDouble() * 3).ToArray();
@@ -198,7 +198,7 @@ public sealed class TrainingTests
         var model = name.StartsWith("Final", StringComparison.Ordinal) ? FinalSoftmaxModel(name == "FinalLogSoftmax") : Case(name);
         var net = new Network(model, gated: model.Layers.Where(l => l is DenseLayer or ConvLayer).ToHashSet());
         var random = new Random(5);
-        foreach (var gate in net.Parameters.Where(p => p.Role == "gate"))
+        foreach (var gate in net.Parameters.Where(p => p.Role == ParameterRole.Gate))
             for (int i = 0; i < gate.Value.Length; i++) gate.Value[i] = 0.5f + (float)random.NextDouble();
         const int n = 5;
         var inputs = Enumerable.Range(0, n).Select(_ => Enumerable.Range(0, model.InputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray()).ToArray();
@@ -288,7 +288,7 @@ public sealed class TrainingTests
         for (int i = 0; i < first.Weight.Length; i++) if (random.NextDouble() < 0.8) first.Weight[i] = 0f; // prune 80 %
         var net = new Network(model, new HashSet<Layer> { first });
         var train = Dataset.Load(TestData.Fixture("data/fmnist-calib-512-x.npy"), TestData.Fixture("data/fmnist-calib-512-y.npy"), [1, 28, 28], 10);
-        return (net, train, net.Parameters.First(p => p.Layer == first && p.Role == "weight"));
+        return (net, train, net.Parameters.First(p => p.Layer == first && p.Role == ParameterRole.Weight));
     }
 
     [Fact]
@@ -353,7 +353,7 @@ public sealed class TrainingTests
         var net = new Network(model, gated: new HashSet<Layer> { conv });
         var train = Dataset.Load(TestData.Fixture("data/fmnist-calib-512-x.npy"), TestData.Fixture("data/fmnist-calib-512-y.npy"), [1, 28, 28], 10);
         Trainer.Train(net, train, null, new TrainOptions { Epochs = 20, BatchSize = 32, LearningRate = 1e-3f, GatePenalty = 0.5f });
-        var gates = net.Parameters.Single(p => p.Role == "gate").Value;
+        var gates = net.Parameters.Single(p => p.Role == ParameterRole.Gate).Value;
         float max = gates.Max();
         string all = string.Join(" ", gates.Select(g => g.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)));
         Assert.True(gates.Any(g => g <= 0.05f * max), $"no gate closed: {all}");

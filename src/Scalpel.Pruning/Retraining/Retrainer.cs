@@ -34,10 +34,10 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
     };
 
     /// <summary>What may train: weights and biases that are their layer's own initializers in <paramref name="proto"/> (so they can be written back), and gates.</summary>
-    private static Func<Layer, string, bool> Trainable(ModelProto proto) => (layer, role) => role switch
+    private static Func<Layer, ParameterRole, bool> Trainable(ModelProto proto) => (layer, role) => role switch
     {
-        "weight" => OnnxWriteback.CanRewrite(proto, (WeightedLayer)layer),
-        "bias" => OnnxWriteback.BiasSource(proto, (WeightedLayer)layer) is not null,
+        ParameterRole.Weight => OnnxWriteback.CanRewrite(proto, (WeightedLayer)layer),
+        ParameterRole.Bias => OnnxWriteback.BiasSource(proto, (WeightedLayer)layer) is not null,
         _ => true,
     };
 
@@ -67,8 +67,8 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
             Layers = model.Layers.Select(l => l is WeightedLayer w
                 ? w with
                 {
-                    Weight = trainable(w, "weight") ? (float[])w.Weight.Clone() : w.Weight,
-                    Bias = w.Bias is not null && trainable(w, "bias") ? (float[])w.Bias.Clone() : w.Bias,
+                    Weight = trainable(w, ParameterRole.Weight) ? (float[])w.Weight.Clone() : w.Weight,
+                    Bias = w.Bias is not null && trainable(w, ParameterRole.Bias) ? (float[])w.Bias.Clone() : w.Bias,
                 }
                 : l).ToList(),
         };
@@ -76,7 +76,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
 
     /// <summary>The state holding what the network's weights and biases trained to (gates already folded in).</summary>
     private static PruneState Trained(PruneState state, Network net) => state.With(net.Parameters
-        .Where(p => p.Role is "weight" or "bias").GroupBy(p => p.Layer.Name)
+        .Where(p => p.Role is ParameterRole.Weight or ParameterRole.Bias).GroupBy(p => p.Layer.Name)
         .Select(g =>
         {
             var layer = (WeightedLayer)g.First().Layer;
@@ -218,7 +218,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         var model = TrainingCopy(state);
         var trainable = Trainable(state.BaselineOnnx);
         var layers = model.Layers.OfType<WeightedLayer>().Where(l => producers.Contains(l.Name) && l is ConvLayer or DenseLayer { InputRows: 1, BiasFull: null }
-            && trainable(l, "weight") && (l.Bias is null || trainable(l, "bias"))).ToHashSet<Layer>(ReferenceEqualityComparer.Instance);
+            && trainable(l, ParameterRole.Weight) && (l.Bias is null || trainable(l, ParameterRole.Bias))).ToHashSet<Layer>(ReferenceEqualityComparer.Instance);
         var net = new Network(model, null, trainable, layers);
         say.Report($"training node gates (L1 penalty {_r.GatePenalty.ToString(CultureInfo.InvariantCulture)}) on {string.Join(", ", layers.Select(l => l.Name))}: {_r.EpochsPerStep} epoch(s); {_run.Line(stepsLeft + 1)}");
         _run.FitStarted();
@@ -226,7 +226,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         _run.FitEnded();
         _epochs += _r.EpochsPerStep;
         var closed = new Dictionary<string, int>();
-        foreach (var gate in net.Parameters.Where(p => p.Role == "gate"))
+        foreach (var gate in net.Parameters.Where(p => p.Role == ParameterRole.Gate))
         {
             var layer = (WeightedLayer)gate.Layer;
             int per = layer.Weight.Length / gate.Value.Length;

@@ -4,12 +4,20 @@ using Scalpel.Onnx.Layers;
 
 namespace Scalpel.Pruning.Training;
 
+/// <summary>What a trained parameter is to its layer.</summary>
+public enum ParameterRole
+{
+    Weight,
+    Bias,
+    /// <summary>A learned per-output-channel scale, for node selection.</summary>
+    Gate,
+}
+
 /// <summary>A weight or bias the trainer updates, with the mask of entries pruning kept (null: all kept).</summary>
-public sealed class Parameter(Layer layer, string role, float[] value, float[]? mask)
+public sealed class Parameter(Layer layer, ParameterRole role, float[] value, float[]? mask)
 {
     public Layer Layer { get; } = layer;
-    /// <summary>"weight", "bias" or "gate" (a learned per-output-channel scale, for node selection).</summary>
-    public string Role { get; } = role;
+    public ParameterRole Role { get; } = role;
     /// <summary>The layer's own array: updates are visible to the layer (and so to codegen and write-back).</summary>
     public float[] Value { get; } = value;
     /// <summary>1 where the entry is kept, 0 where pruning removed it; it stays 0 through training.</summary>
@@ -39,9 +47,9 @@ public sealed class Network
     internal readonly int InputId, LogitsId;
 
     /// <param name="masked">Layers whose zero weights are pruned entries to keep at zero.</param>
-    /// <param name="trainable">Whether a layer's "weight" or "bias" trains (default: all).</param>
+    /// <param name="trainable">Whether a layer's weight or bias trains (default: all).</param>
     /// <param name="gated">Dense or Conv layers whose output channels get a learned gate (initially 1), applied after the activation.</param>
-    public Network(ModelGraph model, IReadOnlySet<Layer>? masked = null, Func<Layer, string, bool>? trainable = null, IReadOnlySet<Layer>? gated = null)
+    public Network(ModelGraph model, IReadOnlySet<Layer>? masked = null, Func<Layer, ParameterRole, bool>? trainable = null, IReadOnlySet<Layer>? gated = null)
     {
         if (model.BatchMode != BatchMode.PerSample)
             throw new UnsupportedModelException($"{model.Source}: training needs a model whose first input dimension is the batch (symbolic or 1).");
@@ -66,14 +74,14 @@ public sealed class Network
         {
             var inputs = layer.Inputs.Select(Id).ToArray();
             int output = Id(layer.Output);
-            Parameter Param(string role, float[] value, bool mask) =>
+            Parameter Param(ParameterRole role, float[] value, bool mask) =>
                 Add(parameters, new Parameter(layer, role, value, mask ? value.Select(v => v == 0 ? 0f : 1f).ToArray() : null));
             steps.Add(layer switch
             {
-                DenseLayer d => new DenseStep(d, inputs[0], output, Param("weight", d.Weight, masked?.Contains(d) == true), d.Bias is null ? null : Param("bias", d.Bias, false),
-                    gated?.Contains(d) == true && d.InputRows == 1 ? Param("gate", Ones(d.N), false) : null),
-                ConvLayer c => new ConvStep(c, inputs[0], output, Param("weight", c.Weight, masked?.Contains(c) == true), c.Bias is null ? null : Param("bias", c.Bias, false),
-                    gated?.Contains(c) == true ? Param("gate", Ones(c.M), false) : null),
+                DenseLayer d => new DenseStep(d, inputs[0], output, Param(ParameterRole.Weight, d.Weight, masked?.Contains(d) == true), d.Bias is null ? null : Param(ParameterRole.Bias, d.Bias, false),
+                    gated?.Contains(d) == true && d.InputRows == 1 ? Param(ParameterRole.Gate, Ones(d.N), false) : null),
+                ConvLayer c => new ConvStep(c, inputs[0], output, Param(ParameterRole.Weight, c.Weight, masked?.Contains(c) == true), c.Bias is null ? null : Param(ParameterRole.Bias, c.Bias, false),
+                    gated?.Contains(c) == true ? Param(ParameterRole.Gate, Ones(c.M), false) : null),
                 PoolLayer p => new PoolStep(p, inputs[0], output),
                 GlobalPoolLayer g => new GlobalPoolStep(g, inputs[0], output),
                 ScaleShiftLayer b => new ScaleShiftStep(b, inputs[0], output),

@@ -39,12 +39,12 @@ public sealed class Optimizer
     public void Update(Parameter p, float[] gradient, int start, int length, float baseLearningRate)
     {
         var (mAll, vAll) = _state[p];
-        float learningRate = p.Role == "gate" ? baseLearningRate * GateLearningRateScale : baseLearningRate;
+        float learningRate = p.Role == ParameterRole.Gate ? baseLearningRate * GateLearningRateScale : baseLearningRate;
         var g = gradient.AsSpan(start, length);
         var w = p.Value.AsSpan(start, length);
         var m = mAll.AsSpan(start, length);
         if (p.Mask is { } mask) TensorPrimitives.Multiply(g, mask.AsSpan(start, length), g);
-        if (_weightDecay > 0f && p.Role == "weight") TensorPrimitives.MultiplyAdd(w, _weightDecay, g, g);
+        if (_weightDecay > 0f && p.Role == ParameterRole.Weight) TensorPrimitives.MultiplyAdd(w, _weightDecay, g, g);
         if (_kind == OptimizerKind.Sgd)
         {
             TensorPrimitives.MultiplyAdd(m, _momentum, g, m);         // m = momentum m + g

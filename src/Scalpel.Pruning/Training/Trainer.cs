@@ -93,10 +93,10 @@ public static class Trainer
                         {
                             TensorPrimitives.Multiply(range, 1f / count, range);
                             var w = p.Value.AsSpan(from, length);
-                            if (p.Role == "gate")
+                            if (p.Role == ParameterRole.Gate)
                                 for (int j = 0; j < length; j++) range[j] += o.GatePenalty * MathF.Sign(w[j]);
                             optimizer.Update(p, g, from, length, lr);
-                            if (p.Role == "gate") TensorPrimitives.Max(w, 0f, w); // gates stay >= 0
+                            if (p.Role == ParameterRole.Gate) TensorPrimitives.Max(w, 0f, w); // gates stay >= 0
                         }
                         range.Clear();
                     });
