@@ -82,8 +82,11 @@ public static class Pipeline
         var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
         var report = ReportBuilder.Build(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, log)
             with { Retraining = retrainer?.Summary(), Kernels = code.Kernels.ToList() };
+        var onnx = state.Onnx();
+        if (budget is not null && validation!.Labels is not null && ReportBuilder.Interval(report, budget.Paired(onnx), o.MaxAccuracyDrop) is { } unresolved)
+            warnings.Add(unresolved);
         ReportBuilder.Finish(report, o, originalModel, model, chosen, criterion, calibration, validation, before, after, warnings, say);
-        return new PruneResult(model, code, state.Onnx(), report);
+        return new PruneResult(model, code, onnx, report);
     }
 
     /// <summary>
@@ -98,7 +101,7 @@ public static class Pipeline
         double before = Accuracy.Score(top1, truth);
         say.Report($"validation: {validation.Count} samples, original {(validation.Labels is null ? "agreement" : "accuracy")} {before:P2}");
         double floor = validation.Labels is not null ? before - o.MaxAccuracyDrop / 100 : o.MinAgreement;
-        return (new Budget(validation, truth, floor), before);
+        return (new Budget(validation, truth, floor, top1), before);
     }
 
     /// <summary>

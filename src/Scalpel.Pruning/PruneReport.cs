@@ -15,7 +15,13 @@ public sealed record ReportWarning(int Code, string Message)
     public const int NothingPruned = (int)WarningCode.NothingPruned;
 
     public const int FixedSparsityOverBudget = (int)WarningCode.FixedSparsityOverBudget;
+
+    /// <summary>The validation set cannot show with 95% confidence that the budget holds for the delta measured.</summary>
+    public const int ValidationTooSmall = (int)WarningCode.ValidationTooSmall;
 }
+
+/// <summary>An interval of the accuracy delta (after - before), as fractions.</summary>
+public sealed record DeltaInterval(double Lower, double Upper);
 
 public sealed record LayerReport
 {
@@ -60,6 +66,8 @@ public sealed record PruneReport
     public required string AccuracyMetric { get; init; }
     public double? AccuracyBefore { get; init; }
     public double? AccuracyAfter { get; init; }
+    /// <summary>The 95% interval of the paired accuracy delta (after - before, as a fraction), from the samples the two models disagree on.</summary>
+    public DeltaInterval? AccuracyDeltaInterval { get; set; }
     public double? MaxAccuracyDrop { get; init; }
     /// <summary>Without labels: the smallest accepted top-1 agreement with the original model.</summary>
     public double? MinAgreement { get; init; }
@@ -141,8 +149,9 @@ public sealed record PruneReport
             "none" => "Accuracy was **not checked**: no validation data was given.",
             "agreement" => string.Format(inv, "Validation agreement (top-1 agreement with the original model; no labels were given, so accuracy was not measured) on {0} samples: {1:P2} before, {2:P2} after (budget: at least {3:P2}).",
                 ValidationSamples, AccuracyBefore, AccuracyAfter, MinAgreement),
-            _ => string.Format(inv, "Validation {0} on {1} samples: {2:P2} before, {3:P2} after ({4:+0.00;-0.00} points; budget {5} points).",
-                AccuracyMetric, ValidationSamples, AccuracyBefore, AccuracyAfter, 100 * (AccuracyAfter - AccuracyBefore), MaxAccuracyDrop),
+            _ => string.Format(inv, "Validation {0} on {1} samples: {2:P2} before, {3:P2} after ({4:+0.00;-0.00} points{5}; budget {6} points).",
+                AccuracyMetric, ValidationSamples, AccuracyBefore, AccuracyAfter, 100 * (AccuracyAfter - AccuracyBefore),
+                AccuracyDeltaInterval is { } ci ? string.Format(inv, ", 95% interval {0:+0.00;-0.00} to {1:+0.00;-0.00}", 100 * ci.Lower, 100 * ci.Upper) : "", MaxAccuracyDrop),
         });
         sb.AppendLine(inv, $"Calibration samples: {CalibrationSamples}.");
         if (PeakMemoryBytes is { } peak) sb.AppendLine(inv, $"Peak memory of the pruning process: {peak / (1024.0 * 1024):0} MB.");

@@ -32,6 +32,8 @@ public enum WarningCode
     NothingPruned = 2002,
     /// <summary>A sparsity fixed by the user took the validation score below the accuracy guard's floor; applied as asked.</summary>
     FixedSparsityOverBudget = 2003,
+    /// <summary>The validation set is too small to show, with 95% confidence, that the budget holds for the delta measured.</summary>
+    ValidationTooSmall = 2004,
     /// <summary>A ScalpelModel metadata name the task does not know (a typo is otherwise silently ignored).</summary>
     UnknownMetadata = 2101,
 }

@@ -39,6 +39,15 @@ public sealed class PipelineTests(ITestOutputHelper output)
         Assert.All(report.Kernels.Zip(Scalpel.Value.Model.Layers.OfType<WeightedLayer>()),
             p => Assert.Equal(p.Second.Format == WeightFormat.Dense, p.First.Kernel == "dense GEMM"));
         Assert.Contains("| layer | generated kernel | why |", report.ToMarkdown());
+        // The delta comes with its paired interval; 1000 samples cannot resolve a 0.5-point budget at the ~5%
+        // disagreement pruning leaves here (measured: -0.30 points, interval -1.76 to +1.15), so SCALPEL2004 says so.
+        var interval = Assert.IsType<DeltaInterval>(report.AccuracyDeltaInterval);
+        double delta = report.AccuracyAfter!.Value - report.AccuracyBefore!.Value;
+        Assert.InRange(delta, interval.Lower, interval.Upper);
+        Assert.True(interval.Upper - interval.Lower > 0.005, $"interval {interval}");
+        Assert.Contains("95% interval", report.ToMarkdown());
+        var unresolved = Assert.Single(report.Warnings, w => w.Code == ReportWarning.ValidationTooSmall);
+        Assert.Contains("samples would", unresolved.Message);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Scalpel.CodeGen;
 using Scalpel.Onnx.Layers;
+using Scalpel.Pruning.Calibration;
 using Scalpel.Pruning.Data;
 using Scalpel.Pruning.Methods;
 using Scalpel.Pruning.Planning;
@@ -73,6 +74,20 @@ internal static class ReportBuilder
             AccuracyBefore = before, AccuracyAfter = after, MaxAccuracyDrop = validation?.Labels is null ? null : o.MaxAccuracyDrop, MinAgreement = validation is { Labels: null } ? o.MinAgreement : null,
             ValidationSamples = validation?.Count ?? 0, CalibrationSamples = calibration?.Count ?? 0, Search = search,
         };
+    }
+
+    /// <summary>
+    /// Sets the report's interval for the accuracy delta; a warning (SCALPEL2004) when, at 95% confidence, the
+    /// validation set cannot show that the budget holds for the delta it measured, with about how many samples would.
+    /// </summary>
+    public static ReportWarning? Interval(PruneReport report, PairedAccuracy paired, double budgetPoints)
+    {
+        var (lower, upper) = paired.Interval();
+        report.AccuracyDeltaInterval = new DeltaInterval(lower, upper);
+        if (paired.BudgetHolds(budgetPoints / 100) || paired.Delta < -budgetPoints / 100) return null;
+        string needed = paired.SamplesNeeded(budgetPoints / 100) is { } n ? string.Create(CultureInfo.InvariantCulture, $"about {n:N0} samples would at this disagreement rate") : "no sample count would at this delta";
+        return new(ReportWarning.ValidationTooSmall, string.Create(CultureInfo.InvariantCulture,
+            $"the validation set ({paired.Count} samples, {paired.Lost} lost and {paired.Gained} gained by the pruned model) cannot show the budget of {budgetPoints} points holds: the accuracy delta {100 * paired.Delta:+0.00;-0.00} points has a 95% interval of {100 * lower:+0.00;-0.00} to {100 * upper:+0.00;-0.00}; {needed}. On unseen data the delta may exceed the budget: validate on more samples."));
     }
 
     /// <summary>Adds the run's warnings and, when asked, each layer's time measured here; says the summary line.</summary>
