@@ -23,7 +23,7 @@ internal sealed partial class KernelEmitter
     public void Binary(CodeWriter w, string method, BinaryLayer b)
     {
         var shape = b.OutputShape;
-        string op = b.Op switch { BinaryOp.Add => "+", BinaryOp.Sub => "-", _ => "*" };
+        string op = b.Op switch { BinaryOp.Add => "+", BinaryOp.Sub => "-", BinaryOp.Mul => "*", _ => "/" };
         w.Open($"private static void {method}(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)");
         int size = Shape.Size(shape);
         bool sameA = Shape.Size(b.A.Shape) == size, sameB = Shape.Size(b.B.Shape) == size;
@@ -79,8 +79,22 @@ internal sealed partial class KernelEmitter
             UnaryFunction.Clip => $"MathF.Min(MathF.Max(v, {F(u.Min)}), {F(u.Max)})",
             UnaryFunction.Sigmoid => "1f / (1f + MathF.Exp(-v))",
             UnaryFunction.Tanh => "MathF.Tanh(v)",
+            UnaryFunction.HardSigmoid => $"MathF.Max(0f, MathF.Min(1f, {F(u.Alpha)} * v + {F(u.Beta)}))",
+            UnaryFunction.HardSwish => "v * MathF.Max(0f, MathF.Min(1f, v * (1f / 6f) + 0.5f))",
+            UnaryFunction.Erf => "Erf(v)",
+            UnaryFunction.Sqrt => "MathF.Sqrt(v)",
+            UnaryFunction.Pow => u.Alpha switch { 1f => "v", 2f => "v * v", 3f => "v * v * v", 0.5f => "MathF.Sqrt(v)", _ => $"MathF.Pow(v, {F(u.Alpha)})" },
             _ => throw new InvalidOperationException(u.Function.ToString()),
         };
+        if (u.Function == UnaryFunction.Erf)
+        {
+            // .NET has no erf: Abramowitz and Stegun 7.1.26 in double, absolute error below 1.5e-7.
+            w.Open("static float Erf(float v)");
+            w.Line("double a = Math.Abs(v), t = 1.0 / (1.0 + 0.3275911 * a);");
+            w.Line("double e = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.Exp(-a * a);");
+            w.Line("return (float)(v < 0f ? -e : e);");
+            w.Close();
+        }
         w.Line($"for (; i < Size; i++) {{ float v = x[i]; y[i] = {f}; }}");
         w.Close();
     }

@@ -11,18 +11,13 @@ public sealed partial class GraphAnalyzer
         return IsConst(name) ? new Operand(null, Const(name), Const(name).Dims) : new Operand(name, null, ShapeOf(name));
     }
 
-    private Layer? Binary(Node node, string output)
+    private Layer Binary(Node node, string output)
     {
         var a = Operand(node, 0);
         var b = Operand(node, 1);
         var shape = Shape.Broadcast(a.Shape, b.Shape)
             ?? throw Error(node, $"cannot broadcast {Shape.Format(a.Shape)} with {Shape.Format(b.Shape)}");
         var op = Enum.Parse<BinaryOp>(node.OpType);
-        if (a.Constant is not null && b.Constant is not null)
-        {
-            _folded[output] = new Tensor(output, shape, BinaryReference.Compute(op, a.Constant, b.Constant, shape));
-            return null;
-        }
         if (_mode == BatchMode.PerSample && shape.Length > 0 &&
             ((a.Constant is { } ca && ca.Dims.Length == shape.Length && ca.Dims[0] > 1) || (b.Constant is { } cb && cb.Dims.Length == shape.Length && cb.Dims[0] > 1)))
             throw Error(node, "broadcasts a constant along the batch dimension");
@@ -48,10 +43,15 @@ public sealed partial class GraphAnalyzer
                 if (node.Input(2) is not null) max = Scalar(RequireConst(node, 2, "max"), node, "max");
             }
         }
+        var (alpha, beta) = node.OpType switch
+        {
+            "HardSigmoid" => (node.Float("alpha", 0.2f), node.Float("beta", 0.5f)),
+            "Pow" => (Scalar(RequireConst(node, 1, "exponent"), node, "exponent"), 0f),
+            _ => (node.Float("alpha", 0.01f), 0f),
+        };
         return new UnaryLayer(node, x, output, s)
         {
-            Function = Enum.Parse<UnaryFunction>(node.OpType),
-            Alpha = node.Float("alpha", 0.01f), Min = min, Max = max,
+            Function = Enum.Parse<UnaryFunction>(node.OpType), Alpha = alpha, Beta = beta, Min = min, Max = max,
         };
     }
 

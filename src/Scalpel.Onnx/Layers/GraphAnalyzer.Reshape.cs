@@ -5,7 +5,7 @@ namespace Scalpel.Onnx.Layers;
 /// <summary>Layers that keep the data and change the shape (Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout), and Concat.</summary>
 public sealed partial class GraphAnalyzer
 {
-    private Layer? Reshape(Node node, string output)
+    private Layer Reshape(Node node, string output)
     {
         var name = node.Input(0) ?? throw Error(node, "has no input");
         var s = ShapeOf(name);
@@ -20,11 +20,6 @@ public sealed partial class GraphAnalyzer
             "Unsqueeze" => UnsqueezeShape(node, s),
             _ => s,
         };
-        if (IsConst(name))
-        {
-            _folded[output] = new Tensor(output, shape, Const(name).Data);
-            return null;
-        }
         if (_mode == BatchMode.PerSample && node.OpType is "Reshape" or "Squeeze" && (shape.Length == 0 || shape[0] != 1) && Shape.Size(shape) > 0)
         {
             // A per-sample reshape must keep the batch axis in front; anything else mixes samples.
@@ -44,7 +39,7 @@ public sealed partial class GraphAnalyzer
 
     private int[] ReshapeShape(Node node, int[] s)
     {
-        var target = _graph.Opset < 5 ? node.Ints("shape") ?? throw Error(node, "has no shape") : IntConst(node, 1, "shape");
+        var target = _graph.Opset < 5 ? node.Ints("shape") ?? throw Error(node, "has no shape") : IntConst(node, 1, "shape", batchFirst: true);
         bool allowZero = node.Int("allowzero", 0) != 0;
         var shape = new int[target.Length];
         int infer = -1;
@@ -115,7 +110,6 @@ public sealed partial class GraphAnalyzer
                 throw Error(node, $"concatenates mismatched shapes {Shape.Format(operands[0].Shape)} and {Shape.Format(o.Shape)}");
             shape[axis] += o.Shape[axis];
         }
-        if (operands.All(o => o.Constant is not null)) throw Error(node, "concatenates only constants");
         return new ConcatLayer(node, operands.Select(o => o.Name).OfType<string>().ToArray(), output, shape) { Operands = operands, Axis = axis };
     }
 }

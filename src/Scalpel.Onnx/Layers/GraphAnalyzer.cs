@@ -13,6 +13,8 @@ public sealed partial class GraphAnalyzer
         "Gemm", "MatMul", "Conv", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
         "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Add", "Mul", "Sub", "Flatten", "Reshape",
         "Squeeze", "Unsqueeze", "Concat", "Softmax", "LogSoftmax", "Dropout", "Identity", "LRN", "Constant",
+        "Div", "HardSigmoid", "HardSwish", "Erf", "Sqrt", "Pow", "Transpose", "Slice", "Split", "Gather", "Pad", "Resize", "Upsample",
+        "ReduceMean", "ReduceMax",
     ];
 
     private readonly OnnxGraph _graph;
@@ -54,20 +56,21 @@ public sealed partial class GraphAnalyzer
         foreach (var node in _graph.Nodes)
         {
             if (!live.Contains(node)) continue;
-            if (node.Proto.Domain is not ("" or "ai.onnx") || !SupportedOperators.Contains(node.OpType))
-                throw new UnsupportedModelException(
-                    $"{Src}: {node} uses operator '{(node.Proto.Domain is "" ? "" : node.Proto.Domain + ".")}{node.OpType}', which Scalpel.Build does not support. Supported: {string.Join(", ", SupportedOperators)}.");
+            if (node.Proto.Domain is not ("" or "ai.onnx") || !SupportedOperators.Contains(node.OpType) && !FoldedOperators.Contains(node.OpType))
+                throw Unsupported(node);
             if (node.Outputs.Count == 0 || node.Outputs[0].Length == 0)
                 throw new ScalpelException($"{Src}: {node} has no output.");
             if (node.Proto.Attribute.GroupBy(a => a.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
                 throw new ScalpelException($"{Src}: {node} has attribute '{twice.Key}' twice.");
-            var layer = ParseChecked(node);
-            if (layer is null) continue; // folded into a constant
-            if (layer.OutputShape.Any(d => d <= 0) || layer.OutputShape.Aggregate(1.0, (p, d) => p * d) > MaxActivationElements)
-                throw new UnsupportedModelException(
-                    $"{Src}: {node} outputs shape {Shape.Format(layer.OutputShape)}; Scalpel.Build needs every dimension at least 1 and at most {MaxActivationElements} elements per tensor.");
-            _shapes[layer.Output] = layer.OutputShape;
-            layers.Add(layer);
+            // None when the node folded into a constant; several for a Split.
+            foreach (var layer in ParseChecked(node))
+            {
+                if (layer.OutputShape.Any(d => d <= 0) || layer.OutputShape.Aggregate(1.0, (p, d) => p * d) > MaxActivationElements)
+                    throw new UnsupportedModelException(
+                        $"{Src}: {node} outputs shape {Shape.Format(layer.OutputShape)}; Scalpel.Build needs every dimension at least 1 and at most {MaxActivationElements} elements per tensor.");
+                _shapes[layer.Output] = layer.OutputShape;
+                layers.Add(layer);
+            }
         }
         if (IsConst(outputName))
             throw new UnsupportedModelException($"{Src}: the graph output '{outputName}' is a constant; nothing to compute.");
@@ -89,11 +92,12 @@ public sealed partial class GraphAnalyzer
     /// Parses one node. Attribute and shape checks name the node; anything they miss in a hostile file (an index
     /// or size out of range) still becomes an error naming the node rather than a crash.
     /// </summary>
-    private Layer? ParseChecked(Node node)
+    private List<Layer> ParseChecked(Node node)
     {
         try
         {
-            return Parse(node);
+            if (TryFold(node)) return [];
+            return node.OpType == "Split" ? Split(node) : [Parse(node)];
         }
         catch (Exception e) when (e is OverflowException or IndexOutOfRangeException or ArgumentException or InvalidOperationException or DivideByZeroException)
         {
@@ -129,9 +133,10 @@ public sealed partial class GraphAnalyzer
 
     // ---- helpers -------------------------------------------------------------------------------
 
-    private bool IsConst(string name) => _folded.ContainsKey(name) || _graph.IsConstant(name);
+    private bool IsConst(string name) => IsKnown(name);
 
-    private Tensor Const(string name) => _folded.TryGetValue(name, out var t) ? t : _graph.Constant(name);
+    private Tensor Const(string name) =>
+        _folded.TryGetValue(name, out var t) ? t : _known.TryGetValue(name, out var k) ? _folded[name] = k.ToTensor(name) : _graph.Constant(name);
 
     private Tensor RequireConst(Node node, int index, string what)
     {
@@ -141,15 +146,24 @@ public sealed partial class GraphAnalyzer
         return Const(name);
     }
 
-    private long[] IntConst(Node node, int index, string what)
+    /// <summary>
+    /// A constant integer input (a shape, axes, pads). With <paramref name="batchFirst"/>, its first value may be the
+    /// symbolic batch size (a Reshape's target, as exporters compute it from the input's shape); nowhere else.
+    /// </summary>
+    private long[] IntConst(Node node, int index, string what, bool batchFirst = false)
     {
         var name = node.Input(index) ?? throw Error(node, $"has no {what} input");
-        if (_graph.IsConstant(name)) return _graph.IntConstant(name);
-        throw new UnsupportedModelException($"{Src}: {node}: the {what} ('{name}') must be a constant.");
+        if (!IsKnown(name)) throw new UnsupportedModelException($"{Src}: {node}: the {what} ('{name}') must be a constant.");
+        var value = KnownOf(name);
+        if (!value.IsInt) throw Error(node, $"has a {what} of floats; it must hold integers");
+        if (value.Batch is { } batch && batch.Select((b, i) => b && (i > 0 || !batchFirst)).Any(b => b))
+            throw Error(node, $"uses the symbolic batch size in its {what}, which Scalpel.Build only accepts as the first value of a Reshape's shape");
+        return value.Ints!;
     }
 
     private int[] ShapeOf(string name) =>
-        _shapes.TryGetValue(name, out var s) ? s : IsConst(name) ? Const(name).Dims : throw new ScalpelException($"{Src}: no shape known for tensor '{name}'.");
+        _shapes.TryGetValue(name, out var s) ? s : IsKnown(name) ? _known.TryGetValue(name, out var k) ? k.Dims : Const(name).Dims
+            : throw new ScalpelException($"{Src}: no shape known for tensor '{name}'.");
 
     private string RuntimeInput(Node node, int index = 0)
     {
@@ -160,6 +174,33 @@ public sealed partial class GraphAnalyzer
     }
 
     private ScalpelException Error(Node node, string message) => new UnsupportedModelException($"{Src}: {node} {message}.");
+
+    /// <summary>What to export instead of an operator Scalpel.Build does not support, where a supported form exists.</summary>
+    private static readonly Dictionary<string, string> Rewrites = new(StringComparer.Ordinal)
+    {
+        ["Gelu"] = "export at opset 17 or lower, where GELU is written as Div, Erf, Add and Mul",
+        ["PRelu"] = "LeakyRelu, when the slope is one value for every channel",
+        ["Einsum"] = "MatMul with a constant weight, with Transpose where axes move",
+        ["DepthToSpace"] = "Reshape, Transpose and Reshape (the same data movement)",
+        ["SpaceToDepth"] = "Reshape, Transpose and Reshape (the same data movement)",
+        ["Tile"] = "Concat of the tensor with itself",
+        ["Sum"] = "Add, two inputs at a time",
+        ["ReduceSum"] = "ReduceMean over the spatial axes (a global average pool) times a constant",
+        ["GlobalLpPool"] = "GlobalAveragePool or GlobalMaxPool",
+        ["QuantizeLinear"] = "the float32 model: Scalpel.Build compiles float32 models",
+        ["DequantizeLinear"] = "the float32 model: Scalpel.Build compiles float32 models",
+        ["QLinearConv"] = "the float32 model: Scalpel.Build compiles float32 models",
+        ["QLinearMatMul"] = "the float32 model: Scalpel.Build compiles float32 models",
+    };
+
+    private UnsupportedModelException Unsupported(Node node)
+    {
+        bool standard = node.Proto.Domain is "" or "ai.onnx";
+        var op = (standard ? "" : node.Proto.Domain + ".") + node.OpType;
+        var rewrite = standard && Rewrites.TryGetValue(node.OpType, out var r) ? $" Nearest supported rewrite: {r}." : "";
+        return new UnsupportedModelException(
+            $"{Src}: {node} uses operator '{op}', which Scalpel.Build does not support.{rewrite} Supported: {string.Join(", ", SupportedOperators)}; on constants and static shapes also {string.Join(", ", FoldedOperators)}.");
+    }
 
     private static int NormalizeAxis(long axis, int rank, Node node, string src)
     {
@@ -185,8 +226,10 @@ public sealed partial class GraphAnalyzer
 
     // ---- operators -------------------------------------------------------------------------------
 
-    private Layer? Parse(Node node)
+    private Layer Parse(Node node)
     {
+        if (FoldedOperators.Contains(node.OpType))
+            throw Error(node, $"computes at run time; Scalpel.Build supports {node.OpType} only on constants and static shapes, which it evaluates once");
         RequireSingleOutput(node);
         var output = node.Outputs[0];
         switch (node.OpType)
@@ -197,8 +240,15 @@ public sealed partial class GraphAnalyzer
             case "MaxPool": case "AveragePool": return Pool(node, output);
             case "GlobalAveragePool": case "GlobalMaxPool": return GlobalPool(node, output);
             case "BatchNormalization": return BatchNorm(node, output);
-            case "Add": case "Sub": case "Mul": return Binary(node, output);
-            case "Relu": case "LeakyRelu": case "Clip": case "Sigmoid": case "Tanh": return Unary(node, output);
+            case "Add": case "Sub": case "Mul": case "Div": return Binary(node, output);
+            case "Relu": case "LeakyRelu": case "Clip": case "Sigmoid": case "Tanh":
+            case "HardSigmoid": case "HardSwish": case "Erf": case "Sqrt": case "Pow": return Unary(node, output);
+            case "Transpose": return Transpose(node, output);
+            case "Slice": return Slice(node, output);
+            case "Gather": return Gather(node, output);
+            case "Pad": return Pad(node, output);
+            case "Resize": case "Upsample": return Resize(node, output);
+            case "ReduceMean": case "ReduceMax": return Reduce(node, output);
             case "Flatten": case "Reshape": case "Squeeze": case "Unsqueeze": case "Identity": case "Dropout": return Reshape(node, output);
             case "Concat": return Concat(node, output);
             case "Softmax": case "LogSoftmax": return Softmax(node, output);
