@@ -11,7 +11,7 @@ internal sealed record Known(int[] Dims, long[]? Ints, float[]? Floats, bool[]? 
     public int Count => Ints?.Length ?? Floats!.Length;
     public bool IsInt => Ints is not null;
     public bool HasBatch => Batch is not null && Batch.Any(b => b);
-    public double this[int i] => Ints is not null ? Ints[i] : Floats![i];
+    public double this[int i] => Ints is not null ? (double)Ints[i] : Floats![i];
 
     /// <summary>Output element i is input element from[i] (a gather, slice, transpose, concat part...).</summary>
     public Known Select(int[] dims, int[] from) =>
@@ -237,25 +237,38 @@ public sealed partial class GraphAnalyzer
         // The batch size may pass through arithmetic (a Reshape then checks where it lands); it may not become a float.
         bool[]? batch = x.Any(k => k.HasBatch) ? new bool[n] : null;
         if (batch is not null && (!ints || op is "Equal" or "Where")) throw Error(node, "computes with the symbolic batch size");
-        var result = new double[n];
+        // Integers are computed in int64 (shape values such as INT64_MAX must stay exact), floats in double then rounded.
+        var ints64 = new long[ints || op == "Equal" ? n : 0];
+        var floats = new float[ints || op == "Equal" ? 0 : n];
         for (int i = 0; i < n; i++)
         {
-            double a = x[0][from[0][i]], b = x.Length > 1 ? x[1][from[1][i]] : 0;
-            result[i] = op switch
+            if (ints)
             {
-                "Add" => a + b, "Sub" => a - b, "Mul" => a * b, "Min" => Math.Min(a, b), "Max" => Math.Max(a, b), "Pow" => Math.Pow(a, b),
-                "Div" when ints => b == 0 ? throw Error(node, "divides an integer by zero") : Math.Truncate(a / b),
-                "Div" => a / b, "Equal" => a == b ? 1 : 0,
-                "Where" => a != 0 ? b : x[2][from[2][i]],
-                "Neg" => -a, "Abs" => Math.Abs(a), "Floor" => Math.Floor(a), "Ceil" => Math.Ceiling(a), "Reciprocal" => 1 / a, "Sqrt" => Math.Sqrt(a),
-                _ => throw Error(node, $"cannot fold {op}"),
-            };
+                long a = x[0].Ints![from[0][i]], b = x.Length > 1 ? x[1].Ints![from[1][i]] : 0;
+                ints64[i] = op switch
+                {
+                    "Add" => a + b, "Sub" => a - b, "Mul" => a * b, "Min" => Math.Min(a, b), "Max" => Math.Max(a, b),
+                    "Pow" => (long)Math.Pow(a, b), "Div" => b == 0 ? throw Error(node, "divides an integer by zero") : a / b,
+                    "Equal" => a == b ? 1 : 0, "Where" => a != 0 ? b : x[2].Ints![from[2][i]],
+                    "Neg" => -a, "Abs" => Math.Abs(a), "Floor" or "Ceil" => a,
+                    _ => throw Error(node, $"cannot fold {op} on integers"),
+                };
+            }
+            else
+            {
+                double a = x[0][from[0][i]], b = x.Length > 1 ? x[1][from[1][i]] : 0;
+                double v = op switch
+                {
+                    "Add" => a + b, "Sub" => a - b, "Mul" => a * b, "Min" => Math.Min(a, b), "Max" => Math.Max(a, b), "Pow" => Math.Pow(a, b),
+                    "Div" => a / b, "Equal" => a == b ? 1 : 0, "Where" => a != 0 ? b : x[2][from[2][i]],
+                    "Neg" => -a, "Abs" => Math.Abs(a), "Floor" => Math.Floor(a), "Ceil" => Math.Ceiling(a), "Reciprocal" => 1 / a, "Sqrt" => Math.Sqrt(a),
+                    _ => throw Error(node, $"cannot fold {op}"),
+                };
+                if (op == "Equal") ints64[i] = (long)v; else floats[i] = (float)v;
+            }
             if (batch is not null) batch[i] = Enumerable.Range(0, x.Length).Any(j => x[j].Batch is { } mask && mask[from[j][i]]);
         }
-        if (op == "Equal") return new Known(dims, result.Select(v => (long)v).ToArray(), null);
-        return ints
-            ? new Known(dims, result.Select(v => (long)v).ToArray(), null, batch)
-            : new Known(dims, null, result.Select(v => (float)v).ToArray());
+        return ints || op == "Equal" ? new Known(dims, ints64, null, op == "Equal" ? null : batch) : new Known(dims, null, floats);
     }
 
     // ---- index arithmetic shared with the runtime Transpose, Slice and Split layers ---------------------------
