@@ -11,7 +11,7 @@ namespace Scalpel.Tests;
 /// <summary>
 /// A small model written as PyTorch's exporter writes a ShuffleNet unit and its neighbours (issue 16): a shape subgraph
 /// (Shape, Gather, Unsqueeze, Concat) feeding the Reshape, Transpose, Reshape of a channel shuffle, Split, SiLU,
-/// HardSwish, HardSigmoid, Pad, Slice, nearest Resize, Pow, Sqrt, Erf, ReduceMean, Gather and Div, compiled and
+/// HardSwish, HardSigmoid, a per-channel scale, Pad, Slice, nearest Resize, Pow, Sqrt, Erf, ReduceMean, Gather and Div, compiled and
 /// run against ONNX Runtime on a batch of 3.
 /// </summary>
 public sealed class ShapeOperatorTests
@@ -31,8 +31,9 @@ public sealed class ShapeOperatorTests
         // The shape subgraph folds away: no layer comes from Shape, Gather on constants, Unsqueeze or Concat of shapes.
         Assert.DoesNotContain(graph.Layers, l => l.Node.OpType is "Shape" or "Unsqueeze" or "Cast" or "ConstantOfShape");
         Assert.Equal(["Conv", "Split", "Split", "Conv", "Sigmoid", "Mul", "HardSwish", "Concat", "Reshape", "Transpose", "Reshape", "Pad",
-            "Slice", "HardSigmoid", "Resize", "Pow", "Sqrt", "Erf", "GlobalAveragePool", "Gather", "Div"], graph.Layers.Select(l => l.Kind));
-        Assert.Equal([1, 8, 8, 6], graph.Shapes["resized"]);
+            "Slice", "HardSigmoid", "GlobalAveragePool", "Mul", "Sub", "Resize", "Add", "Pow", "Sqrt", "Erf", "GlobalAveragePool", "Gather", "Div"], graph.Layers.Select(l => l.Kind));
+        Assert.Equal([1, 8, 4, 3], graph.Shapes["sliced"]);
+        Assert.Equal([1, 8, 8, 4], graph.Shapes["resized"]);
         Assert.Equal([1, 8], graph.Shapes["pooled"]);
 
         var rng = new Random(16);
@@ -47,6 +48,7 @@ public sealed class ShapeOperatorTests
             {
                 var ns = "Shuffle_" + target.Replace('-', '_');
                 var code = CSharpEmitter.Emit(graph, new EmitOptions(ns, "M", CodeTarget.Resolve(target), "shuffle"));
+                Assert.Contains("float s = scalars[o];", code.Source); // the per-channel scale runs on vectors, not the general broadcast
                 var run = GeneratedAssembly.CompileOne(code, ns);
                 var actual = new float[expected.Length];
                 run(input, actual, Batch);
@@ -78,9 +80,10 @@ public sealed class ShapeOperatorTests
         graph.Initializer.Add(Longs("starts", [1, -1]));
         graph.Initializer.Add(Longs("ends", [long.MaxValue, 0]));
         graph.Initializer.Add(Longs("sliceAxes", [2, 3]));
-        graph.Initializer.Add(Longs("steps", [2, -2]));
+        graph.Initializer.Add(Longs("steps", [2, -3]));
         graph.Initializer.Add(Floats("scales", [1f, 1f, 2f, 1.5f], 4));
         graph.Initializer.Add(Floats("two", [2f]));
+        graph.Initializer.Add(Floats("shift", [0.3f]));
         graph.Initializer.Add(Longs("picked", [7, 0, 3]));
         graph.Initializer.Add(Floats("divisor", [0.5f, 2f, -4f], 3));
         graph.Node.Add(Node("Conv", ["x", "w1"], "c1"));
@@ -101,12 +104,17 @@ public sealed class ShapeOperatorTests
         graph.Node.Add(BatchSize("swapped", "n2"));
         graph.Node.Add(Node("Concat", ["n2", "rest"], "shape2", Int("axis", 0)));
         graph.Node.Add(Node("Reshape", ["swapped", "shape2"], "shuffled"));
-        // Pad H by 1 and 1, W by 2 and 0 with 0.25: [N, 8, 8, 8]; rows 1, 3, ... and columns from the last, every second.
+        // Pad H by 1 and 1, W by 2 and 0 with 0.25: [N, 8, 8, 8]; rows 1, 3, 5, 7 and columns 7, 4, 1.
         graph.Node.Add(Node("Pad", ["shuffled", "pads", "padValue"], "padded", new AttributeProto { Name = "mode", S = ByteString.CopyFromUtf8("constant"), Type = AttributeProto.Types.AttributeType.String }));
         graph.Node.Add(Node("Slice", ["padded", "starts", "ends", "sliceAxes", "steps"], "sliced"));
-        graph.Node.Add(Node("HardSigmoid", ["sliced"], "hsig", Float("alpha", 0.3f), Float("beta", 0.4f)));
+        graph.Node.Add(Node("HardSigmoid", ["sliced"], "hsig0", Float("alpha", 0.3f), Float("beta", 0.4f)));
+        // A squeeze-excitation style scale: one value per channel broadcast over the plane, on either side.
+        graph.Node.Add(Node("GlobalAveragePool", ["sliced"], "se"));
+        graph.Node.Add(Node("Mul", ["hsig0", "se"], "scaled"));
+        graph.Node.Add(Node("Sub", ["se", "scaled"], "hsig"));
         graph.Node.Add(Node("Resize", ["hsig", "", "scales"], "resized", new AttributeProto { Name = "mode", S = ByteString.CopyFromUtf8("nearest"), Type = AttributeProto.Types.AttributeType.String }));
-        graph.Node.Add(Node("Pow", ["resized", "two"], "squared"));
+        graph.Node.Add(Node("Add", ["resized", "shift"], "shifted")); // so that Pow then Sqrt (an absolute value) keeps a sign error visible
+        graph.Node.Add(Node("Pow", ["shifted", "two"], "squared"));
         graph.Node.Add(Node("Sqrt", ["squared"], "root"));
         graph.Node.Add(Node("Erf", ["root"], "erf"));
         graph.Node.Add(Node("ReduceMean", ["erf"], "pooled", Ints("axes", 2, 3), Int("keepdims", 0)));
