@@ -153,6 +153,8 @@ public static class NodePruning
             var reader = next[0];
             switch (reader)
             {
+                case ConvLayer { Group: > 1 } grouped:
+                    return $"its channels feed the grouped or depthwise Conv '{grouped.Name}', whose input channels node pruning does not remove";
                 case ConvLayer or DenseLayer:
                     return null;
                 case ScaleShiftLayer or UnaryLayer or PoolLayer or GlobalPoolLayer or ReshapeLayer { Kind: "Flatten" or "Identity" or "Dropout" }:
