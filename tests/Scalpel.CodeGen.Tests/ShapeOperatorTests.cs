@@ -30,7 +30,7 @@ public sealed class ShapeOperatorTests
         var graph = GraphAnalyzer.Analyze(model);
         // The shape subgraph folds away: no layer comes from Shape, Gather on constants, Unsqueeze or Concat of shapes.
         Assert.DoesNotContain(graph.Layers, l => l.Node.OpType is "Shape" or "Unsqueeze" or "Cast" or "ConstantOfShape");
-        Assert.Equal(["Conv", "Split", "Split", "Conv", "Sigmoid", "Mul", "HardSwish", "Concat", "Reshape", "Transpose", "Reshape", "Pad",
+        Assert.Equal(["Conv", "Split", "Split", "Conv", "Silu", "HardSwish", "Concat", "Reshape", "Transpose", "Reshape", "Pad",
             "Slice", "HardSigmoid", "GlobalAveragePool", "Mul", "Sub", "Resize", "Add", "Pow", "Sqrt", "Erf", "GlobalAveragePool", "Gather", "Div"], graph.Layers.Select(l => l.Kind));
         Assert.Equal([1, 8, 4, 3], graph.Shapes["sliced"]);
         Assert.Equal([1, 8, 8, 4], graph.Shapes["resized"]);

@@ -5,6 +5,7 @@ using Scalpel.Onnx.Proto;
 using Scalpel.Pruning.Calibration;
 using Scalpel.Pruning.Data;
 using Scalpel.Pruning.Methods;
+using Scalpel.Pruning.Training;
 using Xunit;
 using static Scalpel.Tests.OnnxGraphs;
 
@@ -58,6 +59,23 @@ public sealed class ShuffleNodePruningTests
         graph.Node.Add(Node("Flatten", ["pooled"], "flat"));
         graph.Node.Add(Node("Gemm", ["flat", "wf"], "y", Int("transB", 1)));
         return Model(graph);
+    }
+
+    [Fact]
+    public void RetrainingRefusesAnActivationItHasNoGradientFor()
+    {
+        // Retraining knew five activations; a HardSwish must be refused by name, not run as an identity.
+        var graph = new GraphProto { Name = "mlp", Input = { BatchOf("x", 4) }, Output = { BatchOf("y", 2) } };
+        graph.Initializer.Add(Floats("w1", Enumerable.Repeat(0.1f, 12), 4, 3));
+        graph.Initializer.Add(Floats("w2", Enumerable.Repeat(0.1f, 6), 3, 2));
+        graph.Node.Add(Node("Gemm", ["x", "w1"], "h"));
+        graph.Node.Add(Node("HardSwish", ["h"], "a"));
+        graph.Node.Add(Node("Gemm", ["a", "w2"], "y"));
+        var proto = Model(graph);
+        proto.OpsetImport[0].Version = 14;
+        var analyzed = GraphAnalyzer.Analyze(new OnnxModel(proto, null, "hardswish"));
+        var e = Assert.Throws<UnsupportedModelException>(() => new Network(analyzed));
+        Assert.Contains("'node_a' (HardSwish) cannot be retrained", e.Message);
     }
 
     [Fact]

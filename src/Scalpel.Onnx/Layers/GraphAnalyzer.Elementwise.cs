@@ -46,7 +46,7 @@ public sealed partial class GraphAnalyzer
         var (alpha, beta) = node.OpType switch
         {
             "HardSigmoid" => (node.Float("alpha", 0.2f), node.Float("beta", 0.5f)),
-            "Pow" => (Scalar(RequireConst(node, 1, "exponent"), node, "exponent"), 0f),
+            "Pow" => ((float)Scalar(node, node.Input(1) is { } e && IsKnown(e) ? KnownOf(e) : throw Error(node, "has a computed exponent; Scalpel.Build supports a constant one")), 0f),
             _ => (node.Float("alpha", 0.01f), 0f),
         };
         return new UnaryLayer(node, x, output, s)

@@ -102,13 +102,13 @@ public sealed partial class GraphAnalyzer
                 var x = In(0);
                 var perm = Permutation(node, x.Dims.Length);
                 var (dims, strides) = TransposeStrides(x.Dims, perm);
-                return x.Select(dims, Positions(dims, 0, strides));
+                return x.Select(dims, Positions(RequireFoldSize(node, dims), 0, strides));
             }
             case "Slice":
             {
                 var x = In(0);
                 var (start, step, count) = SliceRanges(node, x.Dims);
-                return x.Select(count, Positions(count, Offset(start, x.Dims), ScaledStrides(step, x.Dims)));
+                return x.Select(count, Positions(RequireFoldSize(node, count), Offset(start, x.Dims), ScaledStrides(step, x.Dims)));
             }
             case "Expand":
             {
@@ -193,6 +193,7 @@ public sealed partial class GraphAnalyzer
             throw Error(node, "concatenates mismatched constants");
         var dims = (int[])parts[0].Dims.Clone();
         dims[axis] = parts.Sum(p => p.Dims[axis]);
+        RequireFoldSize(node, dims);
         // Concatenate as one flat input: each part's rows follow each other along the axis.
         int outer = Shape.Size(dims, 0, axis), inner = Shape.Size(dims, axis + 1, rank);
         var all = new Known([parts.Sum(p => p.Count)],
@@ -216,7 +217,7 @@ public sealed partial class GraphAnalyzer
         int axis = NormalizeAxis(node.Int("axis", 0), rank, node, Src);
         int size = data.Dims[axis];
         var index = indices.Ints!.Select(v => v < -size || v >= size ? throw Error(node, $"has index {v} for a dimension of {size}") : (int)(v < 0 ? v + size : v)).ToArray();
-        int[] dims = [.. data.Dims[..axis], .. indices.Dims, .. data.Dims[(axis + 1)..]];
+        int[] dims = RequireFoldSize(node, [.. data.Dims[..axis], .. indices.Dims, .. data.Dims[(axis + 1)..]]);
         int outer = Shape.Size(data.Dims, 0, axis), inner = Shape.Size(data.Dims, axis + 1, rank);
         var from = new int[checked(outer * index.Length * inner)];
         int at = 0;

@@ -82,7 +82,7 @@ public sealed partial class GraphAnalyzer
             Source = Src, Opset = _graph.Opset, BatchMode = _mode, InputName = input.Name, InputShape = inputShape,
             OutputName = outputName, OutputShape = _shapes[outputName], Layers = layers, Shapes = _shapes,
         };
-        return fuse ? Fusion.Apply(model) : model;
+        return fuse ? SiluFusion.Apply(Fusion.Apply(model)) : model;
     }
 
     /// <summary>Largest runtime tensor (per sample), in elements: generated buffers hold several samples and must stay within an int.</summary>

@@ -177,8 +177,11 @@ public sealed record BinaryLayer : Layer
     public override long Parameters => (A.Constant?.Data.LongLength ?? 0) + (B.Constant?.Data.LongLength ?? 0);
 }
 
-/// <summary>HardSigmoid is max(0, min(1, Alpha * x + Beta)); HardSwish is x * HardSigmoid with 1/6 and 0.5; Pow raises to the constant Alpha.</summary>
-public enum UnaryFunction { Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Erf, Sqrt, Pow }
+/// <summary>
+/// HardSigmoid is max(0, min(1, Alpha * x + Beta)); HardSwish is x * HardSigmoid with 1/6 and 0.5; Pow raises to the
+/// constant Alpha; Silu is x * sigmoid(x) (a Sigmoid and a Mul fused by <see cref="SiluFusion"/>).
+/// </summary>
+public enum UnaryFunction { Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Erf, Sqrt, Pow, Silu }
 
 public sealed record UnaryLayer : Layer
 {
