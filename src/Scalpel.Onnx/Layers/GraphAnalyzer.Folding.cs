@@ -38,7 +38,11 @@ public sealed partial class GraphAnalyzer
         "Reciprocal", "Min", "Max",
     ];
 
-    /// <summary>Largest tensor a fold may compute, in elements: shape arithmetic is small, a hostile Range or ConstantOfShape is not.</summary>
+    /// <summary>
+    /// Largest tensor a fold may create beyond the size of its inputs, in elements (Range, ConstantOfShape, Expand, a
+    /// broadcast, a Gather of more indices than rows): shape arithmetic is small, a hostile Range is not. Folds that
+    /// only move or convert values (Reshape, Transpose, Slice, Concat, Cast of a weight) are bounded by their inputs.
+    /// </summary>
     public const int MaxFoldedElements = 1 << 24;
 
     private readonly Dictionary<string, Known> _known = new(StringComparer.Ordinal);
@@ -62,8 +66,6 @@ public sealed partial class GraphAnalyzer
         bool foldable = node.OpType is "Shape" or "Size" || (inputs.Count > 0 && inputs.All(IsKnown)) || node.OpType == "ConstantOfShape" && inputs.All(IsKnown);
         if (!foldable || node.Outputs.Count(o => o.Length > 0) != 1) return false;
         if (Fold(node) is not { } value) return false;
-        if (value.Count > MaxFoldedElements)
-            throw Error(node, $"computes a constant of {value.Count} elements; Scalpel.Build folds constants of at most {MaxFoldedElements}");
         _known[node.Outputs[0]] = value;
         return true;
     }
@@ -102,13 +104,13 @@ public sealed partial class GraphAnalyzer
                 var x = In(0);
                 var perm = Permutation(node, x.Dims.Length);
                 var (dims, strides) = TransposeStrides(x.Dims, perm);
-                return x.Select(dims, Positions(RequireFoldSize(node, dims), 0, strides));
+                return x.Select(dims, Positions(dims, 0, strides));
             }
             case "Slice":
             {
                 var x = In(0);
                 var (start, step, count) = SliceRanges(node, x.Dims);
-                return x.Select(count, Positions(RequireFoldSize(node, count), Offset(start, x.Dims), ScaledStrides(step, x.Dims)));
+                return x.Select(count, Positions(count, Offset(start, x.Dims), ScaledStrides(step, x.Dims)));
             }
             case "Expand":
             {
@@ -193,7 +195,6 @@ public sealed partial class GraphAnalyzer
             throw Error(node, "concatenates mismatched constants");
         var dims = (int[])parts[0].Dims.Clone();
         dims[axis] = parts.Sum(p => p.Dims[axis]);
-        RequireFoldSize(node, dims);
         // Concatenate as one flat input: each part's rows follow each other along the axis.
         int outer = Shape.Size(dims, 0, axis), inner = Shape.Size(dims, axis + 1, rank);
         var all = new Known([parts.Sum(p => p.Count)],
@@ -217,7 +218,8 @@ public sealed partial class GraphAnalyzer
         int axis = NormalizeAxis(node.Int("axis", 0), rank, node, Src);
         int size = data.Dims[axis];
         var index = indices.Ints!.Select(v => v < -size || v >= size ? throw Error(node, $"has index {v} for a dimension of {size}") : (int)(v < 0 ? v + size : v)).ToArray();
-        int[] dims = RequireFoldSize(node, [.. data.Dims[..axis], .. indices.Dims, .. data.Dims[(axis + 1)..]]);
+        int[] dims = [.. data.Dims[..axis], .. indices.Dims, .. data.Dims[(axis + 1)..]];
+        if (index.Length > size) RequireFoldSize(node, dims); // more indices than rows: the output can outgrow the input
         int outer = Shape.Size(data.Dims, 0, axis), inner = Shape.Size(data.Dims, axis + 1, rank);
         var from = new int[checked(outer * index.Length * inner)];
         int at = 0;
@@ -231,7 +233,7 @@ public sealed partial class GraphAnalyzer
     private Known Elementwise(Node node, Known[] x, string op)
     {
         var dims = x.Skip(1).Aggregate(x[0].Dims, (d, k) => Shape.Broadcast(d, k.Dims) ?? throw Error(node, $"cannot broadcast {Shape.Format(d)} with {Shape.Format(k.Dims)}"));
-        RequireFoldSize(node, dims);
+        if (dims.Aggregate(1.0, (p, d) => p * d) > x.Max(k => k.Count)) RequireFoldSize(node, dims); // broadcasting grew the output
         var from = x.Select(k => Positions(dims, 0, Shape.BroadcastStrides(k.Dims, dims))).ToArray();
         int n = Shape.Size(dims);
         bool ints = op == "Where" ? x[1].IsInt && x[2].IsInt : x.All(k => k.IsInt);
