@@ -236,6 +236,18 @@ public sealed partial class CSharpEmitter
                 args.Add(Section($"{id}_Indices", gather.Indices));
                 _kernels.Gather(_methods, method, gather);
                 break;
+            case ResizeLayer { Upper: { } upper, Fraction: { } fraction } resize:
+            {
+                var axes = Enumerable.Range(0, upper.Length).Where(d => upper[d] is not null).ToList();
+                foreach (var d in axes)
+                {
+                    args.Add(Section($"{id}_Lower{d}", resize.Source[d]));
+                    args.Add(Section($"{id}_Upper{d}", upper[d]!));
+                    args.Add(Section($"{id}_Fraction{d}", fraction[d]!));
+                }
+                _kernels.LinearResize(_methods, method, resize, axes);
+                break;
+            }
             case ResizeLayer resize:
             {
                 // The index tables go in the weight file, so a large output does not make a large source file.

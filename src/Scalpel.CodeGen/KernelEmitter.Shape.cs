@@ -53,6 +53,34 @@ internal sealed partial class KernelEmitter
         w.Close();
     }
 
+    /// <summary>Linear resize: along each interpolated axis, a lower and an upper input index and the upper one's weight.</summary>
+    public void LinearResize(CodeWriter w, string method, ResizeLayer r, IReadOnlyList<int> axes)
+    {
+        w.Line("// Resize (linear): y[i0, i1, ...] blends the input at the lower and upper index of each interpolated axis (bilinear for two).");
+        var parameters = string.Concat(axes.Select(d => $", int[] lo{d}, int[] up{d}, float[] f{d}"));
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{parameters})");
+        var inStrides = Shape.Strides(r.InputShape);
+        int rank = r.OutputShape.Length;
+        w.Line("int o = 0;");
+        for (int d = 0; d < rank; d++)
+        {
+            w.Open($"for (int i{d} = 0; i{d} < {I(r.OutputShape[d])}; i{d}++)");
+            if (axes.Contains(d))
+                w.Line($"int l{d} = lo{d}[i{d}] * {I(inStrides[d])}, u{d} = up{d}[i{d}] * {I(inStrides[d])}; float w{d} = f{d}[i{d}];");
+        }
+        var fixedPart = string.Join(" + ", Enumerable.Range(0, rank).Where(d => !axes.Contains(d) && r.InputShape[d] > 1).Select(d => $"i{d} * {I(inStrides[d])}").DefaultIfEmpty("0"));
+        w.Line($"int at = {fixedPart};");
+        string Blend(int k, string offset)
+        {
+            if (k == axes.Count) return $"x[at{offset}]";
+            int d = axes[k];
+            return $"({Blend(k + 1, $"{offset} + l{d}")} * (1f - w{d}) + {Blend(k + 1, $"{offset} + u{d}")} * w{d})";
+        }
+        w.Line($"y[o++] = {Blend(0, "")};");
+        for (int d = 0; d < rank; d++) w.Close();
+        w.Close();
+    }
+
     /// <summary>
     /// y[dst + sum_d i_d * dstStrides[d]] = x[src + sum_d i_d * srcStrides[d]] over <paramref name="counts"/>. Axes that
     /// are contiguous in both are merged, and a run contiguous in both becomes one span copy.

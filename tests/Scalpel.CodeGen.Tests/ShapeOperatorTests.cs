@@ -36,9 +36,34 @@ public sealed class ShapeOperatorTests
         Assert.Equal([1, 8, 8, 4], graph.Shapes["resized"]);
         Assert.Equal([1, 8], graph.Shapes["pooled"]);
 
+        var sources = MatchesOnnxRuntime(model, graph, 8 * 6 * 6, "Shuffle");
+        // The per-channel scale runs on vectors, not the general broadcast.
+        Assert.All(sources, source => Assert.Contains("float s = scalars[o];", source));
+    }
+
+    [Fact]
+    public void LinearResizeMatchesOnnxRuntime()
+    {
+        // Bilinear up by 2 along H and down by 0.6 along W (half_pixel), then linear along W only, by 2 (align_corners).
+        var graph = new GraphProto { Name = "linear", Input = { BatchOf("x", 2, 3, 5) }, Output = { BatchOf("y", 2, 6, 6) } };
+        graph.Initializer.Add(Floats("scales", [1f, 1f, 2f, 0.6f], 4));
+        graph.Initializer.Add(Floats("widen", [1f, 1f, 1f, 2f], 4));
+        AttributeProto Text(string name, string value) => new() { Name = name, S = ByteString.CopyFromUtf8(value), Type = AttributeProto.Types.AttributeType.String };
+        graph.Node.Add(Node("Resize", ["x", "", "scales"], "up", Text("mode", "linear")));
+        graph.Node.Add(Node("Resize", ["up", "", "widen"], "y", Text("mode", "linear"), Text("coordinate_transformation_mode", "align_corners")));
+        var model = new OnnxModel(OnnxGraphs.Model(graph), null, "linear test");
+        var analyzed = GraphAnalyzer.Analyze(model);
+        Assert.Equal([1, 2, 6, 3], analyzed.Shapes["up"]);
+        MatchesOnnxRuntime(model, analyzed, 2 * 3 * 5, "Linear");
+    }
+
+    /// <summary>Runs the model in ONNX Runtime and its generated code for two targets on a batch of 3; returns the sources.</summary>
+    private static List<string> MatchesOnnxRuntime(OnnxModel model, ModelGraph graph, int sampleSize, string name)
+    {
         var rng = new Random(16);
-        var input = Enumerable.Range(0, Batch * 8 * 6 * 6).Select(_ => 2 * rng.NextSingle() - 1).ToArray();
-        var path = Path.Combine(Path.GetTempPath(), $"scalpel-shuffle-{Guid.NewGuid():N}.onnx");
+        var input = Enumerable.Range(0, Batch * sampleSize).Select(_ => 2 * rng.NextSingle() - 1).ToArray();
+        var path = Path.Combine(Path.GetTempPath(), $"scalpel-{name}-{Guid.NewGuid():N}.onnx");
+        var sources = new List<string>();
         try
         {
             model.Save(path);
@@ -46,13 +71,13 @@ public sealed class ShapeOperatorTests
             var expected = ort.Run(input, Batch);
             foreach (var target in new[] { "x64-avx2", "x64-sse" })
             {
-                var ns = "Shuffle_" + target.Replace('-', '_');
-                var code = CSharpEmitter.Emit(graph, new EmitOptions(ns, "M", CodeTarget.Resolve(target), "shuffle"));
-                Assert.Contains("float s = scalars[o];", code.Source); // the per-channel scale runs on vectors, not the general broadcast
+                var ns = name + "_" + target.Replace('-', '_');
+                var code = CSharpEmitter.Emit(graph, new EmitOptions(ns, "M", CodeTarget.Resolve(target), name));
+                sources.Add(code.Source);
                 var run = GeneratedAssembly.CompileOne(code, ns);
                 var actual = new float[expected.Length];
                 run(input, actual, Batch);
-                Assert.Equal(Batch * 3, actual.Length);
+                Assert.Equal(Batch * graph.OutputSize, actual.Length);
                 for (int i = 0; i < expected.Length; i++)
                     Assert.True(Math.Abs(actual[i] - expected[i]) <= Tolerance * (1 + Math.Abs(expected[i])), $"{target}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
             }
@@ -61,6 +86,7 @@ public sealed class ShapeOperatorTests
         {
             File.Delete(path);
         }
+        return sources;
     }
 
     private static OnnxModel ShuffleUnit()

@@ -2,7 +2,7 @@ namespace Scalpel.Onnx.Layers;
 
 /// <summary>
 /// Layers that move data on runtime tensors: Transpose, Slice, Split, Gather with constant indices, Pad (constant
-/// mode), Resize/Upsample (nearest), and ReduceMean/ReduceMax over every spatial axis (a global pool).
+/// mode), Resize/Upsample (nearest, and linear on up to two axes), and ReduceMean/ReduceMax over every spatial axis (a global pool).
 /// </summary>
 public sealed partial class GraphAnalyzer
 {
@@ -162,8 +162,9 @@ public sealed partial class GraphAnalyzer
         var s = ShapeOf(x);
         int rank = s.Length;
         var mode = node.String("mode") ?? "nearest";
-        if (mode != "nearest")
-            throw Error(node, $"resizes in mode '{mode}'; Scalpel.Build supports mode 'nearest' (export with mode='nearest', or an Upsample with nearest)");
+        if (mode is not ("nearest" or "linear"))
+            throw Error(node, $"resizes in mode '{mode}'; Scalpel.Build supports modes 'nearest' and 'linear' (export with one of those)");
+        bool linear = mode == "linear";
         bool upsample = node.OpType == "Upsample";
         var transform = upsample ? "asymmetric" : node.String("coordinate_transformation_mode") ?? "half_pixel";
         var rounding = upsample ? "floor" : node.String("nearest_mode") ?? "round_prefer_floor";
@@ -177,12 +178,14 @@ public sealed partial class GraphAnalyzer
         {
             int at = upsample || _graph.Opset < 11 ? 1 : 2;
             if (node.Input(at) is { } name && Shape.Size(ShapeOf(name)) > 0) scales = RequireConst(node, at, "scales").Data;
-            if (!upsample && _graph.Opset >= 11 && node.Input(3) is not null) sizes = IntConst(node, 3, "sizes");
+            if (!upsample && _graph.Opset >= 11 && node.Input(3) is not null) sizes = IntConst(node, 3, "sizes", batchFirst: true);
         }
         if ((scales?.Length ?? sizes?.Length) != rank) throw Error(node, $"needs {rank} scales or sizes");
         if (transform == "tf_crop_and_resize") throw Error(node, "uses coordinate_transformation_mode 'tf_crop_and_resize', which Scalpel.Build does not support");
         var dims = new int[rank];
         var source = new int[rank][];
+        var upper = new int[]?[rank];
+        var fraction = new float[]?[rank];
         for (int d = 0; d < rank; d++)
         {
             float scale = sizes is not null ? (float)sizes[d] / s[d] : scales![d];
@@ -192,15 +195,32 @@ public sealed partial class GraphAnalyzer
             dims[d] = (int)outSize;
             if (d == 0 && _mode == BatchMode.PerSample && dims[d] != s[d])
                 throw Error(node, "resizes the batch dimension, which Scalpel.Build keeps per sample");
-            source[d] = Enumerable.Range(0, dims[d]).Select(j => NearestSource(node, j, s[d], dims[d], scale, transform, rounding)).ToArray();
+            // align_corners divides by the resized length: ONNX's reference takes input * scale unrounded, ONNX Runtime the
+            // output size. They agree only where input * scale is whole; elsewhere the result depends on the runtime.
+            if (transform == "align_corners" && sizes is null && s[d] * scale != dims[d])
+                throw Error(node, $"uses align_corners with scale {scale} on an axis of {s[d]}, where ONNX's reference and ONNX Runtime disagree; export with sizes or a scale that gives a whole size");
+            var at = Enumerable.Range(0, dims[d]).Select(j => Coordinate(node, j, s[d], dims[d], scale, transform)).ToArray();
+            if (!linear || dims[d] == s[d] && at.Select((v, j) => v == j).All(b => b))
+            {
+                source[d] = linear ? Enumerable.Range(0, dims[d]).ToArray() : at.Select(v => Nearest(node, v, s[d], rounding)).ToArray();
+                continue;
+            }
+            // Linear: the two input indices around the coordinate (clamped to the edges) and the weight of the upper one.
+            source[d] = at.Select(v => (int)Math.Clamp(MathF.Floor(v), 0, s[d] - 1)).ToArray();
+            upper[d] = at.Select(v => (int)Math.Clamp(MathF.Floor(v) + 1, 0, s[d] - 1)).ToArray();
+            fraction[d] = at.Select(v => v - MathF.Floor(v)).ToArray();
         }
-        return new ResizeLayer(node, x, output, dims) { InputShape = s, Source = source };
+        var interpolated = Enumerable.Range(0, rank).Where(d => upper[d] is not null).ToArray();
+        if (interpolated.Length > 2) throw Error(node, $"interpolates {interpolated.Length} axes linearly; Scalpel.Build supports up to 2 (bilinear)");
+        return new ResizeLayer(node, x, output, dims)
+        {
+            InputShape = s, Source = source, Upper = linear ? upper : null, Fraction = linear ? fraction : null,
+        };
     }
 
-    /// <summary>The input index nearest output index j reads, as ONNX Runtime computes it (in float).</summary>
-    private int NearestSource(Node node, int j, int input, int output, float scale, string transform, string rounding)
-    {
-        float x = transform switch
+    /// <summary>The input coordinate output index j maps to, as ONNX Runtime computes it (in float).</summary>
+    private float Coordinate(Node node, int j, int input, int output, float scale, string transform) =>
+        transform switch
         {
             "half_pixel" => (j + 0.5f) / scale - 0.5f,
             "pytorch_half_pixel" => output > 1 ? (j + 0.5f) / scale - 0.5f : 0f,
@@ -209,6 +229,10 @@ public sealed partial class GraphAnalyzer
             "align_corners" => output == 1 ? 0f : j * (input - 1) / (float)(output - 1),
             _ => throw Error(node, $"has coordinate_transformation_mode '{transform}'"),
         };
+
+    /// <summary>The input index nearest coordinate x, by the node's nearest_mode, within the input.</summary>
+    private int Nearest(Node node, float x, int input, string rounding)
+    {
         double r = rounding switch
         {
             "round_prefer_floor" => x == MathF.Floor(x) + 0.5f ? MathF.Floor(x) : MathF.Round(x, MidpointRounding.AwayFromZero),

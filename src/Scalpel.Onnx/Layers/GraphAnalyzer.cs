@@ -148,7 +148,7 @@ public sealed partial class GraphAnalyzer
 
     /// <summary>
     /// A constant integer input (a shape, axes, pads). With <paramref name="batchFirst"/>, its first value may be the
-    /// symbolic batch size (a Reshape's target, as exporters compute it from the input's shape); nowhere else.
+    /// symbolic batch size (a Reshape's target or a Resize's sizes, as exporters compute them from the input's shape); nowhere else.
     /// </summary>
     private long[] IntConst(Node node, int index, string what, bool batchFirst = false)
     {
@@ -157,7 +157,7 @@ public sealed partial class GraphAnalyzer
         var value = KnownOf(name);
         if (!value.IsInt) throw Error(node, $"has a {what} of floats; it must hold integers");
         if (value.Batch is { } batch && batch.Select((b, i) => b && (i > 0 || !batchFirst)).Any(b => b))
-            throw Error(node, $"uses the symbolic batch size in its {what}, which Scalpel.Build only accepts as the first value of a Reshape's shape");
+            throw Error(node, $"uses the symbolic batch size in its {what}, which Scalpel.Build only accepts as the first value of a Reshape's shape or a Resize's sizes");
         return value.Ints!;
     }
 

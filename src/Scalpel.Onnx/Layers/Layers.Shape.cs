@@ -37,12 +37,19 @@ public sealed class PadLayer(Node node, string input, string output, int[] outpu
     public override string Describe() => $"[{string.Join(",", Begin)}] value {Value}";
 }
 
-/// <summary>Resize or Upsample, nearest: output index j along axis d reads input index <see cref="Source"/>[d][j].</summary>
+/// <summary>
+/// Resize or Upsample. Nearest: output index j along axis d reads input index <see cref="Source"/>[d][j]. Linear: along
+/// an axis with an <see cref="Upper"/> table it blends Source[d][j] and Upper[d][j] with weight Fraction[d][j] on the upper.
+/// </summary>
 public sealed class ResizeLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
 {
     public override string Kind => "Resize";
     public required int[] InputShape { get; init; }
-    /// <summary>Per axis, the input index each output index reads.</summary>
+    /// <summary>Per axis, the input index each output index reads (the lower one when linear).</summary>
     public required int[][] Source { get; init; }
-    public override string Describe() => $"{Shape.Format(InputShape)} -> {Shape.Format(OutputShape)} nearest";
+    /// <summary>Linear only: per axis, null where the axis is not interpolated, else the upper input index.</summary>
+    public int[]?[]? Upper { get; init; }
+    /// <summary>Linear only: per interpolated axis, the weight of the upper input index.</summary>
+    public float[]?[]? Fraction { get; init; }
+    public override string Describe() => $"{Shape.Format(InputShape)} -> {Shape.Format(OutputShape)} {(Upper is null ? "nearest" : "linear")}";
 }
