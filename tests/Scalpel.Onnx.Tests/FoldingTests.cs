@@ -132,6 +132,12 @@ public sealed class FoldingTests
         ], Floats("scales", [1f, 1f, 1e9f, 1e9f], 4)));
         Assert.Contains("node_y", e.Message);
         Assert.Contains("output size", e.Message);
+        // Each axis within the limit, the whole output not: refused before a table of 2^25 indices is built.
+        e = Assert.Throws<UnsupportedModelException>(() => Analyze([1, 4, 4], [1, 4, 4],
+        [
+            Node("Resize", ["x", "", "scales"], "y"),
+        ], Floats("scales", [1f, 1f, 1f, 1 << 23], 4)));
+        Assert.Contains("output size must be at most", e.Message);
     }
 
     [Fact]

@@ -183,18 +183,26 @@ public sealed partial class GraphAnalyzer
         if ((scales?.Length ?? sizes?.Length) != rank) throw Error(node, $"needs {rank} scales or sizes");
         if (transform == "tf_crop_and_resize") throw Error(node, "uses coordinate_transformation_mode 'tf_crop_and_resize', which Scalpel.Build does not support");
         var dims = new int[rank];
-        var source = new int[rank][];
-        var upper = new int[]?[rank];
-        var fraction = new float[]?[rank];
+        var axisScale = new float[rank];
         for (int d = 0; d < rank; d++)
         {
-            float scale = sizes is not null ? (float)sizes[d] / s[d] : scales![d];
+            float scale = axisScale[d] = sizes is not null ? (float)sizes[d] / s[d] : scales![d];
             double outSize = sizes is not null ? sizes[d] : Math.Floor(s[d] * (double)scale);
             if (!(scale > 0) || !(outSize >= 1 && outSize <= MaxActivationElements))
                 throw Error(node, $"resizes axis {d} of size {s[d]} by {scale}; each output size must be from 1 to {MaxActivationElements}");
             dims[d] = (int)outSize;
             if (d == 0 && _mode == BatchMode.PerSample && dims[d] != s[d])
                 throw Error(node, "resizes the batch dimension, which Scalpel.Build keeps per sample");
+        }
+        // The whole output is bounded before any index table is built.
+        if (dims.Aggregate(1.0, (p, d) => p * d) > MaxActivationElements)
+            throw Error(node, $"outputs shape {Shape.Format(dims)}; the output size must be at most {MaxActivationElements} elements");
+        var source = new int[rank][];
+        var upper = new int[]?[rank];
+        var fraction = new float[]?[rank];
+        for (int d = 0; d < rank; d++)
+        {
+            float scale = axisScale[d];
             // align_corners divides by the resized length: ONNX's reference takes input * scale unrounded, ONNX Runtime the
             // output size. They agree only where input * scale is whole; elsewhere the result depends on the runtime.
             if (transform == "align_corners" && sizes is null && s[d] * scale != dims[d])
