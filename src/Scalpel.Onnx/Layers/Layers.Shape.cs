@@ -5,8 +5,9 @@ namespace Scalpel.Onnx.Layers;
 /// <see cref="Offset"/> + sum_d index_d * <see cref="Strides"/>[d]. Transpose permutes the strides; Slice, a Split
 /// output and a Gather of one constant index (or of evenly spaced ones) start at an offset and step along axes.
 /// </summary>
-public sealed class StridedCopyLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record StridedCopyLayer : Layer
 {
+    public StridedCopyLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => Operator;
     /// <summary>The ONNX operator it came from: Transpose, Slice, Split or Gather.</summary>
     public required string Operator { get; init; }
@@ -18,8 +19,9 @@ public sealed class StridedCopyLayer(Node node, string input, string output, int
 }
 
 /// <summary>Gather along one axis with constant indices: y[o, k, i] = x[o, Indices[k], i].</summary>
-public sealed class GatherLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record GatherLayer : Layer
 {
+    public GatherLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => "Gather";
     public required int Outer { get; init; }
     public required int AxisSize { get; init; }
@@ -28,8 +30,9 @@ public sealed class GatherLayer(Node node, string input, string output, int[] ou
 }
 
 /// <summary>Pad in constant mode: the input placed at <see cref="Begin"/> inside an output filled with <see cref="Value"/>.</summary>
-public sealed class PadLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record PadLayer : Layer
 {
+    public PadLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => "Pad";
     public required int[] InputShape { get; init; }
     public required int[] Begin { get; init; }
@@ -41,8 +44,9 @@ public sealed class PadLayer(Node node, string input, string output, int[] outpu
 /// Resize or Upsample. Nearest: output index j along axis d reads input index <see cref="Source"/>[d][j]. Linear: along
 /// an axis with an <see cref="Upper"/> table it blends Source[d][j] and Upper[d][j] with weight Fraction[d][j] on the upper.
 /// </summary>
-public sealed class ResizeLayer(Node node, string input, string output, int[] outputShape) : Layer(node, [input], output, outputShape)
+public sealed record ResizeLayer : Layer
 {
+    public ResizeLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
     public override string Kind => "Resize";
     public required int[] InputShape { get; init; }
     /// <summary>Per axis, the input index each output index reads (the lower one when linear).</summary>
