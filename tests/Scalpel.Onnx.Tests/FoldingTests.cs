@@ -158,6 +158,16 @@ public sealed class FoldingTests
     }
 
     [Fact]
+    public void PadOfZerosIsNoWork()
+    {
+        // PyTorch 1.13 writes one before each AvgPool2d (DenseNet's transitions): it becomes an alias, not a copy.
+        var graph = Analyze([2, 3, 3], [2, 3, 3], [Node("Pad", ["x", "pads"], "y")], Longs("pads", [0, 0, 0, 0, 0, 0, 0, 0]));
+        Assert.IsType<ReshapeLayer>(Assert.Single(graph.Layers));
+        var padded = Analyze([2, 3, 3], [2, 5, 4], [Node("Pad", ["x", "pads"], "y")], Longs("pads", [0, 0, 1, 0, 0, 0, 1, 1]));
+        Assert.Equal([1, 2, 5, 4], Assert.IsType<PadLayer>(Assert.Single(padded.Layers)).OutputShape);
+    }
+
+    [Fact]
     public void TransposeOfTheBatchAxisIsRefused()
     {
         var e = Assert.Throws<UnsupportedModelException>(() => Analyze([3], [3], [Node("Transpose", ["x"], "y", Ints("perm", 1, 0))]));
