@@ -42,6 +42,8 @@ public static class HeadToHead
             double maxDiff = 0;
             for (int i = 0; i < output.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(output[i] - ortOutput[i]));
             if (maxDiff > 1e-3 * scale) throw new InvalidOperationException($"{label} (variant {r}): generated differs from ONNX Runtime by {maxDiff}");
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{label} (variant {r}) batch {batch}: largest |generated - ONNX Runtime| {maxDiff:G3}, {maxDiff / scale:G3} of the largest output"));
         }
 
         int reps = Math.Max(1, (int)(20_000 / Math.Max(1.0, Once(Ort))));

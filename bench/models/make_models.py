@@ -1,7 +1,7 @@
 """Benchmark models for `convsweep`'s neighbour, `models`: common classification architectures with random
 weights (speed does not depend on the values), exported by PyTorch with a symbolic batch.
 
-    /usr/bin/python3 bench/models/make_models.py OUT_DIR
+    /usr/bin/python3 bench/models/make_models.py OUT_DIR [MODEL ...]
 
 Needs Debian's python3-torch, python3-torchvision and python3-onnx.
 """
@@ -69,21 +69,33 @@ MODELS = {
     "resnet18": (lambda: torchvision.models.resnet18(), (3, 224, 224)),
     "mobilenetv2": (lambda: torchvision.models.mobilenet_v2(), (3, 224, 224)),
     "squeezenet1.1": (lambda: torchvision.models.squeezenet1_1(), (3, 224, 224)),
+    # The zoo of issue 16, exported at opset 17 (HardSwish, Split with a split input, shape subgraphs).
+    "shufflenetv2-x0.5": (lambda: torchvision.models.shufflenet_v2_x0_5(), (3, 224, 224), 17),
+    "mobilenetv3-small": (lambda: torchvision.models.mobilenet_v3_small(), (3, 224, 224), 17),
+    "efficientnet-b0": (lambda: torchvision.models.efficientnet_b0(), (3, 224, 224), 17),
+    "regnet-y-400mf": (lambda: torchvision.models.regnet_y_400mf(), (3, 224, 224), 17),
+    "densenet121": (lambda: torchvision.models.densenet121(), (3, 224, 224), 17),
+    "googlenet": (lambda: torchvision.models.googlenet(aux_logits=False, init_weights=True), (3, 224, 224), 17),
+    "vgg11": (lambda: torchvision.models.vgg11(), (3, 224, 224), 17),
+    "alexnet": (lambda: torchvision.models.alexnet(), (3, 224, 224), 17),
 }
 
 
 def main(out):
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
-    for name, (make, shape) in MODELS.items():
+    only = set(sys.argv[2:])
+    for name, (make, shape, *opset) in MODELS.items():
+        if only and name not in only:
+            continue
         model = make().eval()
         # Non-trivial BatchNorm statistics, so folding is exercised as in a trained network.
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None:
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
         path = os.path.join(out, name + ".onnx")
-        torch.onnx.export(model, torch.randn(1, *shape), path, opset_version=13, input_names=["x"], output_names=["y"],
+        torch.onnx.export(model, torch.randn(1, *shape), path, opset_version=opset[0] if opset else 13, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, do_constant_folding=True)
         drop_zero_pads(path)
         print(path)

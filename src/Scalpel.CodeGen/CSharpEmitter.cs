@@ -226,6 +226,37 @@ public sealed partial class CSharpEmitter
             case LrnLayer lrn:
                 _kernels.Lrn(_methods, method, lrn);
                 break;
+            case StridedCopyLayer copy:
+                _kernels.StridedCopy(_methods, method, copy);
+                break;
+            case PadLayer pad:
+                _kernels.Pad(_methods, method, pad);
+                break;
+            case GatherLayer gather:
+                args.Add(Section($"{id}_Indices", gather.Indices));
+                _kernels.Gather(_methods, method, gather);
+                break;
+            case ResizeLayer { Upper: { } upper, Fraction: { } fraction } resize:
+            {
+                var axes = Enumerable.Range(0, upper.Length).Where(d => upper[d] is not null).ToList();
+                foreach (var d in axes)
+                {
+                    args.Add(Section($"{id}_Lower{d}", resize.Source[d]));
+                    args.Add(Section($"{id}_Upper{d}", upper[d]!));
+                    args.Add(Section($"{id}_Fraction{d}", fraction[d]!));
+                }
+                _kernels.LinearResize(_methods, method, resize, axes);
+                break;
+            }
+            case ResizeLayer resize:
+            {
+                // The index tables go in the weight file, so a large output does not make a large source file.
+                var tables = Enumerable.Range(0, resize.OutputShape.Length)
+                    .Where(d => resize.InputShape[d] > 1 && !resize.Source[d].SequenceEqual(Enumerable.Range(0, resize.OutputShape[d]))).ToList();
+                foreach (var d in tables) args.Add(Section($"{id}_Source{d}", resize.Source[d]));
+                _kernels.Resize(_methods, method, resize, tables);
+                break;
+            }
             default:
                 throw new UnsupportedModelException($"{_model.Source}: no kernel for {layer.Kind} '{layer.Name}'.");
         }

@@ -23,7 +23,7 @@ internal sealed partial class KernelEmitter
     public void Binary(CodeWriter w, string method, BinaryLayer b)
     {
         var shape = b.OutputShape;
-        string op = b.Op switch { BinaryOp.Add => "+", BinaryOp.Sub => "-", _ => "*" };
+        string op = b.Op switch { BinaryOp.Add => "+", BinaryOp.Sub => "-", BinaryOp.Mul => "*", _ => "/" };
         w.Open($"private static void {method}(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)");
         int size = Shape.Size(shape);
         bool sameA = Shape.Size(b.A.Shape) == size, sameB = Shape.Size(b.B.Shape) == size;
@@ -37,6 +37,26 @@ internal sealed partial class KernelEmitter
                 w.Line($"for (; i <= Size - {V}; i += {V}) ({VS}.LoadUnsafe(ref ar, (nuint)i) {op} {VS}.LoadUnsafe(ref br, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);");
             }
             w.Line($"for (; i < Size; i++) y[i] = a[i] {op} b[i];");
+        }
+        else if (PerBlockOperand(b) is { } block)
+        {
+            // One operand is whole, the other holds one value per block of Run outputs (a squeeze-excitation
+            // scale [N,C,1,1] times [N,C,H,W], a per-channel constant): broadcast that value over the block.
+            var (outer, run, scalarIsA) = block;
+            string Apply(string s, string x) => scalarIsA ? $"{s} {op} {x}" : $"{x} {op} {s}";
+            w.Line($"const int Outer = {I(outer)}, Run = {I(run)};");
+            w.Line($"ReadOnlySpan<float> whole = {(scalarIsA ? "b" : "a")}, scalars = {(scalarIsA ? "a" : "b")};");
+            w.Open("for (int o = 0; o < Outer; o++)");
+            w.Line("float s = scalars[o];");
+            w.Line("int i = 0, at = o * Run;");
+            if (run >= V)
+            {
+                w.Line($"{VT} sv = {VS}.Create(s);");
+                w.Line("ref float xr = ref MemoryMarshal.GetReference(whole); ref float yr = ref MemoryMarshal.GetReference(y);");
+                w.Line($"for (; i <= Run - {V}; i += {V}) ({Apply("sv", $"{VS}.LoadUnsafe(ref xr, (nuint)(at + i))")}).StoreUnsafe(ref yr, (nuint)(at + i));");
+            }
+            w.Line($"for (; i < Run; i++) y[at + i] = {Apply("s", "whole[at + i]")};");
+            w.Close();
         }
         else
         {
@@ -54,6 +74,26 @@ internal sealed partial class KernelEmitter
         w.Close();
     }
 
+    /// <summary>
+    /// (Outer, Run, whether A is the per-block operand) when one operand is the output's size and the other matches
+    /// the output on its leading axes and is 1 on the rest; null otherwise.
+    /// </summary>
+    private static (int Outer, int Run, bool ScalarIsA)? PerBlockOperand(BinaryLayer b)
+    {
+        var shape = b.OutputShape;
+        int size = Shape.Size(shape);
+        foreach (var (whole, part, partIsA) in new[] { (b.A, b.B, false), (b.B, b.A, true) })
+        {
+            if (Shape.Size(whole.Shape) != size || whole.Shape.Length != shape.Length || part.Shape.Length > shape.Length) continue;
+            var dims = Enumerable.Repeat(1, shape.Length - part.Shape.Length).Concat(part.Shape).ToArray();
+            int k = shape.Length;
+            while (k > 0 && dims[k - 1] == 1) k--;
+            if (k == shape.Length || !dims.Take(k).SequenceEqual(shape.Take(k))) continue;
+            return (Shape.Size(shape, 0, k), Shape.Size(shape, k, shape.Length), partIsA);
+        }
+        return null;
+    }
+
     public void Unary(CodeWriter w, string method, UnaryLayer u)
     {
         int size = Shape.Size(u.OutputShape);
@@ -65,6 +105,10 @@ internal sealed partial class KernelEmitter
             UnaryFunction.Relu => VAct(Bounds.Of(Activation.Relu), "v"),
             UnaryFunction.Clip => VAct(new Bounds(u.Min, u.Max), "v"),
             UnaryFunction.LeakyRelu => $"{VS}.ConditionalSelect({VS}.GreaterThanOrEqual(v, {VT}.Zero), v, v * {F(u.Alpha)})",
+            UnaryFunction.Sigmoid => $"{VT}.One / ({VT}.One + {VS}.Exp(-v))",
+            UnaryFunction.Silu => $"v / ({VT}.One + {VS}.Exp(-v))",
+            UnaryFunction.HardSigmoid => VAct(new Bounds(0f, 1f), $"v * {F(u.Alpha)} + {VS}.Create({F(u.Beta)})"),
+            UnaryFunction.HardSwish => $"v * {VAct(new Bounds(0f, 1f), $"v * (1f / 6f) + {VS}.Create(0.5f)")}",
             _ => null,
         };
         if (vector is not null && size >= V)
@@ -79,8 +123,23 @@ internal sealed partial class KernelEmitter
             UnaryFunction.Clip => $"MathF.Min(MathF.Max(v, {F(u.Min)}), {F(u.Max)})",
             UnaryFunction.Sigmoid => "1f / (1f + MathF.Exp(-v))",
             UnaryFunction.Tanh => "MathF.Tanh(v)",
+            UnaryFunction.HardSigmoid => $"MathF.Max(0f, MathF.Min(1f, {F(u.Alpha)} * v + {F(u.Beta)}))",
+            UnaryFunction.HardSwish => "v * MathF.Max(0f, MathF.Min(1f, v * (1f / 6f) + 0.5f))",
+            UnaryFunction.Erf => "Erf(v)",
+            UnaryFunction.Silu => "v / (1f + MathF.Exp(-v))",
+            UnaryFunction.Sqrt => "MathF.Sqrt(v)",
+            UnaryFunction.Pow => u.Alpha switch { 1f => "v", 2f => "v * v", 3f => "v * v * v", 0.5f => "MathF.Sqrt(v)", _ => $"MathF.Pow(v, {F(u.Alpha)})" },
             _ => throw new InvalidOperationException(u.Function.ToString()),
         };
+        if (u.Function == UnaryFunction.Erf)
+        {
+            // .NET has no erf: Abramowitz and Stegun 7.1.26 in double, absolute error below 1.5e-7.
+            w.Open("static float Erf(float v)");
+            w.Line("double a = Math.Abs(v), t = 1.0 / (1.0 + 0.3275911 * a);");
+            w.Line("double e = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.Exp(-a * a);");
+            w.Line("return (float)(v < 0f ? -e : e);");
+            w.Close();
+        }
         w.Line($"for (; i < Size; i++) {{ float v = x[i]; y[i] = {f}; }}");
         w.Close();
     }

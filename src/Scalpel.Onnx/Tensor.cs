@@ -42,6 +42,14 @@ public static class Shape
         return "[" + string.Join(",", parts) + "]";
     }
 
+    /// <summary>Row-major strides of a shape.</summary>
+    public static int[] Strides(int[] dims)
+    {
+        var strides = new int[dims.Length];
+        for (int d = dims.Length - 1, s = 1; d >= 0; s *= dims[d], d--) strides[d] = s;
+        return strides;
+    }
+
     /// <summary>Numpy-style (multidirectional) broadcasting; null when the shapes are incompatible.</summary>
     public static int[]? Broadcast(int[] a, int[] b)
     {

@@ -162,7 +162,7 @@ public sealed record ScaleShiftLayer : Layer
     public override long Parameters => 2L * C;
 }
 
-public enum BinaryOp { Add, Sub, Mul }
+public enum BinaryOp { Add, Sub, Mul, Div }
 
 /// <summary>A runtime tensor or a constant, with its shape.</summary>
 public sealed record Operand(string? Name, Tensor? Constant, int[] Shape);
@@ -177,7 +177,11 @@ public sealed record BinaryLayer : Layer
     public override long Parameters => (A.Constant?.Data.LongLength ?? 0) + (B.Constant?.Data.LongLength ?? 0);
 }
 
-public enum UnaryFunction { Relu, LeakyRelu, Clip, Sigmoid, Tanh }
+/// <summary>
+/// HardSigmoid is max(0, min(1, Alpha * x + Beta)); HardSwish is x * HardSigmoid with 1/6 and 0.5; Pow raises to the
+/// constant Alpha; Silu is x * sigmoid(x) (a Sigmoid and a Mul fused by <see cref="SiluFusion"/>).
+/// </summary>
+public enum UnaryFunction { Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Erf, Sqrt, Pow, Silu }
 
 public sealed record UnaryLayer : Layer
 {
@@ -185,6 +189,7 @@ public sealed record UnaryLayer : Layer
     public override string Kind => Function.ToString();
     public required UnaryFunction Function { get; init; }
     public float Alpha { get; init; }
+    public float Beta { get; init; }
     public float Min { get; init; } = float.NegativeInfinity;
     public float Max { get; init; } = float.PositiveInfinity;
 }

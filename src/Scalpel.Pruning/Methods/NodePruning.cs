@@ -135,6 +135,40 @@ public static class NodePruning
     }
 
     /// <summary>
+    /// Why the output channels of a Conv or Dense layer cannot be node-pruned, for the report: the layer its channels
+    /// reach that node pruning does not follow (Split, Slice, Transpose, Gather, Pad, Resize, Concat, an Add, Mul...),
+    /// several readers, or the model output. Null when the channels reach a Conv or Gemm (a group, or pruning found no step).
+    /// </summary>
+    public static string? LeftAloneReason(ModelGraph analyzed, Layer layer)
+    {
+        var readers = analyzed.Layers.Where(l => l != layer).SelectMany(l => l.Inputs.Distinct().Select(i => (Input: i, Layer: l)))
+            .ToLookup(p => p.Input, p => p.Layer, StringComparer.Ordinal);
+        var current = layer;
+        while (true)
+        {
+            if (current.Output == analyzed.OutputName) return current == layer ? null : $"its channels reach the model output through {current.Kind} '{current.Name}'";
+            var next = readers[current.Output].ToList();
+            if (next.Count != 1)
+                return next.Count == 0 ? null : $"its channels are read by {next.Count} layers ({string.Join(", ", next.Select(n => $"{n.Kind} '{n.Name}'"))}); removing one would change them all";
+            var reader = next[0];
+            switch (reader)
+            {
+                case ConvLayer { Group: > 1 } grouped:
+                    return $"its channels feed the grouped or depthwise Conv '{grouped.Name}', whose input channels node pruning does not remove";
+                case ConvLayer or DenseLayer:
+                    return null;
+                case ScaleShiftLayer or UnaryLayer or PoolLayer or GlobalPoolLayer or ReshapeLayer { Kind: "Flatten" or "Identity" or "Dropout" }:
+                    current = reader;
+                    continue;
+                case StridedCopyLayer or GatherLayer or PadLayer or ResizeLayer or ReshapeLayer or ConcatLayer:
+                    return $"its channels reach {reader.Kind} '{reader.Name}', which splits, reorders or joins channels; node pruning does not follow channels through it";
+                default:
+                    return $"its channels reach {reader.Kind} '{reader.Name}', which node pruning does not follow";
+            }
+        }
+    }
+
+    /// <summary>
     /// Channel importance: E[a_j^2] (from calibration activations, per channel over samples and positions) times the
     /// energy of the consumer weights that read channel j; without data, the producer filter's L2 norm.
     /// </summary>

@@ -47,7 +47,7 @@ internal static class ReportBuilder
             if (note is null && !nodes.ContainsKey(layer.Name) && layer is ConvLayer && final.Weight.LongLength == weights)
                 note = o.Method != Method.Scalpel ? null
                     : o.Target.Parallelism == Parallelism.Low ? "grouped or depthwise conv: left dense"
-                    : "no removable channel group (residual Add, Concat or output), or no step within budget";
+                    : NodePruning.LeftAloneReason(original, layer) ?? "no removable channel group (residual Add, Concat or output), or no step within budget";
             denseTotal += dense;
             denseMacs += layer.Macs;
             prunedTotal += values + indices + pointers;

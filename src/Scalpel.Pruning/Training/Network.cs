@@ -85,6 +85,10 @@ public sealed class Network
                 PoolLayer p => new PoolStep(p, inputs[0], output),
                 GlobalPoolLayer g => new GlobalPoolStep(g, inputs[0], output),
                 ScaleShiftLayer b => new ScaleShiftStep(b, inputs[0], output),
+                // Retraining has gradients for these activations and Add/Sub/Mul only: anything newer is refused, not run as something else.
+                BinaryLayer { Op: not (BinaryOp.Add or BinaryOp.Sub or BinaryOp.Mul) } or
+                    UnaryLayer { Function: not (UnaryFunction.Relu or UnaryFunction.Sigmoid or UnaryFunction.Tanh or UnaryFunction.LeakyRelu or UnaryFunction.Clip) } =>
+                    throw new UnsupportedModelException($"{model.Source}: node '{layer.Name}' ({layer.Kind}) cannot be retrained; retraining supports Relu, LeakyRelu, Clip, Sigmoid and Tanh activations and Add/Sub/Mul. Prune without --train."),
                 BinaryLayer b => new BinaryStep(b, this, output),
                 UnaryLayer u => new UnaryStep(u, inputs[0], output),
                 ReshapeLayer => new CopyStep(inputs[0], output),
