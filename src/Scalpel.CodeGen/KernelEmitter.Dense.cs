@@ -212,8 +212,7 @@ internal sealed partial class KernelEmitter
         // Independent accumulator sets per sample: 4 samples give 4 already; one sample unrolls groups instead.
         int unroll = samples > 1 ? 1 : Math.Max(1, 4 / q);
         int sets = samples > 1 ? samples : unroll;
-        string Plus(int v) => v == 0 ? "" : $" + {v * V}";
-        string Seed(int set, int v) => set == 0 || samples > 1 ? (d.Bias is not null ? $"{VS}.LoadUnsafe(ref br, (nuint)(blk * G{Plus(v)}))" : $"{VT}.Zero") : $"{VT}.Zero";
+        string Seed(int set, int v) => set == 0 || samples > 1 ? (d.Bias is not null ? $"{VS}.LoadUnsafe(ref br, (nuint)({Sum("blk * G", v * V)}))" : $"{VT}.Zero") : $"{VT}.Zero";
         w.Line("int start = int.CreateTruncating(rowStarts[blk]), end = int.CreateTruncating(rowStarts[blk + 1]);");
         for (int a = 0; a < sets; a++) w.Line(string.Join(" ", vs.Select(v => $"{VT} a{a}_{v} = {Seed(a, v)};")));
         if (samples > 1)
@@ -234,7 +233,7 @@ internal sealed partial class KernelEmitter
             void Group(string j, int a)
             {
                 w.Line($"{VT} xb{a} = {VS}.Create(Unsafe.Add(ref x0m, (nint)Unsafe.Add(ref cr, {j})));");
-                foreach (var v in vs) w.Line($"a{a}_{v} = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)(({j}) * G{Plus(v)}))", $"xb{a}", $"a{a}_{v}")};");
+                foreach (var v in vs) w.Line($"a{a}_{v} = {Fma($"{VS}.LoadUnsafe(ref vr, (nuint)({Sum($"({j}) * G", v * V)}))", $"xb{a}", $"a{a}_{v}")};");
             }
             w.Line("int j = start;");
             if (unroll > 1)
@@ -255,11 +254,11 @@ internal sealed partial class KernelEmitter
                 int lanes = Math.Clamp(height - v * V, 0, V);
                 if (lanes == 0) continue;
                 var value = VAct(d.Activation, $"a{s}_{v}");
-                if (lanes == V) w.Line($"({value}).StoreUnsafe(ref y{s}m, (nuint)(blk * G{Plus(v)}));");
+                if (lanes == V) w.Line($"({value}).StoreUnsafe(ref y{s}m, (nuint)({Sum("blk * G", v * V)}));");
                 else
                 {
                     w.Line($"{VT} r{s}_{v} = {value};");
-                    w.Line($"for (int i = 0; i < {lanes}; i++) Unsafe.Add(ref y{s}m, blk * G{Plus(v)} + i) = r{s}_{v}.GetElement(i);");
+                    w.Line($"for (int i = 0; i < {lanes}; i++) Unsafe.Add(ref y{s}m, {Sum("blk * G", v * V)} + i) = r{s}_{v}.GetElement(i);");
                 }
             }
     }

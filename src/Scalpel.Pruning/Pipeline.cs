@@ -65,15 +65,17 @@ public static class Pipeline
             weights.Run(budget);
         }
 
+        // The exported model's validation result, scored by ONNX Runtime against the original's predictions.
         var state = weights.At();
-        double? after = budget?.Score(state.Onnx());
-        if (calibration is not null && budget is not null && weights.SequentialRefit(calibration, budget, after!.Value) is { } refit)
-            (state, after) = refit;
+        var result = budget?.Paired(state.Onnx());
+        if (calibration is not null && budget is not null && weights.SequentialRefit(calibration, budget, result!.PrunedAccuracy) is { } refit)
+            (state, result) = refit;
         if (retrainer is not null)
         {
             state = retrainer.Weights(state, plans);
-            after = budget!.Score(state.Onnx()); // the exported model, checked by ONNX Runtime
+            result = budget!.Paired(state.Onnx());
         }
+        double? after = result?.PrunedAccuracy;
         var chosen = plans.Where(p => p.Level >= 0).ToList();
         if (o.MeasureOnHost && LayerTimer.Accelerated(o.Target.CodeTarget) && chosen.Count > 0)
             state = FasterKernels.Keep(state, chosen, o, say);
@@ -83,7 +85,7 @@ public static class Pipeline
         var report = ReportBuilder.Build(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, log)
             with { Retraining = retrainer?.Summary(), Kernels = code.Kernels.ToList() };
         var onnx = state.Onnx();
-        if (budget is not null && validation!.Labels is not null && ReportBuilder.Interval(report, budget.Paired(onnx), o.MaxAccuracyDrop) is { } unresolved)
+        if (result is not null && validation!.Labels is not null && ReportBuilder.Interval(report, result, o.MaxAccuracyDrop) is { } unresolved)
             warnings.Add(unresolved);
         ReportBuilder.Finish(report, o, originalModel, model, chosen, criterion, calibration, validation, before, after, warnings, say);
         return new PruneResult(model, code, onnx, report);

@@ -41,7 +41,8 @@ public sealed record PruneState
         foreach (var layer in Baseline.Layers.OfType<WeightedLayer>())
         {
             if (!Changes.TryGetValue(layer.Name, out var w)) continue;
-            OnnxWriteback.Write(proto, layer, w.Weight);
+            // Only what changed: a layer whose bias alone trained may have a weight that is not its own initializer.
+            if (!ReferenceEquals(w.Weight, layer.Weight)) OnnxWriteback.Write(proto, layer, w.Weight);
             if (w.Bias is not null && !ReferenceEquals(w.Bias, layer.Bias)) OnnxWriteback.WriteBias(proto, layer, w.Bias);
         }
         return proto;

@@ -18,7 +18,7 @@ internal static class GreedySearch
     /// <param name="accept">Takes the step; returns the line the search log keeps.</param>
     /// <param name="stepsLeft">Steps left per candidate, for the progress estimate.</param>
     public static void Run<T>(Func<IEnumerable<T>> candidates, Func<T, Trial> tryStep, Func<T, double, string> accept,
-        Func<IEnumerable<int>> stepsLeft, double floor, List<string> log, IProgress<string> say, CancellationToken cancel)
+        Func<IEnumerable<int>> stepsLeft, Budget budget, List<string> log, IProgress<string> say, CancellationToken cancel)
     {
         var progress = new SearchProgress(say);
         while (true)
@@ -28,9 +28,9 @@ internal static class GreedySearch
             {
                 cancel.ThrowIfCancellationRequested();
                 var t = tryStep(candidate);
-                say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {t.Label}: {t.Score:P2}{(t.Score >= floor ? "" : " (over budget)")}"));
+                say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {t.Label}: {t.Score:P2}{(budget.Holds(t.Score) ? "" : " (over budget)")}"));
                 progress.Tried();
-                if (t.Score >= floor && t.Gain > 0 && (best is null || t.Gain > best.Value.Gain)) best = (candidate, t.Score, t.Gain);
+                if (budget.Holds(t.Score) && t.Gain > 0 && (best is null || t.Gain > best.Value.Gain)) best = (candidate, t.Score, t.Gain);
             }
             if (best is not { } b) return;
             log.Add(accept(b.Step, b.Score));

@@ -84,7 +84,7 @@ internal static class NodeSearch
                 state[g]++;
                 return string.Create(CultureInfo.InvariantCulture, $"{g.ProducerName}: node pruning keeps {Keep(g, state[g]).Length} of {g.Channels}, validation {score:P2}");
             },
-            () => groups.Select(g => levels[g].Length - 1 - state[g]), budget.Floor, log, say, o.Cancellation);
+            () => groups.Select(g => levels[g].Length - 1 - state[g]), budget, log, say, o.Cancellation);
 
         var kept = groups.Where(g => state[g] >= 0).ToDictionary(g => g.ProducerName, g => (Keep(g, state[g]).Length, g.Channels));
         return kept.Count == 0 ? none : new NodeResult(Build(state), kept);

@@ -85,14 +85,14 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
             p.Level++;
             return string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name}: sparsity {p.Sparsity:P0}, validation {score:P2}");
         },
-        () => plans.Select(p => p.Candidates.Length - 1 - p.Level), budget.Floor, log, say, o.Cancellation);
+        () => plans.Select(p => p.Candidates.Length - 1 - p.Level), budget, log, say, o.Cancellation);
 
     /// <summary>
     /// The search refit each layer on the original model's inputs; refitting again in layer order against the inputs
     /// the pruned earlier layers now produce (the cross term between layers, docs/pruning.md) usually recovers
-    /// accuracy. Returns that state when its validation score is at least <paramref name="score"/>, else null.
+    /// accuracy. Returns that state and its validation result when its score is at least <paramref name="score"/>, else null.
     /// </summary>
-    public (PruneState State, double Score)? SequentialRefit(Dataset calibration, Budget budget, double score)
+    public (PruneState State, PairedAccuracy Result)? SequentialRefit(Dataset calibration, Budget budget, double score)
     {
         var chosen = plans.Where(p => p.Level >= 0).ToList();
         if (chosen.Count < 2) return null;
@@ -109,10 +109,11 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
                 sequential = sequential.With(p.Layer.Name, p.Weights(refit, p.Layer.Bias));
             }
         }
-        double refitScore = budget.Score(sequential.Onnx());
+        var result = budget.Paired(sequential.Onnx());
+        double refitScore = result.PrunedAccuracy;
         say.Report(string.Create(CultureInfo.InvariantCulture, $"sequential refit: validation {refitScore:P2} (independent refit {score:P2})"));
         if (refitScore < score) return null;
         log.Add(string.Create(CultureInfo.InvariantCulture, $"sequential least-squares refit against the pruned inputs: validation {refitScore:P2}"));
-        return (sequential, refitScore);
+        return (sequential, result);
     }
 }
