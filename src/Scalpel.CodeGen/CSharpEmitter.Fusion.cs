@@ -9,8 +9,9 @@ public sealed partial class CSharpEmitter
 {
     /// <summary>
     /// Folds into each dense conv the element-wise layers that only it feeds, so that no separate pass reads and
-    /// writes its feature map again: a Clip (MobileNet's Relu6), then an Add of a tensor computed before the conv
-    /// (a ResNet skip connection) followed by a Relu or Clip.
+    /// writes its feature map again: a Clip (MobileNet's Relu6), an element-wise function such as SiLU or HardSwish
+    /// (EfficientNet, MobileNetV3), then an Add of a tensor computed before the conv (a ResNet skip connection)
+    /// followed by a Relu or Clip.
     /// </summary>
     private void FuseEpilogues()
     {
@@ -36,7 +37,14 @@ public sealed partial class CSharpEmitter
                 folded.Add(clip);
                 output = clip.Output;
             }
-            if (SoleReader(output) is BinaryLayer { Op: BinaryOp.Add } add && add.A.Name is { } a && add.B.Name is { } b && a != b
+            if (SoleReader(output) is UnaryLayer gated && Gate.Of(gated) is { } gate)
+            {
+                epilogue = epilogue with { Gate = gate };
+                folded.Add(gated);
+                output = gated.Output;
+            }
+            // A gate is applied after the tile's stores, where the pointwise GEMM has already added a residual.
+            if (epilogue.Gate is null && SoleReader(output) is BinaryLayer { Op: BinaryOp.Add } add && add.A.Name is { } a && add.B.Name is { } b && a != b
                 && Shape.Size(add.A.Shape) == Shape.Size(add.B.Shape) && Shape.Size(add.OutputShape) == Shape.Size(conv.OutputShape))
             {
                 string other = a == output ? b : a;

@@ -375,6 +375,7 @@ public sealed partial class CSharpEmitter
         foreach (var line in _run.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)) w.Line(line);
         w.Close();
         foreach (var line in _methods.ToString().TrimEnd('\n').Split('\n')) w.Line(line);
+        _kernels.Functions(w);
         w.Line();
         EmitEmbedded(w);
         w.Line();

@@ -112,7 +112,7 @@ internal sealed partial class KernelEmitter
         w.Close();
         w.Close();
         w.Line();
-        Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, Epilogue.Of(act.Inner), c);
+        Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, act with { Residual = false, Outer = Bounds.None }, c);
     }
 
     /// <summary>Copies every channel of xn into the interior of padded, planes of rows x cols floats (constants of the kernel).</summary>
@@ -268,6 +268,15 @@ internal sealed partial class KernelEmitter
     private const int GemmAccumulators = 8;
 
     private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Epilogue act, ConvLayer? padded, bool chunked)
+    {
+        GemmRowBlockSums(w, rows, p, bias, act, padded, chunked);
+        if (act.Gate is { } gate)
+            foreach (var i in Enumerable.Range(0, rows))
+                w.Line(GatePass(gate, chunked ? $"MemoryMarshal.CreateSpan(ref Unsafe.Add(ref y{i}, p0), pe - p0)" : $"MemoryMarshal.CreateSpan(ref y{i}, P)"));
+    }
+
+    /// <summary>The row block's outputs: tiles of vector accumulators, or scalar sums under one vector of columns.</summary>
+    private void GemmRowBlockSums(CodeWriter w, int rows, int p, bool bias, Epilogue act, ConvLayer? padded, bool chunked)
     {
         var r = Enumerable.Range(0, rows).ToArray();
         foreach (var i in r)

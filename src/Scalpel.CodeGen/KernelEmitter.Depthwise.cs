@@ -76,6 +76,7 @@ internal sealed partial class KernelEmitter
             w.Close();
         }
         w.Close();
+        if (act.Gate is { } gate) w.Line(GatePass(gate, "MemoryMarshal.CreateSpan(ref yc, OH * OW)"));
         w.Close();
         w.Close();
     }

@@ -100,15 +100,12 @@ internal sealed partial class KernelEmitter
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y)");
         w.Line($"const int Size = {I(size)};");
         w.Line("int i = 0;");
+        var gate = Gate.Of(u);
         string? vector = u.Function switch
         {
             UnaryFunction.Relu => VAct(Bounds.Of(Activation.Relu), "v"),
             UnaryFunction.Clip => VAct(new Bounds(u.Min, u.Max), "v"),
-            UnaryFunction.LeakyRelu => $"{VS}.ConditionalSelect({VS}.GreaterThanOrEqual(v, {VT}.Zero), v, v * {F(u.Alpha)})",
-            UnaryFunction.Sigmoid => $"{VT}.One / ({VT}.One + {VS}.Exp(-v))",
-            UnaryFunction.Silu => $"v / ({VT}.One + {VS}.Exp(-v))",
-            UnaryFunction.HardSigmoid => VAct(new Bounds(0f, 1f), $"v * {F(u.Alpha)} + {VS}.Create({F(u.Beta)})"),
-            UnaryFunction.HardSwish => $"v * {VAct(new Bounds(0f, 1f), $"v * (1f / 6f) + {VS}.Create(0.5f)")}",
+            _ when gate is { } g && size >= V => Call(g, "v", VT),
             _ => null,
         };
         if (vector is not null && size >= V)
@@ -119,14 +116,10 @@ internal sealed partial class KernelEmitter
         var f = u.Function switch
         {
             UnaryFunction.Relu => "MathF.Max(v, 0f)",
-            UnaryFunction.LeakyRelu => $"v >= 0f ? v : {F(u.Alpha)} * v",
             UnaryFunction.Clip => $"MathF.Min(MathF.Max(v, {F(u.Min)}), {F(u.Max)})",
-            UnaryFunction.Sigmoid => "1f / (1f + MathF.Exp(-v))",
+            _ when gate is { } g => Call(g, "v", "float"),
             UnaryFunction.Tanh => "MathF.Tanh(v)",
-            UnaryFunction.HardSigmoid => $"MathF.Max(0f, MathF.Min(1f, {F(u.Alpha)} * v + {F(u.Beta)}))",
-            UnaryFunction.HardSwish => "v * MathF.Max(0f, MathF.Min(1f, v * (1f / 6f) + 0.5f))",
             UnaryFunction.Erf => "Erf(v)",
-            UnaryFunction.Silu => "v / (1f + MathF.Exp(-v))",
             UnaryFunction.Sqrt => "MathF.Sqrt(v)",
             UnaryFunction.Pow => u.Alpha switch { 1f => "v", 2f => "v * v", 3f => "v * v * v", 0.5f => "MathF.Sqrt(v)", _ => $"MathF.Pow(v, {F(u.Alpha)})" },
             _ => throw new InvalidOperationException(u.Function.ToString()),

@@ -94,11 +94,14 @@ internal readonly record struct Bounds(float Min, float Max)
 }
 
 /// <summary>
-/// What a conv does to each output after its sum: add the bias and clamp to <see cref="Inner"/>; with a residual,
+/// What a conv does to each output after its sum: add the bias, clamp to <see cref="Inner"/> and apply the gate; with a residual,
 /// then add the same element of a second tensor (a ResNet skip) and clamp to <see cref="Outer"/>.
 /// </summary>
 internal readonly record struct Epilogue(Bounds Inner, bool Residual, Bounds Outer)
 {
+    /// <summary>A function applied after the <see cref="Inner"/> clamp, before any residual (SiLU, HardSwish).</summary>
+    public Gate? Gate { get; init; }
+
     public static Epilogue Of(Bounds inner) => new(inner, false, Bounds.None);
 
     /// <summary>A layer's own activation and nothing folded into it.</summary>

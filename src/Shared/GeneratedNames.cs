@@ -17,6 +17,7 @@ public static class GeneratedNames
     {
         "Weights", "Run", "RunChunk", "Embedded", "InputSize", "OutputSize", "InputShape", "OutputShape", "WeightsResourceName",
         "CheckSparse", "Load", "Read", "Reader", "SectionLengths", "SectionTypes",
+        "Exp", "Sigmoid", "Silu", "HardSigmoid", "HardSwish", "LeakyRelu",
     };
 
     /// <summary>

@@ -19,7 +19,7 @@ public sealed class ConvPoolKernelTests
     // ConvMatchesOnnxRuntime). Summation order differs from ONNX Runtime's (vector lanes, FMA, channel blocks); the
     // rounding error grows like sqrt(K) * eps * |partial sums|, at most about 1e-5 here, so 1e-4 leaves a margin
     // while any wrong tap, row or column is off by far more.
-    private const float ConvTolerance = 1e-4f;
+    internal const float ConvTolerance = 1e-4f;
 
     /// <summary>C, H, W, M, KH, KW, stride, pad, dilation, group.</summary>
     private static readonly (int[] Shape, string Why)[] ConvShapes =
@@ -395,7 +395,7 @@ public sealed class ConvPoolKernelTests
 
     private const int Batch = 3;
 
-    private static (float[] Actual, float[] Expected, string Source) RunBoth(OnnxModel model, CodeTarget target, int sampleSize, Random rng)
+    internal static (float[] Actual, float[] Expected, string Source) RunBoth(OnnxModel model, CodeTarget target, int sampleSize, Random rng)
     {
         var input = Random(rng, Batch * sampleSize, 1f);
         var path = Path.Combine(Path.GetTempPath(), $"scalpel-kernel-{Guid.NewGuid():N}.onnx");
@@ -417,10 +417,10 @@ public sealed class ConvPoolKernelTests
         }
     }
 
-    private static float[] Random(Random rng, int count, float scale) =>
+    internal static float[] Random(Random rng, int count, float scale) =>
         Enumerable.Range(0, count).Select(_ => scale * (2 * rng.NextSingle() - 1)).ToArray();
 
-    private static OnnxModel Model(NodeProto[] nodes, TensorProto[] initializers, int[] input, int[] output)
+    internal static OnnxModel Model(NodeProto[] nodes, TensorProto[] initializers, int[] input, int[] output)
     {
         var graph = new GraphProto { Name = "kernel", Input = { BatchOf("x", input) }, Output = { BatchOf("y", output) } };
         graph.Node.AddRange(nodes);

@@ -1,0 +1,83 @@
+using Scalpel.CodeGen;
+using Scalpel.Onnx.Proto;
+using Xunit;
+using static Scalpel.Tests.ConvPoolKernelTests;
+using static Scalpel.Tests.OnnxGraphs;
+
+namespace Scalpel.Tests;
+
+/// <summary>
+/// SiLU, HardSwish, HardSigmoid, LeakyRelu and Sigmoid after a conv are applied in the conv's epilogue (no separate
+/// pass over its feature map), by each conv kernel, against ONNX Runtime.
+/// </summary>
+public sealed class ConvGateTests
+{
+    public static TheoryData<string, string, string> Cases()
+    {
+        var data = new TheoryData<string, string, string>();
+        string[] kernels = ["3x3 pixels", "3x3 channels", "1x1", "depthwise"];
+        foreach (var kernel in kernels)
+            foreach (var gate in new[] { "silu", "hardswish", "hardsigmoid", "leakyrelu", "sigmoid" })
+                data.Add("x64-avx2", kernel, gate);
+        foreach (var target in new[] { "x64-sse", "x64-avx512" })
+            foreach (var kernel in kernels)
+                data.Add(target, kernel, "silu");
+        // A skip connection after the gate stays a separate Add: the gate runs after the tile's stores.
+        data.Add("x64-avx2", "1x1", "silu then skip");
+        data.Add("x64-avx2", "3x3 channels", "silu then skip");
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void GateAfterConvMatchesOnnxRuntime(string target, string kernel, string gate)
+    {
+        // 20 x 20 maps: rows at least one 16-lane vector wide, so the depthwise kernel takes them on every target.
+        const int c = 8, h = 20, w = 20;
+        bool depthwise = kernel == "depthwise", pointwise = kernel == "1x1", skip = gate.EndsWith("skip", StringComparison.Ordinal);
+        int m = depthwise || skip ? c : 12, k = pointwise ? 1 : 3;
+        var rng = new Random(17);
+        var bias = Random(rng, m, 0.5f);
+        // Two channels far out, past the range where exp overflows a float: the gates must saturate as ONNX Runtime does.
+        (bias[0], bias[1]) = (95f, -95f);
+        var conv = new NodeProto
+        {
+            OpType = "Conv", Name = "conv", Input = { "x", "W", "B" }, Output = { "c" },
+            Attribute = { Ints("kernel_shape", k, k), Ints("pads", Enumerable.Repeat((long)(k / 2), 4).ToArray()), Int("group", depthwise ? c : 1) },
+        };
+        var nodes = new List<NodeProto> { conv };
+        string output = skip ? "g" : "y";
+        switch (gate)
+        {
+            case "silu" or "silu then skip":
+                nodes.Add(new NodeProto { OpType = "Sigmoid", Name = "sigmoid", Input = { "c" }, Output = { "s" } });
+                nodes.Add(new NodeProto { OpType = "Mul", Name = "mul", Input = { "c", "s" }, Output = { output } });
+                break;
+            case "hardswish":
+                nodes.Add(new NodeProto { OpType = "HardSwish", Name = "gate", Input = { "c" }, Output = { output } });
+                break;
+            case "hardsigmoid":
+                nodes.Add(new NodeProto { OpType = "HardSigmoid", Name = "gate", Input = { "c" }, Output = { output }, Attribute = { Float("alpha", 0.3f), Float("beta", 0.4f) } });
+                break;
+            case "leakyrelu":
+                nodes.Add(new NodeProto { OpType = "LeakyRelu", Name = "gate", Input = { "c" }, Output = { output }, Attribute = { Float("alpha", 0.1f) } });
+                break;
+            default:
+                nodes.Add(new NodeProto { OpType = "Sigmoid", Name = "gate", Input = { "c" }, Output = { output } });
+                break;
+        }
+        if (skip) nodes.Add(new NodeProto { OpType = "Add", Name = "add", Input = { "g", "x" }, Output = { "y" } });
+        var model = Model([.. nodes], [Floats("W", Random(rng, m * (depthwise ? 1 : c) * k * k, 0.5f), m, depthwise ? 1 : c, k, k), Floats("B", bias, m)], [c, h, w], [m, h, w]);
+        model.Proto.OpsetImport[0].Version = 14; // HardSwish
+
+        var kernelChoice = kernel switch { "3x3 pixels" => ConvKernel.Pixels, "3x3 channels" => ConvKernel.Channels, _ => ConvKernel.Auto };
+        var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernelChoice }, c * h * w, rng);
+        Assert.Matches(gate.StartsWith("silu", StringComparison.Ordinal) ? "Silu 'mul'.*folded into the epilogue" : "'gate'.*folded into the epilogue", source);
+        Assert.Equal(skip, source.Contains("L02_Add", StringComparison.Ordinal));
+        Assert.Equal(depthwise, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
+        Assert.Equal(kernel == "3x3 channels", source.Contains("vectorised across output channels", StringComparison.Ordinal));
+        // Outputs reach 95: ConvTolerance is absolute for outputs of order 1, so scale it for the saturated channels.
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance * Math.Max(1, Math.Abs(expected[i])), $"{target} {kernel} {gate}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+}
