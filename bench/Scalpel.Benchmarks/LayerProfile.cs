@@ -24,7 +24,7 @@ public static partial class LayerProfile
         for (int i = start; i < lines.Count && !lines[i].StartsWith("    }", StringComparison.Ordinal); i++)
         {
             var label = LayerComment().Match(lines[i]);
-            if (!label.Success || lines[i + 1].TrimStart().StartsWith("//", StringComparison.Ordinal)) continue;
+            if (!label.Success || lines[i + 1].TrimStart().StartsWith("//", StringComparison.Ordinal) || lines[i + 1].Trim() == "}") continue;
             lines[i + 1] = $"{{ long t0 = System.Diagnostics.Stopwatch.GetTimestamp(); {lines[i + 1].Trim()} Ticks[{labels.Count}] += System.Diagnostics.Stopwatch.GetTimestamp() - t0; }}";
             labels.Add(label.Groups[1].Value);
         }

@@ -28,14 +28,18 @@ public sealed partial class CSharpEmitter
     /// <summary>
     /// A buffer for one layer output of <paramref name="size"/> floats per sample: a free one when some tensor
     /// before has died (the smallest that fits, else the largest, grown), so tensors whose lifetimes do not
-    /// overlap share memory, as ONNX Runtime's planner does.
+    /// overlap share memory, as ONNX Runtime's planner does. A tensor <paramref name="carried"/> out of the
+    /// per-sample loop into the chunk's tail holds every sample's part, so it gets a new buffer: a free one was
+    /// used by an earlier layer of the loop, which writes it again for the next sample.
     /// </summary>
-    private string ActivationBuffer(int size)
+    private string ActivationBuffer(int size, bool wholeChunk, bool carried = false)
     {
-        int need = checked(size * _chunk);
+        wholeChunk |= carried;
+        int need = checked(size * (wholeChunk ? _chunk : 1));
         int pick = -1;
-        foreach (var i in _free)
-            if (pick < 0 || Better(i, pick)) pick = i;
+        if (!carried)
+            foreach (var i in _free)
+                if (pick < 0 || Better(i, pick)) pick = i;
         bool Better(int i, int than) => _activations[i].Capacity >= need
             ? _activations[than].Capacity < need || _activations[i].Capacity < _activations[than].Capacity
             : _activations[than].Capacity < need && _activations[i].Capacity > _activations[than].Capacity;
@@ -50,6 +54,8 @@ public sealed partial class CSharpEmitter
             _activations[pick] = (_activations[pick].Name, Math.Max(need, _activations[pick].Capacity));
         }
         _sampleSize[_activations[pick].Name] = size;
+        if (wholeChunk) _perSample.Remove(_activations[pick].Name);
+        else _perSample.Add(_activations[pick].Name);
         return _activations[pick].Name;
     }
 
@@ -69,10 +75,11 @@ public sealed partial class CSharpEmitter
         ? $"{storage}[..(count * {I(_sampleSize[storage])})]"
         : $"{storage}.AsSpan(0, count * {I(_sampleSize[storage])})";
 
-    /// <summary>Sample s of a storage as a span.</summary>
+    /// <summary>Sample s of a storage as a span (a buffer that holds one sample's tensor: all of it).</summary>
     private string SampleOf(string storage)
     {
         var size = I(_sampleSize[storage]);
-        return storage is "input" or "output" ? $"{storage}.Slice(s * {size}, {size})" : $"{storage}.AsSpan(s * {size}, {size})";
+        return storage is "input" or "output" ? $"{storage}.Slice(s * {size}, {size})"
+            : _perSample.Contains(storage) ? $"{storage}.AsSpan(0, {size})" : $"{storage}.AsSpan(s * {size}, {size})";
     }
 }

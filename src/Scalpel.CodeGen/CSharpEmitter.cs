@@ -35,6 +35,16 @@ public sealed partial class CSharpEmitter
     private readonly Dictionary<string, int> _sampleSize = new(StringComparer.Ordinal);
     /// <summary>Samples run through the layers together; Dense layers reuse each weight across them.</summary>
     private readonly int _chunk;
+    /// <summary>
+    /// Layers before this index (the first Dense layer that takes a whole chunk) run one sample at a time in one loop,
+    /// with their own outputs sized for one sample; 0 when every layer runs on the chunk. See <see cref="ChunkOf"/>.
+    /// </summary>
+    private readonly int _split;
+    /// <summary>Tensors the layers from <see cref="_split"/> on read (directly or through a reshape): stored for the whole chunk.</summary>
+    private readonly HashSet<string> _readAfterSplit = new(StringComparer.Ordinal);
+    /// <summary>Activation buffers that now hold a tensor of one sample (before the split).</summary>
+    private readonly HashSet<string> _perSample = new(StringComparer.Ordinal);
+    private readonly CodeWriter _prefix = new();
     private readonly Dictionary<string, string> _storage = new(StringComparer.Ordinal);
     private readonly CodeWriter _run = new();
     /// <summary>Sparse layers whose indices the weight loader bounds-checks once.</summary>
@@ -54,12 +64,49 @@ public sealed partial class CSharpEmitter
         _model = model;
         _options = options;
         _kernels = new KernelEmitter(options.Target);
-        int largest = model.Layers.Select(l => Shape.Size(l.OutputShape)).Append(model.InputSize).Max();
-        _chunk = model.BatchMode == BatchMode.PerSample ? Math.Clamp(ChunkFloats / Math.Max(1, largest), 1, ChunkSize) : 1;
+        (_chunk, _split) = ChunkOf(model);
+        _readAfterSplit.Add(model.OutputName);
+        for (int i = model.Layers.Count - 1; i >= 0; i--)
+        {
+            var layer = model.Layers[i];
+            if (i >= _split) _readAfterSplit.UnionWith(layer.Inputs);
+            else if (layer is ReshapeLayer && _readAfterSplit.Contains(layer.Output)) _readAfterSplit.Add(layer.Inputs[0]);
+        }
+    }
+
+    /// <summary>Dense layers that run on a whole chunk of samples at once (each weight loaded once for all of them).</summary>
+    private static bool RunsOnChunk(Layer layer) =>
+        layer is DenseLayer { TransposeInput: false, BiasFull: null } or DenseLayer { Format: not WeightFormat.Dense };
+
+    /// <summary>
+    /// Samples per chunk, and the split. A chunk's largest tensor must stay near cache size, which leaves a CNN with
+    /// large maps one sample per chunk; its fully connected tail would then read every weight once per sample
+    /// (AlexNet's and VGG's are 100-400 MB). So when the layers from the first chunk-wide Dense layer on have small
+    /// tensors, the layers before it run sample by sample inside the chunk and the tail runs on the chunk.
+    /// </summary>
+    private static (int Chunk, int Split) ChunkOf(ModelGraph model)
+    {
+        if (model.BatchMode != BatchMode.PerSample) return (1, 0);
+        int Fit(int largest) => Math.Clamp(ChunkFloats / Math.Max(1, largest), 1, ChunkSize);
+        int chunk = Fit(model.Layers.Select(l => Shape.Size(l.OutputShape)).Append(model.InputSize).Max());
+        int split = model.Layers.TakeWhile(l => !RunsOnChunk(l)).Count();
+        if (split == model.Layers.Count) split = -1;
+        if (split <= 0 || chunk == ChunkSize) return (chunk, 0);
+        // The tail's own outputs and what it reads from before the split (model input sizes included, for safety).
+        var tail = model.Layers.Skip(split).ToList();
+        int largest = tail.SelectMany(l => l.Inputs.Select(i => model.Shapes.TryGetValue(i, out var s) ? Shape.Size(s) : 0).Append(Shape.Size(l.OutputShape))).Max();
+        int tailChunk = Math.Clamp(ChunkFloats / Math.Max(1, largest), 1, TailChunkSize);
+        return tailChunk > chunk ? (tailChunk, split) : (chunk, 0);
     }
 
     /// <summary>Most samples per chunk for per-sample models: enough for the dense layers to reuse each weight load.</summary>
     public const int ChunkSize = 8;
+
+    /// <summary>
+    /// Most samples per chunk when the layers before the fully connected tail run one sample at a time: the tail's
+    /// weights, often too large for any cache, are then read once per this many samples.
+    /// </summary>
+    private const int TailChunkSize = 32;
 
     /// <summary>
     /// Floats a chunk of the largest tensor may take (1 MB): a CNN with large feature maps runs one sample at a
@@ -120,19 +167,21 @@ public sealed partial class CSharpEmitter
         if (layer is ReshapeLayer)
         {
             _storage[layer.Output] = _storage[layer.Inputs[0]];
-            _run.Line($"// {id} {label}: {shapes}: no work, same data with a new shape");
+            RunOf(index).Line($"// {id} {label}: {shapes}: no work, same data with a new shape");
             return;
         }
         if (_foldedInto.TryGetValue(layer, out var into))
         {
-            _run.Line($"// {id} {label}: {shapes}: folded into the epilogue of L{IndexOf(into):00}");
+            RunOf(index).Line($"// {id} {label}: {shapes}: folded into the epilogue of L{IndexOf(into):00}");
             return;
         }
         var fused = layer is ConvLayer conv ? _fused.GetValueOrDefault(conv) : null;
         var written = fused?.Output ?? layer.Output;
         var output = written == _model.OutputName
             ? "output"
-            : ActivationBuffer(Shape.Size(layer.OutputShape));
+            : index >= _split ? ActivationBuffer(Shape.Size(layer.OutputShape), wholeChunk: true)
+            : ActivationBuffer(Shape.Size(layer.OutputShape), wholeChunk: false,
+                carried: _readAfterSplit.Contains(layer.Output) || fused is not null && fused.Folded.Any(f => _readAfterSplit.Contains(f.Output)));
         var inputs = layer.Inputs.Select(i => _storage[i]).ToList();
         _storage[layer.Output] = output;
         if (fused is not null)
@@ -261,12 +310,14 @@ public sealed partial class CSharpEmitter
                 throw new UnsupportedModelException($"{_model.Source}: no kernel for {layer.Kind} '{layer.Name}'.");
         }
         _methods.Line("#endregion");
-        _run.Line($"// {id} {label}: {shapes}");
-        if (layer is DenseLayer { TransposeInput: false, BiasFull: null } or DenseLayer { Format: not WeightFormat.Dense })
-            _run.Line($"{method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? Whole(a) : a))}, count);");
-        else
-            _run.Line($"for (int s = 0; s < count; s++) {method}({string.Join(", ", args.Select(a => _sampleSize.ContainsKey(a) ? SampleOf(a) : a))});");
+        var run = RunOf(index);
+        run.Line($"// {id} {label}: {shapes}");
+        string call = $"{method}({string.Join(", ", args.Select(a => !_sampleSize.ContainsKey(a) ? a : RunsOnChunk(layer) ? Whole(a) : SampleOf(a)))}{(RunsOnChunk(layer) ? ", count" : "")});";
+        run.Line(RunsOnChunk(layer) || index < _split ? call : $"for (int s = 0; s < count; s++) {call}");
     }
+
+    /// <summary>Where layer <paramref name="index"/>'s statements go: the per-sample loop before the split, else the chunk's body.</summary>
+    private CodeWriter RunOf(int index) => index < _split ? _prefix : _run;
 
     /// <summary>The weight sections of a sparse layer (values, indices, row starts, dense tail, bias), bounds-checked at load.</summary>
     private int IndexOf(Layer layer)
@@ -340,7 +391,7 @@ public sealed partial class CSharpEmitter
         w.Line("private static Weights? s_embedded;");
         w.Line("private readonly Weights _w;");
         foreach (var (name, capacity) in _activations)
-            w.Line($"private readonly float[] {name} = new float[{I(capacity)}]; // layer outputs that are never alive together{(_chunk > 1 ? $", {_chunk} samples" : "")}");
+            w.Line($"private readonly float[] {name} = new float[{I(capacity)}]; // layer outputs that are never alive together{(_split > 0 ? $", one sample before L{_split:00}, {_chunk} from it on" : _chunk > 1 ? $", {_chunk} samples" : "")}");
         foreach (var (name, size, comment) in _buffers)
             w.Line($"private readonly float[] {name} = new float[{I(size)}]; // {comment}");
         for (int slot = 0; slot < _scratch.Length; slot++)
@@ -372,6 +423,12 @@ public sealed partial class CSharpEmitter
         w.Line();
         w.Line($"/// <summary>Runs 1 to {_chunk} samples through every layer.</summary>");
         w.Open("private void RunChunk(ReadOnlySpan<float> input, Span<float> output, int count)");
+        if (_split > 0)
+        {
+            w.Open($"for (int s = 0; s < count; s++) // layers L00-L{_split - 1:00} one sample at a time: their tensors stay in cache");
+            foreach (var line in _prefix.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)) w.Line(line);
+            w.Close();
+        }
         foreach (var line in _run.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)) w.Line(line);
         w.Close();
         foreach (var line in _methods.ToString().TrimEnd('\n').Split('\n')) w.Line(line);

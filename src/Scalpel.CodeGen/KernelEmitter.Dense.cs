@@ -25,46 +25,73 @@ internal sealed partial class KernelEmitter
         w.Line("ref float wr = ref MemoryMarshal.GetArrayDataReference(w);");
         if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
         w.Line("int m = 0;");
+        if (batched && (long)d.K * d.N * sizeof(float) > StreamedWeightBytes)
+        {
+            StreamedDense(w, d);
+            w.Close();
+            return;
+        }
         if (batched)
         {
             w.Line($"// {DenseSamples} input rows at a time: each weight vector loaded feeds {DenseSamples} FMAs.");
             w.Open($"for (; m <= rows - {DenseSamples}; m += {DenseSamples})");
             for (int s = 0; s < DenseSamples; s++)
                 w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, {Scaled("m", s, "K")}); ref float y{s}m = ref Unsafe.Add(ref yr, {Scaled("m", s, "N")});");
-            w.Line("int n = 0;");
-            int tile = TileRows;
-            if (d.N >= tile)
-            {
-                w.Open($"for (; n <= N - {tile}; n += {tile})");
-                DenseTile(w, d, DenseSamples, tile);
-                w.Close();
-            }
-            if (d.N % tile != 0)
-            {
-                w.Open("for (; n < N; n++)");
-                DenseTile(w, d, DenseSamples, 1);
-                w.Close();
-            }
+            OutputRows(w, d, TileRows, rows => DenseTile(w, d, DenseSamples, rows));
             w.Close();
         }
         w.Open("for (; m < rows; m++)");
         w.Line("ref float xm = ref Unsafe.Add(ref xr, m * K);");
         w.Line("ref float ym = ref Unsafe.Add(ref yr, m * N);");
+        OutputRows(w, d, DenseRows, rows => DenseRowBlock(w, d, rows));
+        w.Close();
+        w.Close();
+    }
+
+    /// <summary>The loops over output rows n: blocks of <paramref name="block"/>, then one at a time.</summary>
+    private static void OutputRows(CodeWriter w, DenseLayer d, int block, Action<int> body)
+    {
         w.Line("int n = 0;");
-        if (d.N >= DenseRows)
+        if (d.N >= block)
         {
-            w.Open($"for (; n <= N - {DenseRows}; n += {DenseRows})");
-            DenseRowBlock(w, d, DenseRows);
+            w.Open($"for (; n <= N - {block}; n += {block})");
+            body(block);
             w.Close();
         }
-        if (d.N % DenseRows != 0)
+        if (d.N % block != 0)
         {
             w.Open("for (; n < N; n++)");
-            DenseRowBlock(w, d, 1);
+            body(1);
             w.Close();
         }
-        w.Close();
-        w.Close();
+    }
+
+    /// <summary>Weights larger than this (about an L2) are read from memory once per chunk, not once per sample group.</summary>
+    private const int StreamedWeightBytes = 1 << 20;
+
+    /// <summary>
+    /// The loops of a dense layer whose weights do not fit in cache (AlexNet's and VGG's classifiers): tiles of output
+    /// neurons outside, every sample group of the chunk inside, so each weight tile comes from memory once and serves
+    /// the whole chunk from cache.
+    /// </summary>
+    private void StreamedDense(CodeWriter w, DenseLayer d)
+    {
+        w.Line($"// Weights of {(long)d.K * d.N * sizeof(float) / (1 << 20)} MB, past the cache: each tile of output rows is read once for all the chunk's samples.");
+        OutputRows(w, d, TileRows, rows => SampleGroups(w, d, rows));
+    }
+
+    /// <summary>Every input row against the output rows at n: groups of DenseSamples, then one at a time.</summary>
+    private void SampleGroups(CodeWriter w, DenseLayer d, int rows)
+    {
+        w.Line("m = 0;");
+        foreach (var samples in new[] { DenseSamples, 1 })
+        {
+            w.Open(samples > 1 ? $"for (; m <= rows - {samples}; m += {samples})" : "for (; m < rows; m++)");
+            for (int s = 0; s < samples; s++)
+                w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, {Scaled("m", s, "K")}); ref float y{s}m = ref Unsafe.Add(ref yr, {Scaled("m", s, "N")});");
+            DenseTile(w, d, samples, rows);
+            w.Close();
+        }
     }
 
     /// <summary>

@@ -395,20 +395,20 @@ public sealed class ConvPoolKernelTests
 
     private const int Batch = 3;
 
-    internal static (float[] Actual, float[] Expected, string Source) RunBoth(OnnxModel model, CodeTarget target, int sampleSize, Random rng)
+    internal static (float[] Actual, float[] Expected, string Source) RunBoth(OnnxModel model, CodeTarget target, int sampleSize, Random rng, int batch = Batch)
     {
-        var input = Random(rng, Batch * sampleSize, 1f);
+        var input = Random(rng, batch * sampleSize, 1f);
         var path = Path.Combine(Path.GetTempPath(), $"scalpel-kernel-{Guid.NewGuid():N}.onnx");
         try
         {
             model.Save(path);
             using var ort = new OrtReference(path);
-            var expected = ort.Run(input, Batch);
+            var expected = ort.Run(input, batch);
             var ns = "Kernel_" + target.Name.Replace('-', '_');
             var code = CSharpEmitter.Emit(GraphAnalyzer.Analyze(model), new EmitOptions(ns, "M", target, "kernel"));
             var run = GeneratedAssembly.CompileOne(code, ns);
             var actual = new float[expected.Length];
-            run(input, actual, Batch);
+            run(input, actual, batch);
             return (actual, expected, code.Source);
         }
         finally
