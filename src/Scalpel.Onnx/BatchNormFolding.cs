@@ -38,13 +38,25 @@ public static class BatchNormFolding
             : graph.Node.FirstOrDefault(n => n.OpType == "Identity" && n.Output.Count == 1 && n.Output[0] == name) is { Input.Count: 1 } id && inits.Contains(id.Input[0]) ? id.Input[0] : null;
         // The model is untrusted and not yet checked: anything unusual is left for analysis, which names the node.
         if (bn.Input.Count < 5 || bn.Output.Count < 1 || bn.Output[0].Length == 0 || bn.Input.Skip(1).Take(4).Any(n => Source(n) is null)) return false;
-        if (bn.Attribute.Any(a => a.Name == "training_mode" && a.I != 0)) return false;
         var producer = graph.Node.FirstOrDefault(n => n.Output.Count > 0 && n.Output[0] == bn.Input[0]);
         if (producer is null || producer.OpType is not ("Conv" or "Gemm") || Uses(graph, producer.Output[0]) != 1 || graph.Output.Any(o => o.Name == producer.Output[0])) return false;
+        float eps, biasScale;
+        bool transB;
+        try
+        {
+            // Read as analysis reads them: an attribute declared with the wrong type is left for analysis to name.
+            var (norm, product) = (new Node(bn, 0), new Node(producer, 0));
+            if (norm.Int("training_mode", 0) != 0) return false;
+            eps = norm.Float("epsilon", 1e-5f);
+            (transB, biasScale) = producer.OpType == "Gemm" ? (product.Int("transB", 0) != 0, product.Float("beta", 1f)) : (false, 1f);
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
         if (producer.Input.Count < 2 || !inits.Contains(producer.Input[1]) || Uses(graph, producer.Input[1]) != 1) return false;
         if (producer.Input.Count > 2 && (!inits.Contains(producer.Input[2]) || Uses(graph, producer.Input[2]) != 1)) return false;
 
-        float eps = bn.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5f;
         var gamma = Initializers.Read(model, Source(bn.Input[1])!).Data;
         var beta = Initializers.Read(model, Source(bn.Input[2])!).Data;
         var mean = Initializers.Read(model, Source(bn.Input[3])!).Data;
@@ -56,7 +68,6 @@ public static class BatchNormFolding
 
         var w = Initializers.Read(model, producer.Input[1]);
         var weight = (float[])w.Data.Clone();
-        float biasScale = 1f;
         if (producer.OpType == "Conv")
         {
             if (w.Dims.Length < 2 || w.Dims[0] != channels || weight.Length % channels != 0) return false;
@@ -66,10 +77,8 @@ public static class BatchNormFolding
         else
         {
             // Gemm: B is [K, N], or [N, K] with transB; the BatchNorm runs over N.
-            bool transB = producer.Attribute.Any(a => a.Name == "transB" && a.I != 0);
             if (w.Dims.Length != 2 || w.Dims[transB ? 0 : 1] != channels) return false;
             for (int i = 0; i < weight.Length; i++) weight[i] *= scale[transB ? i / w.Dims[1] : i % channels];
-            biasScale = producer.Attribute.FirstOrDefault(a => a.Name == "beta")?.F ?? 1f;
             if (producer.Input.Count > 2 && Initializers.Read(model, producer.Input[2]).Data.Length != channels) return false; // a full [M, N] C
         }
         var bias = producer.Input.Count > 2 ? Initializers.Read(model, producer.Input[2]).Data : new float[channels];

@@ -25,10 +25,22 @@ public sealed class Node
 
     public AttributeProto? Attribute(string name) => Proto.Attribute.FirstOrDefault(a => a.Name == name);
     public bool Has(string name) => Attribute(name) is not null;
-    public long Int(string name, long fallback) => Attribute(name)?.I ?? fallback;
-    public float Float(string name, float fallback) => Attribute(name) is { } a ? a.F : fallback;
-    public long[]? Ints(string name) => Attribute(name)?.Ints.ToArray();
-    public string? String(string name) => Attribute(name) is { } a ? a.S.ToStringUtf8() : null;
+    public long Int(string name, long fallback) => Typed(name, AttributeProto.Types.AttributeType.Int)?.I ?? fallback;
+    public float Float(string name, float fallback) => Typed(name, AttributeProto.Types.AttributeType.Float) is { } a ? a.F : fallback;
+    public long[]? Ints(string name) => Typed(name, AttributeProto.Types.AttributeType.Ints)?.Ints.ToArray();
+    public string? String(string name) => Typed(name, AttributeProto.Types.AttributeType.String) is { } a ? a.S.ToStringUtf8() : null;
+
+    /// <summary>
+    /// The attribute, refused when it declares another type than ONNX defines for it (a group written as a list
+    /// would otherwise read as 0, where ONNX Runtime refuses the model). An undeclared type is taken as it is read.
+    /// </summary>
+    private AttributeProto? Typed(string name, AttributeProto.Types.AttributeType type)
+    {
+        var a = Attribute(name);
+        if (a is not null && a.Type != type && a.Type != AttributeProto.Types.AttributeType.Undefined)
+            throw new ArgumentException($"attribute '{name}' is declared {a.Type}, where ONNX defines {type}");
+        return a;
+    }
 
     public override string ToString() => $"node '{Name}' ({OpType})";
 }

@@ -126,7 +126,8 @@ public sealed class HostileInputTests
     private static void SetInts(NodeProto node, string name, params long[] values)
     {
         var a = node.Attribute.FirstOrDefault(x => x.Name == name);
-        if (a is null) node.Attribute.Add(a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints });
+        if (a is null) node.Attribute.Add(a = new AttributeProto { Name = name });
+        a.Type = AttributeProto.Types.AttributeType.Ints;
         a.Ints.Clear();
         a.Ints.AddRange(values);
     }
@@ -145,6 +146,8 @@ public sealed class HostileInputTests
         ["pool stride 0"] = (m => SetInts(First(m, "MaxPool"), "strides", 2, 0), "strides"),
         ["pool huge kernel"] = (m => SetInts(First(m, "MaxPool"), "kernel_shape", 1L << 40, 2), "kernel_shape"),
         ["flatten axis 2^40"] = (m => First(m, "Flatten").Attribute.Single(a => a.Name == "axis").I = 1L << 40, "axis"),
+        ["conv group as a list"] = (m => SetInts(First(m, "Conv"), "group", 1), "attribute 'group' is declared Ints"),
+        ["gemm transB as a float"] = (m => First(m, "Gemm").Attribute.Single(a => a.Name == "transB").Type = AttributeProto.Types.AttributeType.Float, "attribute 'transB' is declared Float"),
         ["duplicate attribute"] = (m => First(m, "Conv").Attribute.Add(new AttributeProto { Name = "group", I = 1, Type = AttributeProto.Types.AttributeType.Int }), "'group' twice"),
         ["concat without inputs"] = (m => { var f = First(m, "Flatten"); f.OpType = "Concat"; f.Input.Clear(); }, "no inputs"),
         ["constant without output"] = (m => m.Graph.Node.Add(new NodeProto { OpType = "Constant", Name = "k", Attribute = { new AttributeProto { Name = "value_float", F = 1, Type = AttributeProto.Types.AttributeType.Float } } }), "'k'"),
@@ -199,6 +202,19 @@ public sealed class HostileInputTests
         Assert.Contains(path, e.Message);
         Assert.Contains(BadModels[name].Expected, e.Message);
         Assert.Null(e.InnerException as NullReferenceException);
+    }
+
+    /// <summary>A BatchNorm whose epsilon is declared a list is not folded with a misread epsilon: analysis names it.</summary>
+    [Fact]
+    public void BatchNormAttributeOfTheWrongTypeNamesTheNode()
+    {
+        var proto = ModelProto.Parser.ParseFrom(File.ReadAllBytes(TestData.Fixture("rescnn.onnx")));
+        var bn = First(proto, "BatchNormalization");
+        bn.Attribute.Single(a => a.Name == "epsilon").Type = AttributeProto.Types.AttributeType.Ints;
+        var path = Write(proto.ToByteArray());
+        var e = Assert.ThrowsAny<ScalpelException>(() => GraphAnalyzer.Analyze(OnnxModel.Load(path)));
+        Assert.Contains(bn.Name, e.Message);
+        Assert.Contains("attribute 'epsilon' is declared Ints", e.Message);
     }
 
     [Fact]
