@@ -47,6 +47,8 @@ public sealed partial class CSharpEmitter
     private readonly CodeWriter _prefix = new();
     private readonly Dictionary<string, string> _storage = new(StringComparer.Ordinal);
     private readonly CodeWriter _run = new();
+    /// <summary>Weight sections of Winograd convs (M, C), which the loader transforms.</summary>
+    private readonly List<(string Section, int M, int C)> _winograd = [];
     /// <summary>Sparse layers whose indices the weight loader bounds-checks once.</summary>
     private readonly List<(string Id, SparseMatrix Matrix)> _checks = [];
     private readonly CodeWriter _methods = new();
@@ -217,6 +219,19 @@ public sealed partial class CSharpEmitter
                 args.Add(Scratch(1, checked(c.M * c.Window.OH * c.Window.OW)));
                 method = $"{id}_{(c.Format == WeightFormat.Csr ? "CsrConv" : "GroupedCsrConv")}";
                 _kernels.SparseConv(_methods, method, c, asDense, sparse);
+                break;
+            }
+            case ConvLayer c when _kernels.UsesWinograd(c):
+            {
+                // The weight file keeps the 3x3 kernels; loading transforms them (the transformed ones are twice the size).
+                args.Add(Section($"{id}_Weight", c.Weight));
+                _winograd.Add(($"{id}_Weight", c.M, c.C));
+                if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
+                var (padded, transformed, products) = _kernels.WinogradBufferSizes(c);
+                args.Add(Buffer($"_{id}_padded", padded, "zero-padded input copy, whole tiles of rows"));
+                args.Add(Scratch(0, transformed));
+                args.Add(Scratch(1, products));
+                _kernels.Conv(_methods, method, c, fused?.Epilogue);
                 break;
             }
             case ConvLayer c when _kernels.UsesChannelVectors(c):
@@ -463,10 +478,16 @@ public sealed partial class CSharpEmitter
         w.Line();
         w.Open("private Weights(Array[] s)");
         for (int i = 0; i < _sections.Count; i++)
-            w.Line($"{_sections[i].Name} = ({WeightBlob.CSharpName(WeightBlob.TypeOf(_sections[i].Data))}[])s[{i}];");
+        {
+            string read = $"({WeightBlob.CSharpName(WeightBlob.TypeOf(_sections[i].Data))}[])s[{i}]";
+            w.Line(_winograd.FirstOrDefault(x => x.Section == _sections[i].Name) is ({ } _, var m, var c)
+                ? $"{_sections[i].Name} = WinogradWeights({read}, {I(m)}, {I(c)});"
+                : $"{_sections[i].Name} = {read};");
+        }
         foreach (var (id, m) in _checks)
             w.Line($"CheckSparse(\"{id}\", {id}_Columns, {id}_RowStarts, {I(m.PointerRows)}, {I(m.Entries)}, {I(m.MaxColumn)});");
         w.Close();
+        if (_winograd.Count > 0) KernelEmitter.WinogradLoader(w);
         if (_checks.Count > 0)
         {
             w.Line();

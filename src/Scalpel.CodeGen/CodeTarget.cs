@@ -47,5 +47,8 @@ public sealed record CodeTarget(string Name, int SimdBits, bool Fma)
     };
 }
 
-/// <summary>The dense convolution kernels: vectorised across output pixels (an implicit GEMM) or across output channels.</summary>
-public enum ConvKernel { Auto, Pixels, Channels }
+/// <summary>
+/// The dense convolution kernels: vectorised across output pixels (an implicit GEMM), across output channels, or
+/// (3x3 stride 1 only) Winograd F(4, 3) over the pixel GEMM.
+/// </summary>
+public enum ConvKernel { Auto, Pixels, Channels, Winograd }

@@ -38,6 +38,9 @@ internal sealed partial class KernelEmitter
                 : $"depthwise stride 2 on a {DepthwiseBufferSize(c) * sizeof(float) / 1024} KB plane: past {StridedPlaneBytes / 1024} KB (L1) the phase-plane GEMM measured faster");
         var (pixel, channel, k) = ConvCosts(c);
         string forced = target.ConvKernel == ConvKernel.Auto ? "" : "forced by the target; ";
+        if (UsesWinograd(c))
+            return new(c.Name, "Winograd F(4, 3) along columns over the pixel GEMM",
+                $"{forced}{WinogradCost(c) / 1e6:0.###}M vector operations against {Math.Min(pixel, channel) / 1e6:0.###}M for the direct kernels");
         string costs = $"{channel / 1e6:0.###}M vector FMAs across output channels against {pixel / 1e6:0.###}M across pixels";
         if (UsesChannelVectors(c))
         {

@@ -15,7 +15,7 @@ public sealed class ConvGateTests
     public static TheoryData<string, string, string> Cases()
     {
         var data = new TheoryData<string, string, string>();
-        string[] kernels = ["3x3 pixels", "3x3 channels", "1x1", "depthwise"];
+        string[] kernels = ["3x3 pixels", "3x3 channels", "3x3 winograd", "1x1", "depthwise"];
         foreach (var kernel in kernels)
             foreach (var gate in new[] { "silu", "hardswish", "hardsigmoid", "leakyrelu", "sigmoid" })
                 data.Add("x64-avx2", kernel, gate);
@@ -70,12 +70,13 @@ public sealed class ConvGateTests
         var model = Model([.. nodes], [Floats("W", Random(rng, m * (depthwise ? 1 : c) * k * k, 0.5f), m, depthwise ? 1 : c, k, k), Floats("B", bias, m)], [c, h, w], [m, h, w]);
         model.Proto.OpsetImport[0].Version = 14; // HardSwish
 
-        var kernelChoice = kernel switch { "3x3 pixels" => ConvKernel.Pixels, "3x3 channels" => ConvKernel.Channels, _ => ConvKernel.Auto };
+        var kernelChoice = kernel switch { "3x3 pixels" => ConvKernel.Pixels, "3x3 channels" => ConvKernel.Channels, "3x3 winograd" => ConvKernel.Winograd, _ => ConvKernel.Auto };
         var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernelChoice }, c * h * w, rng);
         Assert.Matches(gate.StartsWith("silu", StringComparison.Ordinal) ? "Silu 'mul'.*folded into the epilogue" : "'gate'.*folded into the epilogue", source);
         Assert.Equal(skip, source.Contains("L02_Add", StringComparison.Ordinal));
         Assert.Equal(depthwise, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
         Assert.Equal(kernel == "3x3 channels", source.Contains("vectorised across output channels", StringComparison.Ordinal));
+        Assert.Equal(kernel == "3x3 winograd", source.Contains("by Winograd F(4, 3)", StringComparison.Ordinal));
         // Outputs reach 95: ConvTolerance is absolute for outputs of order 1, so scale it for the saturated channels.
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance * Math.Max(1, Math.Abs(expected[i])), $"{target} {kernel} {gate}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");

@@ -51,7 +51,14 @@ public sealed class ConvPoolKernelTests
         ([512, 20, 20, 6, 1, 1, 1, 0, 1, 1], "pointwise over 512 channels: column chunks, the last one partial"),
         ([64, 30, 30, 5, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels on 30x30: column chunks of the wide output"),
         ([160, 5, 5, 40, 5, 5, 1, 2, 1, 1], "5x5 over 160 channels: the channel kernel sums input channels in blocks"),
+        ([8, 11, 10, 12, 3, 3, 1, 1, 1, 1], "3x3 on 11 rows: Winograd's last tile of 4 rows holds 3"),
+        ([16, 9, 13, 9, 3, 3, 1, 0, 1, 1], "3x3 without padding: Winograd on 7 x 11 outputs, rows under one 16-lane vector"),
+        ([64, 30, 30, 16, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels, 30x30: Winograd's products in column chunks"),
     ];
+
+    /// <summary>Shapes Winograd F(4, 3) takes when forced: 3x3, stride 1, no dilation or groups, 8 channels or more, 4 rows.</summary>
+    private static bool WinogradShape(int[] s) =>
+        s[4] == 3 && s[5] == 3 && s[6] == 1 && s[8] == 1 && s[9] == 1 && s[0] >= 8 && s[3] >= 8 && s[1] + 2 * s[7] - 2 >= 4;
 
     public static TheoryData<string, ConvKernel, int> ConvCases()
     {
@@ -61,6 +68,7 @@ public sealed class ConvPoolKernelTests
             {
                 data.Add(target, ConvKernel.Pixels, i);
                 if (ConvShapes[i].Shape[9] == 1) data.Add(target, ConvKernel.Channels, i);
+                if (WinogradShape(ConvShapes[i].Shape)) data.Add(target, ConvKernel.Winograd, i);
             }
         return data;
     }
@@ -91,6 +99,7 @@ public sealed class ConvPoolKernelTests
 
         var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernel }, c * h * w, rng);
         Assert.Equal(kernel == ConvKernel.Channels, source.Contains("vectorised across output channels", StringComparison.Ordinal));
+        Assert.Equal(kernel == ConvKernel.Winograd, source.Contains("by Winograd F(4, 3)", StringComparison.Ordinal));
         if (kernel == ConvKernel.Pixels) Assert.Equal(why.Contains("column chunks", StringComparison.Ordinal), source.Contains("columns in chunks", StringComparison.Ordinal));
         // The direct depthwise kernel needs a row of at least one vector of outputs (stride 2: half a vector, of 128 bits or more).
         if (why.Contains("(direct)", StringComparison.Ordinal))
@@ -133,7 +142,7 @@ public sealed class ConvPoolKernelTests
     {
         var data = new TheoryData<string, ConvKernel, string>();
         foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
-            foreach (var kernel in new[] { ConvKernel.Pixels, ConvKernel.Channels })
+            foreach (var kernel in new[] { ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd })
                 foreach (var form in new[] { "clip", "relu then clip", "clip with another reader" })
                     data.Add(target, kernel, form);
         return data;
@@ -175,7 +184,7 @@ public sealed class ConvPoolKernelTests
     {
         var data = new TheoryData<string, ConvKernel, string>();
         foreach (var target in new[] { "x64-sse", "x64-avx2", "x64-avx512" })
-            foreach (var kernel in new[] { ConvKernel.Pixels, ConvKernel.Channels })
+            foreach (var kernel in new[] { ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd })
                 foreach (var form in new[] { "3x3 + skip, relu", "1x1 + skip", "3x3 stride 2 + 1x1 stride 2 skip, relu", "clip, + skip, clip" })
                     data.Add(target, kernel, form);
         return data;
