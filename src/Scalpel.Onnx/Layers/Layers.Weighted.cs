@@ -65,6 +65,7 @@ public abstract record WeightedLayer : Layer
 public sealed record DenseLayer : WeightedLayer
 {
     public DenseLayer(Node node, string input, string output, int[] outputShape) : base(node, input, output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "Dense";
     /// <summary>Input vectors multiplied per run: the batch times any leading dimensions.</summary>
     public required int InputRows { get; init; }
@@ -104,6 +105,7 @@ public sealed record DenseLayer : WeightedLayer
 public sealed record ConvLayer : WeightedLayer
 {
     public ConvLayer(Node node, string input, string output, int[] outputShape) : base(node, input, output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "Conv";
     public required int Batch { get; init; }
     public required int C { get; init; }

@@ -41,6 +41,8 @@ public abstract record Layer
     public virtual long Parameters => 0;
     /// <summary>A short description of the parameters that matter, for `inspect`.</summary>
     public virtual string Describe() => "";
+    /// <summary>Calls the <paramref name="visitor"/>'s method for this layer's type.</summary>
+    public abstract T Accept<T>(ILayerVisitor<T> visitor);
 }
 
 /// <summary>
@@ -64,6 +66,7 @@ public sealed record Window2D(int H, int W, int KH, int KW, int StrideH, int Str
 public sealed record PoolLayer : Layer
 {
     public PoolLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => IsMax ? "MaxPool" : "AveragePool";
     public required bool IsMax { get; init; }
     public required int Planes { get; init; }
@@ -75,6 +78,7 @@ public sealed record PoolLayer : Layer
 public sealed record GlobalPoolLayer : Layer
 {
     public GlobalPoolLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => IsMax ? "GlobalMaxPool" : "GlobalAveragePool";
     public required bool IsMax { get; init; }
     public required int Planes { get; init; }
@@ -85,6 +89,7 @@ public sealed record GlobalPoolLayer : Layer
 public sealed record ScaleShiftLayer : Layer
 {
     public ScaleShiftLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "BatchNorm";
     public required int Batch { get; init; }
     public required int C { get; init; }
@@ -102,6 +107,7 @@ public sealed record Operand(string? Name, Tensor? Constant, int[] Shape);
 public sealed record BinaryLayer : Layer
 {
     public BinaryLayer(Node node, string[] inputs, string output, int[] outputShape) : base(node, inputs, output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => Op.ToString();
     public required BinaryOp Op { get; init; }
     public required Operand A { get; init; }
@@ -118,6 +124,7 @@ public enum UnaryFunction { Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, H
 public sealed record UnaryLayer : Layer
 {
     public UnaryLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => Function.ToString();
     public required UnaryFunction Function { get; init; }
     public float Alpha { get; init; }
@@ -130,12 +137,14 @@ public sealed record UnaryLayer : Layer
 public sealed record ReshapeLayer : Layer
 {
     public ReshapeLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => Node.OpType;
 }
 
 public sealed record ConcatLayer : Layer
 {
     public ConcatLayer(Node node, string[] inputs, string output, int[] outputShape) : base(node, inputs, output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "Concat";
     public required Operand[] Operands { get; init; }
     public required int Axis { get; init; }
@@ -144,6 +153,7 @@ public sealed record ConcatLayer : Layer
 public sealed record SoftmaxLayer : Layer
 {
     public SoftmaxLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => Log ? "LogSoftmax" : "Softmax";
     public required bool Log { get; init; }
     public required int Outer { get; init; }
@@ -154,6 +164,7 @@ public sealed record SoftmaxLayer : Layer
 public sealed record LrnLayer : Layer
 {
     public LrnLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "LRN";
     public required int Batch { get; init; }
     public required int C { get; init; }
