@@ -78,8 +78,9 @@ internal static class Planner
     }
 
     /// <summary>
-    /// SIMD-aware weight pruning's format: for FC layers, the target's group orientation with the lowest measured
-    /// crossover (output-grouped on a tie: no horizontal sums); conv layers group along C * KH * KW.
+    /// SIMD-aware weight pruning's format: for a layer with an output-grouped kernel (FC), the target's group orientation
+    /// with the lowest crossover in <paramref name="cross"/> (output-grouped on a tie: no horizontal sums); others (conv)
+    /// group along their inputs, C * KH * KW.
     /// </summary>
     private static (WeightFormat, string) SimdAware(WeightedLayer layer, Crossover cross, TargetProfile t)
     {
