@@ -53,13 +53,8 @@ public sealed partial class CSharpEmitter
     private readonly List<(string Id, SparseMatrix Matrix)> _checks = [];
     private readonly CodeWriter _methods = new();
     private readonly List<KernelChoice> _choices = [];
-    /// <summary>Dense convs with the layers folded into their epilogue, keyed by the conv.</summary>
-    private readonly Dictionary<ConvLayer, FusedConv> _fused = [];
-    /// <summary>The layers folded into a conv before them, each mapped to that conv.</summary>
-    private readonly Dictionary<Layer, ConvLayer> _foldedInto = [];
-
-    /// <summary>A conv's epilogue, the tensor it adds (a skip connection) if any, the folded layers and the tensor it now writes.</summary>
-    private sealed record FusedConv(Epilogue Epilogue, string? Residual, List<Layer> Folded, string Output);
+    /// <summary>The layers folded into a conv before them, each mapped to that conv's index.</summary>
+    private readonly Dictionary<Layer, int> _foldedInto = [];
 
     private CSharpEmitter(ModelGraph model, EmitOptions options)
     {
@@ -78,7 +73,7 @@ public sealed partial class CSharpEmitter
 
     /// <summary>Dense layers that run on a whole chunk of samples at once (each weight loaded once for all of them).</summary>
     private static bool RunsOnChunk(Layer layer) =>
-        layer is DenseLayer { TransposeInput: false, BiasFull: null } or DenseLayer { Format: not WeightFormat.Dense };
+        layer is WeightedLayer { Family: LayerKind.Fc } fc && (fc.Format != WeightFormat.Dense || fc.SparseFits);
 
     /// <summary>
     /// Samples per chunk, and the split. A chunk's largest tensor must stay near cache size, which leaves a CNN with
@@ -137,7 +132,6 @@ public sealed partial class CSharpEmitter
         _storage[_model.InputName] = "input";
         _sampleSize["input"] = _model.InputSize;
         _sampleSize["output"] = _model.OutputSize;
-        FuseEpilogues();
         for (int i = 0; i < _model.Layers.Count; i++)
             foreach (var input in _model.Layers[i].Inputs)
                 _lastUse[input] = i;
@@ -166,181 +160,27 @@ public sealed partial class CSharpEmitter
         var label = $"{layer.Kind} '{CodeText.Comment(layer.Name)}'";
         var shapes = string.Join(", ", layer.Inputs.Select(i => Shape.Format(_model.Shapes[i], _model.SymbolicBatch))) +
                      " -> " + Shape.Format(layer.OutputShape, _model.SymbolicBatch);
-        if (layer is ReshapeLayer)
-        {
-            _storage[layer.Output] = _storage[layer.Inputs[0]];
-            RunOf(index).Line($"// {id} {label}: {shapes}: no work, same data with a new shape");
-            return;
-        }
         if (_foldedInto.TryGetValue(layer, out var into))
         {
-            RunOf(index).Line($"// {id} {label}: {shapes}: folded into the epilogue of L{IndexOf(into):00}");
+            RunOf(index).Line($"// {id} {label}: {shapes}: folded into the epilogue of L{into:00}");
             return;
         }
-        var fused = layer is ConvLayer conv ? _fused.GetValueOrDefault(conv) : null;
-        var written = fused?.Output ?? layer.Output;
-        var output = written == _model.OutputName
-            ? "output"
-            : index >= _split ? ActivationBuffer(Shape.Size(layer.OutputShape), wholeChunk: true)
-            : ActivationBuffer(Shape.Size(layer.OutputShape), wholeChunk: false,
-                carried: _readAfterSplit.Contains(layer.Output) || fused is not null && fused.Folded.Any(f => _readAfterSplit.Contains(f.Output)));
-        var inputs = layer.Inputs.Select(i => _storage[i]).ToList();
-        _storage[layer.Output] = output;
-        if (fused is not null)
-            foreach (var f in fused.Folded) _storage[f.Output] = output;
-
-        var args = new List<string>(inputs) { output };
-        if (fused?.Residual is { } skip) args.Add(_storage[skip]);
-        _methods.Line().Line($"#region {id}: {label} {shapes}");
-        var method = $"{id}_{layer.Kind}";
-        if (layer is WeightedLayer weighted) _choices.Add(_kernels.Choice(weighted, fused?.Epilogue ?? Epilogue.Of(weighted.Activation)));
-        switch (layer)
+        if (layer.Accept(new LayerEmitter(this, index, id, $"{label} {shapes}")) is not { } call)
         {
-            case DenseLayer { Format: not WeightFormat.Dense } d:
-            {
-                var sparse = SparseSections(id, d, args);
-                method = $"{id}_{d.Format}";
-                _kernels.SparseDense(_methods, method, d, sparse);
-                break;
-            }
-            case DenseLayer d:
-                args.Add(Section($"{id}_Weight", d.Weight));
-                if (d.Bias is not null) args.Add(Section($"{id}_Bias", d.Bias));
-                if (d.BiasFull is not null) args.Add(Section($"{id}_Bias", d.BiasFull));
-                if (d.TransposeInput) args.Add(Scratch(0, checked(d.InputRows * d.K)));
-                _kernels.Dense(_methods, method, d);
-                break;
-            case ConvLayer { Format: not WeightFormat.Dense } c:
-            {
-                // A sparse conv runs as a sparse dense layer over im2col patch rows ([positions x C*KH*KW]).
-                var asDense = KernelEmitter.AsDense(c);
-                var sparse = SparseSections(id, asDense, args);
-                args.Add(Scratch(0, checked(asDense.K * c.Window.OH * c.Window.OW)));
-                args.Add(Scratch(1, checked(c.M * c.Window.OH * c.Window.OW)));
-                method = $"{id}_{(c.Format == WeightFormat.Csr ? "CsrConv" : "GroupedCsrConv")}";
-                _kernels.SparseConv(_methods, method, c, asDense, sparse);
-                break;
-            }
-            case ConvLayer c when _kernels.UsesWinograd(c):
-            {
-                // The weight file keeps the 3x3 kernels; loading transforms them (the transformed ones are twice the size).
-                args.Add(Section($"{id}_Weight", c.Weight));
-                _winograd.Add(($"{id}_Weight", c.M, c.C));
-                if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
-                var (padded, transformed, products) = _kernels.WinogradBufferSizes(c);
-                args.Add(Buffer($"_{id}_padded", padded, "zero-padded input copy, whole tiles of rows"));
-                args.Add(Scratch(0, transformed));
-                args.Add(Scratch(1, products));
-                _kernels.Conv(_methods, method, c, fused?.Epilogue);
-                break;
-            }
-            case ConvLayer c when _kernels.UsesChannelVectors(c):
-            {
-                args.Add(Section($"{id}_Weight", _kernels.ChannelPackedWeights(c)));
-                if (c.Bias is not null) args.Add(Section($"{id}_Bias", _kernels.ChannelPackedBias(c)));
-                var (padded, pixelMajor) = _kernels.ChannelBufferSizes(c);
-                args.Add(padded > 0 ? Buffer($"_{id}_padded", padded, "zero-padded input copy") : "default");
-                args.Add(Scratch(0, pixelMajor));
-                _kernels.Conv(_methods, method, c, fused?.Epilogue);
-                break;
-            }
-            case ConvLayer c:
-                args.Add(Section($"{id}_Weight", c.Weight));
-                if (c.Bias is not null) args.Add(Section($"{id}_Bias", c.Bias));
-                if (_kernels.UsesDepthwiseKernel(c, fused?.Epilogue ?? Epilogue.Of(c.Activation)))
-                    args.Add(Buffer($"_{id}_padded", _kernels.DepthwiseBufferSize(c), "one channel's zero-padded plane"));
-                else if (KernelEmitter.UsesPaddedInput(c))
-                {
-                    args.Add(Buffer($"_{id}_padded", _kernels.PaddedBufferSize(c), "zero-padded input copy, split into stride phases"));
-                    args.Add(Scratch(0, _kernels.WideBufferSize(c)));
-                }
-                _kernels.Conv(_methods, method, c, fused?.Epilogue);
-                break;
-            case PoolLayer p:
-                _kernels.Pool(_methods, method, p);
-                break;
-            case GlobalPoolLayer g:
-                _kernels.GlobalPool(_methods, method, g);
-                break;
-            case ScaleShiftLayer s:
-                args.Add(Section($"{id}_Scale", s.Scale));
-                args.Add(Section($"{id}_Shift", s.Shift));
-                _kernels.ScaleShift(_methods, method, s);
-                break;
-            case BinaryLayer b:
-                args.Clear();
-                args.Add(b.A.Constant is { } ca ? Section($"{id}_A", ca.Data) : _storage[b.A.Name!]);
-                args.Add(b.B.Constant is { } cb ? Section($"{id}_B", cb.Data) : _storage[b.B.Name!]);
-                args.Add(output);
-                _kernels.Binary(_methods, method, b);
-                break;
-            case UnaryLayer u:
-                _kernels.Unary(_methods, method, u);
-                break;
-            case ConcatLayer cat:
-                args.Clear();
-                for (int i = 0; i < cat.Operands.Length; i++)
-                    args.Add(cat.Operands[i].Constant is { } k ? Section($"{id}_Const{i}", k.Data) : _storage[cat.Operands[i].Name!]);
-                args.Add(output);
-                _kernels.Concat(_methods, method, cat);
-                break;
-            case SoftmaxLayer sm:
-                _kernels.Softmax(_methods, method, sm);
-                break;
-            case LrnLayer lrn:
-                _kernels.Lrn(_methods, method, lrn);
-                break;
-            case StridedCopyLayer copy:
-                _kernels.StridedCopy(_methods, method, copy);
-                break;
-            case PadLayer pad:
-                _kernels.Pad(_methods, method, pad);
-                break;
-            case GatherLayer gather:
-                args.Add(Section($"{id}_Indices", gather.Indices));
-                _kernels.Gather(_methods, method, gather);
-                break;
-            case ResizeLayer { Upper: { } upper, Fraction: { } fraction } resize:
-            {
-                var axes = Enumerable.Range(0, upper.Length).Where(d => upper[d] is not null).ToList();
-                foreach (var d in axes)
-                {
-                    args.Add(Section($"{id}_Lower{d}", resize.Source[d]));
-                    args.Add(Section($"{id}_Upper{d}", upper[d]!));
-                    args.Add(Section($"{id}_Fraction{d}", fraction[d]!));
-                }
-                _kernels.LinearResize(_methods, method, resize, axes);
-                break;
-            }
-            case ResizeLayer resize:
-            {
-                // The index tables go in the weight file, so a large output does not make a large source file.
-                var tables = Enumerable.Range(0, resize.OutputShape.Length)
-                    .Where(d => resize.InputShape[d] > 1 && !resize.Source[d].SequenceEqual(Enumerable.Range(0, resize.OutputShape[d]))).ToList();
-                foreach (var d in tables) args.Add(Section($"{id}_Source{d}", resize.Source[d]));
-                _kernels.Resize(_methods, method, resize, tables);
-                break;
-            }
-            default:
-                throw new UnsupportedModelException($"{_model.Source}: no kernel for {layer.Kind} '{layer.Name}'.");
+            RunOf(index).Line($"// {id} {label}: {shapes}: no work, same data with a new shape");
+            return;
         }
         _methods.Line("#endregion");
         var run = RunOf(index);
         run.Line($"// {id} {label}: {shapes}");
-        string call = $"{method}({string.Join(", ", args.Select(a => !_sampleSize.ContainsKey(a) ? a : RunsOnChunk(layer) ? Whole(a) : SampleOf(a)))}{(RunsOnChunk(layer) ? ", count" : "")});";
-        run.Line(RunsOnChunk(layer) || index < _split ? call : $"for (int s = 0; s < count; s++) {call}");
+        string line = $"{call.Method}({string.Join(", ", call.Args.Select(a => !_sampleSize.ContainsKey(a) ? a : call.WholeChunk ? Whole(a) : SampleOf(a)))}{(call.WholeChunk ? ", count" : "")});";
+        run.Line(call.WholeChunk || index < _split ? line : $"for (int s = 0; s < count; s++) {line}");
     }
 
     /// <summary>Where layer <paramref name="index"/>'s statements go: the per-sample loop before the split, else the chunk's body.</summary>
     private CodeWriter RunOf(int index) => index < _split ? _prefix : _run;
 
     /// <summary>The weight sections of a sparse layer (values, indices, row starts, dense tail, bias), bounds-checked at load.</summary>
-    private int IndexOf(Layer layer)
-    {
-        for (int i = 0; i < _model.Layers.Count; i++) if (ReferenceEquals(_model.Layers[i], layer)) return i;
-        throw new ArgumentException($"{layer.Name} is not a layer of the model.", nameof(layer));
-    }
-
     private SparseMatrix SparseSections(string id, DenseLayer d, List<string> args)
     {
         var sparse = SparseMatrix.For(d.Format, d.Weight, d.N, d.K, d.GroupWidth);

@@ -7,15 +7,13 @@ public sealed record KernelChoice(string Layer, string Kernel, string Why);
 
 internal sealed partial class KernelEmitter
 {
-    public KernelChoice Choice(WeightedLayer layer, Epilogue act) => layer switch
-    {
-        { Format: not WeightFormat.Dense } => new(layer.Name,
-            $"{FormatName(layer.Format)}{(layer.GroupWidth > 1 ? $", groups of {layer.GroupWidth}" : "")}{(layer is ConvLayer ? " over im2col rows" : "")}",
-            "weight-pruned"),
-        DenseLayer d => new(d.Name, "dense GEMM", $"{d.K} inputs to {d.N} outputs, {V}-lane vectors"),
-        ConvLayer c => ConvChoice(c, act),
-        _ => throw new ArgumentException($"{layer.Name}: not a Dense or Conv layer.", nameof(layer)),
-    };
+    public KernelChoice Choice(DenseLayer d) => d.Format != WeightFormat.Dense ? Sparse(d, "")
+        : new(d.Name, "dense GEMM", $"{d.K} inputs to {d.N} outputs, {V}-lane vectors");
+
+    public KernelChoice Choice(ConvLayer c, Epilogue act) => c.Format != WeightFormat.Dense ? Sparse(c, " over im2col rows") : ConvChoice(c, act);
+
+    private static KernelChoice Sparse(WeightedLayer layer, string rows) =>
+        new(layer.Name, $"{FormatName(layer.Format)}{(layer.GroupWidth > 1 ? $", groups of {layer.GroupWidth}" : "")}{rows}", "weight-pruned");
 
     private static string FormatName(WeightFormat f) => f switch
     {

@@ -81,6 +81,8 @@ public sealed class PipelineTests(ITestOutputHelper output)
         };
         var result = Pipeline.Run(options);
         Assert.All(result.Model.Layers.OfType<ConvLayer>(), c => Assert.Equal((WeightFormat.GroupedCsr, 2), (c.Format, c.GroupWidth)));
+        // A weight-pruned conv is not reported as left dense.
+        Assert.All(result.Report.Layers.Where(l => l.Kind == "conv"), l => Assert.DoesNotContain("left dense", l.Note ?? ""));
         AssertGeneratedMatchesOnnxRuntime(result, "LeNet");
     }
 

@@ -8,6 +8,7 @@ namespace Scalpel.Onnx.Layers;
 public sealed record StridedCopyLayer : Layer
 {
     public StridedCopyLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => Operator;
     /// <summary>The ONNX operator it came from: Transpose, Slice, Split or Gather.</summary>
     public required string Operator { get; init; }
@@ -22,6 +23,7 @@ public sealed record StridedCopyLayer : Layer
 public sealed record GatherLayer : Layer
 {
     public GatherLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "Gather";
     public required int Outer { get; init; }
     public required int AxisSize { get; init; }
@@ -33,6 +35,7 @@ public sealed record GatherLayer : Layer
 public sealed record PadLayer : Layer
 {
     public PadLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "Pad";
     public required int[] InputShape { get; init; }
     public required int[] Begin { get; init; }
@@ -47,6 +50,7 @@ public sealed record PadLayer : Layer
 public sealed record ResizeLayer : Layer
 {
     public ResizeLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "Resize";
     public required int[] InputShape { get; init; }
     /// <summary>Per axis, the input index each output index reads (the lower one when linear).</summary>

@@ -41,37 +41,8 @@ public abstract record Layer
     public virtual long Parameters => 0;
     /// <summary>A short description of the parameters that matter, for `inspect`.</summary>
     public virtual string Describe() => "";
-}
-
-/// <summary>A layer's weights as pruning leaves them: values, bias and the format the generated code stores them in.</summary>
-public sealed record LayerWeights(float[] Weight, float[]? Bias, WeightFormat Format, int GroupWidth);
-
-/// <summary>
-/// A layer that multiplies by a weight matrix of <see cref="Rows"/> output units (Dense: neurons; Conv: output
-/// channels) by <see cref="Columns"/> inputs each: what pruning changes and what the trainer updates.
-/// </summary>
-public abstract record WeightedLayer : Layer
-{
-    protected WeightedLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
-
-    /// <summary>[Rows, Columns] row-major.</summary>
-    public required float[] Weight { get; init; }
-    /// <summary>Per-output bias [Rows], or null.</summary>
-    public float[]? Bias { get; init; }
-    public Activation Activation { get; init; }
-    public WeightFormat Format { get; init; } = WeightFormat.Dense;
-    /// <summary>Weights per group for <see cref="WeightFormat.GroupedCsr"/> and <see cref="WeightFormat.OutputGrouped"/>.</summary>
-    public int GroupWidth { get; init; } = 1;
-    public abstract int Rows { get; }
-    public int Columns => Weight.Length / Rows;
-    public override long Parameters => Weight.LongLength + (Bias?.LongLength ?? 0);
-
-    public LayerWeights Weights => new(Weight, Bias, Format, GroupWidth);
-
-    /// <summary>This layer holding other weights (pruned, refit or retrained).</summary>
-    public WeightedLayer With(LayerWeights w) => this with { Weight = w.Weight, Bias = w.Bias, Format = w.Format, GroupWidth = w.GroupWidth };
-
-    protected string ActivationSuffix => Activation != Activation.None ? $" +{Activation}" : "";
+    /// <summary>Calls the <paramref name="visitor"/>'s method for this layer's type.</summary>
+    public abstract T Accept<T>(ILayerVisitor<T> visitor);
 }
 
 /// <summary>
@@ -91,47 +62,11 @@ public sealed record Window2D(int H, int W, int KH, int KW, int StrideH, int Str
     public string Describe() => $"k{KH}x{KW} s{StrideH}x{StrideW}";
 }
 
-/// <summary>Gemm or MatMul with a constant weight: y[m,n] = act(sum_k x[m,k] W[n,k] + bias).</summary>
-public sealed record DenseLayer : WeightedLayer
-{
-    public DenseLayer(Node node, string input, string output, int[] outputShape) : base(node, input, output, outputShape) { }
-    public override string Kind => "Dense";
-    /// <summary>Input vectors multiplied per run: the batch times any leading dimensions.</summary>
-    public required int InputRows { get; init; }
-    public required int K { get; init; }
-    public required int N { get; init; }
-    public override int Rows => N;
-    /// <summary>A full [InputRows, N] bias (Gemm's C without row broadcast), or null.</summary>
-    public float[]? BiasFull { get; init; }
-    /// <summary>The input is stored [K, InputRows] (Gemm transA = 1).</summary>
-    public bool TransposeInput { get; init; }
-    public override long Macs => (long)InputRows * N * K;
-    public override long Parameters => base.Parameters + (BiasFull?.LongLength ?? 0);
-    public override string Describe() => $"{K}->{N}" + ActivationSuffix;
-}
-
-/// <summary>2-D convolution (1-D uses H = 1), any group count. Sizes follow ONNX's names: C input and M output channels.</summary>
-public sealed record ConvLayer : WeightedLayer
-{
-    public ConvLayer(Node node, string input, string output, int[] outputShape) : base(node, input, output, outputShape) { }
-    public override string Kind => "Conv";
-    public required int Batch { get; init; }
-    public required int C { get; init; }
-    public required int M { get; init; }
-    public required int Group { get; init; }
-    public required Window2D Window { get; init; }
-    public override int Rows => M;
-    public bool IsDepthwise => Group == C && Group == M;
-    public override long Macs => (long)Batch * M * Window.OH * Window.OW * (C / Group) * Window.Taps;
-    public override string Describe() =>
-        $"{C}->{M} k{Window.KH}x{Window.KW} s{Window.StrideH}x{Window.StrideW} p{Window.PadTop},{Window.PadLeft}" + (Group > 1 ? $" g{Group}" : "") +
-        (Window.Dilated ? $" d{Window.DilationH}x{Window.DilationW}" : "") + ActivationSuffix;
-}
-
 /// <summary>MaxPool / AveragePool over 2-D windows (1-D uses H = 1).</summary>
 public sealed record PoolLayer : Layer
 {
     public PoolLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => IsMax ? "MaxPool" : "AveragePool";
     public required bool IsMax { get; init; }
     public required int Planes { get; init; }
@@ -143,6 +78,7 @@ public sealed record PoolLayer : Layer
 public sealed record GlobalPoolLayer : Layer
 {
     public GlobalPoolLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => IsMax ? "GlobalMaxPool" : "GlobalAveragePool";
     public required bool IsMax { get; init; }
     public required int Planes { get; init; }
@@ -153,6 +89,7 @@ public sealed record GlobalPoolLayer : Layer
 public sealed record ScaleShiftLayer : Layer
 {
     public ScaleShiftLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "BatchNorm";
     public required int Batch { get; init; }
     public required int C { get; init; }
@@ -170,6 +107,7 @@ public sealed record Operand(string? Name, Tensor? Constant, int[] Shape);
 public sealed record BinaryLayer : Layer
 {
     public BinaryLayer(Node node, string[] inputs, string output, int[] outputShape) : base(node, inputs, output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => Op.ToString();
     public required BinaryOp Op { get; init; }
     public required Operand A { get; init; }
@@ -186,6 +124,7 @@ public enum UnaryFunction { Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, H
 public sealed record UnaryLayer : Layer
 {
     public UnaryLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => Function.ToString();
     public required UnaryFunction Function { get; init; }
     public float Alpha { get; init; }
@@ -198,12 +137,14 @@ public sealed record UnaryLayer : Layer
 public sealed record ReshapeLayer : Layer
 {
     public ReshapeLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => Node.OpType;
 }
 
 public sealed record ConcatLayer : Layer
 {
     public ConcatLayer(Node node, string[] inputs, string output, int[] outputShape) : base(node, inputs, output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "Concat";
     public required Operand[] Operands { get; init; }
     public required int Axis { get; init; }
@@ -212,6 +153,7 @@ public sealed record ConcatLayer : Layer
 public sealed record SoftmaxLayer : Layer
 {
     public SoftmaxLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => Log ? "LogSoftmax" : "Softmax";
     public required bool Log { get; init; }
     public required int Outer { get; init; }
@@ -222,6 +164,7 @@ public sealed record SoftmaxLayer : Layer
 public sealed record LrnLayer : Layer
 {
     public LrnLayer(Node node, string input, string output, int[] outputShape) : base(node, [input], output, outputShape) { }
+    public override T Accept<T>(ILayerVisitor<T> visitor) => visitor.Visit(this);
     public override string Kind => "LRN";
     public required int Batch { get; init; }
     public required int C { get; init; }

@@ -32,24 +32,19 @@ public sealed class ConsumerRefit
     /// <summary>Columns per kept channel: kh*kw taps for a conv consumer, the Flatten block for a Gemm.</summary>
     public int Block => _block;
 
-    public static ConsumerRefit? Create(ChannelGroup g, OnnxGraph graph, ModelGraph model, Dictionary<string, float[]> tensors)
+    /// <summary>
+    /// The refit of <paramref name="g"/>'s consumer, from its input on the calibration set (<paramref name="tensors"/>);
+    /// null for a Gemm that scales by alpha or beta, which the refit weight and bias would have to undo.
+    /// </summary>
+    public static ConsumerRefit? Create(ChannelGroup g, ModelGraph model, Dictionary<string, float[]> tensors)
     {
-        var w = graph.Constant(g.ConsumerWeight.Name);
-        if (g.ConsumerIsGemm)
-        {
-            var node = model.Layers.OfType<DenseLayer>().First(l => l.Node.Proto == g.Consumer).Node;
-            if (node.Float("alpha", 1f) != 1f || node.Float("beta", 1f) != 1f) return null;
-            bool transB = g.ConsumerWeight.Axis == 1;
-            int k = transB ? w.Dims[1] : w.Dims[0], n = transB ? w.Dims[0] : w.Dims[1];
-            var matrix = new float[n * k];
-            for (int r = 0; r < n; r++)
-                for (int c = 0; c < k; c++) matrix[r * k + c] = transB ? w.Data[r * k + c] : w.Data[c * n + r];
-            return new ConsumerRefit(Statistics(tensors[g.Consumer.Input[0]], k, k, x => x), WithIntercept(matrix, n, k), n, k, g.Block);
-        }
-        var conv = model.Layers.OfType<ConvLayer>().First(l => l.Node.Proto == g.Consumer);
-        int taps = conv.Window.KH * conv.Window.KW, inputs = conv.C * taps;
-        var stats = Statistics(tensors[g.Activation], conv.C * conv.Window.H * conv.Window.W, inputs, x => Im2Col.Patches(x, conv, PositionsPerSample));
-        return new ConsumerRefit(stats, WithIntercept(w.Data, conv.M, inputs), conv.M, inputs, taps);
+        var layer = model.Layers.OfType<WeightedLayer>().First(l => l.Node.Proto == g.Consumer);
+        if (layer.Node.Float("alpha", 1f) != 1f || layer.Node.Float("beta", 1f) != 1f) return null;
+        // With alpha 1 the layer's weight is its initializer's values as [outputs, inputs]; each channel is Block columns.
+        var input = g.Consumer.Input[0];
+        int outputs = layer.Rows, inputs = layer.Columns, sampleSize = Shape.Size(model.Shapes[input], 1, model.Shapes[input].Length);
+        var stats = Statistics(tensors[input], sampleSize, inputs, x => layer.Features(x, PositionsPerSample));
+        return new ConsumerRefit(stats, WithIntercept(layer.Weight, outputs, inputs), outputs, inputs, inputs / g.Channels);
     }
 
     /// <summary>The refit weights on the kept channels ([outputs, kept * block], row-major) and the bias change per output.</summary>

@@ -31,7 +31,7 @@ public sealed class ChannelGroup
     public required long MacsPerChannel { get; init; }
     /// <summary>Positions per channel in the activation (H * W for conv outputs, 1 for Gemm outputs).</summary>
     public required int Spatial { get; init; }
-    public bool ProducerIsConv => Producer.OpType == "Conv";
+    public LayerKind ProducerKind => Producer.OpType == "Conv" ? LayerKind.Conv : LayerKind.Fc;
 }
 
 public static class NodePruning
@@ -153,10 +153,8 @@ public static class NodePruning
             var reader = next[0];
             switch (reader)
             {
-                case ConvLayer { Group: > 1 } grouped:
-                    return $"its channels feed the grouped or depthwise Conv '{grouped.Name}', whose input channels node pruning does not remove";
-                case ConvLayer or DenseLayer:
-                    return null;
+                case WeightedLayer weighted:
+                    return weighted.Grouped ? $"its channels feed the grouped or depthwise Conv '{weighted.Name}', whose input channels node pruning does not remove" : null;
                 case ScaleShiftLayer or UnaryLayer or PoolLayer or GlobalPoolLayer or ReshapeLayer { Kind: "Flatten" or "Identity" or "Dropout" }:
                     current = reader;
                     continue;

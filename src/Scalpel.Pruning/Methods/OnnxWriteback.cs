@@ -17,30 +17,8 @@ public static class OnnxWriteback
 
     public static void Write(ModelProto model, WeightedLayer layer, float[] weight)
     {
-        if (layer is ConvLayer conv)
-        {
-            // Conv weights are [M, C, KH, KW] in the layer and in the initializer alike.
-            var w = model.Graph.Initializer.First(i => i.Name == conv.Node.Inputs[1]);
-            Initializers.Replace(model, Initializers.Make(w.Name, w.Dims.Select(d => (int)d).ToArray(), weight));
-            return;
-        }
-        WriteDense(model, (DenseLayer)layer, weight);
-    }
-
-    private static void WriteDense(ModelProto model, DenseLayer layer, float[] weight)
-    {
-        var node = layer.Node;
-        var name = node.Inputs[1];
-        var init = model.Graph.Initializer.First(i => i.Name == name);
-        bool transB = node.OpType == "Gemm" && node.Int("transB", 0) != 0;
-        float alpha = node.OpType == "Gemm" ? node.Float("alpha", 1f) : 1f;
-        int n = layer.N, k = layer.K;
-        // Layer weights are [N, K] (alpha folded in); the initializer is B = [K, N], or [N, K] with transB.
-        var values = new float[n * k];
-        for (int r = 0; r < n; r++)
-            for (int c = 0; c < k; c++)
-                values[transB ? r * k + c : c * n + r] = weight[r * k + c] / alpha;
-        Initializers.Replace(model, Initializers.Make(init.Name, init.Dims.Select(d => (int)d).ToArray(), values));
+        var init = model.Graph.Initializer.First(i => i.Name == layer.Node.Inputs[1]);
+        Initializers.Replace(model, Initializers.Make(init.Name, init.Dims.Select(d => (int)d).ToArray(), layer.InitializerValues(weight)));
     }
 
     /// <summary>

@@ -30,7 +30,7 @@ internal sealed class LayerPlan
     private Dictionary<int, WeightPruning.Result> Cache { get; } = [];
 
     /// <summary>The rows the layer's weights multiply: the input itself, or im2col patches for a conv.</summary>
-    public float[] Features(float[] input) => Layer is ConvLayer c ? Im2Col.Patches(input, c, ConsumerRefit.PositionsPerSample) : input;
+    public float[] Features(float[] input) => Layer.Features(input, ConsumerRefit.PositionsPerSample);
 
     /// <summary>
     /// The statistics of the layer's features on <paramref name="samples"/> inputs (against the original model's

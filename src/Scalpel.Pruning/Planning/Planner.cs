@@ -21,14 +21,14 @@ internal static class Planner
     /// <summary>Sparsity used without any data to check accuracy against: conservative.</summary>
     public const double DataFreeSparsity = 0.5;
 
-    public static LayerOverride? Override(PruneOptions o, string name, bool fc) =>
-        o.Overrides.GetValueOrDefault(name) ?? o.Overrides.GetValueOrDefault(fc ? "fc" : "conv");
+    public static LayerOverride? Override(PruneOptions o, string name, LayerKind kind) =>
+        o.Overrides.GetValueOrDefault(name) ?? o.Overrides.GetValueOrDefault(kind.Label());
 
     /// <summary>The channel groups to node-prune: those the target's parallelism calls for (conv channels on moderate and high, FC neurons on high), after overrides.</summary>
     public static List<ChannelGroup> NodeGroups(ModelProto proto, ModelGraph model, PruneOptions o) => NodePruning.Find(proto, model).Where(g =>
     {
-        var ov = Override(o, g.ProducerName, !g.ProducerIsConv);
-        bool byParallelism = g.ProducerIsConv ? o.Target.Parallelism != Parallelism.Low : o.Target.Parallelism == Parallelism.High;
+        var ov = Override(o, g.ProducerName, g.ProducerKind);
+        bool byParallelism = g.ProducerKind == LayerKind.Conv ? o.Target.Parallelism != Parallelism.Low : o.Target.Parallelism == Parallelism.High;
         return ov?.KeepDense != true && (ov?.Technique == Technique.Node || (ov?.Technique is null && byParallelism));
     }).ToList();
 
@@ -36,11 +36,10 @@ internal static class Planner
     public static List<LayerPlan> WeightPlans(ModelGraph model, ModelProto proto, PruneOptions o)
     {
         var plans = new List<LayerPlan>();
-        foreach (var layer in model.Layers.OfType<WeightedLayer>().Where(l => l is not ConvLayer { Group: > 1 }))
+        foreach (var layer in model.Layers.OfType<WeightedLayer>().Where(l => !l.Grouped))
         {
-            bool fc = layer is DenseLayer;
-            var ov = Override(o, layer.Name, fc);
-            var cross = fc ? o.Target.Crossover.Fc : o.Target.Crossover.Conv;
+            var ov = Override(o, layer.Name, layer.Family);
+            var cross = o.Target.Crossover.For(layer.Family);
             string? note = null;
             WeightFormat format;
             string technique;
@@ -48,18 +47,18 @@ internal static class Planner
                 (format, technique, note) = (WeightFormat.Dense, "none", o.Method == Method.Dense ? null : "kept dense by override");
             else if (ov?.Technique == Technique.Node)
                 continue; // node-pruned by override
-            else if (ov?.Technique is null && !fc && o.Method == Method.Scalpel && o.Target.Parallelism != Parallelism.Low)
+            else if (ov?.Technique is null && layer.Family == LayerKind.Conv && o.Method == Method.Scalpel && o.Target.Parallelism != Parallelism.Low)
                 continue; // conv layers on moderate and high parallelism are node-pruned (or left alone) instead
-            else if (!OnnxWriteback.CanRewrite(proto, layer) || layer is DenseLayer { TransposeInput: true } or DenseLayer { BiasFull: not null })
+            else if (!OnnxWriteback.CanRewrite(proto, layer) || !layer.SparseFits)
                 (format, technique, note) = (WeightFormat.Dense, "none", "weight is not an initializer of this layer alone (shared with another node)");
             else if (ov?.Technique == Technique.Csr || (ov?.Technique is null && o.Method == Method.Traditional))
                 (format, technique) = (WeightFormat.Csr, "traditional weight pruning");
             else if (ov?.Technique == Technique.Weight)
-                (format, technique) = SimdAware(fc, o.Target);
+                (format, technique) = SimdAware(layer, cross, o.Target);
             else if (o.Target.Parallelism == Parallelism.High)
                 (format, technique, note) = (WeightFormat.Dense, "none", "high parallelism: node pruning only");
             else
-                (format, technique) = SimdAware(fc, o.Target);
+                (format, technique) = SimdAware(layer, cross, o.Target);
 
             double crossover = format switch { WeightFormat.Csr => cross.Csr, WeightFormat.OutputGrouped => cross.OutputGrouped, _ => cross.GroupedCsr };
             double[] candidates = format == WeightFormat.Dense ? []
@@ -79,14 +78,15 @@ internal static class Planner
     }
 
     /// <summary>
-    /// SIMD-aware weight pruning's format: for FC layers, the target's group orientation with the lowest measured
-    /// crossover (output-grouped on a tie: no horizontal sums); conv layers group along C * KH * KW.
+    /// SIMD-aware weight pruning's format: for a layer with an output-grouped kernel (FC), the target's group orientation
+    /// with the lowest crossover in <paramref name="cross"/> (output-grouped on a tie: no horizontal sums); others (conv)
+    /// group along their inputs, C * KH * KW.
     /// </summary>
-    private static (WeightFormat, string) SimdAware(bool fc, TargetProfile t)
+    private static (WeightFormat, string) SimdAware(WeightedLayer layer, Crossover cross, TargetProfile t)
     {
         var ways = t.GroupOrientations;
-        bool outputs = fc && ways.Contains(GroupOrientation.Outputs)
-            && (!ways.Contains(GroupOrientation.Inputs) || t.Crossover.Fc.OutputGrouped <= t.Crossover.Fc.GroupedCsr);
+        bool outputs = layer.OutputGroupable && ways.Contains(GroupOrientation.Outputs)
+            && (!ways.Contains(GroupOrientation.Inputs) || cross.OutputGrouped <= cross.GroupedCsr);
         return outputs ? (WeightFormat.OutputGrouped, "SIMD-aware weight pruning along outputs") : (WeightFormat.GroupedCsr, "SIMD-aware weight pruning");
     }
 }

@@ -44,16 +44,17 @@ internal static class ReportBuilder
             if (plan is { Level: >= 0 }) techniques.Add(plan.Technique);
             if (techniques.Count == 0 && final.Weight.LongLength < weights) techniques.Add("inputs removed by node pruning upstream");
             string? note = plan?.SlowerThanDense ?? plan?.Note ?? (plan is { Level: < 0, Candidates.Length: > 0 } ? $"{plan.Technique}: no sparsity step kept the validation score within budget" : null);
-            if (note is null && !nodes.ContainsKey(layer.Name) && layer is ConvLayer && final.Weight.LongLength == weights)
+            // A layer without a weight plan was left to node pruning (or is grouped): say why it was not pruned.
+            if (plan is null && !nodes.ContainsKey(layer.Name) && final.Weight.LongLength == weights)
                 note = o.Method != Method.Scalpel ? null
-                    : o.Target.Parallelism == Parallelism.Low ? "grouped or depthwise conv: left dense"
+                    : o.Target.Parallelism == Parallelism.Low && layer.Grouped ? "grouped or depthwise conv: left dense"
                     : NodePruning.LeftAloneReason(original, layer) ?? "no removable channel group (residual Add, Concat or output), or no step within budget";
             denseTotal += dense;
             denseMacs += layer.Macs;
             prunedTotal += values + indices + pointers;
             layers.Add(new LayerReport
             {
-                Name = layer.Name, Kind = layer is DenseLayer ? "fc" : "conv",
+                Name = layer.Name, Kind = layer.Family.Label(),
                 Technique = techniques.Count == 0 ? "none" : string.Join(" + ", techniques), Format = format, KeptFraction = kept,
                 DenseBytes = dense, Bytes = values + indices + pointers, ValueBytes = values, IndexBytes = indices, RowPointerBytes = pointers,
                 Macs = plan is { Level: >= 0 } ? (long)Math.Round(final.Macs * (1 - plan.Sparsity)) : final.Macs,

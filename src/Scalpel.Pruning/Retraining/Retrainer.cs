@@ -217,7 +217,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         // Gates fold into the producer's weights and bias, so only producers whose both are written back get one.
         var model = TrainingCopy(state);
         var trainable = Trainable(state.BaselineOnnx);
-        var layers = model.Layers.OfType<WeightedLayer>().Where(l => producers.Contains(l.Name) && l is ConvLayer or DenseLayer { InputRows: 1, BiasFull: null }
+        var layers = model.Layers.OfType<WeightedLayer>().Where(l => producers.Contains(l.Name) && l.Gateable
             && trainable(l, ParameterRole.Weight) && (l.Bias is null || trainable(l, ParameterRole.Bias))).ToHashSet<Layer>(ReferenceEqualityComparer.Instance);
         var net = new Network(model, null, trainable, layers);
         say.Report($"training node gates (L1 penalty {_r.GatePenalty.ToString(CultureInfo.InvariantCulture)}) on {string.Join(", ", layers.Select(l => l.Name))}: {_r.EpochsPerStep} epoch(s); {_run.Line(stepsLeft + 1)}");

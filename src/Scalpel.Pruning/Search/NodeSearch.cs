@@ -37,7 +37,7 @@ internal static class NodeSearch
             tensors = runner.Run(calibration);
         }
         var means = tensors is null ? [] : groups.ToDictionary(g => g, g => NodePruning.ChannelMeans(tensors[g.Activation], g.Channels, g.Spatial));
-        var refitters = tensors is null ? [] : groups.ToDictionary(g => g, g => ConsumerRefit.Create(g, graph, model, tensors));
+        var refitters = tensors is null ? [] : groups.ToDictionary(g => g, g => ConsumerRefit.Create(g, model, tensors));
         // Channels ranked most important first: by their OBS removal cost when the consumer is refit, else by energy.
         var order = groups.ToDictionary(g => g, g =>
         {
@@ -45,7 +45,7 @@ internal static class NodeSearch
             return Enumerable.Range(0, g.Channels).OrderByDescending(j => costs[j]).ThenBy(j => j).ToArray();
         });
         tensors = null; // the search's closures capture this variable: drop the activations (hundreds of MB) before the search
-        var levels = groups.ToDictionary(g => g, g => Planner.Override(o, g.ProducerName, !g.ProducerIsConv)?.Sparsity is { } s ? new[] { s } : Planner.NodeLevels);
+        var levels = groups.ToDictionary(g => g, g => Planner.Override(o, g.ProducerName, g.ProducerKind)?.Sparsity is { } s ? new[] { s } : Planner.NodeLevels);
         var state = groups.ToDictionary(g => g, _ => -1);
         var refits = new Dictionary<(ChannelGroup, int), (float[], float[])>();
 

@@ -4,12 +4,11 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Scalpel.CodeGen;
 using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
 
 namespace Scalpel.Pruning.Targets;
 
 public enum Parallelism { Low, Moderate, High }
-
-public enum LayerKind { Fc, Conv }
 
 /// <summary>
 /// Which way SIMD-aware pruning groups an FC layer's weights: a row's consecutive inputs (grouped CSR, one

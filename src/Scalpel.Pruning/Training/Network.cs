@@ -31,7 +31,7 @@ public sealed class Parameter(Layer layer, ParameterRole role, float[] value, fl
 /// and biases train; everything else (an unfused BatchNorm's scale and shift, constant operands) is frozen
 /// and passes gradients through, as when fine-tuning a network in inference mode.
 /// </summary>
-public sealed class Network
+public sealed partial class Network
 {
     public ModelGraph Model { get; }
     /// <summary>The parameters that train (the others are frozen: read, never updated).</summary>
@@ -74,28 +74,7 @@ public sealed class Network
         {
             var inputs = layer.Inputs.Select(Id).ToArray();
             int output = Id(layer.Output);
-            Parameter Param(ParameterRole role, float[] value, bool mask) =>
-                Add(parameters, new Parameter(layer, role, value, mask ? value.Select(v => v == 0 ? 0f : 1f).ToArray() : null));
-            steps.Add(layer switch
-            {
-                DenseLayer d => new DenseStep(d, inputs[0], output, Param(ParameterRole.Weight, d.Weight, masked?.Contains(d) == true), d.Bias is null ? null : Param(ParameterRole.Bias, d.Bias, false),
-                    gated?.Contains(d) == true && d.InputRows == 1 ? Param(ParameterRole.Gate, Ones(d.N), false) : null),
-                ConvLayer c => new ConvStep(c, inputs[0], output, Param(ParameterRole.Weight, c.Weight, masked?.Contains(c) == true), c.Bias is null ? null : Param(ParameterRole.Bias, c.Bias, false),
-                    gated?.Contains(c) == true ? Param(ParameterRole.Gate, Ones(c.M), false) : null),
-                PoolLayer p => new PoolStep(p, inputs[0], output),
-                GlobalPoolLayer g => new GlobalPoolStep(g, inputs[0], output),
-                ScaleShiftLayer b => new ScaleShiftStep(b, inputs[0], output),
-                // Retraining has gradients for these activations and Add/Sub/Mul only: anything newer is refused, not run as something else.
-                BinaryLayer { Op: not (BinaryOp.Add or BinaryOp.Sub or BinaryOp.Mul) } or
-                    UnaryLayer { Function: not (UnaryFunction.Relu or UnaryFunction.Sigmoid or UnaryFunction.Tanh or UnaryFunction.LeakyRelu or UnaryFunction.Clip) } =>
-                    throw new UnsupportedModelException($"{model.Source}: node '{layer.Name}' ({layer.Kind}) cannot be retrained; retraining supports Relu, LeakyRelu, Clip, Sigmoid and Tanh activations and Add/Sub/Mul. Prune without --train."),
-                BinaryLayer b => new BinaryStep(b, this, output),
-                UnaryLayer u => new UnaryStep(u, inputs[0], output),
-                ReshapeLayer => new CopyStep(inputs[0], output),
-                ConcatLayer c => new ConcatStep(c, this, output),
-                SoftmaxLayer s2 => new SoftmaxStep(s2, inputs[0], output),
-                _ => throw new UnsupportedModelException($"{model.Source}: node '{layer.Name}' ({layer.Kind}) cannot be retrained; retraining supports Gemm, MatMul, Conv, pools, activations, BatchNormalization, Add/Sub/Mul, Concat, Flatten/Reshape and Softmax."),
-            });
+            steps.Add(layer.Accept(new StepFactory(this, layer, inputs, output, parameters, masked, gated)));
         }
         Sizes = sizes.ToArray();
         Steps = steps.ToArray();
@@ -103,14 +82,6 @@ public sealed class Network
         Parameters = parameters.Where(p => trainable?.Invoke(p.Layer, p.Role) ?? true).ToList();
         LogitsId = Ids[LogitsName];
         Classes = Sizes[LogitsId];
-    }
-
-    private static float[] Ones(int n) => Enumerable.Repeat(1f, n).ToArray();
-
-    private static Parameter Add(List<Parameter> list, Parameter p)
-    {
-        list.Add(p);
-        return p;
     }
 
     internal int IdOf(string name) => Ids[name];

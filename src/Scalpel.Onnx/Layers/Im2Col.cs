@@ -1,7 +1,6 @@
-using Scalpel.Onnx.Layers;
+namespace Scalpel.Onnx.Layers;
 
-namespace Scalpel.Pruning.Methods;
-
+/// <summary>A conv's input rearranged into the rows its weight multiplies, for statistics and refits.</summary>
 public static class Im2Col
 {
     /// <summary>im2col patch rows ([rows x C*KH*KW]) of a conv's input at evenly spaced output positions of every sample.</summary>
