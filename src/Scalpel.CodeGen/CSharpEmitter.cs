@@ -78,8 +78,9 @@ public sealed partial class CSharpEmitter
     /// <summary>
     /// Samples per chunk, and the split. A chunk's largest tensor must stay near cache size, which leaves a CNN with
     /// large maps one sample per chunk; its fully connected tail would then read every weight once per sample
-    /// (AlexNet's and VGG's are 100-400 MB). So when the layers from the first chunk-wide Dense layer on have small
-    /// tensors, the layers before it run sample by sample inside the chunk and the tail runs on the chunk.
+    /// (AlexNet's and VGG's are 100-400 MB). So the layers before the first chunk-wide Dense layer run sample by
+    /// sample inside the chunk (their tensors stay in cache; on the small CNNs this measured 2-4 % faster at batch
+    /// 32 than chunks of 8) and the tail runs on chunks as large as its own tensors allow, up to 32.
     /// </summary>
     private static (int Chunk, int Split) ChunkOf(ModelGraph model)
     {
@@ -88,12 +89,12 @@ public sealed partial class CSharpEmitter
         int chunk = Fit(model.Layers.Select(l => Shape.Size(l.OutputShape)).Append(model.InputSize).Max());
         int split = model.Layers.TakeWhile(l => !RunsOnChunk(l)).Count();
         if (split == model.Layers.Count) split = -1;
-        if (split <= 0 || chunk == ChunkSize) return (chunk, 0);
+        if (split <= 0) return (chunk, 0);
         // The tail's own outputs and what it reads from before the split (model input sizes included, for safety).
         var tail = model.Layers.Skip(split).ToList();
         int largest = tail.SelectMany(l => l.Inputs.Select(i => model.Shapes.TryGetValue(i, out var s) ? Shape.Size(s) : 0).Append(Shape.Size(l.OutputShape))).Max();
         int tailChunk = Math.Clamp(ChunkFloats / Math.Max(1, largest), 1, TailChunkSize);
-        return tailChunk > chunk ? (tailChunk, split) : (chunk, 0);
+        return tailChunk > 1 ? (tailChunk, split) : (chunk, 0);
     }
 
     /// <summary>Most samples per chunk for per-sample models: enough for the dense layers to reuse each weight load.</summary>
