@@ -25,13 +25,8 @@ internal sealed partial class KernelEmitter
         w.Line("ref float wr = ref MemoryMarshal.GetArrayDataReference(w);");
         if (bias) w.Line("ref float br = ref MemoryMarshal.GetArrayDataReference(b);");
         w.Line("int m = 0;");
-        if (batched && (long)d.K * d.N * sizeof(float) > StreamedWeightBytes)
-        {
-            StreamedDense(w, d);
-            w.Close();
-            return;
-        }
-        if (batched)
+        if (batched && (long)d.K * d.N * sizeof(float) > StreamedWeightBytes) StreamedDense(w, d);
+        else if (batched)
         {
             w.Line($"// {DenseSamples} input rows at a time: each weight vector loaded feeds {DenseSamples} FMAs.");
             w.Open($"for (; m <= rows - {DenseSamples}; m += {DenseSamples})");
@@ -70,28 +65,25 @@ internal sealed partial class KernelEmitter
     private const int StreamedWeightBytes = 1 << 20;
 
     /// <summary>
-    /// The loops of a dense layer whose weights do not fit in cache (AlexNet's and VGG's classifiers): tiles of output
-    /// neurons outside, every sample group of the chunk inside, so each weight tile comes from memory once and serves
-    /// the whole chunk from cache.
+    /// The sample groups of a dense layer whose weights do not fit in cache (AlexNet's and VGG's classifiers): tiles
+    /// of output neurons outside, every group of DenseSamples inputs of the chunk inside, so each weight tile comes
+    /// from memory once and serves the whole chunk from cache. The samples after the last group (all of them at
+    /// batch 1) take the one-sample loop that follows, as for any dense layer.
     /// </summary>
     private void StreamedDense(CodeWriter w, DenseLayer d)
     {
-        w.Line($"// Weights of {(long)d.K * d.N * sizeof(float) / (1 << 20)} MB, past the cache: each tile of output rows is read once for all the chunk's samples.");
-        OutputRows(w, d, TileRows, rows => SampleGroups(w, d, rows));
-    }
-
-    /// <summary>Every input row against the output rows at n: groups of DenseSamples, then one at a time.</summary>
-    private void SampleGroups(CodeWriter w, DenseLayer d, int rows)
-    {
-        w.Line("m = 0;");
-        foreach (var samples in new[] { DenseSamples, 1 })
+        w.Line($"// Weights of {(long)d.K * d.N * sizeof(float) / (1 << 20)} MB, past the cache: each tile of output rows is read once for all the chunk's sample groups.");
+        w.OpenBlock();
+        OutputRows(w, d, TileRows, rows =>
         {
-            w.Open(samples > 1 ? $"for (; m <= rows - {samples}; m += {samples})" : "for (; m < rows; m++)");
-            for (int s = 0; s < samples; s++)
+            w.Line("m = 0;");
+            w.Open($"for (; m <= rows - {DenseSamples}; m += {DenseSamples})");
+            for (int s = 0; s < DenseSamples; s++)
                 w.Line($"ref float x{s}m = ref Unsafe.Add(ref xr, {Scaled("m", s, "K")}); ref float y{s}m = ref Unsafe.Add(ref yr, {Scaled("m", s, "N")});");
-            DenseTile(w, d, samples, rows);
+            DenseTile(w, d, DenseSamples, rows);
             w.Close();
-        }
+        });
+        w.Close();
     }
 
     /// <summary>
