@@ -57,7 +57,7 @@ public static class ConvSweep
         {
             var path = Path.Combine(dir.FullName, "conv.onnx");
             File.WriteAllBytes(path, Build(s).ToByteArray());
-            bool winograd = s.Group == 1 && s.K == 3 && s.Stride == 1 && s.Dilation == 1 && s.C >= 8 && s.M >= 8;
+            bool winograd = s.Group == 1 && (s.K is 3 or 5) && s.Stride == 1 && s.Dilation == 1 && s.C >= 8 && s.M >= 8;
             var variants = s.Group != 1 ? [ConvKernel.Pixels] : winograd ? new[] { ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd } : [ConvKernel.Pixels, ConvKernel.Channels];
             var times = Time(path, s, variants.Select(v => code with { ConvKernel = v }).ToArray());
             double ort = times[0];
@@ -109,7 +109,7 @@ public static class ConvSweep
     private static ConvKernel Chosen(string path, CodeTarget target)
     {
         var source = ModelCompiler.Generate(path, target, "Sweep", "Conv").Source;
-        return source.Contains("by Winograd F(4, 3)", StringComparison.Ordinal) ? ConvKernel.Winograd
+        return source.Contains("by Winograd F(", StringComparison.Ordinal) ? ConvKernel.Winograd
             : source.Contains("vectorised across output channels", StringComparison.Ordinal) ? ConvKernel.Channels : ConvKernel.Pixels;
     }
 

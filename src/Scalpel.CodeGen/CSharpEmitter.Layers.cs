@@ -85,9 +85,9 @@ public sealed partial class CSharpEmitter
             }
             if (_k.UsesWinograd(c))
             {
-                // The weight file keeps the 3x3 kernels; loading transforms them (the transformed ones are twice the size).
+                // The weight file keeps the kernels; loading transforms them (6 products of k columns take more than k x k).
                 args.Add(Section("Weight", c.Weight));
-                e._winograd.Add(($"{id}_Weight", c.M, c.C));
+                e._winograd.Add(($"{id}_Weight", c.M, c.C, c.Window.KH));
                 if (c.Bias is not null) args.Add(Section("Bias", c.Bias));
                 var (padded, transformed, products) = _k.WinogradBufferSizes(c);
                 args.Add(e.Buffer($"_{id}_padded", padded, "zero-padded input copy, whole tiles of rows"));

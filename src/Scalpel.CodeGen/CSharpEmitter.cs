@@ -47,8 +47,8 @@ public sealed partial class CSharpEmitter
     private readonly CodeWriter _prefix = new();
     private readonly Dictionary<string, string> _storage = new(StringComparer.Ordinal);
     private readonly CodeWriter _run = new();
-    /// <summary>Weight sections of Winograd convs (M, C), which the loader transforms.</summary>
-    private readonly List<(string Section, int M, int C)> _winograd = [];
+    /// <summary>Weight sections of Winograd convs (M, C, kernel size), which the loader transforms.</summary>
+    private readonly List<(string Section, int M, int C, int K)> _winograd = [];
     /// <summary>Sparse layers whose indices the weight loader bounds-checks once.</summary>
     private readonly List<(string Id, SparseMatrix Matrix)> _checks = [];
     private readonly CodeWriter _methods = new();
@@ -321,14 +321,14 @@ public sealed partial class CSharpEmitter
         for (int i = 0; i < _sections.Count; i++)
         {
             string read = $"({WeightBlob.CSharpName(WeightBlob.TypeOf(_sections[i].Data))}[])s[{i}]";
-            w.Line(_winograd.FirstOrDefault(x => x.Section == _sections[i].Name) is ({ } _, var m, var c)
-                ? $"{_sections[i].Name} = WinogradWeights({read}, {I(m)}, {I(c)});"
+            w.Line(_winograd.FirstOrDefault(x => x.Section == _sections[i].Name) is ({ } _, var m, var c, var k)
+                ? $"{_sections[i].Name} = {KernelEmitter.WinogradLoaderName(k)}({read}, {I(m)}, {I(c)});"
                 : $"{_sections[i].Name} = {read};");
         }
         foreach (var (id, m) in _checks)
             w.Line($"CheckSparse(\"{id}\", {id}_Columns, {id}_RowStarts, {I(m.PointerRows)}, {I(m.Entries)}, {I(m.MaxColumn)});");
         w.Close();
-        if (_winograd.Count > 0) KernelEmitter.WinogradLoader(w);
+        foreach (var k in _winograd.Select(x => x.K).Distinct().Order()) KernelEmitter.WinogradLoader(w, k);
         if (_checks.Count > 0)
         {
             w.Line();

@@ -49,6 +49,6 @@ public sealed record CodeTarget(string Name, int SimdBits, bool Fma)
 
 /// <summary>
 /// The dense convolution kernels: vectorised across output pixels (an implicit GEMM), across output channels, or
-/// (3x3 stride 1 only) Winograd F(4, 3) over the pixel GEMM.
+/// (3x3 and 5x5 stride 1 only) Winograd along the columns over the pixel GEMM.
 /// </summary>
 public enum ConvKernel { Auto, Pixels, Channels, Winograd }

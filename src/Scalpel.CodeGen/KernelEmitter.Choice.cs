@@ -37,7 +37,7 @@ internal sealed partial class KernelEmitter
         var (pixel, channel, k) = ConvCosts(c);
         string forced = target.ConvKernel == ConvKernel.Auto ? "" : "forced by the target; ";
         if (UsesWinograd(c))
-            return new(c.Name, "Winograd F(4, 3) along columns over the pixel GEMM",
+            return new(c.Name, $"Winograd {WinogradName(c)} along columns over the pixel GEMM",
                 $"{forced}{WinogradCost(c) / 1e6:0.###}M vector operations against {Math.Min(pixel, channel) / 1e6:0.###}M for the direct kernels");
         string costs = $"{channel / 1e6:0.###}M vector FMAs across output channels against {pixel / 1e6:0.###}M across pixels";
         if (UsesChannelVectors(c))

@@ -4,49 +4,65 @@ using static Scalpel.CodeGen.CodeWriter;
 namespace Scalpel.CodeGen;
 
 /// <summary>
-/// 3x3 stride-1 convolution by Winograd's minimal filtering F(4, 3) along the columns of the map: each tile of 4
-/// output rows is computed from 6 transformed input rows with 6 products per kernel column instead of 12, half
-/// the multiply-adds of the direct convolution. The 6 products are each a 1x3 convolution over C transformed
-/// planes, which the pixel GEMM computes (taps as shifted views); rows are the only axis transformed, so every
-/// transform reads and writes whole rows of contiguous vectors.
+/// 3x3 and 5x5 stride-1 convolution by Winograd's minimal filtering along the columns of the map: F(4, 3) computes
+/// each tile of 4 output rows from 6 transformed input rows, 6 products per kernel column instead of 12 (half the
+/// multiply-adds); F(2, 5) each tile of 2 rows, 6 instead of 10. Both use the interpolation points 0, ±1, ±2 and
+/// infinity, so they share Bᵀ. The 6 products are each a 1 x k convolution over C transformed planes, which the
+/// pixel GEMM computes (taps as shifted views); rows are the only axis transformed, so every transform reads and
+/// writes whole rows of contiguous vectors.
 /// </summary>
 internal sealed partial class KernelEmitter
 {
-    /// <summary>Bᵀ of F(4, 3): transformed row ξ of a tile = sum over r of B[ξ, r] x input row 4i + r.</summary>
+    /// <summary>Bᵀ of F(4, 3) and F(2, 5): transformed row ξ of a tile = sum over r of B[ξ, r] x the tile's input row r.</summary>
     private static readonly float[,] WinogradB =
     {
         { 4, 0, -5, 0, 1, 0 }, { 0, -4, -4, 1, 1, 0 }, { 0, 4, -4, -1, 1, 0 },
         { 0, -2, -1, 2, 1, 0 }, { 0, 2, -1, -2, 1, 0 }, { 0, 4, 0, -5, 0, 1 },
     };
 
-    /// <summary>G of F(4, 3): kernel column transformed for product ξ = sum over kernel rows of G[ξ, i] x w[i].</summary>
-    private static readonly double[,] WinogradG =
-    {
-        { 1.0 / 4, 0, 0 }, { -1.0 / 6, -1.0 / 6, -1.0 / 6 }, { -1.0 / 6, 1.0 / 6, -1.0 / 6 },
-        { 1.0 / 24, 1.0 / 12, 1.0 / 6 }, { 1.0 / 24, -1.0 / 12, 1.0 / 6 }, { 0, 0, 1 },
-    };
+    /// <summary>G: kernel column transformed for product ξ = sum over kernel rows of G[ξ, i] x w[i]; per kernel size.</summary>
+    private static double[,] WinogradG(int k) => k == 3
+        ? new[,]
+        {
+            { 1.0 / 4, 0, 0 }, { -1.0 / 6, -1.0 / 6, -1.0 / 6 }, { -1.0 / 6, 1.0 / 6, -1.0 / 6 },
+            { 1.0 / 24, 1.0 / 12, 1.0 / 6 }, { 1.0 / 24, -1.0 / 12, 1.0 / 6 }, { 0, 0, 1 },
+        }
+        : new[,]
+        {
+            { 1.0 / 4, 0, 0, 0, 0 }, { -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6 }, { -1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6 },
+            { 1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3 }, { 1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3 }, { 0, 0, 0, 0, 1 },
+        };
 
-    /// <summary>Aᵀ of F(4, 3): output row r of a tile = sum over ξ of A[r, ξ] x product ξ.</summary>
-    private static readonly float[,] WinogradA =
-    {
-        { 1, 1, 1, 1, 1, 0 }, { 0, 1, -1, 2, -2, 0 }, { 0, 1, 1, 4, 4, 0 }, { 0, 1, -1, 8, -8, 1 },
-    };
+    /// <summary>Aᵀ: output row r of a tile = sum over ξ of A[r, ξ] x product ξ; 4 rows for F(4, 3), 2 for F(2, 5).</summary>
+    private static float[,] WinogradA(int k) => k == 3
+        ? new float[,] { { 1, 1, 1, 1, 1, 0 }, { 0, 1, -1, 2, -2, 0 }, { 0, 1, 1, 4, 4, 0 }, { 0, 1, -1, 8, -8, 1 } }
+        : new float[,] { { 1, 1, 1, 1, 1, 0 }, { 0, 1, -1, 2, -2, 1 } };
 
     private const int Products = 6;
 
+    /// <summary>Output rows per tile: 4 for 3x3 kernels, 2 for 5x5.</summary>
+    private static int TileRowsOf(ConvLayer c) => Products + 1 - c.Window.KH;
+
+    private static int Tiles(ConvLayer c) => (c.Window.OH + TileRowsOf(c) - 1) / TileRowsOf(c);
+
+    /// <summary>"F(4, 3)" or "F(2, 5)".</summary>
+    private static string WinogradName(ConvLayer c) => $"F({TileRowsOf(c)}, {c.Window.KH})";
+
     /// <summary>
-    /// Dense 3x3, stride 1, no dilation or groups, at least 8 input and output channels and 4 output rows, and a
-    /// cost model that counts it under 0.7 of the better direct kernel: the transforms and the rows rounded up to
-    /// whole tiles are what it adds.
+    /// Dense 3x3 or 5x5, stride 1, no dilation or groups, at least 8 input and output channels and one tile of
+    /// output rows, and a cost model that counts it under 0.7 of the better direct kernel: the transforms and the
+    /// rows rounded up to whole tiles are what it adds.
     /// </summary>
     public bool UsesWinograd(ConvLayer c)
     {
         var w = c.Window;
-        bool eligible = c.Group == 1 && c.Format == WeightFormat.Dense && w.KH == 3 && w.KW == 3 && w.StrideH == 1 && w.StrideW == 1
-            && !w.Dilated && c.C >= 8 && c.M >= 8 && w.OH >= 4;
+        bool eligible = c.Group == 1 && c.Format == WeightFormat.Dense && (w.KH is 3 or 5) && w.KW == w.KH && w.StrideH == 1 && w.StrideW == 1
+            && !w.Dilated && c.C >= 8 && c.M >= 8 && w.OH >= TileRowsOf(c);
         if (!eligible || target.ConvKernel != ConvKernel.Auto) return eligible && target.ConvKernel == ConvKernel.Winograd;
         var (pixel, channel, k) = ConvCosts(c);
         double direct = k >= 8 * V ? Math.Min(pixel, channel) : pixel;
+        // Measured (conv sweep): under 0.7 Winograd won on every shape; between 0.7 and 1 (5x5 on 13-14 maps) the
+        // runs disagreed (0.6x to 1.1x the channel kernel's time), so the direct kernel keeps those.
         return WinogradCost(c) < 0.7 * direct;
     }
 
@@ -54,51 +70,56 @@ internal sealed partial class KernelEmitter
     private double WinogradCost(ConvLayer c)
     {
         var t = WinogradPlane(c);
-        int tiles = (c.Window.OH + 3) / 4, vectors = (t.Columns + V - 1) / V;
-        double gemm = (double)Products * c.M * Math.Max(1, (WinogradWide(c) + V - 1) / V) * 3 * c.C;
-        return gemm + (double)c.C * tiles * vectors * Products * 5 + (double)c.M * tiles * 4 * ((c.Window.OW + V - 1) / V) * 6;
+        int tiles = Tiles(c), vectors = (t.Columns + V - 1) / V;
+        double gemm = (double)Products * c.M * Math.Max(1, (WinogradWide(c) + V - 1) / V) * c.Window.KW * c.C;
+        return gemm + (double)c.C * tiles * vectors * Products * 5 + (double)c.M * tiles * TileRowsOf(c) * ((c.Window.OW + V - 1) / V) * 6;
     }
 
-    /// <summary>Rows and columns of the zero-padded input: whole tiles of 6 rows (4 apart), and the row plus both pads.</summary>
-    private static (int Rows, int Columns) WinogradPlane(ConvLayer c) => (4 * ((c.Window.OH + 3) / 4) + 2, c.Window.OW + 2);
+    /// <summary>Rows and columns of the zero-padded input: whole tiles of 6 rows (a tile's rows apart), and the row plus both pads.</summary>
+    private static (int Rows, int Columns) WinogradPlane(ConvLayer c) =>
+        (TileRowsOf(c) * Tiles(c) + Products - TileRowsOf(c), c.Window.OW + c.Window.KW - 1);
 
-    /// <summary>The 1x3 convolution each product is: C channels of [tiles x padded row] transformed planes, OW outputs per row.</summary>
+    /// <summary>The 1 x k convolution each product is: C channels of [tiles x padded row] transformed planes, OW outputs per row.</summary>
     private static ConvLayer WinogradProduct(ConvLayer c)
     {
         var (_, columns) = WinogradPlane(c);
-        int tiles = (c.Window.OH + 3) / 4;
-        return c with { Batch = 1, Group = 1, Window = new Window2D(tiles, columns, 1, 3, 1, 1, 1, 1, 0, 0, 0, 0, tiles, c.Window.OW) };
+        int tiles = Tiles(c);
+        return c with { Batch = 1, Group = 1, Window = new Window2D(tiles, columns, 1, c.Window.KW, 1, 1, 1, 1, 0, 0, 0, 0, tiles, c.Window.OW) };
     }
 
     /// <summary>Columns of one product's wide rows (the pixel GEMM computes rows at the padded width).</summary>
     private static int WinogradWide(ConvLayer c) => WideColumns(WinogradProduct(c));
 
     /// <summary>
-    /// The loader's transform of a layer's 3x3 kernels [M][C][3][3] into what the 6 GEMMs read, [ξ][M][C x 3]: each
-    /// kernel column by G, in double, so every load gives the same floats.
+    /// The loader's transform of a layer's k x k kernels [M][C][k][k] into what the 6 GEMMs read, [ξ][M][C x k]: each
+    /// kernel column by G, in double, so every load gives the same floats. Written once per kernel size used.
     /// </summary>
-    public static void WinogradLoader(CodeWriter w)
+    public static void WinogradLoader(CodeWriter w, int k)
     {
+        var gk = WinogradG(k);
         w.Line();
-        w.Line("/// <summary>3x3 kernels [M][C][3][3] as Winograd F(4, 3)'s six GEMMs read them: [6][M][C x 3], kernel columns transformed.</summary>");
-        w.Open("private static float[] WinogradWeights(float[] w, int m, int c)");
-        var g = Enumerable.Range(0, Products).SelectMany(xi => Enumerable.Range(0, 3).Select(i => WinogradG[xi, i].ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
+        w.Line($"/// <summary>{k}x{k} kernels [M][C][{k}][{k}] as Winograd's six GEMMs read them: [6][M][C x {k}], kernel columns transformed.</summary>");
+        w.Open($"private static float[] {WinogradLoaderName(k)}(float[] w, int m, int c)");
+        var g = Enumerable.Range(0, Products).SelectMany(xi => Enumerable.Range(0, k).Select(i => gk[xi, i].ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
         w.Line($"ReadOnlySpan<double> g = [{string.Join(", ", g)}];");
-        w.Line($"var packed = new float[{Products} * m * c * 3];");
-        w.Open($"for (int xi = 0; xi < {Products}; xi++) for (int o = 0; o < m; o++) for (int ch = 0; ch < c; ch++) for (int dx = 0; dx < 3; dx++)");
+        w.Line($"var packed = new float[{Products} * m * c * {k}];");
+        w.Open($"for (int xi = 0; xi < {Products}; xi++) for (int o = 0; o < m; o++) for (int ch = 0; ch < c; ch++) for (int dx = 0; dx < {k}; dx++)");
         w.Line("double sum = 0;");
-        w.Line("for (int i = 0; i < 3; i++) sum += g[xi * 3 + i] * w[((o * c + ch) * 3 + i) * 3 + dx];");
-        w.Line("packed[((xi * m + o) * c + ch) * 3 + dx] = (float)sum;");
+        w.Line($"for (int i = 0; i < {k}; i++) sum += g[xi * {k} + i] * w[((o * c + ch) * {k} + i) * {k} + dx];");
+        w.Line($"packed[((xi * m + o) * c + ch) * {k} + dx] = (float)sum;");
         w.Close();
         w.Line("return packed;");
         w.Close();
     }
 
+    /// <summary>The loader's transform for k x k kernels: "WinogradWeights3x3".</summary>
+    public static string WinogradLoaderName(int k) => $"WinogradWeights{k}x{k}";
+
     /// <summary>Floats of the padded input, the transformed planes (with a vector of slack for the GEMM's last loads) and the products.</summary>
     public (int Padded, int Transformed, int Products) WinogradBufferSizes(ConvLayer c)
     {
         var (rows, columns) = WinogradPlane(c);
-        int tiles = (c.Window.OH + 3) / 4;
+        int tiles = Tiles(c);
         return (checked(c.C * rows * columns), checked(Products * c.C * tiles * columns + V), checked(Products * c.M * WinogradWide(c)));
     }
 
@@ -106,11 +127,11 @@ internal sealed partial class KernelEmitter
     {
         bool bias = c.Bias is not null;
         var (rows, columns) = WinogradPlane(c);
-        int tiles = (c.Window.OH + 3) / 4, wide = WinogradWide(c);
+        int tiles = Tiles(c), wide = WinogradWide(c), k = c.Window.KW, m = TileRowsOf(c);
         int inSize = c.C * c.Window.H * c.Window.W, outSize = c.M * c.Window.OH * c.Window.OW;
         int plane = c.C * tiles * columns, product = c.M * wide;
-        w.Line($"// 3x3 convolution by Winograd F(4, 3) along the columns: each tile of 4 output rows is 6 products of transformed rows,");
-        w.Line($"// each product a 1x3 convolution of [{c.M} x {c.C * 3}] weights over {c.C} planes of [{tiles} x {columns}] (the pixel GEMM): half the multiply-adds.");
+        w.Line($"// {k}x{k} convolution by Winograd {WinogradName(c)} along the columns: each tile of {m} output rows is 6 products of transformed rows,");
+        w.Line($"// each product a 1x{k} convolution of [{c.M} x {c.C * k}] weights over {c.C} planes of [{tiles} x {columns}] (the pixel GEMM): {Products} products where the direct convolution has {m * k}.");
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> transformed, Span<float> products)");
         w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, M = {I(c.M)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Hp = {I(rows)}, Wp = {I(columns)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)};");
         w.Line($"const int Tiles = {I(tiles)}, Plane = {I(plane)}, Product = {I(product)}, Wide = {I(wide)};");
@@ -119,22 +140,22 @@ internal sealed partial class KernelEmitter
         w.Line($"Span<float> yn = {Part("y", outSize, c.Batch)};");
         w.Line("// The padding border is never written, so it stays zero from allocation.");
         PaddedCopy(w, "Hp", "Wp");
-        WinogradInput(w, columns);
-        w.Line($"for (int xi = 0; xi < {Products}; xi++) {method}_Gemm(transformed.Slice(xi * Plane), products.Slice(xi * Product, Product), w.AsSpan(xi * M * C * 3, M * C * 3));");
+        WinogradInput(w, columns, m);
+        w.Line($"for (int xi = 0; xi < {Products}; xi++) {method}_Gemm(transformed.Slice(xi * Plane), products.Slice(xi * Product, Product), w.AsSpan(xi * M * C * {k}, M * C * {k}));");
         WinogradOutput(w, c, act, bias, outSize);
         w.Close();
         w.Close();
         w.Line();
-        Gemm(w, method + "_Gemm", c.M, c.C * 3, wide, false, Epilogue.Of(Bounds.None), WinogradProduct(c));
+        Gemm(w, method + "_Gemm", c.M, c.C * k, wide, false, Epilogue.Of(Bounds.None), WinogradProduct(c));
     }
 
     /// <summary>Per channel and tile, the 6 transformed rows from its 6 padded input rows, on vectors along the row.</summary>
-    private void WinogradInput(CodeWriter w, int columns)
+    private void WinogradInput(CodeWriter w, int columns, int tileRows)
     {
         w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
         w.Line("ref float tr = ref MemoryMarshal.GetReference(transformed);");
         w.Open("for (int c = 0; c < C; c++) for (int t = 0; t < Tiles; t++)");
-        w.Line("ref float d = ref Unsafe.Add(ref pr, (c * Hp + 4 * t) * Wp);");
+        w.Line($"ref float d = ref Unsafe.Add(ref pr, (c * Hp + {tileRows} * t) * Wp);");
         w.Line("ref float o = ref Unsafe.Add(ref tr, (c * Tiles + t) * Wp);");
         string Row(int xi, Func<int, string> input) => Combination(Enumerable.Range(0, 6).Select(r => (WinogradB[xi, r], input(r))));
         if (columns >= V)
@@ -175,12 +196,13 @@ internal sealed partial class KernelEmitter
         w.Line(bias ? "float bm = b[m];" : "const float bm = 0f;");
         w.Open("for (int t = 0; t < Tiles; t++)");
         w.Line("ref float q = ref Unsafe.Add(ref mr, m * Wide + t * Wp);");
-        for (int r = 0; r < 4; r++)
+        int rows = TileRowsOf(c);
+        for (int r = 0; r < rows; r++)
         {
             // The last tile's rows past OH are computed but not stored.
-            w.Open(r == 0 ? $"// output row 4t" : $"if (4 * t + {r} < OH) // output row 4t + {r}");
-            w.Line($"ref float yo = ref Unsafe.Add(ref yr, (m * OH + {Sum("4 * t", r)}) * OW);");
-            if (act.Residual) w.Line($"ref float so = ref Unsafe.Add(ref sr, (m * OH + {Sum("4 * t", r)}) * OW);");
+            w.Open(r == 0 ? $"// output row {rows}t" : $"if ({rows} * t + {r} < OH) // output row {rows}t + {r}");
+            w.Line($"ref float yo = ref Unsafe.Add(ref yr, (m * OH + {Sum($"{rows} * t", r)}) * OW);");
+            if (act.Residual) w.Line($"ref float so = ref Unsafe.Add(ref sr, (m * OH + {Sum($"{rows} * t", r)}) * OW);");
             WinogradRow(w, c, act, r);
             w.Close();
         }
@@ -191,7 +213,8 @@ internal sealed partial class KernelEmitter
 
     private void WinogradRow(CodeWriter w, ConvLayer c, Epilogue act, int r)
     {
-        string Value(Func<int, string> product) => Combination(Enumerable.Range(0, Products).Select(xi => (WinogradA[r, xi], product(xi))));
+        var a = WinogradA(c.Window.KH);
+        string Value(Func<int, string> product) => Combination(Enumerable.Range(0, Products).Select(xi => (a[r, xi], product(xi))));
         if (c.Window.OW >= V)
         {
             string Store(string at)

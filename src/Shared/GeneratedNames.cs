@@ -17,7 +17,7 @@ public static class GeneratedNames
     {
         "Weights", "Run", "RunChunk", "Embedded", "InputSize", "OutputSize", "InputShape", "OutputShape", "WeightsResourceName",
         "CheckSparse", "Load", "Read", "Reader", "SectionLengths", "SectionTypes",
-        "Exp", "Sigmoid", "Silu", "HardSigmoid", "HardSwish", "LeakyRelu", "WinogradWeights",
+        "Exp", "Sigmoid", "Silu", "HardSigmoid", "HardSwish", "LeakyRelu", "WinogradWeights3x3", "WinogradWeights5x5",
     };
 
     /// <summary>

@@ -76,7 +76,7 @@ public sealed class ConvGateTests
         Assert.Equal(skip, source.Contains("L02_Add", StringComparison.Ordinal));
         Assert.Equal(depthwise, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
         Assert.Equal(kernel == "3x3 channels", source.Contains("vectorised across output channels", StringComparison.Ordinal));
-        Assert.Equal(kernel == "3x3 winograd", source.Contains("by Winograd F(4, 3)", StringComparison.Ordinal));
+        Assert.Equal(kernel == "3x3 winograd", source.Contains("by Winograd F(", StringComparison.Ordinal));
         // Outputs reach 95: ConvTolerance is absolute for outputs of order 1, so scale it for the saturated channels.
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance * Math.Max(1, Math.Abs(expected[i])), $"{target} {kernel} {gate}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");

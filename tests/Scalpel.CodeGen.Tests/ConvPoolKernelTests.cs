@@ -54,11 +54,16 @@ public sealed class ConvPoolKernelTests
         ([8, 11, 10, 12, 3, 3, 1, 1, 1, 1], "3x3 on 11 rows: Winograd's last tile of 4 rows holds 3"),
         ([16, 9, 13, 9, 3, 3, 1, 0, 1, 1], "3x3 without padding: Winograd on 7 x 11 outputs, rows under one 16-lane vector"),
         ([64, 30, 30, 16, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels, 30x30: Winograd's products in column chunks"),
+        ([32, 13, 13, 32, 5, 5, 1, 2, 1, 1], "5x5 on 13x13 (ConvNet's second conv): Winograd F(2, 5), a last tile of 1 row"),
+        ([8, 6, 9, 20, 5, 5, 1, 0, 1, 1], "5x5 without padding: Winograd on 2 x 5 outputs, rows under one vector"),
     ];
 
-    /// <summary>Shapes Winograd F(4, 3) takes when forced: 3x3, stride 1, no dilation or groups, 8 channels or more, 4 rows.</summary>
+    /// <summary>
+    /// Shapes Winograd takes when forced: 3x3 (F(4, 3), 4 output rows or more) or 5x5 (F(2, 5), 2 or more), stride 1,
+    /// no dilation or groups, 8 channels or more.
+    /// </summary>
     private static bool WinogradShape(int[] s) =>
-        s[4] == 3 && s[5] == 3 && s[6] == 1 && s[8] == 1 && s[9] == 1 && s[0] >= 8 && s[3] >= 8 && s[1] + 2 * s[7] - 2 >= 4;
+        (s[4] is 3 or 5) && s[5] == s[4] && s[6] == 1 && s[8] == 1 && s[9] == 1 && s[0] >= 8 && s[3] >= 8 && s[1] + 2 * s[7] - s[4] + 1 >= 7 - s[4];
 
     public static TheoryData<string, ConvKernel, int> ConvCases()
     {
@@ -99,7 +104,7 @@ public sealed class ConvPoolKernelTests
 
         var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernel }, c * h * w, rng);
         Assert.Equal(kernel == ConvKernel.Channels, source.Contains("vectorised across output channels", StringComparison.Ordinal));
-        Assert.Equal(kernel == ConvKernel.Winograd, source.Contains("by Winograd F(4, 3)", StringComparison.Ordinal));
+        Assert.Equal(kernel == ConvKernel.Winograd, source.Contains("by Winograd F(", StringComparison.Ordinal));
         if (kernel == ConvKernel.Pixels) Assert.Equal(why.Contains("column chunks", StringComparison.Ordinal), source.Contains("columns in chunks", StringComparison.Ordinal));
         // The direct depthwise kernel needs a row of at least one vector of outputs (stride 2: half a vector, of 128 bits or more).
         if (why.Contains("(direct)", StringComparison.Ordinal))
