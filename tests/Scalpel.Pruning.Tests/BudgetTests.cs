@@ -89,5 +89,7 @@ public sealed class BudgetTests
     {
         var budget = Of(2000, 0.8725 - 0.005, 0.8);
         Assert.Equal("-0.25 points, at least -0.46 at 80 %", budget.Describe(new PairedAccuracy(1730, 15, 10, 245)));
+        Assert.Equal("-0.25 points, at least -0.64 at 80 % (over budget)", budget.Describe(new PairedAccuracy(1700, 45, 40, 215)));
+        Assert.Empty(budget.Unresolved); // describing is not deciding
     }
 }

@@ -119,7 +119,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         _run.FitEnded();
         string epochs = stop is null ? "" : string.Create(CultureInfo.InvariantCulture,
             $", {losses.Count} of {_r.EpochsPerStep} epochs{(stop.Reason is { } why ? $" ({why})" : "")}, validation after each: {string.Join(" ", stop.Scores.Append(score).Take(losses.Count).Select(v => v.ToString("P2", CultureInfo.InvariantCulture)))}");
-        string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({label}): loss {losses[^1]:0.0000}, validation {score:P2}, {budget.Describe(result)}{(budget.Holds(result) ? "" : " (over budget)")}{epochs}{(untrained is { } u ? $", before retraining {u:P2}" : "")}");
+        string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({label}): loss {losses[^1]:0.0000}, validation {score:P2}, {budget.Describe(result)}{epochs}{(untrained is { } u ? $", before retraining {u:P2}" : "")}");
         say.Report("  " + line);
         log.Add(line);
         return (result, Trained(state, net));

@@ -30,7 +30,7 @@ internal static class GreedySearch
                 cancel.ThrowIfCancellationRequested();
                 var t = tryStep(candidate);
                 bool holds = budget.Holds(t.Result);
-                say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {t.Label}: {t.Result.PrunedAccuracy:P2}, {budget.Describe(t.Result)}{(holds ? "" : " (over budget)")}"));
+                say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {t.Label}: {t.Result.PrunedAccuracy:P2}, {budget.Describe(t.Result)}"));
                 progress.Tried();
                 if (holds && t.Gain > 0 && (best is null || t.Gain > best.Value.Gain)) best = (candidate, t.Result.PrunedAccuracy, t.Gain);
             }

@@ -59,10 +59,10 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
         double score = result.PrunedAccuracy;
         var names = string.Join(", ", fixedPlans.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} {p.Sparsity:P0}")));
         log.Add(string.Create(CultureInfo.InvariantCulture, $"fixed sparsity as asked: {names}, validation {score:P2}"));
-        say.Report(string.Create(CultureInfo.InvariantCulture, $"fixed sparsity as asked: {names}: validation {score:P2}, {budget.Describe(result)}{(budget.Holds(result) ? "" : " (over budget)")}"));
+        say.Report(string.Create(CultureInfo.InvariantCulture, $"fixed sparsity as asked: {names}: validation {score:P2}, {budget.Describe(result)}"));
         if (!budget.Holds(result))
             warnings.Add(new(ReportWarning.FixedSparsityOverBudget, string.Create(CultureInfo.InvariantCulture,
-                $"the fixed sparsity asked for ({names}) takes the validation score to {score:P2}, which the accuracy guard cannot show to be above its floor {budget.Floor:P2} ({budget.Describe(result)}); applied as asked. Without --sparsity the search would have refused it.")));
+                $"the fixed sparsity asked for ({names}) takes the validation score to {score:P2}, which the accuracy guard cannot show to be above its floor {budget.Floor:P2}: {budget.Describe(result)}; applied as asked. Without --sparsity the search would have refused it.")));
     }
 
     /// <summary>
