@@ -369,6 +369,9 @@ public sealed class CommandLineTests
                 "prune", TestData.Fixture("lenet5.onnx"), "--out", outDir, "--class", "Net", "--measure", "false", "--target", "x64-avx2",
                 "--calibration", TestData.Fixture("data/fmnist-calib-512-x.npy"), "--validation", TestData.Fixture("data/fmnist-test-1000-x.npy"),
                 "--labels", TestData.Fixture("data/fmnist-test-1000-y.npy"),
+                // Retraining keeps the run going for seconds after validation (the search alone is over in about
+                // two), so the signal lands mid-run even when this test's process is slow to read the line.
+                "--train", TestData.Fixture("data/fmnist-calib-512-x.npy"), "--train-labels", TestData.Fixture("data/fmnist-calib-512-y.npy"), "--epochs", "50",
             },
         };
         using var process = System.Diagnostics.Process.Start(start)!;
