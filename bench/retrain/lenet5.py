@@ -39,6 +39,30 @@ def lenet5():
         nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
 
 
+def train(net, x, y, epochs):
+    """Adam 1e-3, batch 64, reshuffled each epoch (the caller seeds torch); returns the net in eval mode."""
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    loss = nn.CrossEntropyLoss()
+    xs, ys = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(epochs):
+        perm = torch.randperm(len(xs))
+        for b in range(0, len(xs), 64):
+            i = perm[b:b + 64]
+            opt.zero_grad()
+            loss(net(xs[i]), ys[i]).backward()
+            opt.step()
+    return net.eval()
+
+
+def export(net, tx, ty, path):
+    """Writes the net as ONNX (opset 13, symbolic batch); returns its test accuracy."""
+    with torch.no_grad():
+        acc = (net(torch.from_numpy(tx)).argmax(1).numpy() == ty).mean()
+    torch.onnx.export(net, torch.zeros(1, 1, 28, 28), path, opset_version=13, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    return acc
+
+
 def speed(x, y, threads, batches=300):
     torch.set_num_threads(threads)
     torch.manual_seed(1)
@@ -71,23 +95,8 @@ def main():
     if not os.path.exists(model):
         torch.manual_seed(0)
         torch.set_num_threads(2)
-        net = lenet5()
-        opt = torch.optim.Adam(net.parameters(), 1e-3)
-        loss = nn.CrossEntropyLoss()
-        xs, ys = torch.from_numpy(x[:50000]), torch.from_numpy(y[:50000])
-        for epoch in range(2):
-            perm = torch.randperm(50000)
-            for b in range(0, 50000, 64):
-                i = perm[b:b + 64]
-                opt.zero_grad()
-                loss(net(xs[i]), ys[i]).backward()
-                opt.step()
-        net.eval()
-        with torch.no_grad():
-            acc = (net(torch.from_numpy(tx)).argmax(1).numpy() == ty).mean()
-        print(f"trained LeNet-5: test accuracy {acc:.4f}")
-        torch.onnx.export(net, torch.zeros(1, 1, 28, 28), model, opset_version=13, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+        net = train(lenet5(), x[:50000], y[:50000], 2)
+        print(f"trained LeNet-5: test accuracy {export(net, tx, ty, model):.4f}")
     print(f"wrote {out}")
     if "--no-speed" not in sys.argv:
         for threads in (1, 2, 1, 2, 1, 2):

@@ -85,7 +85,8 @@ public static class Pipeline
         var report = ReportBuilder.Build(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, log)
             with { Retraining = retrainer?.Summary(), Kernels = code.Kernels.ToList() };
         var onnx = state.Onnx();
-        if (result is not null && validation!.Labels is not null && ReportBuilder.Interval(report, result, o.MaxAccuracyDrop) is { } unresolved)
+        if (result is not null && validation!.Labels is not null
+            && (ReportBuilder.Interval(report, result, o.MaxAccuracyDrop) ?? ReportBuilder.Refused(budget!.Unresolved, budget.Confidence, o.MaxAccuracyDrop)) is { } unresolved)
             warnings.Add(unresolved);
         ReportBuilder.Finish(report, o, originalModel, model, chosen, criterion, calibration, validation, before, after, warnings, say);
         return new PruneResult(model, code, onnx, report);

@@ -184,9 +184,9 @@ public static class OptionSpecs
     public static readonly OptionSpec Validation = new("--validation", "ValidationData", OptionKind.File, "Validation inputs, .npy float32 [N, ...input shape].");
     public static readonly OptionSpec Labels = new("--labels", "ValidationLabels", OptionKind.File, "Validation labels, .npy int32/int64 [N].");
     public static readonly OptionSpec MaxAccuracyDrop = new("--max-accuracy-drop", "MaxAccuracyDrop", OptionKind.Number,
-        "Largest accepted validation accuracy drop, in percentage points.", "0.5", min: 0, max: 100, unit: "percentage points");
+        "Largest accepted accuracy drop, in percentage points: a pruning step is kept only where the validation set shows it with 95% one-sided confidence.", "0.5", min: 0, max: 100, unit: "percentage points");
     public static readonly OptionSpec MinAgreement = new("--min-agreement", "MinAgreement", OptionKind.Number,
-        "Without labels: smallest accepted top-1 agreement with the original model.", "0.99", min: 0, max: 1);
+        "Without labels: smallest accepted top-1 agreement with the original model (shown on the validation set with 95% one-sided confidence).", "0.99", min: 0, max: 1);
     public static readonly OptionSpec Criterion = new("--criterion", "Criterion", OptionKind.Choice,
         "Group scoring: dataaware (default with calibration data) or magnitude.", choices: ["dataaware", "magnitude"]);
     public static readonly OptionSpec KeepDense = new("--keep-dense", "KeepDense", OptionKind.Names,

@@ -30,8 +30,10 @@ public sealed class PipelineTests(ITestOutputHelper output)
         output.WriteLine(report.ToMarkdown());
         Assert.Equal("accuracy", report.AccuracyMetric);
         Assert.True(report.AccuracyAfter >= report.AccuracyBefore - 0.005, $"accuracy {report.AccuracyBefore} -> {report.AccuracyAfter}");
-        // Measured here: about 75% smaller within 0.5 points; 50% leaves room for other machines' float rounding.
-        Assert.True(report.SizeReduction >= 0.5, $"only {report.SizeReduction:P1} smaller");
+        // Measured here: 28% smaller within 0.5 points (75% with the old point-estimate floor: 1000 validation
+        // samples confirm a 0.5-point budget at 95% only for steps that change almost no prediction); 20% leaves
+        // room for other machines' float rounding.
+        Assert.True(report.SizeReduction >= 0.2, $"only {report.SizeReduction:P1} smaller");
         // x64-avx2 offers both orientations; the output-grouped kernel's crossover is the lower one.
         Assert.Contains(Scalpel.Value.Model.Layers.OfType<DenseLayer>(), d => d.Format == WeightFormat.OutputGrouped && d.GroupWidth == 8);
         // The report names the kernel of every FC layer, as the generated code runs it.
@@ -39,8 +41,8 @@ public sealed class PipelineTests(ITestOutputHelper output)
         Assert.All(report.Kernels.Zip(Scalpel.Value.Model.Layers.OfType<WeightedLayer>()),
             p => Assert.Equal(p.Second.Format == WeightFormat.Dense, p.First.Kernel == "dense GEMM"));
         Assert.Contains("| layer | generated kernel | why |", report.ToMarkdown());
-        // The delta comes with its paired interval; 1000 samples cannot resolve a 0.5-point budget at the ~5%
-        // disagreement pruning leaves here (measured: -0.30 points, interval -1.76 to +1.15), so SCALPEL2004 says so.
+        // The delta comes with its paired interval; 1000 samples cannot resolve a 0.5-point budget at the few percent
+        // of disagreement pruning leaves here, so the guard refused steps within it and SCALPEL2004 says so.
         var interval = Assert.IsType<DeltaInterval>(report.AccuracyDeltaInterval);
         double delta = report.AccuracyAfter!.Value - report.AccuracyBefore!.Value;
         Assert.InRange(delta, interval.Lower, interval.Upper);
@@ -66,7 +68,8 @@ public sealed class PipelineTests(ITestOutputHelper output)
         var graph = GraphAnalyzer.Analyze(OnnxModel.Load(Path.Combine(dir, "Mlp.onnx")));
         var first = graph.Layers.OfType<DenseLayer>().First();
         double zeros = first.Weight.Count(w => w == 0f) / (double)first.Weight.Length;
-        Assert.True(zeros >= 0.4, $"first layer is only {zeros:P0} zeros");
+        // Measured: 30 %, the first sparsity step (the guard's 95 % bound on 1000 validation samples allows no more).
+        Assert.True(zeros >= 0.25, $"first layer is only {zeros:P0} zeros");
     }
 
     [Fact]
@@ -129,10 +132,12 @@ public sealed class PipelineTests(ITestOutputHelper output)
     public void RetrainedMlpKeepsItsSparsityPatternAndMatchesOnnxRuntime()
     {
         var withoutRetraining = Scalpel.Value;
-        var result = Pipeline.Run(Retraining(Options()));
+        // A 2-point budget: 1000 validation samples cannot confirm 0.5 points at 95 % even for a retrained model
+        // that scores higher than the original, and the guard would keep the untrained weights.
+        var result = Pipeline.Run(Retraining(Options() with { MaxAccuracyDrop = 2 }));
         output.WriteLine(result.Report.ToMarkdown());
         Assert.Matches(@"^\d+ epochs of masked fine-tuning on 512 samples", result.Report.Retraining);
-        Assert.True(result.Report.AccuracyAfter >= result.Report.AccuracyBefore - 0.005, $"accuracy {result.Report.AccuracyBefore} -> {result.Report.AccuracyAfter}");
+        Assert.True(result.Report.AccuracyAfter >= result.Report.AccuracyBefore - 0.02, $"accuracy {result.Report.AccuracyBefore} -> {result.Report.AccuracyAfter}");
         // The exported ONNX model holds exactly the weights (zeros included) the code was generated from.
         var exported = GraphAnalyzer.Analyze(new OnnxModel(result.PrunedOnnx, null, "retrained"));
         foreach (var (layer, written) in result.Model.Layers.OfType<DenseLayer>().Zip(exported.Layers.OfType<DenseLayer>()))

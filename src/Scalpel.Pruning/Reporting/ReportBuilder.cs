@@ -91,6 +91,20 @@ internal static class ReportBuilder
             $"the validation set ({paired.Count} samples, {paired.Lost} lost and {paired.Gained} gained by the pruned model) cannot show the budget of {budgetPoints} points holds: the accuracy delta {100 * paired.Delta:+0.00;-0.00} points has a 95% interval of {100 * lower:+0.00;-0.00} to {100 * upper:+0.00;-0.00}; {needed}. On unseen data the delta may exceed the budget: validate on more samples."));
     }
 
+    /// <summary>
+    /// A warning (SCALPEL2004) when the accuracy guard refused steps whose validation delta was within the budget
+    /// only because the validation set could not show it with the guard's confidence, with about how many samples
+    /// would show it for the most promising of them.
+    /// </summary>
+    public static ReportWarning? Refused(IReadOnlyList<PairedAccuracy> refused, double confidence, double budgetPoints)
+    {
+        var closest = refused.Select(r => (Result: r, Needed: r.SamplesNeeded(budgetPoints / 100, confidence))).Where(r => r.Needed is not null).OrderBy(r => r.Needed).FirstOrDefault();
+        if (closest.Result is not { } r) return null;
+        double lower = r.LowerBound(confidence);
+        return new(ReportWarning.ValidationTooSmall, string.Create(CultureInfo.InvariantCulture,
+            $"the validation set ({r.Count} samples) is too small to resolve the budget of {budgetPoints} points: the search refused {refused.Count} step(s) whose validation delta was within it but not its one-sided {confidence:P0} lower bound (the closest: {100 * r.Delta:+0.00;-0.00} points, at least {100 * lower:+0.00;-0.00}, {r.Lost} lost and {r.Gained} gained); about {closest.Needed:N0} samples would show it at that disagreement rate. Validate on more samples to prune further within the budget."));
+    }
+
     /// <summary>Adds the run's warnings and, when asked, each layer's time measured here; says the summary line.</summary>
     public static void Finish(PruneReport report, PruneOptions o, ModelGraph original, ModelGraph model, List<LayerPlan> chosen, Criterion criterion,
         Dataset? calibration, Dataset? validation, double? before, double? after, List<ReportWarning> warnings, IProgress<string> say)

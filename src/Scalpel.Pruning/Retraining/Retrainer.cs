@@ -92,12 +92,13 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
 
     /// <summary>Trains the state's layers (pruned entries of the <paramref name="masked"/> layers kept at zero) and scores the result.</summary>
     /// <param name="stepsLeft">Retraining steps expected after this one, for the run's time estimate.</param>
-    public (double Score, PruneState State) Fit(PruneState state, IEnumerable<string> masked, string what, string label, int stepsLeft)
+    public (PairedAccuracy Result, PruneState State) Fit(PruneState state, IEnumerable<string> masked, string what, string label, int stepsLeft)
     {
         var model = TrainingCopy(state);
         var net = new Network(model, Select(model, masked), Trainable(state.BaselineOnnx));
         say.Report($"retraining {what} ({label}): {train.Count} samples, up to {_r.EpochsPerStep} epoch(s); {_run.Line(stepsLeft + 1)}");
-        double Score() => Accuracy.Score(Trainer.Predict(net, budget.Validation), budget.Truth);
+        int[] top1 = [];
+        double Score() => Accuracy.Score(top1 = Trainer.Predict(net, budget.Validation), budget.Truth);
         var stop = _r.EarlyStop ? new EarlyStopping(budget.Floor, _r.PlateauPoints / 100, _r.GiveUpPoints / 100, _r.ClearPoints / 100) : null;
         _run.FitStarted();
         double? untrained = _r.EarlyStop ? Score() : null;
@@ -108,18 +109,20 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
             string skip = string.Create(CultureInfo.InvariantCulture, $"not retrained {what} ({label}): validation before retraining {untrained:P2}, over {_r.HopelessPoints} points below the budget");
             say.Report("  " + skip);
             log.Add(skip);
-            return (untrained.Value, state);
+            return (budget.Paired(top1), state);
         }
         var losses = Trainer.Train(net, train, Teacher(model), Options with { AfterEpoch = stop is null ? null : _ => stop.Continue(Score()) });
         _epochs += losses.Count;
+        // An early stop has just scored the net (top1 holds those predictions); otherwise score it now.
         double score = stop?.Reason is not null ? stop.Scores[^1] : Score();
+        var result = budget.Paired(top1);
         _run.FitEnded();
         string epochs = stop is null ? "" : string.Create(CultureInfo.InvariantCulture,
             $", {losses.Count} of {_r.EpochsPerStep} epochs{(stop.Reason is { } why ? $" ({why})" : "")}, validation after each: {string.Join(" ", stop.Scores.Append(score).Take(losses.Count).Select(v => v.ToString("P2", CultureInfo.InvariantCulture)))}");
-        string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({label}): loss {losses[^1]:0.0000}, validation {score:P2}{(budget.Holds(score) ? "" : " (over budget)")}{epochs}{(untrained is { } u ? $", before retraining {u:P2}" : "")}");
+        string line = string.Create(CultureInfo.InvariantCulture, $"retrained {what} ({label}): loss {losses[^1]:0.0000}, validation {score:P2}, {budget.Describe(result)}{epochs}{(untrained is { } u ? $", before retraining {u:P2}" : "")}");
         say.Report("  " + line);
         log.Add(line);
-        return (score, Trained(state, net));
+        return (result, Trained(state, net));
     }
 
     private static IEnumerable<List<T>> Attempts<T>(List<T> all, Func<T, long> work) where T : notnull
@@ -179,8 +182,8 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
                     NodePruning.Apply(trial, g, keep);
                     trialKept[g.ProducerName] = keep.Length;
                 }
-                var (score, trained) = Fit(PruneState.Of(Analyze(trial), trial), [], $"node step {step + 1}", State(trialKept), NodeStepsLeft(step));
-                if (budget.Holds(score))
+                var (fit, trained) = Fit(PruneState.Of(Analyze(trial), trial), [], $"node step {step + 1}", State(trialKept), NodeStepsLeft(step));
+                if (budget.Holds(fit))
                 {
                     (proto, analyzed, kept, accepted, anyAccepted) = (trained.Onnx(), trained.Model(), trialKept, true, true);
                     break;
@@ -251,9 +254,9 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         IEnumerable<string> Masked() => plans.Where(p => p.Level >= 0).Select(p => p.Layer.Name);
         string Levels() => string.Join(", ", plans.Where(p => p.Level >= 0).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} {p.Sparsity:P0}")));
         int LevelsLeft() => plans.Where(p => p.Candidates.Length > 0).Select(p => p.Candidates.Length - 1 - p.Level).DefaultIfEmpty(0).Max();
-        var (score, state) = Fit(pruned, Masked(), "the pruned model", Levels(), WeightStepsLeft(-1, LevelsLeft()));
+        var (result, state) = Fit(pruned, Masked(), "the pruned model", Levels(), WeightStepsLeft(-1, LevelsLeft()));
         // Fine-tuning never makes the calibrated result worse in practice; if it did, keep that result.
-        if (!budget.Holds(score)) return pruned;
+        if (!budget.Holds(result)) return pruned;
         for (int step = 0; step < _r.MaxSteps; step++)
         {
             var raise = plans.Where(p => p.Candidates.Length > 0 && p.Level < p.Candidates.Length - 1).ToList();
@@ -268,8 +271,8 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
                     var weight = WeightPruning.Prune(current.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[p.Level], Criterion.Magnitude, null, p.AlongOutputs).Weight;
                     trial = trial.With(p.Layer.Name, p.Weights(weight, current.Bias));
                 }
-                (score, var trained) = Fit(trial, Masked(), $"weight step {step + 1}", Levels(), WeightStepsLeft(step, LevelsLeft()));
-                if (budget.Holds(score))
+                (result, var trained) = Fit(trial, Masked(), $"weight step {step + 1}", Levels(), WeightStepsLeft(step, LevelsLeft()));
+                if (budget.Holds(result))
                 {
                     (state, accepted) = (trained, true);
                     break;

@@ -1,17 +1,18 @@
 using System.Diagnostics;
 using System.Globalization;
+using Scalpel.Pruning.Calibration;
 
 namespace Scalpel.Pruning.Search;
 
 /// <summary>
 /// The greedy loop both searches share: each round tries the next step of every candidate and accepts, among the
-/// steps whose validation score stays at or above the floor and that gain something, the one that gains most.
+/// steps the budget holds for (<see cref="Budget.Holds"/>) and that gain something, the one that gains most.
 /// It stops when no step fits the budget.
 /// </summary>
 internal static class GreedySearch
 {
-    /// <summary>A tried step: its validation score, what it gains, and how the log names it ("conv1 at 50%").</summary>
-    public readonly record struct Trial(double Score, double Gain, string Label);
+    /// <summary>A tried step: its validation result against the original, what it gains, and how the log names it ("conv1 at 50%").</summary>
+    public readonly record struct Trial(PairedAccuracy Result, double Gain, string Label);
 
     /// <param name="candidates">The candidates with a next step, each round.</param>
     /// <param name="tryStep">Scores a candidate's next step.</param>
@@ -28,9 +29,10 @@ internal static class GreedySearch
             {
                 cancel.ThrowIfCancellationRequested();
                 var t = tryStep(candidate);
-                say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {t.Label}: {t.Score:P2}{(budget.Holds(t.Score) ? "" : " (over budget)")}"));
+                bool holds = budget.Holds(t.Result);
+                say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {t.Label}: {t.Result.PrunedAccuracy:P2}, {budget.Describe(t.Result)}"));
                 progress.Tried();
-                if (budget.Holds(t.Score) && t.Gain > 0 && (best is null || t.Gain > best.Value.Gain)) best = (candidate, t.Score, t.Gain);
+                if (holds && t.Gain > 0 && (best is null || t.Gain > best.Value.Gain)) best = (candidate, t.Result.PrunedAccuracy, t.Gain);
             }
             if (best is not { } b) return;
             log.Add(accept(b.Step, b.Score));

@@ -74,9 +74,9 @@ internal static class NodeSearch
             () => groups.Where(g => state[g] + 1 < levels[g].Length),
             g =>
             {
-                double score = budget.Score(Build(new Dictionary<ChannelGroup, int>(state) { [g] = state[g] + 1 }));
+                var result = budget.Paired(Build(new Dictionary<ChannelGroup, int>(state) { [g] = state[g] + 1 }));
                 int removed = Keep(g, state[g]).Length - Keep(g, state[g] + 1).Length;
-                return new(score, (double)removed * g.MacsPerChannel,
+                return new(result, (double)removed * g.MacsPerChannel,
                     string.Create(CultureInfo.InvariantCulture, $"{g.ProducerName}: remove {levels[g][state[g] + 1]:P0} of {g.Channels} channels"));
             },
             (g, score) =>

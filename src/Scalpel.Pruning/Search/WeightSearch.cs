@@ -44,7 +44,7 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
 
     /// <summary>
     /// Layers with a sparsity the user fixed (`--sparsity`) are pruned to it whatever the accuracy guard says; when
-    /// the validation score with them falls below the floor (the guard would have refused them), a warning says so.
+    /// the guard would have refused them, a warning says so.
     /// </summary>
     public void ApplyFixed(Budget budget, List<ReportWarning> warnings)
     {
@@ -55,13 +55,14 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
             o.Cancellation.ThrowIfCancellationRequested();
             p.Level = 0;
         }
-        double score = budget.Score(At().Onnx());
+        var result = budget.Paired(At().Onnx());
+        double score = result.PrunedAccuracy;
         var names = string.Join(", ", fixedPlans.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} {p.Sparsity:P0}")));
         log.Add(string.Create(CultureInfo.InvariantCulture, $"fixed sparsity as asked: {names}, validation {score:P2}"));
-        say.Report(string.Create(CultureInfo.InvariantCulture, $"fixed sparsity as asked: {names}: validation {score:P2}{(budget.Holds(score) ? "" : " (over budget)")}"));
-        if (!budget.Holds(score))
+        say.Report(string.Create(CultureInfo.InvariantCulture, $"fixed sparsity as asked: {names}: validation {score:P2}, {budget.Describe(result)}"));
+        if (!budget.Holds(result))
             warnings.Add(new(ReportWarning.FixedSparsityOverBudget, string.Create(CultureInfo.InvariantCulture,
-                $"the fixed sparsity asked for ({names}) takes the validation score to {score:P2}, below the accuracy guard's floor {budget.Floor:P2}; applied as asked. Without --sparsity the search would have refused it.")));
+                $"the fixed sparsity asked for ({names}) takes the validation score to {score:P2}, which the accuracy guard cannot show to be above its floor {budget.Floor:P2}: {budget.Describe(result)}; applied as asked. Without --sparsity the search would have refused it.")));
     }
 
     /// <summary>
@@ -73,12 +74,12 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
         p =>
         {
             int next = p.Level + 1;
-            double score = budget.Score(At(q => q == p ? next : q.Level).Onnx());
+            var result = budget.Paired(At(q => q == p ? next : q.Level).Onnx());
             // Scalpel ranks steps by predicted time saved, Traditional by weights removed; weights removed
             // also break ties (a step at the crossover saves no time yet but opens the next ones).
             double removed = p.Layer.Weight.Length * (p.Candidates[next] - p.Sparsity);
             double gain = o.Method == Method.Traditional ? removed : p.Layer.Macs * (p.RelativeTime(p.Level) - p.RelativeTime(next)) + 1e-3 * removed;
-            return new(score, gain, string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} at {p.Candidates[next]:P0}"));
+            return new(result, gain, string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} at {p.Candidates[next]:P0}"));
         },
         (p, score) =>
         {
@@ -90,7 +91,8 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
     /// <summary>
     /// The search refit each layer on the original model's inputs; refitting again in layer order against the inputs
     /// the pruned earlier layers now produce (the cross term between layers, docs/pruning.md) usually recovers
-    /// accuracy. Returns that state and its validation result when its score is at least <paramref name="score"/>, else null.
+    /// accuracy. Returns that state and its validation result when its score is at least <paramref name="score"/> and
+    /// the budget holds for it, else null.
     /// </summary>
     public (PruneState State, PairedAccuracy Result)? SequentialRefit(Dataset calibration, Budget budget, double score)
     {
@@ -112,7 +114,7 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
         var result = budget.Paired(sequential.Onnx());
         double refitScore = result.PrunedAccuracy;
         say.Report(string.Create(CultureInfo.InvariantCulture, $"sequential refit: validation {refitScore:P2} (independent refit {score:P2})"));
-        if (refitScore < score) return null;
+        if (refitScore < score || !budget.Holds(result)) return null;
         log.Add(string.Create(CultureInfo.InvariantCulture, $"sequential least-squares refit against the pruned inputs: validation {refitScore:P2}"));
         return (sequential, result);
     }
