@@ -27,13 +27,14 @@ internal sealed partial class KernelEmitter
     {
         var w = c.Window;
         if (UsesDepthwiseKernel(c, act))
-            return new(c.Name, "depthwise, direct", $"one channel per group, stride {w.StrideW}: rows of {w.OW} outputs fill {DepthwiseLanes(c)}-lane vectors");
+            return new(c.Name, "depthwise, direct", $"one channel per group, stride {w.StrideW}: rows of {w.OW} outputs fill {DepthwiseLanes(c)}-lane vectors"
+                + (DepthwiseBand(c).Rows < w.OH ? $"; bands of {DepthwiseBand(c).Rows} rows keep the padded rows they read in L1" : ""));
         if (c.Group > 1)
             return new(c.Name, "pixel GEMM per group", !c.IsDepthwise ? $"{c.Group} groups of {c.C / c.Group} input channels"
                 : act.Residual ? "depthwise with a skip connection to add"
                 : w.OW < DepthwiseLanes(c) ? $"depthwise rows of {w.OW} outputs, under one {DepthwiseLanes(c)}-lane vector"
                 : w.StrideH > 2 || w.StrideW > 2 ? $"depthwise with stride {w.StrideH}x{w.StrideW}"
-                : $"depthwise stride 2 on a {DepthwiseBufferSize(c) * sizeof(float) / 1024} KB plane: past {StridedPlaneBytes / 1024} KB (L1) the phase-plane GEMM measured faster");
+                : $"depthwise stride 2 with {V}-lane vectors: the even lanes of one load would be under 4 outputs");
         var (pixel, channel, k) = ConvCosts(c);
         string forced = target.ConvKernel == ConvKernel.Auto ? "" : "forced by the target; ";
         if (UsesWinograd(c))

@@ -20,19 +20,30 @@ internal sealed partial class KernelEmitter
     /// </summary>
     public bool UsesDepthwiseKernel(ConvLayer c, Epilogue act) =>
         c.IsDepthwise && c.Format == WeightFormat.Dense && !act.Residual && c.Window.StrideH <= 2 && c.Window.StrideW <= 2
-        && (c.Window.StrideW == 1 || V >= 8 && DepthwiseBufferSize(c) * sizeof(float) <= StridedPlaneBytes) && c.Window.OW >= DepthwiseLanes(c);
+        && (c.Window.StrideW == 1 || V >= 8) && c.Window.OW >= DepthwiseLanes(c);
 
     /// <summary>
-    /// Largest padded plane for stride 2: its loads each straddle two cache lines, so the plane must stay in L1
-    /// (measured: a 56x56 map 1.6x faster than the phase-plane GEMM, a 112x112 one 1.3x slower).
+    /// Largest padded plane for stride 2 copied whole: its loads each straddle two cache lines, so what they read must
+    /// stay in L1 (measured: a 56x56 map 1.6x faster than the phase-plane GEMM, a whole 112x112 plane 1.3x slower).
+    /// A larger plane is copied and computed in bands of output rows whose input rows fit this.
     /// </summary>
     private const int StridedPlaneBytes = 32 * 1024;
+
+    /// <summary>Output rows per band, and the padded rows a band reads; all of them when the plane is copied whole.</summary>
+    private static (int Rows, int PaddedRows) DepthwiseBand(ConvLayer c)
+    {
+        var (hp, wp) = DepthwisePlane(c);
+        if (c.Window.StrideW == 1 || hp * wp * sizeof(float) <= StridedPlaneBytes) return (c.Window.OH, hp);
+        int reach = (c.Window.KH - 1) * c.Window.DilationH + 1;
+        int rows = Math.Clamp((StridedPlaneBytes / sizeof(float) / wp - reach) / c.Window.StrideH + 1, 1, c.Window.OH);
+        return (rows, (rows - 1) * c.Window.StrideH + reach);
+    }
 
     /// <summary>Rows and columns of a channel's padded plane: the padded input and a column for the float a stride-2 load reads past the last window.</summary>
     private static (int Hp, int Wp) DepthwisePlane(ConvLayer c) => (PaddedSize(c).Hp, PaddedSize(c).Wp + 1);
 
-    /// <summary>Floats of the padded plane, plus a vector of slack for the last row's loads.</summary>
-    public int DepthwiseBufferSize(ConvLayer c) => DepthwisePlane(c).Hp * DepthwisePlane(c).Wp + V;
+    /// <summary>Floats of the padded plane (or band), plus a vector of slack for the last row's loads.</summary>
+    public int DepthwiseBufferSize(ConvLayer c) => DepthwiseBand(c).PaddedRows * DepthwisePlane(c).Wp + V;
 
     private void DepthwiseConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
     {
@@ -48,15 +59,35 @@ internal sealed partial class KernelEmitter
         w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
         w.Open(c.Batch == 1 ? "for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(c.Batch)} * C; n++) // sample n / C, channel n % C");
         w.Line("int ch = n % C;");
-        w.Line("// The padding border is never written, so it stays zero from allocation.");
-        w.Line("for (int h = 0; h < H; h++) x.Slice((n * H + h) * W, W).CopyTo(padded.Slice((h + PT) * Wp + PL, W));");
+        var (band, bandRows) = DepthwiseBand(c);
+        bool banded = band < c.Window.OH;
+        if (!banded)
+        {
+            w.Line("// The padding border is never written, so it stays zero from allocation.");
+            w.Line("for (int h = 0; h < H; h++) x.Slice((n * H + h) * W, W).CopyTo(padded.Slice((h + PT) * Wp + PL, W));");
+        }
         w.Line("ref float yc = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), n * (OH * OW));");
         w.Line($"ref float wc = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), ch * {I(taps)});");
         for (int t = 0; t < taps; t++)
             w.Line($"{vt} w{t} = {vs}.Create(Unsafe.Add(ref wc, {I(t)}));");
         w.Line(bias ? $"{vt} bias = {vs}.Create(b[ch]);" : $"{vt} bias = {vt}.Zero;");
-        w.Open("for (int oh = 0; oh < OH; oh++)");
-        w.Line("ref float row = ref Unsafe.Add(ref pr, oh * SH * Wp);");
+        if (banded)
+        {
+            w.Open($"for (int oh0 = 0; oh0 < OH; oh0 += {I(band)}) // bands of {band} output rows: the {bandRows} padded rows they read stay in L1");
+            w.Open($"for (int r = 0; r < {I(bandRows)}; r++)");
+            w.Line("int h = oh0 * SH + r - PT;");
+            w.Line("// Input rows go in the band's rows (their side borders are never written, so they stay zero); padding rows are zeros.");
+            w.Line("if ((uint)h < (uint)H) x.Slice((n * H + h) * W, W).CopyTo(padded.Slice(r * Wp + PL, W));");
+            w.Line("else padded.Slice(r * Wp, Wp).Clear();");
+            w.Close();
+            w.Open($"for (int oh = oh0; oh < Math.Min(OH, oh0 + {I(band)}); oh++)");
+            w.Line("ref float row = ref Unsafe.Add(ref pr, (oh - oh0) * SH * Wp);");
+        }
+        else
+        {
+            w.Open("for (int oh = 0; oh < OH; oh++)");
+            w.Line("ref float row = ref Unsafe.Add(ref pr, oh * SH * Wp);");
+        }
         w.Line("ref float yo = ref Unsafe.Add(ref yc, oh * OW);");
         w.Line("int ow = 0;");
         if (c.Window.OW >= 4 * lanes)
@@ -76,6 +107,7 @@ internal sealed partial class KernelEmitter
             w.Close();
         }
         w.Close();
+        if (banded) w.Close();
         if (act.Gate is { } gate) w.Line(GatePass(gate, "MemoryMarshal.CreateSpan(ref yc, OH * OW)"));
         w.Close();
         w.Close();

@@ -44,7 +44,8 @@ public sealed class ConvPoolKernelTests
         ([8, 6, 6, 12, 1, 1, 1, 0, 1, 4], "grouped pointwise: 4 GEMMs of 3 x 2"),
         ([3, 40, 40, 3, 3, 3, 1, 1, 1, 3], "depthwise 3x3, 40 wide (direct): 4 vectors at a time, an overlapping tail"),
         ([3, 41, 41, 3, 3, 3, 2, 1, 1, 3], "depthwise 3x3 stride 2 (direct): the even lanes of each load"),
-        ([2, 100, 100, 2, 3, 3, 2, 1, 1, 2], "depthwise stride 2 on a plane past L1: the phase-plane GEMM"),
+        ([2, 100, 100, 2, 3, 3, 2, 1, 1, 2], "depthwise stride 2 on a plane past L1 (direct, in bands)"),
+        ([3, 90, 91, 3, 5, 5, 2, 2, 1, 3], "depthwise 5x5 stride 2 on a plane past L1, odd width, a partial last band (direct, in bands)"),
         ([2, 37, 37, 2, 5, 5, 1, 2, 1, 2], "depthwise 5x5, 37 wide (direct)"),
         ([2, 36, 36, 2, 3, 3, 1, 2, 2, 2], "depthwise 3x3 with dilation 2 (direct)"),
         ([4, 20, 20, 4, 3, 3, 2, 0, 1, 4], "depthwise stride 2 without padding (direct)"),
@@ -109,6 +110,8 @@ public sealed class ConvPoolKernelTests
         // The direct depthwise kernel needs a row of at least one vector of outputs (stride 2: half a vector, of 128 bits or more).
         if (why.Contains("(direct)", StringComparison.Ordinal))
             Assert.Equal(target != "x64-sse" || stride == 1, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
+        if (why.Contains("in bands", StringComparison.Ordinal))
+            Assert.Equal(target != "x64-sse", source.Contains("padded rows they read stay in L1", StringComparison.Ordinal));
         if (kernel == ConvKernel.Channels && target == "x64-avx512") Assert.Equal(why.Contains("in blocks", StringComparison.Ordinal), source.Contains("input channels in blocks", StringComparison.Ordinal));
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
