@@ -129,7 +129,7 @@ internal sealed partial class KernelEmitter
                     string load = c.Window.StrideW == 1
                         ? $"{VS}.LoadUnsafe(ref row, {Nuint(Sum(column, at))})"
                         : $"{VS}.Shuffle({VS}.LoadUnsafe(ref row, {Nuint(Sum(column, at))}), {EvenLanesFirst}).GetLower()";
-                    w.Line(target.Fma ? $"a{u} = {vs}.FusedMultiplyAdd(w{t}, {load}, a{u});" : $"a{u} = {vs}.Add({vs}.Multiply(w{t}, {load}), a{u});");
+                    w.Line($"a{u} = {Fma($"w{t}", load, $"a{u}", vs)};");
                 }
             }
         foreach (var u in us)

@@ -124,17 +124,16 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private void EmitExp(CodeWriter w, string vt, string vs)
     {
-        string Fma(string a, string b, string c) => target.Fma ? $"{vs}.FusedMultiplyAdd({a}, {b}, {c})" : $"{a} * {b} + {c}";
         w.Open($"private static {vt} Exp({vt} x)");
         w.Line($"x = {vs}.Min({vs}.Max(x, {vs}.Create(-87f)), {vs}.Create(88f));");
-        w.Line($"{vt} n = {vs}.Floor({Fma("x", $"{vs}.Create(1.442695f)", $"{vs}.Create(0.5f)")});");
+        w.Line($"{vt} n = {vs}.Floor({Fma("x", $"{vs}.Create(1.442695f)", $"{vs}.Create(0.5f)", vs)});");
         // ln 2 in two parts, the first exact in few bits, so that n * first is exact and r keeps its precision.
-        w.Line($"{vt} r = {Fma("n", $"{vs}.Create(-0.693359375f)", "x")};");
-        w.Line($"r = {Fma("n", $"{vs}.Create(2.1219444E-4f)", "r")};");
-        w.Line($"{vt} p = {Fma("r", $"{vs}.Create(1.9875691E-4f)", $"{vs}.Create(1.3981999E-3f)")};");
+        w.Line($"{vt} r = {Fma("n", $"{vs}.Create(-0.693359375f)", "x", vs)};");
+        w.Line($"r = {Fma("n", $"{vs}.Create(2.1219444E-4f)", "r", vs)};");
+        w.Line($"{vt} p = {Fma("r", $"{vs}.Create(1.9875691E-4f)", $"{vs}.Create(1.3981999E-3f)", vs)};");
         foreach (var k in new[] { "8.3334519E-3f", "4.1665796E-2f", "0.16666665f", "0.5f" })
-            w.Line($"p = {Fma("p", "r", $"{vs}.Create({k})")};");
-        w.Line($"p = {Fma("p", "r * r", "r")} + {vt}.One;");
+            w.Line($"p = {Fma("p", "r", $"{vs}.Create({k})", vs)};");
+        w.Line($"p = {Fma("p", "r * r", "r", vs)} + {vt}.One;");
         w.Line($"return p * {vs}.ShiftLeft({vs}.ConvertToInt32(n) + {vs}.Create(127), 23).AsSingle();");
         w.Close();
     }

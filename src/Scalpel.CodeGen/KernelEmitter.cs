@@ -16,8 +16,12 @@ internal sealed partial class KernelEmitter(CodeTarget target)
     private string VT => $"Vector{target.SimdBits}<float>";
     private string VS => $"Vector{target.SimdBits}";
 
-    private string Fma(string a, string b, string acc) =>
-        target.Fma ? $"{VS}.FusedMultiplyAdd({a}, {b}, {acc})" : $"{VS}.Add({VS}.Multiply({a}, {b}), {acc})";
+    /// <summary>a * b + acc on vectors of the target's width, or of <paramref name="vs"/> ("Vector128") where given.</summary>
+    private string Fma(string a, string b, string acc, string? vs = null)
+    {
+        vs ??= VS;
+        return target.Fma ? $"{vs}.FusedMultiplyAdd({a}, {b}, {acc})" : $"{vs}.Add({vs}.Multiply({a}, {b}), {acc})";
+    }
 
     private const string Hot = "[MethodImpl(MethodImplOptions.AggressiveOptimization)]";
 
