@@ -26,15 +26,17 @@ public sealed partial class CSharpEmitter
     }
 
     /// <summary>
-    /// A buffer for one layer output of <paramref name="size"/> floats per sample: a free one when some tensor
-    /// before has died (the smallest that fits, else the largest, grown), so tensors whose lifetimes do not
-    /// overlap share memory, as ONNX Runtime's planner does. A tensor <paramref name="carried"/> out of the
-    /// per-sample loop into the chunk's tail holds every sample's part, so it gets a new buffer: a free one was
-    /// used by an earlier layer of the loop, which writes it again for the next sample.
+    /// A buffer for the output of layer <paramref name="index"/>, <paramref name="size"/> floats per sample, which
+    /// holds <paramref name="tensors"/> (the layer's and those of the layers folded into it): a free one when some
+    /// tensor before has died (the smallest that fits, else the largest, grown), so tensors whose lifetimes do not
+    /// overlap share memory, as ONNX Runtime's planner does. Before the split it holds one sample, unless the tail
+    /// reads it: such a tensor, carried out of the per-sample loop, holds every sample's part and gets a new buffer,
+    /// as a free one was used by an earlier layer of the loop, which writes it again for the next sample.
     /// </summary>
-    private string ActivationBuffer(int size, bool wholeChunk, bool carried = false)
+    private string ActivationBuffer(int size, int index, IReadOnlyCollection<string> tensors)
     {
-        wholeChunk |= carried;
+        bool carried = index < _split && tensors.Any(_readAfterSplit.Contains);
+        bool wholeChunk = index >= _split || carried;
         int need = checked(size * (wholeChunk ? _chunk : 1));
         int pick = -1;
         if (!carried)

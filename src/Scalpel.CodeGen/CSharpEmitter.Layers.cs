@@ -21,11 +21,8 @@ public sealed partial class CSharpEmitter
         private List<string> Begin(Layer layer, FusedConv? fused = null)
         {
             var written = fused?.Output ?? layer.Output;
-            int size = Shape.Size(layer.OutputShape);
             _output = written == e._model.OutputName ? "output"
-                : index >= e._split ? e.ActivationBuffer(size, wholeChunk: true)
-                : e.ActivationBuffer(size, wholeChunk: false,
-                    carried: e._readAfterSplit.Contains(layer.Output) || fused is not null && fused.Folded.Any(f => e._readAfterSplit.Contains(f.Output)));
+                : e.ActivationBuffer(Shape.Size(layer.OutputShape), index, [layer.Output, .. fused?.Folded.Select(f => f.Output) ?? []]);
             var args = layer.Inputs.Select(i => e._storage[i]).ToList();
             e._storage[layer.Output] = _output;
             if (fused is not null)
