@@ -26,6 +26,8 @@ internal sealed partial class KernelEmitter
     private KernelChoice ConvChoice(ConvLayer c, Epilogue act)
     {
         var w = c.Window;
+        if (UsesFlatDepthwise(c) && UsesDepthwiseKernel(c, act))
+            return new(c.Name, "depthwise, flat plane", $"one channel per group, a {w.H}x{w.W} map as one row of {w.H * w.W} outputs in {V}-lane vectors: its rows of {w.W} are under two vectors");
         if (UsesDepthwiseKernel(c, act))
             return new(c.Name, "depthwise, direct", $"one channel per group, stride {w.StrideW}: rows of {w.OW} outputs fill {DepthwiseLanes(c)}-lane vectors"
                 + (DepthwiseBand(c).Rows < w.OH ? $"; bands of {DepthwiseBand(c).Rows} rows keep the padded rows they read in L1" : ""));

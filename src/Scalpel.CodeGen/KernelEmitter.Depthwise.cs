@@ -20,7 +20,7 @@ internal sealed partial class KernelEmitter
     /// </summary>
     public bool UsesDepthwiseKernel(ConvLayer c, Epilogue act) =>
         c.IsDepthwise && c.Format == WeightFormat.Dense && !act.Residual && c.Window.StrideH <= 2 && c.Window.StrideW <= 2
-        && (c.Window.StrideW == 1 || V >= 8) && c.Window.OW >= DepthwiseLanes(c);
+        && (c.Window.StrideW == 1 || V >= 8) && (c.Window.OW >= DepthwiseLanes(c) || UsesFlatDepthwise(c));
 
     /// <summary>
     /// Largest padded plane for stride 2 copied whole: its loads each straddle two cache lines, so what they read must
@@ -43,10 +43,16 @@ internal sealed partial class KernelEmitter
     private static (int Hp, int Wp) DepthwisePlane(ConvLayer c) => (PaddedSize(c).Hp, PaddedSize(c).Wp + 1);
 
     /// <summary>Floats of the padded plane (or band), plus a vector of slack for the last row's loads.</summary>
-    public int DepthwiseBufferSize(ConvLayer c) => DepthwiseBand(c).PaddedRows * DepthwisePlane(c).Wp + V;
+    public int DepthwiseBufferSize(ConvLayer c) =>
+        UsesFlatDepthwise(c) ? FlatLead(c) + c.Window.H * c.Window.W + FlatTail(c) : DepthwiseBand(c).PaddedRows * DepthwisePlane(c).Wp + V;
 
     private void DepthwiseConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
     {
+        if (UsesFlatDepthwise(c))
+        {
+            FlatDepthwiseConv(w, method, c, act);
+            return;
+        }
         bool bias = c.Bias is not null, half = c.Window.StrideW == 2;
         var (hp, wp) = DepthwisePlane(c);
         int lanes = DepthwiseLanes(c), taps = c.Window.KH * c.Window.KW;

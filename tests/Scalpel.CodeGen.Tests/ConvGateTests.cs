@@ -15,7 +15,7 @@ public sealed class ConvGateTests
     public static TheoryData<string, string, string> Cases()
     {
         var data = new TheoryData<string, string, string>();
-        string[] kernels = ["3x3 pixels", "3x3 channels", "3x3 winograd", "1x1", "depthwise"];
+        string[] kernels = ["3x3 pixels", "3x3 channels", "3x3 winograd", "1x1", "depthwise", "depthwise flat"];
         foreach (var kernel in kernels)
             foreach (var gate in new[] { "silu", "hardswish", "hardsigmoid", "leakyrelu", "sigmoid" })
                 data.Add("x64-avx2", kernel, gate);
@@ -32,9 +32,11 @@ public sealed class ConvGateTests
     [MemberData(nameof(Cases))]
     public void GateAfterConvMatchesOnnxRuntime(string target, string kernel, string gate)
     {
-        // 20 x 20 maps: rows at least one 16-lane vector wide, so the depthwise kernel takes them on every target.
-        const int c = 8, h = 20, w = 20;
-        bool depthwise = kernel == "depthwise", pointwise = kernel == "1x1", skip = gate.EndsWith("skip", StringComparison.Ordinal);
+        // Depthwise on 40 x 40 maps, rows of at least two 16-lane vectors: the row kernel takes them on every target;
+        // on 7 x 7 maps the flat-plane kernel does. 20 x 20 maps for the others.
+        bool depthwise = kernel.StartsWith("depthwise", StringComparison.Ordinal), flat = kernel == "depthwise flat";
+        int c = 8, h = depthwise ? flat ? 7 : 40 : 20, w = h;
+        bool pointwise = kernel == "1x1", skip = gate.EndsWith("skip", StringComparison.Ordinal);
         int m = depthwise || skip ? c : 12, k = pointwise ? 1 : 3;
         var rng = new Random(17);
         var bias = Random(rng, m, 0.5f);
@@ -74,7 +76,8 @@ public sealed class ConvGateTests
         var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernelChoice }, c * h * w, rng);
         Assert.Matches(gate.StartsWith("silu", StringComparison.Ordinal) ? "Silu 'mul'.*folded into the epilogue" : "'gate'.*folded into the epilogue", source);
         Assert.Equal(skip, source.Contains("L02_Add", StringComparison.Ordinal));
-        Assert.Equal(depthwise, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
+        Assert.Equal(depthwise && !flat, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
+        Assert.Equal(flat, source.Contains("as one flat row", StringComparison.Ordinal));
         Assert.Equal(kernel == "3x3 channels", source.Contains("vectorised across output channels", StringComparison.Ordinal));
         Assert.Equal(kernel == "3x3 winograd", source.Contains("by Winograd F(", StringComparison.Ordinal));
         // Outputs reach 95: ConvTolerance is absolute for outputs of order 1, so scale it for the saturated channels.

@@ -49,6 +49,10 @@ public sealed class ConvPoolKernelTests
         ([2, 37, 37, 2, 5, 5, 1, 2, 1, 2], "depthwise 5x5, 37 wide (direct)"),
         ([2, 36, 36, 2, 3, 3, 1, 2, 2, 2], "depthwise 3x3 with dilation 2 (direct)"),
         ([4, 20, 20, 4, 3, 3, 2, 0, 1, 4], "depthwise stride 2 without padding (direct)"),
+        ([5, 7, 7, 5, 3, 3, 1, 1, 1, 5], "depthwise 3x3 on 7x7 (flat): vectors across row ends, the last one overlapping"),
+        ([3, 7, 7, 3, 3, 3, 1, 2, 2, 3], "depthwise 3x3 with dilation 2 on 7x7 (flat): column offsets -2 and 2"),
+        ([4, 6, 6, 4, 5, 5, 1, 2, 1, 4], "depthwise 5x5 on 6x6 (flat): windows two rows and columns past the border"),
+        ([3, 10, 13, 3, 3, 3, 1, 1, 1, 3], "depthwise 3x3 on 10x13 (flat at 256 and 512 bits, rows at 128)"),
         ([512, 20, 20, 6, 1, 1, 1, 0, 1, 1], "pointwise over 512 channels: column chunks, the last one partial"),
         ([64, 30, 30, 5, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels on 30x30: column chunks of the wide output"),
         ([160, 5, 5, 40, 5, 5, 1, 2, 1, 1], "5x5 over 160 channels: the channel kernel sums input channels in blocks"),
@@ -110,6 +114,10 @@ public sealed class ConvPoolKernelTests
         // The direct depthwise kernel needs a row of at least one vector of outputs (stride 2: half a vector, of 128 bits or more).
         if (why.Contains("(direct)", StringComparison.Ordinal))
             Assert.Equal(target != "x64-sse" || stride == 1, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
+        // The flat-plane kernel takes same-size stride-1 depthwise whose rows are under two vectors.
+        int lanes = CodeTarget.Resolve(target).Lanes;
+        if (why.Contains("(flat", StringComparison.Ordinal))
+            Assert.Equal(w < 2 * lanes, source.Contains("as one flat row", StringComparison.Ordinal));
         if (why.Contains("in bands", StringComparison.Ordinal))
             Assert.Equal(target != "x64-sse", source.Contains("padded rows they read stay in L1", StringComparison.Ordinal));
         if (kernel == ConvKernel.Channels && target == "x64-avx512") Assert.Equal(why.Contains("in blocks", StringComparison.Ordinal), source.Contains("input channels in blocks", StringComparison.Ordinal));
@@ -141,6 +149,7 @@ public sealed class ConvPoolKernelTests
             Assert.False(string.IsNullOrWhiteSpace(choice.Why), why);
             Assert.Equal(choice.Kernel.StartsWith("output-channel vectors", StringComparison.Ordinal), code.Source.Contains("vectorised across output channels", StringComparison.Ordinal));
             Assert.Equal(choice.Kernel.StartsWith("depthwise, direct", StringComparison.Ordinal), code.Source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
+            Assert.Equal(choice.Kernel == "depthwise, flat plane", code.Source.Contains("as one flat row", StringComparison.Ordinal));
             Assert.Equal(group == 1 && code.Source.Contains("so no im2col", StringComparison.Ordinal), choice.Kernel == "pixel GEMM over a zero-padded copy");
             Assert.Equal(kernel != ConvKernel.Auto && group == 1, choice.Why.StartsWith("forced by the target", StringComparison.Ordinal));
         }
