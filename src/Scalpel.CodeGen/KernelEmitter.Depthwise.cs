@@ -5,27 +5,25 @@ namespace Scalpel.CodeGen;
 
 /// <summary>
 /// Depthwise convolution (one filter per channel) computed straight into the output rows: per channel, its
-/// zero-padded plane, its taps held in vector registers, and per vector of outputs one load per tap (stride 2:
-/// the even lanes of one load). No wide rows to compact and no phase planes to split, which is most of what the
-/// group-by-group GEMM spends on a depthwise layer.
+/// zero-padded plane, its taps held in vector registers, and per vector of outputs one load per tap. For stride 2
+/// each padded row is stored as its even columns then its odd columns, split once as it is copied, so every tap
+/// is a contiguous load again. No wide rows to compact, which is most of what the group-by-group GEMM spends on a
+/// depthwise layer.
 /// </summary>
 internal sealed partial class KernelEmitter
 {
-    /// <summary>Outputs per vector: V, or V / 2 for stride 2 (the even lanes of a full load; at least 128 bits).</summary>
-    private int DepthwiseLanes(ConvLayer c) => c.Window.StrideW == 1 ? V : V / 2;
-
     /// <summary>
-    /// Depthwise with one output channel per input channel, stride 1 or 2, rows at least one vector of outputs wide,
-    /// and no skip connection to add (the group GEMM handles every other grouped conv).
+    /// Depthwise with one output channel per input channel, stride 1 or 2, rows at least one vector of outputs wide
+    /// (or a small plane the flat kernel takes), and no skip connection to add (the group GEMM handles every other
+    /// grouped conv).
     /// </summary>
     public bool UsesDepthwiseKernel(ConvLayer c, Epilogue act) =>
         c.IsDepthwise && c.Format == WeightFormat.Dense && !act.Residual && c.Window.StrideH <= 2 && c.Window.StrideW <= 2
-        && (c.Window.StrideW == 1 || V >= 8) && (c.Window.OW >= DepthwiseLanes(c) || UsesFlatDepthwise(c));
+        && (c.Window.OW >= V || UsesFlatDepthwise(c));
 
     /// <summary>
-    /// Largest padded plane for stride 2 copied whole: its loads each straddle two cache lines, so what they read must
-    /// stay in L1 (measured: a 56x56 map 1.6x faster than the phase-plane GEMM, a whole 112x112 plane 1.3x slower).
-    /// A larger plane is copied and computed in bands of output rows whose input rows fit this.
+    /// Largest padded plane for stride 2 copied whole: a larger one is copied and computed in bands of output rows
+    /// whose input rows fit this, so the rows a band reads twice stay in L1.
     /// </summary>
     private const int StridedPlaneBytes = 32 * 1024;
 
@@ -39,12 +37,18 @@ internal sealed partial class KernelEmitter
         return (rows, (rows - 1) * c.Window.StrideH + reach);
     }
 
-    /// <summary>Rows and columns of a channel's padded plane: the padded input and a column for the float a stride-2 load reads past the last window.</summary>
-    private static (int Hp, int Wp) DepthwisePlane(ConvLayer c) => (PaddedSize(c).Hp, PaddedSize(c).Wp + 1);
+    /// <summary>
+    /// Rows of a channel's padded plane and the floats between them: the padded row, or for stride 2 its even
+    /// columns then its odd columns, each half as wide.
+    /// </summary>
+    private static (int Hp, int Wp) DepthwisePlane(ConvLayer c) => (PaddedSize(c).Hp, c.Window.StrideW == 1 ? PaddedSize(c).Wp : 2 * PhaseWidth(c));
+
+    /// <summary>Columns of each half of a stride-2 padded row: the even columns, and as many places for the odd ones.</summary>
+    private static int PhaseWidth(ConvLayer c) => (PaddedSize(c).Wp + 1) / 2;
 
     /// <summary>Floats of the padded plane (or band), plus a vector of slack for the last row's loads.</summary>
     public int DepthwiseBufferSize(ConvLayer c) =>
-        UsesFlatDepthwise(c) ? FlatLead(c) + c.Window.H * c.Window.W + FlatTail(c) : DepthwiseBand(c).PaddedRows * DepthwisePlane(c).Wp + V;
+        UsesFlatDepthwise(c) ? 2 * FlatSlot(c) : DepthwiseBand(c).PaddedRows * DepthwisePlane(c).Wp + V;
 
     private void DepthwiseConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
     {
@@ -53,15 +57,14 @@ internal sealed partial class KernelEmitter
             FlatDepthwiseConv(w, method, c, act);
             return;
         }
-        bool bias = c.Bias is not null, half = c.Window.StrideW == 2;
+        bool bias = c.Bias is not null, strided = c.Window.StrideW == 2;
         var (hp, wp) = DepthwisePlane(c);
-        int lanes = DepthwiseLanes(c), taps = c.Window.KH * c.Window.KW;
-        string vt = half ? $"Vector{target.SimdBits / 2}<float>" : VT, vs = half ? $"Vector{target.SimdBits / 2}" : VS;
-        w.Line($"// Depthwise convolution, one channel at a time: its padded plane [{hp} x {wp}], its {taps} taps in registers,");
-        w.Line($"// {lanes} outputs per vector{(half ? " (the even lanes of one load: stride 2)" : "")}, 4 vectors at a time, stored straight into the output row.");
+        int taps = c.Window.KH * c.Window.KW;
+        w.Line($"// Depthwise convolution, one channel at a time: its padded plane [{hp} x {wp}]{(strided ? " (each row its even columns, then its odd ones)" : "")},");
+        w.Line($"// its {taps} taps in registers, {V} outputs per vector, 4 vectors at a time, stored straight into the output row.");
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded)");
-        w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Wp = {I(wp)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)}, SH = {I(c.Window.StrideH)};");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Wp = {I(wp)}, PT = {I(c.Window.PadTop)},{(strided ? "" : $" PL = {I(c.Window.PadLeft)},")} SH = {I(c.Window.StrideH)};");
         w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
         w.Open(c.Batch == 1 ? "for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(c.Batch)} * C; n++) // sample n / C, channel n % C");
         w.Line("int ch = n % C;");
@@ -70,20 +73,24 @@ internal sealed partial class KernelEmitter
         if (!banded)
         {
             w.Line("// The padding border is never written, so it stays zero from allocation.");
-            w.Line("for (int h = 0; h < H; h++) x.Slice((n * H + h) * W, W).CopyTo(padded.Slice((h + PT) * Wp + PL, W));");
+            w.Open("for (int h = 0; h < H; h++)");
+            DepthwiseRowCopy(w, c, "h + PT");
+            w.Close();
         }
         w.Line("ref float yc = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), n * (OH * OW));");
         w.Line($"ref float wc = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), ch * {I(taps)});");
         for (int t = 0; t < taps; t++)
-            w.Line($"{vt} w{t} = {vs}.Create(Unsafe.Add(ref wc, {I(t)}));");
-        w.Line(bias ? $"{vt} bias = {vs}.Create(b[ch]);" : $"{vt} bias = {vt}.Zero;");
+            w.Line($"{VT} w{t} = {VS}.Create(Unsafe.Add(ref wc, {I(t)}));");
+        w.Line(bias ? $"{VT} bias = {VS}.Create(b[ch]);" : $"{VT} bias = {VT}.Zero;");
         if (banded)
         {
             w.Open($"for (int oh0 = 0; oh0 < OH; oh0 += {I(band)}) // bands of {band} output rows: the {bandRows} padded rows they read stay in L1");
             w.Open($"for (int r = 0; r < {I(bandRows)}; r++)");
             w.Line("int h = oh0 * SH + r - PT;");
             w.Line("// Input rows go in the band's rows (their side borders are never written, so they stay zero); padding rows are zeros.");
-            w.Line("if ((uint)h < (uint)H) x.Slice((n * H + h) * W, W).CopyTo(padded.Slice(r * Wp + PL, W));");
+            w.Open("if ((uint)h < (uint)H)");
+            DepthwiseRowCopy(w, c, "r");
+            w.Close();
             w.Line("else padded.Slice(r * Wp, Wp).Clear();");
             w.Close();
             w.Open($"for (int oh = oh0; oh < Math.Min(OH, oh0 + {I(band)}); oh++)");
@@ -96,20 +103,20 @@ internal sealed partial class KernelEmitter
         }
         w.Line("ref float yo = ref Unsafe.Add(ref yc, oh * OW);");
         w.Line("int ow = 0;");
-        if (c.Window.OW >= 4 * lanes)
+        if (c.Window.OW >= 4 * V)
         {
-            w.Open($"for (; ow <= OW - {I(4 * lanes)}; ow += {I(4 * lanes)})");
-            DepthwiseVectors(w, c, act, 4, lanes, vt, vs);
+            w.Open($"for (; ow <= OW - {I(4 * V)}; ow += {I(4 * V)})");
+            DepthwiseVectors(w, c, act, 4);
             w.Close();
         }
-        w.Open($"for (; ow <= OW - {I(lanes)}; ow += {I(lanes)})");
-        DepthwiseVectors(w, c, act, 1, lanes, vt, vs);
+        w.Open($"for (; ow <= OW - {I(V)}; ow += {I(V)})");
+        DepthwiseVectors(w, c, act, 1);
         w.Close();
-        if (c.Window.OW % lanes != 0)
+        if (c.Window.OW % V != 0)
         {
             w.Open("// the last outputs: the final vector, overlapping outputs already stored with the same values");
-            w.Line($"ow = OW - {I(lanes)};");
-            DepthwiseVectors(w, c, act, 1, lanes, vt, vs);
+            w.Line($"ow = OW - {I(V)};");
+            DepthwiseVectors(w, c, act, 1);
             w.Close();
         }
         w.Close();
@@ -119,26 +126,63 @@ internal sealed partial class KernelEmitter
         w.Close();
     }
 
+    /// <summary>
+    /// Input row h of channel n into padded row <paramref name="row"/>, after its left padding. For stride 2 the
+    /// row's even and odd columns go to the row's two halves: two vector loads split by a shuffle give one vector of
+    /// each; an odd last column, or a row under two vectors, is copied float by float.
+    /// </summary>
+    private void DepthwiseRowCopy(CodeWriter w, ConvLayer c, string row)
+    {
+        if (c.Window.StrideW == 1)
+        {
+            w.Line($"x.Slice((n * H + h) * W, W).CopyTo(padded.Slice(({row}) * Wp + PL, W));");
+            return;
+        }
+        // Padded column PL + i is in the half of its parity, at (PL + i) / 2: x's even columns in one half, its odd in the other.
+        int pl = c.Window.PadLeft, half = PhaseWidth(c), width = c.Window.W;
+        int evens = (pl & 1) * half + pl / 2, odds = ((pl + 1) & 1) * half + (pl + 1) / 2;
+        w.Line("ref float src = ref Unsafe.Add(ref MemoryMarshal.GetReference(x), (n * H + h) * W);");
+        w.Line($"ref float dst = ref Unsafe.Add(ref pr, ({row}) * Wp);");
+        if (width < 2 * V)
+        {
+            w.Line($"for (int i = 0; i < W; i++) Unsafe.Add(ref dst, (i & 1) == 0 ? {I(evens)} + i / 2 : {I(odds)} + i / 2) = Unsafe.Add(ref src, i);");
+            return;
+        }
+        void Split(string at)
+        {
+            w.Line($"{VT} lo = {VS}.Shuffle({VS}.LoadUnsafe(ref src, {Nuint(at)}), {EvenLanesFirst}), hi = {VS}.Shuffle({VS}.LoadUnsafe(ref src, {Nuint(Sum(at, V))}), {EvenLanesFirst});");
+            w.Line($"{VS}.Create(lo.GetLower(), hi.GetLower()).StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", evens))});");
+            w.Line($"{VS}.Create(lo.GetUpper(), hi.GetUpper()).StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", odds))});");
+        }
+        w.Open($"for (int i = 0; i <= W - {I(2 * V)}; i += {I(2 * V)})");
+        Split("i");
+        w.Close();
+        int last = (width - 2 * V) & ~1;
+        if (width % (2 * V) > 1)
+        {
+            w.OpenBlock();
+            Split(I(last));
+            w.Close();
+        }
+        if (width % 2 == 1) w.Line($"Unsafe.Add(ref dst, {I(evens + (width - 1) / 2)}) = Unsafe.Add(ref src, {I(width - 1)});");
+    }
+
     /// <summary>Vectors of outputs at ow: the sum over taps, then bias, bounds and store.</summary>
-    private void DepthwiseVectors(CodeWriter w, ConvLayer c, Epilogue act, int count, int lanes, string vt, string vs)
+    private void DepthwiseVectors(CodeWriter w, ConvLayer c, Epilogue act, int count)
     {
         var us = Enumerable.Range(0, count).ToArray();
-        foreach (var u in us) w.Line($"{vt} a{u} = bias;");
+        foreach (var u in us) w.Line($"{VT} a{u} = bias;");
         for (int i = 0; i < c.Window.KH; i++)
             for (int j = 0; j < c.Window.KW; j++)
             {
-                int t = i * c.Window.KW + j;
-                string at = Sum(i == 0 ? "" : $"{I(i * c.Window.DilationH)} * Wp", j * c.Window.DilationW);
+                int t = i * c.Window.KW + j, column = j * c.Window.DilationW;
+                // Stride 2: padded column 2 * ow + column is in the half of column's parity.
+                long offset = c.Window.StrideW == 1 ? column : (column & 1) * PhaseWidth(c) + column / 2;
+                string at = Sum(i == 0 ? "" : $"{I(i * c.Window.DilationH)} * Wp", offset);
                 foreach (var u in us)
-                {
-                    string column = c.Window.StrideW == 1 ? Sum("ow", u * lanes) : u == 0 ? "2 * ow" : $"2 * (ow + {I(u * lanes)})";
-                    string load = c.Window.StrideW == 1
-                        ? $"{VS}.LoadUnsafe(ref row, {Nuint(Sum(column, at))})"
-                        : $"{VS}.Shuffle({VS}.LoadUnsafe(ref row, {Nuint(Sum(column, at))}), {EvenLanesFirst}).GetLower()";
-                    w.Line($"a{u} = {Fma($"w{t}", load, $"a{u}", vs)};");
-                }
+                    w.Line($"a{u} = {Fma($"w{t}", $"{VS}.LoadUnsafe(ref row, {Nuint(Sum(Sum("ow", u * V), at))})", $"a{u}")};");
             }
         foreach (var u in us)
-            w.Line($"({VAct(act.Inner, $"a{u}", vt, vs)}).StoreUnsafe(ref yo, {Nuint(Sum("ow", u * lanes))});");
+            w.Line($"({VAct(act.Inner, $"a{u}")}).StoreUnsafe(ref yo, {Nuint(Sum("ow", u * V))});");
     }
 }

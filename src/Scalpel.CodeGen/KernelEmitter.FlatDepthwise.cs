@@ -24,6 +24,9 @@ internal sealed partial class KernelEmitter
     /// <summary>Zeros before the plane: the rows above it and the columns a window's first load reads before its start.</summary>
     private static int FlatLead(ConvLayer c) => c.Window.PadTop * c.Window.W + c.Window.PadLeft;
 
+    /// <summary>Floats of one of the two plane slots: the plane with its zeros, rounded up to a cache line.</summary>
+    private static int FlatSlot(ConvLayer c) => (FlatLead(c) + c.Window.H * c.Window.W + FlatTail(c) + 15) / 16 * 16;
+
     /// <summary>Zeros after the plane: the rows below it and the columns past its end.</summary>
     private static int FlatTail(ConvLayer c)
     {
@@ -62,16 +65,24 @@ internal sealed partial class KernelEmitter
         w.Line("// per column offset a mask that zeroes the lanes whose window passes the side border.");
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded)");
-        w.Line($"const int C = {I(c.C)}, HW = {I(hw)}, Lead = {I(FlatLead(c))};");
-        w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
+        int planes = c.Batch * c.C;
+        w.Line($"const int C = {I(c.C)}, HW = {I(hw)}, Lead = {I(FlatLead(c))}, Slot = {I(FlatSlot(c))};");
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float slots = ref MemoryMarshal.GetReference(padded);");
         w.Line($"ref uint mr = ref MemoryMarshal.GetReference({method}Masks);");
-        w.Open(c.Batch == 1 ? "for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(c.Batch)} * C; n++) // sample n / C, channel n % C");
-        w.Line("int ch = n % C;");
-        w.Line("// Only the plane is written: the zeros around it stay zero from allocation.");
-        w.Line("ref float xc = ref Unsafe.Add(ref MemoryMarshal.GetReference(x), n * HW);");
         // A few vector copies, the last overlapping: a call to copy 49 floats costs as much as their taps.
-        var copies = Enumerable.Range(0, vectors).Select(k => Math.Min(k * V, hw - V));
-        w.Line(string.Join(" ", copies.Select(q => $"{VS}.LoadUnsafe(ref xc, {Nuint(I(q))}).StoreUnsafe(ref pr, {Nuint(Sum("Lead", q))});")));
+        var copies = Enumerable.Range(0, vectors).Select(k => Math.Min(k * V, hw - V)).ToArray();
+        void CopyPlane(string from, string to) =>
+            w.Line(string.Join(" ", copies.Select(q => $"{VS}.LoadUnsafe(ref xr, {Nuint(Sum(from, q))}).StoreUnsafe(ref slots, {Nuint(Sum(to, q))});")));
+        w.Line("// Planes go to two slots in turn, and only the plane is written: the zeros around it stay zero from allocation.");
+        CopyPlane("", "Lead");
+        w.Open(planes == c.C ? $"for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(planes)}; n++) // sample n / C, channel n % C");
+        w.Line("int ch = n % C;");
+        w.Line("ref float pr = ref Unsafe.Add(ref slots, (n & 1) * Slot);");
+        w.Line("// The next plane is copied a channel ahead: a load from a plane stored just before would wait for the stores.");
+        w.Open($"if (n + 1 < {I(planes)})");
+        CopyPlane("(n + 1) * HW", "((n + 1) & 1) * Slot + Lead");
+        w.Close();
         w.Line("ref float yc = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), n * HW);");
         w.Line($"ref float wc = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), ch * {I(taps)});");
         for (int t = 0; t < taps; t++)

@@ -48,7 +48,9 @@ public sealed class ConvPoolKernelTests
         ([3, 90, 91, 3, 5, 5, 2, 2, 1, 3], "depthwise 5x5 stride 2 on a plane past L1, odd width, a partial last band (direct, in bands)"),
         ([2, 37, 37, 2, 5, 5, 1, 2, 1, 2], "depthwise 5x5, 37 wide (direct)"),
         ([2, 36, 36, 2, 3, 3, 1, 2, 2, 2], "depthwise 3x3 with dilation 2 (direct)"),
-        ([4, 20, 20, 4, 3, 3, 2, 0, 1, 4], "depthwise stride 2 without padding (direct)"),
+        ([4, 20, 20, 4, 3, 3, 2, 0, 1, 4], "depthwise stride 2 without padding (direct at 128 and 256 bits)"),
+        ([3, 31, 31, 3, 3, 3, 2, 1, 1, 3], "depthwise stride 2 on 31 columns (direct): at 512 bits rows split float by float"),
+        ([2, 35, 34, 2, 3, 3, 2, 2, 2, 2], "depthwise stride 2, dilation 2, even padding (direct)"),
         ([5, 7, 7, 5, 3, 3, 1, 1, 1, 5], "depthwise 3x3 on 7x7 (flat): vectors across row ends, the last one overlapping"),
         ([3, 7, 7, 3, 3, 3, 1, 2, 2, 3], "depthwise 3x3 with dilation 2 on 7x7 (flat): column offsets -2 and 2"),
         ([4, 6, 6, 4, 5, 5, 1, 2, 1, 4], "depthwise 5x5 on 6x6 (flat): windows two rows and columns past the border"),
@@ -111,15 +113,16 @@ public sealed class ConvPoolKernelTests
         Assert.Equal(kernel == ConvKernel.Channels, source.Contains("vectorised across output channels", StringComparison.Ordinal));
         Assert.Equal(kernel == ConvKernel.Winograd, source.Contains("by Winograd F(", StringComparison.Ordinal));
         if (kernel == ConvKernel.Pixels) Assert.Equal(why.Contains("column chunks", StringComparison.Ordinal), source.Contains("columns in chunks", StringComparison.Ordinal));
-        // The direct depthwise kernel needs a row of at least one vector of outputs (stride 2: half a vector, of 128 bits or more).
-        if (why.Contains("(direct)", StringComparison.Ordinal))
-            Assert.Equal(target != "x64-sse" || stride == 1, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
-        // The flat-plane kernel takes same-size stride-1 depthwise whose rows are under two vectors.
+        // The row kernel needs a row of at least one vector of outputs; the flat-plane kernel takes same-size
+        // stride-1 depthwise whose rows are under two vectors.
         int lanes = CodeTarget.Resolve(target).Lanes;
+        bool flat = stride == 1 && oh == h && ow == w && w < 2 * lanes;
+        if (why.Contains("(direct", StringComparison.Ordinal))
+            Assert.Equal(ow >= lanes && !flat, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
         if (why.Contains("(flat", StringComparison.Ordinal))
-            Assert.Equal(w < 2 * lanes, source.Contains("as one flat row", StringComparison.Ordinal));
+            Assert.Equal(flat, source.Contains("as one flat row", StringComparison.Ordinal));
         if (why.Contains("in bands", StringComparison.Ordinal))
-            Assert.Equal(target != "x64-sse", source.Contains("padded rows they read stay in L1", StringComparison.Ordinal));
+            Assert.Contains("padded rows they read stay in L1", source, StringComparison.Ordinal);
         if (kernel == ConvKernel.Channels && target == "x64-avx512") Assert.Equal(why.Contains("in blocks", StringComparison.Ordinal), source.Contains("input channels in blocks", StringComparison.Ordinal));
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
