@@ -5,7 +5,14 @@ using static Scalpel.CodeGen.CodeWriter;
 
 namespace Scalpel.CodeGen;
 
-public sealed record EmitOptions(string Namespace, string ClassName, CodeTarget Target, string ModelName);
+public sealed record EmitOptions(string Namespace, string ClassName, CodeTarget Target, string ModelName)
+{
+    /// <summary>Conv kernels chosen by timing them on this machine, by layer name; the cost model chooses for the others.</summary>
+    public IReadOnlyDictionary<string, MeasuredKernel> MeasuredKernels { get; init; } = new Dictionary<string, MeasuredKernel>();
+}
+
+/// <summary>A conv layer's kernel as measured on this machine, and the timings that chose it (for the report).</summary>
+public sealed record MeasuredKernel(ConvKernel Kernel, string Why);
 
 /// <summary>The generated source file and the weight blob it loads.</summary>
 public sealed record GeneratedModel(string ClassName, string Source, byte[] Weights)
@@ -60,7 +67,7 @@ public sealed partial class CSharpEmitter
     {
         _model = model;
         _options = options;
-        _kernels = new KernelEmitter(options.Target);
+        _kernels = new KernelEmitter(options.Target, options.MeasuredKernels);
         (_chunk, _split) = ChunkOf(model);
         _readAfterSplit.Add(model.OutputName);
         for (int i = model.Layers.Count - 1; i >= 0; i--)

@@ -20,7 +20,7 @@ internal sealed partial class KernelEmitter
     public bool UsesChannelVectors(ConvLayer c)
     {
         if (c.Group != 1 || c.Format != WeightFormat.Dense) return false;
-        if (target.ConvKernel != ConvKernel.Auto) return target.ConvKernel == ConvKernel.Channels;
+        if (KernelFor(c) != ConvKernel.Auto) return KernelFor(c) == ConvKernel.Channels;
         var (pixel, channel, k) = ConvCosts(c);
         return k >= 8 * V && channel < 0.9 * pixel;
     }

@@ -5,6 +5,30 @@ namespace Scalpel.CodeGen;
 /// <summary>The kernel generated code runs for a Dense or Conv layer, and why: the report's kernel table.</summary>
 public sealed record KernelChoice(string Layer, string Kernel, string Why);
 
+/// <summary>The conv kernels a layer can run, for timing them on this machine.</summary>
+public static class ConvKernels
+{
+    /// <summary>Pixels and channels for a dense ungrouped conv, and Winograd where it fits; none for the others (one kernel each).</summary>
+    public static IReadOnlyList<ConvKernel> Candidates(ConvLayer c) =>
+        c.Group != 1 || c.Format != WeightFormat.Dense ? []
+        : KernelEmitter.WinogradFits(c) ? [ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd] : [ConvKernel.Pixels, ConvKernel.Channels];
+
+    /// <summary>The kernel the cost model picks for the target.</summary>
+    public static ConvKernel CostModelChoice(ConvLayer c, CodeTarget target)
+    {
+        var k = new KernelEmitter(target with { ConvKernel = ConvKernel.Auto });
+        return k.UsesWinograd(c) ? ConvKernel.Winograd : k.UsesChannelVectors(c) ? ConvKernel.Channels : ConvKernel.Pixels;
+    }
+
+    public static string Describe(ConvKernel k) => k switch
+    {
+        ConvKernel.Pixels => "pixel GEMM",
+        ConvKernel.Channels => "output-channel vectors",
+        ConvKernel.Winograd => "Winograd",
+        _ => "cost model",
+    };
+}
+
 internal sealed partial class KernelEmitter
 {
     public KernelChoice Choice(DenseLayer d) => d.Format != WeightFormat.Dense ? Sparse(d, "")
@@ -37,7 +61,8 @@ internal sealed partial class KernelEmitter
                 : w.StrideH > 2 || w.StrideW > 2 ? $"depthwise with stride {w.StrideH}x{w.StrideW}"
                 : $"depthwise rows of {w.OW} outputs, under one {V}-lane vector");
         var (pixel, channel, k) = ConvCosts(c);
-        string forced = target.ConvKernel == ConvKernel.Auto ? "" : "forced by the target; ";
+        string forced = target.ConvKernel != ConvKernel.Auto ? "forced by the target; "
+            : measured is not null && measured.TryGetValue(c.Name, out var m) ? m.Why + "; " : "";
         if (UsesWinograd(c))
             return new(c.Name, $"Winograd {WinogradName(c)} along columns over the pixel GEMM",
                 $"{forced}{WinogradCost(c) / 1e6:0.###}M vector operations against {Math.Min(pixel, channel) / 1e6:0.###}M for the direct kernels");

@@ -55,15 +55,21 @@ internal sealed partial class KernelEmitter
     /// </summary>
     public bool UsesWinograd(ConvLayer c)
     {
-        var w = c.Window;
-        bool eligible = c.Group == 1 && c.Format == WeightFormat.Dense && (w.KH is 3 or 5) && w.KW == w.KH && w.StrideH == 1 && w.StrideW == 1
-            && !w.Dilated && c.C >= 8 && c.M >= 8 && w.OH >= TileRowsOf(c);
-        if (!eligible || target.ConvKernel != ConvKernel.Auto) return eligible && target.ConvKernel == ConvKernel.Winograd;
+        bool eligible = WinogradFits(c);
+        if (!eligible || KernelFor(c) != ConvKernel.Auto) return eligible && KernelFor(c) == ConvKernel.Winograd;
         var (pixel, channel, k) = ConvCosts(c);
         double direct = k >= 8 * V ? Math.Min(pixel, channel) : pixel;
         // Measured (conv sweep): under 0.7 Winograd won on every shape; between 0.7 and 1 (5x5 on 13-14 maps) the
         // runs disagreed (0.6x to 1.1x the channel kernel's time), so the direct kernel keeps those.
         return WinogradCost(c) < 0.7 * direct;
+    }
+
+    /// <summary>Dense 3x3 or 5x5, stride 1, no dilation or groups, at least 8 input and output channels and one tile of output rows.</summary>
+    internal static bool WinogradFits(ConvLayer c)
+    {
+        var w = c.Window;
+        return c.Group == 1 && c.Format == WeightFormat.Dense && (w.KH is 3 or 5) && w.KW == w.KH && w.StrideH == 1 && w.StrideW == 1
+            && !w.Dilated && c.C >= 8 && c.M >= 8 && w.OH >= TileRowsOf(c);
     }
 
     /// <summary>Vector FMAs of the 6 GEMMs plus vector operations of the two transforms.</summary>

@@ -5,8 +5,12 @@ using static Scalpel.CodeGen.CodeWriter;
 namespace Scalpel.CodeGen;
 
 /// <summary>Emits one kernel method per layer, with its sizes as constants and vectors of the target's width.</summary>
-internal sealed partial class KernelEmitter(CodeTarget target)
+internal sealed partial class KernelEmitter(CodeTarget target, IReadOnlyDictionary<string, MeasuredKernel>? measured = null)
 {
+    /// <summary>The kernel the target forces, else the one measured for this layer, else Auto (the cost model).</summary>
+    private ConvKernel KernelFor(ConvLayer c) =>
+        target.ConvKernel != ConvKernel.Auto ? target.ConvKernel : measured is not null && measured.TryGetValue(c.Name, out var m) ? m.Kernel : ConvKernel.Auto;
+
     /// <summary>Output rows computed together by the dense mat-vec (one input load feeds this many FMAs).</summary>
     private const int DenseRows = 4;
     /// <summary>Output channels computed together by the conv GEMM micro-kernel.</summary>

@@ -81,7 +81,11 @@ public static class Pipeline
             state = FasterKernels.Keep(state, chosen, o, say);
 
         var model = state.Model();
-        var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)));
+        // On the machine the code is for, conv kernels are timed rather than modelled.
+        var measured = o.MeasureOnHost && o.Target.Name == "host" && LayerTimer.Accelerated(o.Target.CodeTarget)
+            ? MeasuredConvKernels.Choose(model, o.Target.CodeTarget, new KernelTimingCache(o.KernelCachePath), say, o.Cancellation)
+            : [];
+        var code = CSharpEmitter.Emit(model, new EmitOptions(o.Namespace, o.ClassName, o.Target.CodeTarget, Path.GetFileName(o.ModelPath)) { MeasuredKernels = measured });
         var report = ReportBuilder.Build(o, originalModel, model, plans, nodes.Kept, criterion, calibration, validation, before, after, log)
             with { Retraining = retrainer?.Summary(), Kernels = code.Kernels.ToList() };
         var onnx = state.Onnx();

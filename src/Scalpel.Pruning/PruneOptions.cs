@@ -99,6 +99,8 @@ public sealed record PruneOptions
     public IReadOnlyDictionary<string, LayerOverride> Overrides { get; init; } = new Dictionary<string, LayerOverride>();
     /// <summary>Time each layer's generated kernel on this machine for the report (when the target's vectors run in hardware here).</summary>
     public bool MeasureOnHost { get; init; }
+    /// <summary>Where conv kernel timings are kept between runs (with <see cref="MeasureOnHost"/> and the host target); null keeps none.</summary>
+    public string? KernelCachePath { get; init; } = Profiling.KernelTimingCache.DefaultPath;
     public IProgress<string>? Progress { get; init; }
     public CancellationToken Cancellation { get; init; }
     /// <summary>Limit on the bytes all of the model's tensors may declare (hostile files can claim gigabytes).</summary>

@@ -21,28 +21,39 @@ public static class LayerTimer
         var pairs = pruned.Layers.OfType<WeightedLayer>()
             .Select(l => (Pruned: l, Dense: DenseCopy(original.Layers.First(o => o.Name == l.Name))))
             .ToList();
-        var models = new List<GeneratedModel>();
-        var names = new List<string>();
+        var times = Time(pairs.SelectMany(p => new[] { new TimedLayer(p.Pruned, pruned, target), new TimedLayer(p.Dense, original, target) }).ToList(), cancel);
+        var result = new Dictionary<string, (double, double)>();
         for (int i = 0; i < pairs.Count; i++)
+            result[pairs[i].Pruned.Name] = (times[2 * i], times[2 * i + 1]);
+        return result;
+    }
+
+    /// <summary>A layer to time alone: its graph gives the shapes, the target its code.</summary>
+    public sealed record TimedLayer(Layer Layer, ModelGraph Graph, CodeTarget Target);
+
+    /// <summary>
+    /// Microseconds per batch-1 call of each layer alone, compiled together and timed in interleaved rounds: the
+    /// median round, or with <paramref name="fastest"/> the fastest (a shared machine's noise only adds time, so the
+    /// fastest round is the steadier estimate of which of two kernels is faster).
+    /// </summary>
+    public static double[] Time(IReadOnlyList<TimedLayer> layers, CancellationToken cancel = default, bool fastest = false)
+    {
+        var models = new List<GeneratedModel>();
+        for (int i = 0; i < layers.Count; i++)
         {
-            foreach (var (layer, graph, tag) in new[] { (pairs[i].Pruned, pruned, "P"), (pairs[i].Dense, original, "D") })
+            var (layer, graph, target) = layers[i];
+            var single = new ModelGraph
             {
-                var single = new ModelGraph
-                {
-                    Source = "layer", Opset = graph.Opset, BatchMode = BatchMode.PerSample, InputName = layer.Inputs[0],
-                    InputShape = graph.Shapes[layer.Inputs[0]], OutputName = layer.Output, OutputShape = layer.OutputShape,
-                    Layers = [layer], Shapes = graph.Shapes,
-                };
-                var name = $"L{i}{tag}";
-                models.Add(CSharpEmitter.Emit(single, new EmitOptions("ScalpelLayerTiming", name, target, layer.Name)));
-                names.Add(name);
-            }
+                Source = "layer", Opset = graph.Opset, BatchMode = BatchMode.PerSample, InputName = layer.Inputs[0],
+                InputShape = graph.Shapes[layer.Inputs[0]], OutputName = layer.Output, OutputShape = layer.OutputShape,
+                Layers = [layer], Shapes = graph.Shapes,
+            };
+            models.Add(CSharpEmitter.Emit(single, new EmitOptions("ScalpelLayerTiming", $"L{i}", target, layer.Name)));
         }
         var compiled = RoslynCompiler.Compile("ScalpelLayerTiming", models.Select(m => m.Source));
-        var runs = models.Select((m, i) => compiled.Instantiate($"ScalpelLayerTiming.{names[i]}", m)).ToArray();
-        var inputs = pairs.SelectMany(p => new[] { p.Pruned, p.Dense }).Select((l, i) =>
-            new float[Onnx.Shape.Size(i % 2 == 0 ? pruned.Shapes[l.Inputs[0]] : original.Shapes[l.Inputs[0]])]).ToArray();
-        var outputs = pairs.SelectMany(p => new[] { p.Pruned, p.Dense }).Select(l => new float[Onnx.Shape.Size(l.OutputShape)]).ToArray();
+        var runs = models.Select((m, i) => compiled.Instantiate($"ScalpelLayerTiming.L{i}", m)).ToArray();
+        var inputs = layers.Select(l => new float[Onnx.Shape.Size(l.Graph.Shapes[l.Layer.Inputs[0]])]).ToArray();
+        var outputs = layers.Select(l => new float[Onnx.Shape.Size(l.Layer.OutputShape)]).ToArray();
         var rng = new Random(1);
         foreach (var x in inputs) for (int i = 0; i < x.Length; i++) x[i] = (float)rng.NextDouble();
 
@@ -59,10 +70,7 @@ public static class LayerTimer
                 while (watch.Elapsed.TotalMilliseconds < RoundMilliseconds) { runs[k](inputs[k], outputs[k], 1); calls++; }
                 samples[k].Add(watch.Elapsed.TotalMilliseconds * 1000 / calls);
             }
-        var result = new Dictionary<string, (double, double)>();
-        for (int i = 0; i < pairs.Count; i++)
-            result[pairs[i].Pruned.Name] = (Samples.Median(samples[2 * i]), Samples.Median(samples[2 * i + 1]));
-        return result;
+        return samples.Select(s => fastest ? s.Min() : Samples.Median(s)).ToArray();
     }
 
     /// <summary>Whether the target's vector width runs in hardware on this machine (else its timings mean little).</summary>
