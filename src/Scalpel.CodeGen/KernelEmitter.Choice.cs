@@ -53,13 +53,13 @@ internal sealed partial class KernelEmitter
         if (UsesFlatDepthwise(c) && UsesDepthwiseKernel(c, act))
             return new(c.Name, "depthwise, flat plane", $"one channel per group, a {w.H}x{w.W} map as one row of {w.H * w.W} outputs in {V}-lane vectors: its rows of {w.W} are under two vectors");
         if (UsesDepthwiseKernel(c, act))
-            return new(c.Name, "depthwise, direct", $"one channel per group, stride {w.StrideW}: rows of {w.OW} outputs fill {V}-lane vectors{(w.StrideW == 2 ? ", even and odd columns split as the rows are copied" : "")}"
+            return new(c.Name, "depthwise, direct", $"one channel per group, stride {w.StrideW}: rows of {w.OW} outputs fill {DepthwiseLanes(c)}-lane vectors{(w.StrideW == 2 ? ", even and odd columns split as the rows are copied" : "")}"
                 + (DepthwiseBand(c).Rows < w.OH ? $"; bands of {DepthwiseBand(c).Rows} rows keep the padded rows they read in L1" : ""));
         if (c.Group > 1)
             return new(c.Name, "pixel GEMM per group", !c.IsDepthwise ? $"{c.Group} groups of {c.C / c.Group} input channels"
                 : act.Residual ? "depthwise with a skip connection to add"
                 : w.StrideH > 2 || w.StrideW > 2 ? $"depthwise with stride {w.StrideH}x{w.StrideW}"
-                : $"depthwise rows of {w.OW} outputs, under one {V}-lane vector");
+                : $"depthwise rows of {w.OW} outputs, under one 4-lane vector");
         var (pixel, channel, k) = ConvCosts(c);
         string forced = target.ConvKernel != ConvKernel.Auto ? "forced by the target; "
             : measured is not null && measured.TryGetValue(c.Name, out var m) ? m.Why + "; " : "";

@@ -19,7 +19,26 @@ internal sealed partial class KernelEmitter
     /// </summary>
     public bool UsesDepthwiseKernel(ConvLayer c, Epilogue act) =>
         c.IsDepthwise && c.Format == WeightFormat.Dense && !act.Residual && c.Window.StrideH <= 2 && c.Window.StrideW <= 2
-        && (c.Window.OW >= V || UsesFlatDepthwise(c));
+        && (c.Window.OW >= 4 || UsesFlatDepthwise(c));
+
+    /// <summary>
+    /// Outputs per vector: the target's width, or on rows under one vector the narrowest vector (128 bits at least)
+    /// that holds the row (<see cref="Ragged"/>).
+    /// </summary>
+    private int DepthwiseLanes(ConvLayer c)
+    {
+        int lanes = V;
+        while (lanes > 4 && lanes / 2 >= c.Window.OW) lanes /= 2;
+        return lanes;
+    }
+
+    /// <summary>
+    /// A row under one vector: one vector per row, whose lanes past the row's end run into the next row (stored
+    /// after it, so overwritten) or, after a plane's last row, into the next plane's first (computed after it). Only
+    /// the last plane's last row is stored lane by lane. The lanes past the row read the floats after it in the
+    /// padded plane, which has a vector of slack at its end.
+    /// </summary>
+    private bool Ragged(ConvLayer c) => c.Window.OW < DepthwiseLanes(c);
 
     /// <summary>
     /// Largest padded plane for stride 2 copied whole: a larger one is copied and computed in bands of output rows
@@ -46,9 +65,15 @@ internal sealed partial class KernelEmitter
     /// <summary>Columns of each half of a stride-2 padded row: the even columns, and as many places for the odd ones.</summary>
     private static int PhaseWidth(ConvLayer c) => (PaddedSize(c).Wp + 1) / 2;
 
-    /// <summary>Floats of the padded plane (or band), plus a vector of slack for the last row's loads.</summary>
+    /// <summary>
+    /// Floats of the padded band, or of two slots for whole planes (a channel's plane is copied while the one before
+    /// it is computed): each with a vector of slack for the last row's loads.
+    /// </summary>
     public int DepthwiseBufferSize(ConvLayer c) =>
-        UsesFlatDepthwise(c) ? 2 * FlatSlot(c) : DepthwiseBand(c).PaddedRows * DepthwisePlane(c).Wp + V;
+        UsesFlatDepthwise(c) ? 2 * FlatSlot(c) : DepthwiseBand(c).Rows < c.Window.OH ? DepthwiseBand(c).PaddedRows * DepthwisePlane(c).Wp + V : 2 * DepthwiseSlot(c);
+
+    /// <summary>Floats of one whole-plane slot, rounded up to a cache line.</summary>
+    private int DepthwiseSlot(ConvLayer c) => (DepthwisePlane(c).Hp * DepthwisePlane(c).Wp + V + 15) / 16 * 16;
 
     private void DepthwiseConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
     {
@@ -59,29 +84,46 @@ internal sealed partial class KernelEmitter
         }
         bool bias = c.Bias is not null, strided = c.Window.StrideW == 2;
         var (hp, wp) = DepthwisePlane(c);
-        int taps = c.Window.KH * c.Window.KW;
+        int taps = c.Window.KH * c.Window.KW, lanes = DepthwiseLanes(c);
+        string lt = $"Vector{lanes * 32}<float>", ls = $"Vector{lanes * 32}";
         w.Line($"// Depthwise convolution, one channel at a time: its padded plane [{hp} x {wp}]{(strided ? " (each row its even columns, then its odd ones)" : "")},");
-        w.Line($"// its {taps} taps in registers, {V} outputs per vector, 4 vectors at a time, stored straight into the output row.");
+        w.Line(Ragged(c) ? $"// its {taps} taps in registers, one {lanes}-lane vector per row of {c.Window.OW} outputs, its last lanes running into the next row."
+            : $"// its {taps} taps in registers, {lanes} outputs per vector, 4 vectors at a time, stored straight into the output row.");
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded)");
         w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Wp = {I(wp)}, PT = {I(c.Window.PadTop)},{(strided ? "" : $" PL = {I(c.Window.PadLeft)},")} SH = {I(c.Window.StrideH)};");
-        w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
-        w.Open(c.Batch == 1 ? "for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(c.Batch)} * C; n++) // sample n / C, channel n % C");
-        w.Line("int ch = n % C;");
         var (band, bandRows) = DepthwiseBand(c);
         bool banded = band < c.Window.OH;
+        int planes = c.Batch * c.C;
+        void CopyPlane(string plane, string slot)
+        {
+            w.Open("for (int h = 0; h < H; h++)");
+            DepthwiseRowCopy(w, c, plane, "h + PT", "slots", slot);
+            w.Close();
+        }
+        if (banded) w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
+        else
+        {
+            w.Line($"const int Slot = {I(DepthwiseSlot(c))};");
+            w.Line("ref float slots = ref MemoryMarshal.GetReference(padded);");
+            w.Line("// Planes go to two slots in turn; their padding borders are never written, so they stay zero from allocation.");
+            CopyPlane("0", "0");
+        }
+        w.Open(planes == c.C ? "for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(planes)}; n++) // sample n / C, channel n % C");
+        w.Line("int ch = n % C;");
         if (!banded)
         {
-            w.Line("// The padding border is never written, so it stays zero from allocation.");
-            w.Open("for (int h = 0; h < H; h++)");
-            DepthwiseRowCopy(w, c, "h + PT");
+            w.Line("ref float pr = ref Unsafe.Add(ref slots, (n & 1) * Slot);");
+            w.Line("// The next plane is copied a channel ahead: a load from rows stored just before would wait for the stores.");
+            w.Open($"if (n + 1 < {I(planes)})");
+            CopyPlane("n + 1", "((n + 1) & 1) * Slot");
             w.Close();
         }
         w.Line("ref float yc = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), n * (OH * OW));");
         w.Line($"ref float wc = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), ch * {I(taps)});");
         for (int t = 0; t < taps; t++)
-            w.Line($"{VT} w{t} = {VS}.Create(Unsafe.Add(ref wc, {I(t)}));");
-        w.Line(bias ? $"{VT} bias = {VS}.Create(b[ch]);" : $"{VT} bias = {VT}.Zero;");
+            w.Line($"{lt} w{t} = {ls}.Create(Unsafe.Add(ref wc, {I(t)}));");
+        w.Line(bias ? $"{lt} bias = {ls}.Create(b[ch]);" : $"{lt} bias = {lt}.Zero;");
         if (banded)
         {
             w.Open($"for (int oh0 = 0; oh0 < OH; oh0 += {I(band)}) // bands of {band} output rows: the {bandRows} padded rows they read stay in L1");
@@ -89,7 +131,7 @@ internal sealed partial class KernelEmitter
             w.Line("int h = oh0 * SH + r - PT;");
             w.Line("// Input rows go in the band's rows (their side borders are never written, so they stay zero); padding rows are zeros.");
             w.Open("if ((uint)h < (uint)H)");
-            DepthwiseRowCopy(w, c, "r");
+            DepthwiseRowCopy(w, c, "n", "r", "pr", "0");
             w.Close();
             w.Line("else padded.Slice(r * Wp, Wp).Clear();");
             w.Close();
@@ -103,20 +145,29 @@ internal sealed partial class KernelEmitter
         }
         w.Line("ref float yo = ref Unsafe.Add(ref yc, oh * OW);");
         w.Line("int ow = 0;");
-        if (c.Window.OW >= 4 * V)
+        if (Ragged(c))
         {
-            w.Open($"for (; ow <= OW - {I(4 * V)}; ow += {I(4 * V)})");
-            DepthwiseVectors(w, c, act, 4);
+            w.OpenBlock();
+            DepthwiseVectors(w, c, act, 1, lanes, ragged: true);
             w.Close();
         }
-        w.Open($"for (; ow <= OW - {I(V)}; ow += {I(V)})");
-        DepthwiseVectors(w, c, act, 1);
-        w.Close();
-        if (c.Window.OW % V != 0)
+        else if (c.Window.OW >= 4 * lanes)
+        {
+            w.Open($"for (; ow <= OW - {I(4 * lanes)}; ow += {I(4 * lanes)})");
+            DepthwiseVectors(w, c, act, 4, lanes);
+            w.Close();
+        }
+        if (!Ragged(c))
+        {
+            w.Open($"for (; ow <= OW - {I(lanes)}; ow += {I(lanes)})");
+            DepthwiseVectors(w, c, act, 1, lanes);
+            w.Close();
+        }
+        if (!Ragged(c) && c.Window.OW % lanes != 0)
         {
             w.Open("// the last outputs: the final vector, overlapping outputs already stored with the same values");
-            w.Line($"ow = OW - {I(V)};");
-            DepthwiseVectors(w, c, act, 1);
+            w.Line($"ow = OW - {I(lanes)};");
+            DepthwiseVectors(w, c, act, 1, lanes);
             w.Close();
         }
         w.Close();
@@ -127,51 +178,75 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>
-    /// Input row h of channel n into padded row <paramref name="row"/>, after its left padding. For stride 2 the
+    /// Input row h of plane <paramref name="plane"/> into padded row <paramref name="row"/> of the slot at
+    /// <paramref name="slot"/>, after its left padding. For stride 2 the
     /// row's even and odd columns go to the row's two halves: two vector loads split by a shuffle give one vector of
     /// each; an odd last column, or a row under two vectors, is copied float by float.
     /// </summary>
-    private void DepthwiseRowCopy(CodeWriter w, ConvLayer c, string row)
+    private void DepthwiseRowCopy(CodeWriter w, ConvLayer c, string plane, string row, string buffer, string slot)
     {
+        string from = plane == "0" ? "h * W" : plane == "n" ? "(n * H + h) * W" : $"(({plane}) * H + h) * W";
         if (c.Window.StrideW == 1)
         {
-            w.Line($"x.Slice((n * H + h) * W, W).CopyTo(padded.Slice(({row}) * Wp + PL, W));");
+            w.Line($"x.Slice({from}, W).CopyTo(padded.Slice({Sum(slot, $"({row}) * Wp + PL")}, W));");
             return;
         }
         // Padded column PL + i is in the half of its parity, at (PL + i) / 2: x's even columns in one half, its odd in the other.
         int pl = c.Window.PadLeft, half = PhaseWidth(c), width = c.Window.W;
         int evens = (pl & 1) * half + pl / 2, odds = ((pl + 1) & 1) * half + (pl + 1) / 2;
-        w.Line("ref float src = ref Unsafe.Add(ref MemoryMarshal.GetReference(x), (n * H + h) * W);");
-        w.Line($"ref float dst = ref Unsafe.Add(ref pr, ({row}) * Wp);");
-        if (width < 2 * V)
+        w.Line($"ref float src = ref Unsafe.Add(ref MemoryMarshal.GetReference(x), {from});");
+        w.Line($"ref float dst = ref Unsafe.Add(ref {buffer}, {Sum(slot, $"({row}) * Wp")});");
+        // The widest vectors (at most the target's) of which two fit in the row; rows under 8 floats go float by float.
+        int lanes = V;
+        while (lanes > 4 && 2 * lanes > width) lanes /= 2;
+        if (width < 2 * lanes)
         {
             w.Line($"for (int i = 0; i < W; i++) Unsafe.Add(ref dst, (i & 1) == 0 ? {I(evens)} + i / 2 : {I(odds)} + i / 2) = Unsafe.Add(ref src, i);");
             return;
         }
+        // One load of 2 x lanes floats, its even lanes shuffled to the lower half: two stores. At the target's width
+        // two loads and halves of each; on 128-bit vectors the halves are taken as doubles (no 64-bit vectors).
+        int load = Math.Min(2 * lanes, V);
+        string lt = $"Vector{load * 32}<float>", ls = $"Vector{load * 32}";
+        string order = $"{ls}.Create({string.Join(", ", Enumerable.Range(0, load).Select(i => I(2 * i % load + 2 * i / load)))})";
         void Split(string at)
         {
-            w.Line($"{VT} lo = {VS}.Shuffle({VS}.LoadUnsafe(ref src, {Nuint(at)}), {EvenLanesFirst}), hi = {VS}.Shuffle({VS}.LoadUnsafe(ref src, {Nuint(Sum(at, V))}), {EvenLanesFirst});");
-            w.Line($"{VS}.Create(lo.GetLower(), hi.GetLower()).StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", evens))});");
-            w.Line($"{VS}.Create(lo.GetUpper(), hi.GetUpper()).StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", odds))});");
+            if (load == 2 * lanes)
+            {
+                w.Line($"{lt} v = {ls}.Shuffle({ls}.LoadUnsafe(ref src, {Nuint(at)}), {order});");
+                w.Line($"v.GetLower().StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", evens))});");
+                w.Line($"v.GetUpper().StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", odds))});");
+                return;
+            }
+            w.Line($"{lt} lo = {ls}.Shuffle({ls}.LoadUnsafe(ref src, {Nuint(at)}), {order}), hi = {ls}.Shuffle({ls}.LoadUnsafe(ref src, {Nuint(Sum(at, lanes))}), {order});");
+            if (lanes == 4)
+            {
+                w.Line($"Vector128.Create(lo.AsDouble().GetElement(0), hi.AsDouble().GetElement(0)).AsSingle().StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", evens))});");
+                w.Line($"Vector128.Create(lo.AsDouble().GetElement(1), hi.AsDouble().GetElement(1)).AsSingle().StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", odds))});");
+                return;
+            }
+            w.Line($"{ls}.Create(lo.GetLower(), hi.GetLower()).StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", evens))});");
+            w.Line($"{ls}.Create(lo.GetUpper(), hi.GetUpper()).StoreUnsafe(ref dst, {Nuint(Sum($"{at} / 2", odds))});");
         }
-        w.Open($"for (int i = 0; i <= W - {I(2 * V)}; i += {I(2 * V)})");
+        w.Open($"for (int i = 0; i <= W - {I(2 * lanes)}; i += {I(2 * lanes)})");
         Split("i");
         w.Close();
-        int last = (width - 2 * V) & ~1;
-        if (width % (2 * V) > 1)
+        if (width % (2 * lanes) > 1)
         {
+            w.Line("// the last columns: a final pair of vectors from an even column, overlapping columns already split");
             w.OpenBlock();
-            Split(I(last));
+            Split(I((width - 2 * lanes) & ~1));
             w.Close();
         }
         if (width % 2 == 1) w.Line($"Unsafe.Add(ref dst, {I(evens + (width - 1) / 2)}) = Unsafe.Add(ref src, {I(width - 1)});");
     }
 
     /// <summary>Vectors of outputs at ow: the sum over taps, then bias, bounds and store.</summary>
-    private void DepthwiseVectors(CodeWriter w, ConvLayer c, Epilogue act, int count)
+    private void DepthwiseVectors(CodeWriter w, ConvLayer c, Epilogue act, int count, int lanes, bool ragged = false)
     {
+        string lt = $"Vector{lanes * 32}<float>", ls = $"Vector{lanes * 32}";
         var us = Enumerable.Range(0, count).ToArray();
-        foreach (var u in us) w.Line($"{VT} a{u} = bias;");
+        foreach (var u in us) w.Line($"{lt} a{u} = bias;");
         for (int i = 0; i < c.Window.KH; i++)
             for (int j = 0; j < c.Window.KW; j++)
             {
@@ -180,9 +255,15 @@ internal sealed partial class KernelEmitter
                 long offset = c.Window.StrideW == 1 ? column : (column & 1) * PhaseWidth(c) + column / 2;
                 string at = Sum(i == 0 ? "" : $"{I(i * c.Window.DilationH)} * Wp", offset);
                 foreach (var u in us)
-                    w.Line($"a{u} = {Fma($"w{t}", $"{VS}.LoadUnsafe(ref row, {Nuint(Sum(Sum("ow", u * V), at))})", $"a{u}")};");
+                    w.Line($"a{u} = {Fma($"w{t}", $"{ls}.LoadUnsafe(ref row, {Nuint(Sum(Sum("ow", u * lanes), at))})", $"a{u}", ls)};");
             }
+        if (ragged)
+        {
+            w.Line($"if (oh < OH - 1 || n < {I(c.Batch * c.C - 1)}) ({VAct(act.Inner, "a0", lt, ls)}).StoreUnsafe(ref yo);");
+            w.Line($"else for (int i = 0; i < OW; i++) Unsafe.Add(ref yo, i) = ({VAct(act.Inner, "a0", lt, ls)})[i]; // the tensor's end: no lane past it");
+            return;
+        }
         foreach (var u in us)
-            w.Line($"({VAct(act.Inner, $"a{u}")}).StoreUnsafe(ref yo, {Nuint(Sum("ow", u * V))});");
+            w.Line($"({VAct(act.Inner, $"a{u}", lt, ls)}).StoreUnsafe(ref yo, {Nuint(Sum("ow", u * lanes))});");
     }
 }
