@@ -14,7 +14,9 @@ public static class HeadToHead
     /// Median µs per call of ONNX Runtime, then of each generated run, over 11 alternating rounds of about 20 ms
     /// each; every generated run is first checked against ONNX Runtime's output.
     /// </summary>
-    public static double[] Time(string path, IReadOnlyList<RunBatch> runs, int batch, string label)
+    /// <param name="others">Runs of another model with the same input and output shapes (a pruned copy), timed in
+    /// the same rounds but not compared with this model's outputs.</param>
+    public static double[] Time(string path, IReadOnlyList<RunBatch> runs, int batch, string label, IReadOnlyList<RunBatch>? others = null)
     {
         using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
         using var session = new InferenceSession(path, options);
@@ -31,7 +33,7 @@ public static class HeadToHead
         using var ortOut = OrtValue.CreateTensorValueFromMemory(ortOutput, outShape);
         void Ort() => session.Run(runOptions, inNames, [ortIn], outNames, [ortOut]);
         var actions = new List<Action> { Ort };
-        actions.AddRange(runs.Select(run => (Action)(() => run(input, output, batch))));
+        actions.AddRange(runs.Concat(others ?? []).Select(run => (Action)(() => run(input, output, batch))));
 
         Ort();
         double scale = ortOutput.Max(Math.Abs) + 1e-6;
