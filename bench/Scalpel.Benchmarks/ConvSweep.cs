@@ -2,7 +2,10 @@ using System.Globalization;
 using System.Text;
 using Google.Protobuf;
 using Scalpel.CodeGen;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
 using Scalpel.Onnx.Proto;
+using Scalpel.Pruning.Profiling;
 using Scalpel.Tests;
 using static Scalpel.Tests.OnnxGraphs;
 
@@ -48,6 +51,9 @@ public static class ConvSweep
         string target = args.Length > 0 ? args[0] : "host";
         string? filter = args.Length > 1 ? args[1] : null;
         var code = CodeTarget.Resolve(target);
+        // On the host target the kernel is the one `prune --target host` would time and choose (its cache included).
+        bool measure = target == "host" && LayerTimer.Accelerated(code);
+        var cache = new KernelTimingCache(KernelTimingCache.DefaultPath);
         double peak = HeadToHead.PeakGmacs(code.SimdBits);
         var dir = Directory.CreateTempSubdirectory("scalpel-sweep");
         var table = new StringBuilder();
@@ -62,7 +68,7 @@ public static class ConvSweep
             var variants = s.Group != 1 ? [ConvKernel.Pixels] : winograd ? new[] { ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd } : [ConvKernel.Pixels, ConvKernel.Channels];
             var times = Time(path, s, variants.Select(v => code with { ConvKernel = v }).ToArray());
             double ort = times[0];
-            var chosen = Chosen(path, code);
+            var chosen = measure ? Measured(path, code, cache) : Chosen(path, code);
             double gen = times[1 + Array.IndexOf(variants, chosen)];
             double speedup = ort / gen, gmacs = s.Macs / gen / 1e3;
             speedups.Add(speedup);
@@ -76,7 +82,7 @@ public static class ConvSweep
         Console.WriteLine();
         Console.WriteLine(table);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"target {target} ({code.SimdBits}-bit), FMA peak {peak:0.0} GMAC/s; speedup worst {speedups[0]:0.00}x, median {speedups[speedups.Count / 2]:0.00}x, best {speedups[^1]:0.00}x over {speedups.Count} shapes"));
+            $"target {target} ({code.SimdBits}-bit), kernels chosen by {(measure ? "timing them (MeasuredConvKernels)" : "the cost model")}, FMA peak {peak:0.0} GMAC/s; speedup worst {speedups[0]:0.00}x, median {speedups[speedups.Count / 2]:0.00}x, best {speedups[^1]:0.00}x over {speedups.Count} shapes"));
         dir.Delete(true);
         return 0;
     }
@@ -112,6 +118,14 @@ public static class ConvSweep
         var source = ModelCompiler.Generate(path, target, "Sweep", "Conv").Source;
         return source.Contains("by Winograd F(", StringComparison.Ordinal) ? ConvKernel.Winograd
             : source.Contains("vectorised across output channels", StringComparison.Ordinal) ? ConvKernel.Channels : ConvKernel.Pixels;
+    }
+
+    /// <summary>The kernel timing chooses for the model's conv on this machine (the cost model's for a grouped conv).</summary>
+    private static ConvKernel Measured(string path, CodeTarget target, KernelTimingCache cache)
+    {
+        var graph = GraphAnalyzer.Analyze(OnnxModel.Load(path));
+        var chosen = MeasuredConvKernels.Choose(graph, target, cache, new Progress<string>(_ => { }));
+        return chosen.Values.SingleOrDefault()?.Kernel ?? Chosen(path, target);
     }
 
     private static double[] Time(string path, Shape s, CodeTarget[] targets)
