@@ -80,18 +80,23 @@ internal sealed partial class KernelEmitter
 
     /// <summary>
     /// The output columns whose windows lie inside the row, as vectors: the first column, the start of the last
-    /// vector (which may overlap the one before it), and outputs per vector. Null where no vector fits or the
-    /// horizontal stride is neither 1 nor 2 (stride 2 takes the even lanes of a full vector: half a vector of
-    /// outputs, at least 128 bits).
+    /// vector (which may overlap the one before it), and outputs per vector. Loads are the target's width, or on
+    /// rows too short for one the widest narrower vector that fits. Null where no vector of 128 bits fits or the
+    /// horizontal stride is neither 1 nor 2 (stride 2 takes the even lanes of a load: half a vector of outputs,
+    /// at least 128 bits).
     /// </summary>
     private (int Lo, int Last, int Lanes)? PoolVectorColumns(PoolLayer p)
     {
-        if (p.Window.StrideW > 2 || p.Window.StrideW == 2 && V < 8 || V < 4) return null;
-        int lanes = p.Window.StrideW == 1 ? V : V / 2;
+        if (p.Window.StrideW > 2) return null;
         int lo = (p.Window.PadLeft + p.Window.StrideW - 1) / p.Window.StrideW;
-        // A vector load at column ow * SW - PL + j * DW reads V floats; the last tap's must end inside the row.
-        int last = Math.Min(p.Window.OW - lanes, (p.Window.W - V - (p.Window.KW - 1) * p.Window.DilationW + p.Window.PadLeft) / p.Window.StrideW);
-        return last >= lo ? (lo, last, lanes) : null;
+        for (int load = V; load >= 4 * p.Window.StrideW; load /= 2)
+        {
+            int lanes = load / p.Window.StrideW;
+            // A vector load at column ow * SW - PL + j * DW reads `load` floats; the last tap's must end inside the row.
+            int last = Math.Min(p.Window.OW - lanes, (p.Window.W - load - (p.Window.KW - 1) * p.Window.DilationW + p.Window.PadLeft) / p.Window.StrideW);
+            if (last >= lo) return (lo, last, lanes);
+        }
+        return null;
     }
 
     /// <summary>
@@ -100,7 +105,9 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private void VectorPoolRow(CodeWriter w, PoolLayer p, int lo, int last, int lanes)
     {
-        string vt = lanes == V ? VT : $"Vector{target.SimdBits / 2}<float>", vs = lanes == V ? VS : $"Vector{target.SimdBits / 2}";
+        int load = lanes * p.Window.StrideW;
+        string vt = $"Vector{lanes * 32}<float>", vs = $"Vector{lanes * 32}", ls = $"Vector{load * 32}";
+        string evens = $"{ls}.Create({string.Join(", ", Enumerable.Range(0, load).Select(i => I(2 * i % load + 2 * i / load)))})";
         w.Line("ref float xr = ref MemoryMarshal.GetReference(xp);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(yp);");
         if (!p.IsMax)
@@ -121,8 +128,8 @@ internal sealed partial class KernelEmitter
             for (int j = 0; j < p.Window.KW; j++)
             {
                 string at = $"(nuint)(ow * SW - PL + {I(j * p.Window.DilationW)})";
-                string load = p.Window.StrideW == 1 ? $"{VS}.LoadUnsafe(ref row, {at})" : $"{VS}.Shuffle({VS}.LoadUnsafe(ref row, {at}), {EvenLanesFirst}).GetLower()";
-                w.Line(p.IsMax ? $"acc = {vs}.Max(acc, {load});" : $"acc += {load};");
+                string value = p.Window.StrideW == 1 ? $"{ls}.LoadUnsafe(ref row, {at})" : $"{ls}.Shuffle({ls}.LoadUnsafe(ref row, {at}), {evens}).GetLower()";
+                w.Line(p.IsMax ? $"acc = {vs}.Max(acc, {value});" : $"acc += {value};");
             }
             w.Close();
             w.Line($"({(p.IsMax ? "acc" : "acc * scale")}).StoreUnsafe(ref Unsafe.Add(ref yr, oh * OW), (nuint)ow);");

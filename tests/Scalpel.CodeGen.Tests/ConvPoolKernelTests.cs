@@ -379,6 +379,8 @@ public sealed class ConvPoolKernelTests
         ([1, 2, 40, 44, 5, 1, 2, 0, 0, 2], "stride 1 with dilation 2"),
         ([0, 2, 40, 44, 5, 1, 2, 0, 0, 1], "5x5 average, stride 1"),
         ([1, 2, 21, 21, 3, 1, 0, 0, 0, 1], "stride 1, 19 outputs a row: an overlapping last vector"),
+        ([0, 3, 13, 13, 3, 2, 0, 0, 0, 1], "ConvNet's second average pool: 6 outputs a row, on vectors narrower than the target's"),
+        ([1, 3, 15, 15, 3, 2, 1, 0, 0, 1], "8 outputs a row with padding: 128-bit vectors between scalar edges"),
     ];
 
     public static TheoryData<string, int> GeneralPoolCases()
