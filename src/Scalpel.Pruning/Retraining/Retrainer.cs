@@ -97,11 +97,11 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         var model = TrainingCopy(state);
         var net = new Network(model, Select(model, masked), Trainable(state.BaselineOnnx));
         say.Report($"retraining {what} ({label}): {train.Count} samples, up to {_r.EpochsPerStep} epoch(s); {_run.Line(stepsLeft + 1)}");
-        int[] top1 = [];
-        double Score() => Accuracy.Score(top1 = Trainer.Predict(net, budget.Validation), budget.Truth);
-        var stop = _r.EarlyStop ? new EarlyStopping(budget.Floor, _r.PlateauPoints / 100, _r.GiveUpPoints / 100, _r.ClearPoints / 100) : null;
+        PairedAccuracy Score() => budget.Paired(Trainer.Predict(net, budget.Validation));
+        var stop = _r.EarlyStop ? new EarlyStopping(budget, _r.PlateauPoints / 100, _r.GiveUpPoints / 100, _r.ClearPoints / 100) : null;
         _run.FitStarted();
-        double? untrained = _r.EarlyStop ? Score() : null;
+        var before = _r.EarlyStop ? Score() : null;
+        double? untrained = before?.PrunedAccuracy;
         if (untrained < budget.Floor - _r.HopelessPoints / 100)
         {
             // A cheap check before retraining: a step this far over budget has not recovered within one step's epochs.
@@ -109,13 +109,14 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
             string skip = string.Create(CultureInfo.InvariantCulture, $"not retrained {what} ({label}): validation before retraining {untrained:P2}, over {_r.HopelessPoints} points below the budget");
             say.Report("  " + skip);
             log.Add(skip);
-            return (budget.Paired(top1), state);
+            return (before!, state);
         }
-        var losses = Trainer.Train(net, train, Teacher(model), Options with { AfterEpoch = stop is null ? null : _ => stop.Continue(Score()) });
+        PairedAccuracy? last = null;
+        var losses = Trainer.Train(net, train, Teacher(model), Options with { AfterEpoch = stop is null ? null : _ => stop.Continue(last = Score()) });
         _epochs += losses.Count;
-        // An early stop has just scored the net (top1 holds those predictions); otherwise score it now.
-        double score = stop?.Reason is not null ? stop.Scores[^1] : Score();
-        var result = budget.Paired(top1);
+        // An early stop has just scored the net; otherwise score it now.
+        var result = stop?.Reason is not null ? last! : Score();
+        double score = result.PrunedAccuracy;
         _run.FitEnded();
         string epochs = stop is null ? "" : string.Create(CultureInfo.InvariantCulture,
             $", {losses.Count} of {_r.EpochsPerStep} epochs{(stop.Reason is { } why ? $" ({why})" : "")}, validation after each: {string.Join(" ", stop.Scores.Append(score).Take(losses.Count).Select(v => v.ToString("P2", CultureInfo.InvariantCulture)))}");
