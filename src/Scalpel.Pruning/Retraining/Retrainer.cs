@@ -203,7 +203,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
     /// weight phase's first fit and its steps (every step accepted at its first try).
     /// </summary>
     private int NodeStepsLeft(int step) =>
-        Math.Max(0, Math.Min(_r.MaxSteps, Planner.NodeLevels.Length) - step - 1) + WeightStepsLeft(-1, Planner.Levels.Length) + 1;
+        Math.Max(0, Math.Min(_r.MaxSteps, Planner.NodeLevels.Length) - step - 1) + WeightStepsLeft(-1, Planner.RetrainLevels.Length) + 1;
 
     private int WeightStepsLeft(int step, int levelsLeft) => Math.Max(0, Math.Min(_r.MaxSteps - step - 1, levelsLeft));
 
@@ -254,7 +254,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
     {
         IEnumerable<string> Masked() => plans.Where(p => p.Level >= 0).Select(p => p.Layer.Name);
         string Levels() => string.Join(", ", plans.Where(p => p.Level >= 0).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} {p.Sparsity:P0}")));
-        int LevelsLeft() => plans.Where(p => p.Candidates.Length > 0).Select(p => p.Candidates.Length - 1 - p.Level).DefaultIfEmpty(0).Max();
+        int LevelsLeft() => plans.Select(p => p.RetrainStepsLeft()).DefaultIfEmpty(0).Max();
         var (result, state) = Fit(pruned, Masked(), "the pruned model", Levels(), WeightStepsLeft(-1, LevelsLeft()));
         // Fine-tuning never makes the calibrated result worse in practice; if it did, keep that result.
         if (!budget.Holds(result)) return pruned;
@@ -265,9 +265,10 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
             foreach (var attempt in Attempts(raise, p => p.Layer.Weight.Length))
             {
                 var trial = state;
+                var levels = attempt.ToDictionary(p => p, p => p.Level);
                 foreach (var p in attempt)
                 {
-                    p.Level++;
+                    p.Level = p.RetrainLevel();
                     var current = trial.WeightsOf(p.Layer);
                     var weight = WeightPruning.Prune(current.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[p.Level], Criterion.Magnitude, null, p.AlongOutputs).Weight;
                     trial = trial.With(p.Layer.Name, p.Weights(weight, current.Bias));
@@ -278,7 +279,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
                     (state, accepted) = (trained, true);
                     break;
                 }
-                foreach (var p in attempt) p.Level--;
+                foreach (var p in attempt) p.Level = levels[p];
             }
             if (!accepted) break;
         }
