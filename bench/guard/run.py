@@ -9,7 +9,8 @@
     python3 bench/guard/run.py table BASE VARIANT -- MODEL...
         the Markdown table of docs/performance.md comparing two variants, and its summary.
     python3 bench/guard/run.py compare BASE VARIANT... -- MODEL...
-        one line per variant: runs within budget on test, worst and mean test delta, size reduction against BASE.
+        one line per variant: runs within budget on test, worst and mean test delta, median and mean size reduction,
+        size reduction against BASE.
 
 Scoring uses bench/Scalpel.Benchmarks (built first: dotnet build bench/Scalpel.Benchmarks -c Release).
 """
@@ -90,14 +91,15 @@ def table(base, variant, models):
 
 
 def compare(base, variants, models):
-    print("| variant | within budget on test | worst test delta | mean test delta | mean size reduction | size reduction minus the base's: mean, worst |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | within budget on test | worst test delta | mean test delta | median size reduction | mean size reduction | size reduction minus the base's: mean, worst |")
+    print("|---|---|---|---|---|---|---|")
     for v in [base] + variants:
         rs = [load(v, n) for n in models if os.path.exists(os.path.join(OUT, "runs", v, n, "result.json"))]
         bs = [load(base, r["model"]) for r in rs]
         change = [100 * (r["sizeReduction"] - b["sizeReduction"]) for r, b in zip(rs, bs)]
         print(f"| {v} | {sum(r['testDelta'] >= -BUDGET for r in rs)}/{len(rs)} | {min(r['testDelta'] for r in rs):+.2f} | "
-              f"{statistics.mean(r['testDelta'] for r in rs):+.2f} | {100 * statistics.mean(r['sizeReduction'] for r in rs):.1f} % | "
+              f"{statistics.mean(r['testDelta'] for r in rs):+.2f} | {100 * statistics.median(r['sizeReduction'] for r in rs):.1f} % | "
+              f"{100 * statistics.mean(r['sizeReduction'] for r in rs):.1f} % | "
               f"{statistics.mean(change):+.1f}, {min(change):+.1f} |")
 
 

@@ -59,14 +59,14 @@ public sealed record RetrainOptions
     public int MaxSamples { get; init; } = int.MaxValue;
     /// <summary>
     /// Score validation before retraining a step (rejecting it untrained when <see cref="HopelessPoints"/> below the
-    /// budget) and after each epoch but the last, and stop the step there once the score is <see cref="ClearPoints"/>
-    /// above the budget, rose less than <see cref="PlateauPoints"/> over the epoch, or is more than
-    /// <see cref="GiveUpPoints"/> below the budget (Training.EarlyStopping).
+    /// budget) and after each epoch but the last, and stop the step there once the guard's lower bound clears the
+    /// budget by <see cref="ClearPoints"/>, the score rose less than <see cref="PlateauPoints"/> over the epoch, or it
+    /// is more than <see cref="GiveUpPoints"/> below the budget (Training.EarlyStopping).
     /// </summary>
     public bool EarlyStop { get; init; } = true;
     /// <summary>Early stop: a step this many points below the budget before retraining is rejected without retraining.</summary>
     public double HopelessPoints { get; init; } = 30;
-    /// <summary>Early stop: this many accuracy points above the budget's floor accepts the step at once.</summary>
+    /// <summary>Early stop: the guard's one-sided lower bound this many points above the budget accepts the step at once.</summary>
     public double ClearPoints { get; init; } = 0.5;
     /// <summary>Early stop: a rise of less than this many accuracy points over an epoch counts as settled.</summary>
     public double PlateauPoints { get; init; } = 0.1;

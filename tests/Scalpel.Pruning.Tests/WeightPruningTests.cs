@@ -46,4 +46,42 @@ public sealed class WeightPruningTests
         var result = WeightPruning.Prune(weight, 4, 3, 2, 1 / 6.0, Criterion.Magnitude, null, alongOutputs: true);
         Assert.Equal([1, 0, 1, 1, 0, 1, 2, 2, 2, 2, 2, 2], result.Weight);
     }
+
+    [Fact]
+    public void RefitWithNothingRemovedKeepsTheWeights()
+    {
+        // Input 0 is almost never active (a border pixel): its H entry is far below the damping term, so a ridge
+        // pulling toward zero left about 1 % of its weights. The refit pulls toward the original weights instead.
+        const int rows = 4, cols = 5, samples = 256;
+        var rng = new Random(5);
+        var weight = Enumerable.Range(0, rows * cols).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var x = new float[samples * cols];
+        for (int s = 0; s < samples; s++)
+            for (int c = 0; c < cols; c++) x[s * cols + c] = (float)rng.NextDouble() * (c == 0 ? 0.01f : 1f);
+        var result = WeightPruning.Prune(weight, rows, cols, 1, 0, Criterion.DataAware, LayerStatistics.Compute(x, x, cols));
+        Assert.True(result.Refit);
+        // Solved in double from well-conditioned systems: equal to float rounding, far tighter than the shrinkage.
+        for (int i = 0; i < weight.Length; i++) Assert.Equal(weight[i], result.Weight[i], 1e-5);
+    }
+
+    [Fact]
+    public void RefitMovesARemovedInputsWeightToAnIdenticalInput()
+    {
+        // Inputs 0 and 1 always carry the same value: removing the weaker one, the refit hands its weight to the other,
+        // so the layer's outputs stay what they were (up to the small damping).
+        const int rows = 2, cols = 3, samples = 256;
+        var rng = new Random(6);
+        var x = new float[samples * cols];
+        for (int s = 0; s < samples; s++)
+        {
+            x[s * cols] = x[s * cols + 1] = (float)rng.NextDouble();
+            x[s * cols + 2] = (float)rng.NextDouble();
+        }
+        float[] weight = [1f, 0.1f, 0.5f, -1f, -0.1f, 0.25f];
+        var result = WeightPruning.Prune(weight, rows, cols, 1, 1 / 3.0, Criterion.DataAware, LayerStatistics.Compute(x, x, cols));
+        Assert.Equal([0f, 0f], new[] { result.Weight[1], result.Weight[4] });
+        // The damping (1 % of H's mean diagonal) pulls toward the original 1 by about 0.001; toward zero it cost 0.011.
+        Assert.Equal(1.1f, result.Weight[0], 0.005f);
+        Assert.Equal(-1.1f, result.Weight[3], 0.005f);
+    }
 }

@@ -67,6 +67,17 @@ internal sealed class LayerPlan
 
     public double Sparsity => Level < 0 ? 0 : Candidates[Level];
 
+    /// <summary>The level a retraining step raises this layer to: the next of <see cref="Planner.RetrainLevels"/> above its sparsity, or its last.</summary>
+    public int RetrainLevel()
+    {
+        double next = Planner.RetrainLevels.FirstOrDefault(s => s > Sparsity, 1);
+        int level = Array.FindIndex(Candidates, Level + 1, s => s >= next);
+        return level < 0 ? Candidates.Length - 1 : level;
+    }
+
+    /// <summary>Retraining steps left to this layer's last level.</summary>
+    public int RetrainStepsLeft() => Candidates.Length == 0 ? 0 : Planner.RetrainLevels.Count(s => s > Sparsity && s <= Candidates[^1]);
+
     /// <summary>Time relative to the dense kernel, from the crossover (sparse time falls linearly with kept weights).</summary>
     public double RelativeTime(int level) => level < 0 || Format == WeightFormat.Dense ? 1 : (1 - Candidates[level]) / Math.Max(1e-6, 1 - Crossover);
 }

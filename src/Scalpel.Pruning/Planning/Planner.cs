@@ -12,10 +12,16 @@ namespace Scalpel.Pruning.Planning;
 /// </summary>
 internal static class Planner
 {
-    /// <summary>Sparsity levels the weight search steps through.</summary>
-    public static readonly double[] Levels = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.95, 0.97];
+    /// <summary>
+    /// Sparsity levels the weight search steps through, from 5 %: a step is scored by one validation pass, and the
+    /// guard's bound passes small steps that change few predictions where it refuses large ones.
+    /// </summary>
+    public static readonly double[] Levels = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.95, 0.97];
 
-    /// <summary>Fractions of a group's channels the node-pruning search steps through.</summary>
+    /// <summary>The sparsities retraining's weight steps raise a layer to, each step costing epochs of training: a subset of <see cref="Levels"/>.</summary>
+    public static readonly double[] RetrainLevels = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.95, 0.97];
+
+    /// <summary>Fractions of a group's channels retraining's node steps remove; the search removes one channel at a time up to the last.</summary>
     public static readonly double[] NodeLevels = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75];
 
     /// <summary>Sparsity used without any data to check accuracy against: conservative.</summary>

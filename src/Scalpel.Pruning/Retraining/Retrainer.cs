@@ -97,11 +97,11 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
         var model = TrainingCopy(state);
         var net = new Network(model, Select(model, masked), Trainable(state.BaselineOnnx));
         say.Report($"retraining {what} ({label}): {train.Count} samples, up to {_r.EpochsPerStep} epoch(s); {_run.Line(stepsLeft + 1)}");
-        int[] top1 = [];
-        double Score() => Accuracy.Score(top1 = Trainer.Predict(net, budget.Validation), budget.Truth);
-        var stop = _r.EarlyStop ? new EarlyStopping(budget.Floor, _r.PlateauPoints / 100, _r.GiveUpPoints / 100, _r.ClearPoints / 100) : null;
+        PairedAccuracy Score() => budget.Paired(Trainer.Predict(net, budget.Validation));
+        var stop = _r.EarlyStop ? new EarlyStopping(budget, _r.PlateauPoints / 100, _r.GiveUpPoints / 100, _r.ClearPoints / 100) : null;
         _run.FitStarted();
-        double? untrained = _r.EarlyStop ? Score() : null;
+        var before = _r.EarlyStop ? Score() : null;
+        double? untrained = before?.PrunedAccuracy;
         if (untrained < budget.Floor - _r.HopelessPoints / 100)
         {
             // A cheap check before retraining: a step this far over budget has not recovered within one step's epochs.
@@ -109,13 +109,14 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
             string skip = string.Create(CultureInfo.InvariantCulture, $"not retrained {what} ({label}): validation before retraining {untrained:P2}, over {_r.HopelessPoints} points below the budget");
             say.Report("  " + skip);
             log.Add(skip);
-            return (budget.Paired(top1), state);
+            return (before!, state);
         }
-        var losses = Trainer.Train(net, train, Teacher(model), Options with { AfterEpoch = stop is null ? null : _ => stop.Continue(Score()) });
+        PairedAccuracy? last = null;
+        var losses = Trainer.Train(net, train, Teacher(model), Options with { AfterEpoch = stop is null ? null : _ => stop.Continue(last = Score()) });
         _epochs += losses.Count;
-        // An early stop has just scored the net (top1 holds those predictions); otherwise score it now.
-        double score = stop?.Reason is not null ? stop.Scores[^1] : Score();
-        var result = budget.Paired(top1);
+        // An early stop has just scored the net; otherwise score it now.
+        var result = stop?.Reason is not null ? last! : Score();
+        double score = result.PrunedAccuracy;
         _run.FitEnded();
         string epochs = stop is null ? "" : string.Create(CultureInfo.InvariantCulture,
             $", {losses.Count} of {_r.EpochsPerStep} epochs{(stop.Reason is { } why ? $" ({why})" : "")}, validation after each: {string.Join(" ", stop.Scores.Append(score).Take(losses.Count).Select(v => v.ToString("P2", CultureInfo.InvariantCulture)))}");
@@ -202,7 +203,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
     /// weight phase's first fit and its steps (every step accepted at its first try).
     /// </summary>
     private int NodeStepsLeft(int step) =>
-        Math.Max(0, Math.Min(_r.MaxSteps, Planner.NodeLevels.Length) - step - 1) + WeightStepsLeft(-1, Planner.Levels.Length) + 1;
+        Math.Max(0, Math.Min(_r.MaxSteps, Planner.NodeLevels.Length) - step - 1) + WeightStepsLeft(-1, Planner.RetrainLevels.Length) + 1;
 
     private int WeightStepsLeft(int step, int levelsLeft) => Math.Max(0, Math.Min(_r.MaxSteps - step - 1, levelsLeft));
 
@@ -253,7 +254,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
     {
         IEnumerable<string> Masked() => plans.Where(p => p.Level >= 0).Select(p => p.Layer.Name);
         string Levels() => string.Join(", ", plans.Where(p => p.Level >= 0).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} {p.Sparsity:P0}")));
-        int LevelsLeft() => plans.Where(p => p.Candidates.Length > 0).Select(p => p.Candidates.Length - 1 - p.Level).DefaultIfEmpty(0).Max();
+        int LevelsLeft() => plans.Select(p => p.RetrainStepsLeft()).DefaultIfEmpty(0).Max();
         var (result, state) = Fit(pruned, Masked(), "the pruned model", Levels(), WeightStepsLeft(-1, LevelsLeft()));
         // Fine-tuning never makes the calibrated result worse in practice; if it did, keep that result.
         if (!budget.Holds(result)) return pruned;
@@ -264,9 +265,10 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
             foreach (var attempt in Attempts(raise, p => p.Layer.Weight.Length))
             {
                 var trial = state;
+                var levels = attempt.ToDictionary(p => p, p => p.Level);
                 foreach (var p in attempt)
                 {
-                    p.Level++;
+                    p.Level = p.RetrainLevel();
                     var current = trial.WeightsOf(p.Layer);
                     var weight = WeightPruning.Prune(current.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[p.Level], Criterion.Magnitude, null, p.AlongOutputs).Weight;
                     trial = trial.With(p.Layer.Name, p.Weights(weight, current.Bias));
@@ -277,7 +279,7 @@ internal sealed class Retrainer(ModelProto original, Dataset train, Budget budge
                     (state, accepted) = (trained, true);
                     break;
                 }
-                foreach (var p in attempt) p.Level--;
+                foreach (var p in attempt) p.Level = levels[p];
             }
             if (!accepted) break;
         }

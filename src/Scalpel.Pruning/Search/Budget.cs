@@ -38,7 +38,13 @@ public sealed record Budget(Dataset Validation, int[] Truth, double Floor, int[]
         return false;
     }
 
-    private bool Shown(PairedAccuracy result) => result.LowerBound(Confidence) >= Allowed(result);
+    private bool Shown(PairedAccuracy result) => Margin(result) >= 0;
+
+    /// <summary>
+    /// How far the one-sided lower bound of the paired delta clears the budget: 0 or more where <see cref="Holds"/>
+    /// would accept the result. Unlike <see cref="Holds"/> it records nothing, so it can be asked after every epoch.
+    /// </summary>
+    public double Margin(PairedAccuracy result) => result.LowerBound(Confidence) - Allowed(result);
 
     /// <summary>The lowest delta the budget allows (a hair lower, so that a delta of exactly the budget passes).</summary>
     private double Allowed(PairedAccuracy result) => Floor - result.OriginalAccuracy - 1e-12;

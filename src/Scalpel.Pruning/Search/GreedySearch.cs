@@ -7,7 +7,10 @@ namespace Scalpel.Pruning.Search;
 /// <summary>
 /// The greedy loop both searches share: each round tries the next step of every candidate and accepts, among the
 /// steps the budget holds for (<see cref="Budget.Holds"/>) and that gain something, the one that gains most.
-/// It stops when no step fits the budget.
+/// A candidate's step spans a stride of its levels, halved each time the budget refuses it (down to one level):
+/// every accepted step's changed predictions widen the bound of all later ones, so where a step is refused a
+/// smaller one, changing fewer predictions, often still passes. It stops when no step fits the budget, every
+/// refused one at its smallest.
 /// </summary>
 internal static class GreedySearch
 {
@@ -15,27 +18,43 @@ internal static class GreedySearch
     public readonly record struct Trial(PairedAccuracy Result, double Gain, string Label);
 
     /// <param name="candidates">The candidates with a next step, each round.</param>
-    /// <param name="tryStep">Scores a candidate's next step.</param>
-    /// <param name="accept">Takes the step; returns the line the search log keeps.</param>
+    /// <param name="firstStride">Levels a candidate's first step spans.</param>
+    /// <param name="tryStep">Scores a candidate's next step of the given stride.</param>
+    /// <param name="accept">Takes the step of the given stride; returns the line the search log keeps.</param>
     /// <param name="stepsLeft">Steps left per candidate, for the progress estimate.</param>
-    public static void Run<T>(Func<IEnumerable<T>> candidates, Func<T, Trial> tryStep, Func<T, double, string> accept,
-        Func<IEnumerable<int>> stepsLeft, Budget budget, List<string> log, IProgress<string> say, CancellationToken cancel)
+    public static void Run<T>(Func<IEnumerable<T>> candidates, Func<T, int> firstStride, Func<T, int, Trial> tryStep, Func<T, int, double, string> accept,
+        Func<IEnumerable<int>> stepsLeft, Budget budget, List<string> log, IProgress<string> say, CancellationToken cancel) where T : notnull
     {
         var progress = new SearchProgress(say);
+        var stride = new Dictionary<T, int>();
+        // Steps tried since the last accepted one, with the guard's answer: valid until the state changes.
+        var tried = new Dictionary<(T, int), (Trial Trial, bool Holds)>();
         while (true)
         {
             (T Step, double Score, double Gain)? best = null;
+            bool shrank = false;
             foreach (var candidate in candidates())
             {
                 cancel.ThrowIfCancellationRequested();
-                var t = tryStep(candidate);
-                bool holds = budget.Holds(t.Result);
-                say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {t.Label}: {t.Result.PrunedAccuracy:P2}, {budget.Describe(t.Result)}"));
-                progress.Tried();
-                if (holds && t.Gain > 0 && (best is null || t.Gain > best.Value.Gain)) best = (candidate, t.Result.PrunedAccuracy, t.Gain);
+                int s = stride.TryGetValue(candidate, out int known) ? known : stride[candidate] = Math.Max(1, firstStride(candidate));
+                if (!tried.TryGetValue((candidate, s), out var answer))
+                {
+                    var t = tryStep(candidate, s);
+                    tried[(candidate, s)] = answer = (t, budget.Holds(t.Result));
+                    say.Report(string.Create(CultureInfo.InvariantCulture, $"  try {t.Label}: {t.Result.PrunedAccuracy:P2}, {budget.Describe(t.Result)}"));
+                    progress.Tried();
+                }
+                var (trial, holds) = answer;
+                if (!holds && s > 1) (stride[candidate], shrank) = (s / 2, true);
+                if (holds && trial.Gain > 0 && (best is null || trial.Gain > best.Value.Gain)) best = (candidate, trial.Result.PrunedAccuracy, trial.Gain);
             }
-            if (best is not { } b) return;
-            log.Add(accept(b.Step, b.Score));
+            if (best is not { } b)
+            {
+                if (shrank) continue; // the smaller steps are tried next round
+                return;
+            }
+            tried.Clear();
+            log.Add(accept(b.Step, stride[b.Step], b.Score));
             progress.Accepted(log[^1], stepsLeft());
         }
     }
@@ -43,7 +62,8 @@ internal static class GreedySearch
     /// <summary>
     /// Reports each step a greedy search accepts ("  + ..." lines, which builds show at the default verbosity) with
     /// the time so far and a bound on what is left: each round tries every layer with a step left and accepts at
-    /// most one step, so with R steps left over L layers at most R + (R - 1) + ... + (R - L + 1) tries remain.
+    /// most one step, so with R steps left over L layers at most R + (R - 1) + ... + (R - L + 1) tries remain
+    /// (rounds that only halve refused steps add a few).
     /// </summary>
     private sealed class SearchProgress(IProgress<string> say)
     {

@@ -45,13 +45,19 @@ internal static class NodeSearch
             return Enumerable.Range(0, g.Channels).OrderByDescending(j => costs[j]).ThenBy(j => j).ToArray();
         });
         tensors = null; // the search's closures capture this variable: drop the activations (hundreds of MB) before the search
-        var levels = groups.ToDictionary(g => g, g => Planner.Override(o, g.ProducerName, g.ProducerKind)?.Sparsity is { } s ? new[] { s } : Planner.NodeLevels);
+        // Channels removed at each level: one more at a time up to the largest of Planner.NodeLevels, or the fraction
+        // asked; one channel always stays.
+        var levels = groups.ToDictionary(g => g, g =>
+        {
+            int Removed(double fraction) => Math.Min((int)Math.Round(fraction * g.Channels), g.Channels - 1);
+            return Planner.Override(o, g.ProducerName, g.ProducerKind)?.Sparsity is { } s ? new[] { Removed(s) }.Where(n => n > 0).ToArray()
+                : Enumerable.Range(1, Math.Max(0, Removed(Planner.NodeLevels[^1]))).ToArray();
+        });
         var state = groups.ToDictionary(g => g, _ => -1);
         var refits = new Dictionary<(ChannelGroup, int), (float[], float[])>();
 
-        int[] Keep(ChannelGroup g, int level) =>
-            level < 0 ? Enumerable.Range(0, g.Channels).ToArray()
-            : order[g].Take(Math.Max(1, g.Channels - (int)Math.Round(levels[g][level] * g.Channels))).Order().ToArray();
+        int[] Keep(ChannelGroup g, int level) => order[g].Take(g.Channels - (level < 0 ? 0 : levels[g][level])).Order().ToArray();
+        int Next(ChannelGroup g, int stride) => Math.Min(state[g] + stride, levels[g].Length - 1);
 
         ModelProto Build(Dictionary<ChannelGroup, int> levelOf)
         {
@@ -72,16 +78,18 @@ internal static class NodeSearch
 
         GreedySearch.Run(
             () => groups.Where(g => state[g] + 1 < levels[g].Length),
-            g =>
+            g => (int)Math.Round(Planner.NodeLevels[0] * g.Channels), // the first steps remove an eighth of the channels
+            (g, stride) =>
             {
-                var result = budget.Paired(Build(new Dictionary<ChannelGroup, int>(state) { [g] = state[g] + 1 }));
-                int removed = Keep(g, state[g]).Length - Keep(g, state[g] + 1).Length;
+                int next = Next(g, stride);
+                var result = budget.Paired(Build(new Dictionary<ChannelGroup, int>(state) { [g] = next }));
+                int removed = levels[g][next] - (state[g] < 0 ? 0 : levels[g][state[g]]);
                 return new(result, (double)removed * g.MacsPerChannel,
-                    string.Create(CultureInfo.InvariantCulture, $"{g.ProducerName}: remove {levels[g][state[g] + 1]:P0} of {g.Channels} channels"));
+                    string.Create(CultureInfo.InvariantCulture, $"{g.ProducerName}: remove {levels[g][next]} of {g.Channels} channels"));
             },
-            (g, score) =>
+            (g, stride, score) =>
             {
-                state[g]++;
+                state[g] = Next(g, stride);
                 return string.Create(CultureInfo.InvariantCulture, $"{g.ProducerName}: node pruning keeps {Keep(g, state[g]).Length} of {g.Channels}, validation {score:P2}");
             },
             () => groups.Select(g => levels[g].Length - 1 - state[g]), budget, log, say, o.Cancellation);

@@ -67,13 +67,15 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
 
     /// <summary>
     /// Each round tries one more sparsity step on every layer and takes the step with the largest predicted time
-    /// saving (Traditional: the largest size saving) among those within the budget.
+    /// saving (Traditional: the largest size saving) among those within the budget. A layer's first steps span
+    /// <see cref="FirstStride"/> levels, single levels once the budget refused one.
     /// </summary>
     public void Run(Budget budget) => GreedySearch.Run(
         () => plans.Where(p => p.Level + 1 < p.Candidates.Length),
-        p =>
+        _ => FirstStride,
+        (p, stride) =>
         {
-            int next = p.Level + 1;
+            int next = Next(p, stride);
             var result = budget.Paired(At(q => q == p ? next : q.Level).Onnx());
             // Scalpel ranks steps by predicted time saved, Traditional by weights removed; weights removed
             // also break ties (a step at the crossover saves no time yet but opens the next ones).
@@ -81,12 +83,17 @@ internal sealed class WeightSearch(PruneState baseline, List<LayerPlan> plans, C
             double gain = o.Method == Method.Traditional ? removed : p.Layer.Macs * (p.RelativeTime(p.Level) - p.RelativeTime(next)) + 1e-3 * removed;
             return new(result, gain, string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name} at {p.Candidates[next]:P0}"));
         },
-        (p, score) =>
+        (p, stride, score) =>
         {
-            p.Level++;
+            p.Level = Next(p, stride);
             return string.Create(CultureInfo.InvariantCulture, $"{p.Layer.Name}: sparsity {p.Sparsity:P0}, validation {score:P2}");
         },
         () => plans.Select(p => p.Candidates.Length - 1 - p.Level), budget, log, say, o.Cancellation);
+
+    /// <summary>Levels a layer's first steps span: 10 points of sparsity on the 5-point grid of <see cref="Planner.Levels"/>.</summary>
+    private const int FirstStride = 2;
+
+    private static int Next(LayerPlan p, int stride) => Math.Min(p.Level + stride, p.Candidates.Length - 1);
 
     /// <summary>
     /// The search refit each layer on the original model's inputs; refitting again in layer order against the inputs
