@@ -92,8 +92,11 @@ internal sealed partial class KernelEmitter
         for (int load = V; load >= 4 * p.Window.StrideW; load /= 2)
         {
             int lanes = load / p.Window.StrideW;
-            // A vector load at column ow * SW - PL + j * DW reads `load` floats; the last tap's must end inside the row.
-            int last = Math.Min(p.Window.OW - lanes, (p.Window.W - load - (p.Window.KW - 1) * p.Window.DilationW + p.Window.PadLeft) / p.Window.StrideW);
+            // A vector load at column ow * SW - PL + j * DW reads `load` floats; the last tap's must end inside the row
+            // (checked before dividing: a negative room divided by the stride would round up to 0).
+            int room = p.Window.W - load - (p.Window.KW - 1) * p.Window.DilationW + p.Window.PadLeft;
+            if (room < 0) continue;
+            int last = Math.Min(p.Window.OW - lanes, room / p.Window.StrideW);
             if (last >= lo) return (lo, last, lanes);
         }
         return null;

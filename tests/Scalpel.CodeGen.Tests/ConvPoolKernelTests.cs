@@ -381,6 +381,7 @@ public sealed class ConvPoolKernelTests
         ([1, 2, 21, 21, 3, 1, 0, 0, 0, 1], "stride 1, 19 outputs a row: an overlapping last vector"),
         ([0, 3, 13, 13, 3, 2, 0, 0, 0, 1], "ConvNet's second average pool: 6 outputs a row, on vectors narrower than the target's"),
         ([1, 3, 15, 15, 3, 2, 1, 0, 0, 1], "8 outputs a row with padding: 128-bit vectors between scalar edges"),
+        ([1, 2, 9, 9, 3, 2, 0, 0, 0, 1], "9 columns, 3 wide, stride 2: an 8-float load would end past the row, so no vector"),
     ];
 
     public static TheoryData<string, int> GeneralPoolCases()
@@ -412,7 +413,8 @@ public sealed class ConvPoolKernelTests
         else pool.Attribute.Add(Int("count_include_pad", includePad));
         var model = Model([pool], [], [c, h, w], [c, Out(h), Out(w)]);
         var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target), c * h * w, new Random(h * 100 + w));
-        if (target != "x64-sse" || stride == 1) Assert.Contains("vectors of outputs whose windows lie inside the row", source);
+        if (why.Contains("no vector", StringComparison.Ordinal)) Assert.DoesNotContain("vectors of outputs whose windows lie inside the row", source);
+        else if (target != "x64-sse" || stride == 1) Assert.Contains("vectors of outputs whose windows lie inside the row", source);
         // A max is exact; an average sums up to 25 values in another order than ONNX Runtime, a few ulps.
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= (max ? 0f : 1e-6f), $"{target} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
