@@ -109,21 +109,7 @@ internal sealed partial class KernelEmitter
             w.Line("// Planes go to two slots in turn; their padding borders are never written, so they stay zero from allocation.");
             CopyPlane("0", "0");
         }
-        w.Open(planes == c.C ? "for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(planes)}; n++) // sample n / C, channel n % C");
-        w.Line("int ch = n % C;");
-        if (!banded)
-        {
-            w.Line("ref float pr = ref Unsafe.Add(ref slots, (n & 1) * Slot);");
-            w.Line("// The next plane is copied a channel ahead: a load from rows stored just before would wait for the stores.");
-            w.Open($"if (n + 1 < {I(planes)})");
-            CopyPlane("n + 1", "((n + 1) & 1) * Slot");
-            w.Close();
-        }
-        w.Line("ref float yc = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), n * (OH * OW));");
-        w.Line($"ref float wc = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), ch * {I(taps)});");
-        for (int t = 0; t < taps; t++)
-            w.Line($"{lt} w{t} = {ls}.Create(Unsafe.Add(ref wc, {I(t)}));");
-        w.Line(bias ? $"{lt} bias = {ls}.Create(b[ch]);" : $"{lt} bias = {lt}.Zero;");
+        OpenDepthwisePlanes(w, c, lt, ls, banded ? null : () => CopyPlane("n + 1", "((n + 1) & 1) * Slot"));
         if (banded)
         {
             w.Open($"for (int oh0 = 0; oh0 < OH; oh0 += {I(band)}) // bands of {band} output rows: the {bandRows} padded rows they read stay in L1");
@@ -175,6 +161,30 @@ internal sealed partial class KernelEmitter
         if (act.Gate is { } gate) w.Line(GatePass(gate, "MemoryMarshal.CreateSpan(ref yc, OH * OW)"));
         w.Close();
         w.Close();
+    }
+
+    /// <summary>
+    /// Opens the loop over planes n (channel n % C): with <paramref name="copyNext"/>, the plane's slot pr and the
+    /// next plane copied into the other slot; then yc (the plane's output), the channel's taps w0.. and its bias.
+    /// </summary>
+    private static void OpenDepthwisePlanes(CodeWriter w, ConvLayer c, string vt, string vs, Action? copyNext)
+    {
+        int planes = c.Batch * c.C, taps = c.Window.KH * c.Window.KW;
+        w.Open(planes == c.C ? "for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(planes)}; n++) // sample n / C, channel n % C");
+        w.Line("int ch = n % C;");
+        if (copyNext is not null)
+        {
+            w.Line("ref float pr = ref Unsafe.Add(ref slots, (n & 1) * Slot);");
+            w.Line("// The next plane is copied a channel ahead: a load from a plane stored just before would wait for the stores.");
+            w.Open($"if (n + 1 < {I(planes)})");
+            copyNext();
+            w.Close();
+        }
+        w.Line($"ref float yc = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), n * {I(c.Window.OH * c.Window.OW)});");
+        w.Line($"ref float wc = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), ch * {I(taps)});");
+        for (int t = 0; t < taps; t++)
+            w.Line($"{vt} w{t} = {vs}.Create(Unsafe.Add(ref wc, {I(t)}));");
+        w.Line(c.Bias is not null ? $"{vt} bias = {vs}.Create(b[ch]);" : $"{vt} bias = {vt}.Zero;");
     }
 
     /// <summary>

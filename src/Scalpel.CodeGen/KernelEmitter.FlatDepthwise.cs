@@ -76,18 +76,7 @@ internal sealed partial class KernelEmitter
             w.Line(string.Join(" ", copies.Select(q => $"{VS}.LoadUnsafe(ref xr, {Nuint(Sum(from, q))}).StoreUnsafe(ref slots, {Nuint(Sum(to, q))});")));
         w.Line("// Planes go to two slots in turn, and only the plane is written: the zeros around it stay zero from allocation.");
         CopyPlane("", "Lead");
-        w.Open(planes == c.C ? $"for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(planes)}; n++) // sample n / C, channel n % C");
-        w.Line("int ch = n % C;");
-        w.Line("ref float pr = ref Unsafe.Add(ref slots, (n & 1) * Slot);");
-        w.Line("// The next plane is copied a channel ahead: a load from a plane stored just before would wait for the stores.");
-        w.Open($"if (n + 1 < {I(planes)})");
-        CopyPlane("(n + 1) * HW", "((n + 1) & 1) * Slot + Lead");
-        w.Close();
-        w.Line("ref float yc = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), n * HW);");
-        w.Line($"ref float wc = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), ch * {I(taps)});");
-        for (int t = 0; t < taps; t++)
-            w.Line($"{VT} w{t} = {VS}.Create(Unsafe.Add(ref wc, {I(t)}));");
-        w.Line(bias ? $"{VT} bias = {VS}.Create(b[ch]);" : $"{VT} bias = {VT}.Zero;");
+        OpenDepthwisePlanes(w, c, VT, VS, () => CopyPlane("(n + 1) * HW", "((n + 1) & 1) * Slot + Lead"));
         w.Line("int k = 0;");
         if (vectors >= block)
         {
