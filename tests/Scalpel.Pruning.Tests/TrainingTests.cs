@@ -340,6 +340,59 @@ public sealed class TrainingTests
     }
 
     /// <summary>
+    /// One SGD step without momentum over a whole batch moves every weight by the learning rate times the mean of
+    /// the samples' own gradients (each sample's backward pass alone): in particular the Dense weight gradients the
+    /// trainer computes once per mini-batch from all shards' activations (37 samples: shards of 2 and 3, so the
+    /// row offsets into each shard differ). LeNet-5 has Conv and Dense layers; the tolerance is the one for batches
+    /// against samples one by one, on the gradient recovered as (before - after) / rate.
+    /// </summary>
+    [Fact]
+    public void OneStepFollowsTheMeanOfTheSamplesGradients()
+    {
+        const int n = 37;
+        const float rate = 0.5f;
+        var model = GraphAnalyzer.Analyze(OnnxModel.Load(TestData.Fixture("lenet5.onnx")));
+        var train = Dataset.Load(TestData.Fixture("data/fmnist-calib-512-x.npy"), TestData.Fixture("data/fmnist-calib-512-y.npy"), [1, 28, 28], 10, maxSamples: n);
+        var net = new Network(model);
+        var single = net.CreateWorkspace();
+        single.ClearParameterGradients();
+        var grad = new float[net.Classes];
+        for (int s = 0; s < n; s++)
+        {
+            Loss.SoftmaxCrossEntropy(net.Forward(single, train.Sample(s)), train.Labels![s], ReadOnlySpan<float>.Empty, 0f, 1f, grad);
+            net.Backward(single, grad);
+        }
+        var before = net.Parameters.ToDictionary(p => p, p => (float[])p.Value.Clone());
+        Trainer.Train(net, train, null, new TrainOptions { Epochs = 1, BatchSize = n, LearningRate = rate, Optimizer = OptimizerKind.Sgd, Momentum = 0f, Threads = 2 });
+        foreach (var p in net.Parameters)
+        {
+            var mean = single.GradientOf(p).Select(g => g / n).ToArray();
+            var step = before[p].Zip(p.Value, (b, a) => (b - a) / rate).ToArray();
+            Close(mean, step, $"step of {p}");
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void TheWorkerTeamRunsEveryItemOnceAndPassesOnAFailure(int threads)
+    {
+        using var team = new WorkerTeam(threads);
+        foreach (int count in new[] { 0, 1, 2, 16, 61 })
+        {
+            var runs = new int[count];
+            team.For(count, i => Interlocked.Increment(ref runs[i]));
+            Assert.All(runs, r => Assert.Equal(1, r));
+        }
+        var failure = Assert.Throws<InvalidOperationException>(() => team.For(8, i => { if (i == 5) throw new InvalidOperationException("item 5"); }));
+        Assert.Equal("item 5", failure.Message);
+        var again = new int[4];
+        team.For(4, i => again[i]++);
+        Assert.Equal([1, 1, 1, 1], again);
+    }
+
+    /// <summary>
     /// Node gates trained with the network under a strong enough L1 penalty close selectively: some gates of
     /// LeNet-5's second conv fall below the pipeline's 5 % threshold while others stay open, rather than all
     /// shrinking together. Adam moves every gate about one learning rate per update, so they first shrink in

@@ -138,6 +138,12 @@ public sealed partial class Network
     /// </summary>
     public bool ComputesInputGradient { get; set; } = true;
 
+    /// <summary>
+    /// Whether Dense layers leave their weight gradient to <see cref="DenseStep.WeightGradient"/> (the trainer
+    /// computes it once per mini-batch over all shards).
+    /// </summary>
+    internal bool DefersDenseWeightGradients { get; set; }
+
     public Workspace CreateWorkspace() => CreateBatch(1)[0];
 
     /// <summary>Workspaces for <paramref name="size"/> samples run together, sharing one set of parameter gradients and batch buffers.</summary>

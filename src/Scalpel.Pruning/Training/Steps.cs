@@ -83,6 +83,26 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
         }
     }
 
+    internal Parameter Weight => weight;
+    internal int RowLength => d.K;
+
+    /// <summary>
+    /// Rows [from, to) of dW = Σ dZᵀ X over the shards of a mini-batch, in shard order, from the buffers their
+    /// Backward left (when the network defers Dense weight gradients). With a few samples a shard, the per-shard
+    /// product reads and writes the whole gradient for a few multiply-adds per entry; this writes it once per mini-batch.
+    /// </summary>
+    internal void WeightGradient(Workspace[][] shards, int[] counts, int from, int to)
+    {
+        var dw = shards[0][0].GradientOf(weight).AsSpan(from * d.K, (to - from) * d.K);
+        for (int s = 0; s < shards.Length; s++)
+        {
+            int r = counts[s] * d.InputRows;
+            if (r == 0) continue;
+            var ws = shards[s][0];
+            Gemm.NN(to - from, d.K, r, ws.Buffer(_zt, 0).AsSpan(from * r), r, ws.Buffer(_x, 0), d.K, dw, d.K);
+        }
+    }
+
     public override void Backward(Workspace[] batch, int count)
     {
         int rows = batch.Length * d.InputRows, r = count * d.InputRows;
@@ -103,7 +123,7 @@ internal sealed class DenseStep(DenseLayer d, int input, int output, Parameter w
         }
         var dzt = batch[0].Buffer(_zt, rows * d.N);
         Gemm.Transpose(r, d.N, dz, d.N, dzt, r);
-        Gemm.NN(d.N, d.K, r, dzt, r, x, d.K, batch[0].GradientOf(weight), d.K);
+        if (!batch[0].Net.DefersDenseWeightGradients) Gemm.NN(d.N, d.K, r, dzt, r, x, d.K, batch[0].GradientOf(weight), d.K);
         if (input == batch[0].Net.InputId && !batch[0].Net.ComputesInputGradient) return;
         var dx = batch[0].Buffer(_dx, rows * d.K);
         Array.Clear(dx, 0, r * d.K);

@@ -33,12 +33,14 @@ public sealed record TrainOptions
 /// Mini-batch training. A batch is split into a fixed number of shards that run in parallel on all cores, each
 /// shard's samples forward and backward together (Dense and Conv as matrix products), each shard with its own
 /// gradients; the shards' gradients are then summed in shard order and the optimizer updates the weights, both in
-/// parallel over fixed ranges of the parameters. Results depend on the seed alone, not on the machine's core count
-/// or thread timing.
+/// parallel over fixed ranges of the parameters. A Dense weight's gradient is instead one product over the whole
+/// mini-batch, from the activations and output gradients the shards keep, computed range by range just before the
+/// update (a shard's own would read and write the whole gradient for a few multiply-adds per entry). Results depend
+/// on the seed alone, not on the machine's core count or thread timing.
 /// </summary>
 public static class Trainer
 {
-    public const int Shards = 8;
+    public const int Shards = 16;
 
     /// <summary>Floats per range of the parallel gradient sum and update.</summary>
     private const int Chunk = 16384;
@@ -52,17 +54,25 @@ public static class Trainer
         var shards = Enumerable.Range(0, Shards).Select(_ => net.CreateBatch(perShard)).ToArray();
         var optimizer = new Optimizer(o.Optimizer, net.Parameters, o.Momentum, o.WeightDecay);
         var trainable = net.Parameters.ToHashSet();
+        // A Dense weight's gradient is one product over the whole mini-batch (DenseStep.WeightGradient), for whole rows.
+        var dense = net.Steps.OfType<DenseStep>().ToDictionary(d => d.Weight);
         // Fixed ranges of every parameter's gradient: summed over shards (trainable ones then updated), then cleared.
-        var chunks = net.AllParameters.SelectMany(p => Enumerable.Range(0, (p.Value.Length + Chunk - 1) / Chunk)
-            .Select(i => (Parameter: p, Start: i * Chunk, Length: Math.Min(Chunk, p.Value.Length - i * Chunk)))).ToArray();
+        var chunks = net.AllParameters.SelectMany(p =>
+        {
+            int chunk = dense.TryGetValue(p, out var d) ? Math.Max(4, Chunk / d.RowLength / 4 * 4) * d.RowLength : Chunk; // whole rows, 4 at a time (the product's row block)
+            return Enumerable.Range(0, (p.Value.Length + chunk - 1) / chunk)
+                .Select(i => (Parameter: p, Start: i * chunk, Length: Math.Min(chunk, p.Value.Length - i * chunk)));
+        }).ToArray();
+        var shardCounts = new int[Shards];
         int batches = (train.Count + o.BatchSize - 1) / o.BatchSize, total = batches * o.Epochs, step = 0;
         var losses = new List<double>();
         var clock = Stopwatch.StartNew();
         var lastReport = TimeSpan.Zero;
         var shardLoss = new double[Shards];
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = o.Threads > 0 ? o.Threads : -1, CancellationToken = o.Cancellation };
+        using var team = new WorkerTeam(Math.Min(Shards, o.Threads > 0 ? o.Threads : Environment.ProcessorCount));
         bool inputGradient = net.ComputesInputGradient;
         net.ComputesInputGradient = false;
+        net.DefersDenseWeightGradients = true;
         try
         {
             foreach (var batch in shards) batch[0].ClearParameterGradients();
@@ -75,15 +85,20 @@ public static class Trainer
                 {
                     o.Cancellation.ThrowIfCancellationRequested();
                     int start = b * o.BatchSize, count = Math.Min(o.BatchSize, train.Count - start);
-                    Parallel.For(0, Shards, parallel, s => shardLoss[s] = Shard(net, shards[s], train, teacher, order, start + s * count / Shards, start + (s + 1) * count / Shards, o));
+                    for (int s = 0; s < Shards; s++) shardCounts[s] = (s + 1) * count / Shards - s * count / Shards;
+                    team.For(Shards, s => shardLoss[s] = Shard(net, shards[s], train, teacher, order, start + s * count / Shards, start + (s + 1) * count / Shards, o));
                     float lr = o.LearningRate * 0.5f * (1f + MathF.Cos(MathF.PI * step / total));
                     optimizer.BeginStep();
-                    Parallel.For(0, chunks.Length, parallel, i =>
+                    team.For(chunks.Length, i =>
                     {
                         var (p, from, length) = chunks[i];
                         var g = shards[0][0].ParameterGradients[p];
                         var range = g.AsSpan(from, length);
-                        for (int s = 1; s < Shards; s++)
+                        if (dense.TryGetValue(p, out var d))
+                        {
+                            if (trainable.Contains(p)) d.WeightGradient(shards, shardCounts, from / d.RowLength, (from + length) / d.RowLength);
+                        }
+                        else for (int s = 1; s < Shards; s++)
                         {
                             var other = shards[s][0].ParameterGradients[p].AsSpan(from, length);
                             TensorPrimitives.Add(range, other, range);
@@ -115,6 +130,7 @@ public static class Trainer
         finally
         {
             net.ComputesInputGradient = inputGradient;
+            net.DefersDenseWeightGradients = false;
         }
         return losses;
     }
