@@ -35,8 +35,24 @@ public sealed class SparseMatrix
     public int MaxColumn => AlongOutputs ? Cols - 1 : FullColumns - GroupWidth;
 
     /// <summary>Bytes per column index: the smallest integer type that holds the largest column.</summary>
-    public int IndexBytes => Cols <= 256 ? 1 : Cols <= 65536 ? 2 : 4;
-    public int RowStartBytes => Entries <= 65535 ? 2 : 4;
+    public int IndexBytes => IndexBytesFor(Cols);
+    public int RowStartBytes => RowStartBytesFor(Entries);
+
+    private static int IndexBytesFor(int cols) => cols <= 256 ? 1 : cols <= 65536 ? 2 : 4;
+    private static int RowStartBytesFor(long entries) => entries <= 65535 ? 2 : 4;
+
+    /// <summary>
+    /// <see cref="Bytes"/> of a [rows x cols] matrix with <paramref name="sparsity"/> of its groups removed, before
+    /// pruning chooses which: a plan can tell whether a level stores fewer bytes than dense (one index per kept group,
+    /// so small sparsities in narrow groups store more; a partial block of rows along outputs is zero-padded, a
+    /// partial group along inputs stays dense in the tail).
+    /// </summary>
+    public static double EstimatedBytes(int rows, int cols, int groupWidth, bool alongOutputs, double sparsity)
+    {
+        int blocks = alongOutputs ? (rows + groupWidth - 1) / groupWidth : rows, tail = alongOutputs ? 0 : cols % groupWidth;
+        double groups = alongOutputs ? (double)blocks * cols : (double)rows * (cols / groupWidth), entries = (1 - sparsity) * groups;
+        return 4.0 * groupWidth * entries + 4.0 * rows * tail + IndexBytesFor(cols) * entries + RowStartBytesFor((long)Math.Ceiling(entries)) * (blocks + 1.0);
+    }
 
     /// <summary>Model size as the paper counts it: values + indices + row pointers.</summary>
     public long Bytes => 4L * (Values.Length + Tail.Length) + (long)IndexBytes * Entries + (long)RowStartBytes * RowStarts.Length;

@@ -1,8 +1,10 @@
+using Scalpel.CodeGen;
 using Scalpel.Onnx;
 using Scalpel.Onnx.Layers;
 using Scalpel.Pruning;
 using Scalpel.Pruning.Data;
 using Scalpel.Pruning.Methods;
+using Scalpel.Pruning.Planning;
 using Scalpel.Pruning.Targets;
 using Xunit;
 using Xunit.Abstractions;
@@ -22,6 +24,36 @@ public sealed class PipelineTests(ITestOutputHelper output)
     };
 
     private static readonly Lazy<PruneResult> Scalpel = new(() => Pipeline.Run(Options()));
+
+    /// <summary>
+    /// With a crossover of zero (sparse never slower), a sparsity level is still offered only where the layer then
+    /// stores fewer bytes than dense: one column index per kept group makes small sparsities in narrow groups larger
+    /// (4-wide groups with 2-byte indices pay from 11.1 % sparsity on, 16-wide ones from 3 %; blocks of rows along
+    /// outputs are zero-padded, so 100 rows in blocks of 16 store 112). The estimate the
+    /// plan uses is checked against the bytes of the real sparse matrix at each layer's first level.
+    /// </summary>
+    [Theory]
+    [InlineData("x64-sse", 0.15)]
+    [InlineData("x64-avx512", 0.05)]
+    public void NoSparsityLevelStoresMoreBytesThanDense(string name, double firstLevel)
+    {
+        var zero = new Crossover { Csr = 0, GroupedCsr = 0, OutputGrouped = 0 };
+        var o = Options(target: name) with { Target = TargetProfile.Resolve(name) with { Crossover = new CrossoverTable { Fc = zero, Conv = zero } } };
+        var source = OnnxModel.Load(o.ModelPath);
+        var plans = Planner.WeightPlans(GraphAnalyzer.Analyze(source), source.Proto, o);
+        Assert.NotEmpty(plans);
+        foreach (var p in plans)
+        {
+            double dense = 4.0 * p.Rows * p.Cols;
+            int first = Array.IndexOf(Planner.Levels, p.Candidates[0]);
+            Assert.All(p.Candidates, s => Assert.True(SparseMatrix.EstimatedBytes(p.Rows, p.Cols, p.GroupWidth, p.AlongOutputs, s) < dense, $"{p.Layer.Name} at {s:P0}"));
+            if (first > 0) Assert.True(SparseMatrix.EstimatedBytes(p.Rows, p.Cols, p.GroupWidth, p.AlongOutputs, Planner.Levels[first - 1]) >= dense, $"{p.Layer.Name}: {Planner.Levels[first - 1]:P0} left out");
+            var pruned = WeightPruning.Prune(p.Layer.Weight, p.Rows, p.Cols, p.GroupWidth, p.Candidates[0], Criterion.Magnitude, null, p.AlongOutputs).Weight;
+            long actual = SparseMatrix.For(p.Format, pruned, p.Rows, p.Cols, p.GroupWidth).Bytes;
+            Assert.InRange(SparseMatrix.EstimatedBytes(p.Rows, p.Cols, p.GroupWidth, p.AlongOutputs, p.Candidates[0]), 0.97 * actual, 1.03 * actual);
+        }
+        Assert.Equal(firstLevel, plans[0].Candidates[0]); // the 300x784 layer: 2-byte indices, 300 rows in blocks of 4 or 16
+    }
 
     [Fact]
     public void ScalpelPrunesTheMlpWithinTheAccuracyBudget()

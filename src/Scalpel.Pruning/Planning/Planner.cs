@@ -1,3 +1,4 @@
+using Scalpel.CodeGen;
 using Scalpel.Onnx.Layers;
 using Scalpel.Onnx.Proto;
 using Scalpel.Pruning.Methods;
@@ -67,13 +68,15 @@ internal static class Planner
                 (format, technique) = SimdAware(layer, cross, o.Target);
 
             double crossover = format switch { WeightFormat.Csr => cross.Csr, WeightFormat.OutputGrouped => cross.OutputGrouped, _ => cross.GroupedCsr };
+            int group = format is WeightFormat.GroupedCsr or WeightFormat.OutputGrouped ? o.Target.GroupWidth : 1;
+            // A level below the crossover would run slower, one that stores more bytes than dense would grow the layer.
+            bool Pays(double s) => s >= crossover && SparseMatrix.EstimatedBytes(layer.Rows, layer.Columns, group, format == WeightFormat.OutputGrouped, s) < 4.0 * layer.Rows * layer.Columns;
             double[] candidates = format == WeightFormat.Dense ? []
                 : ov?.Sparsity is { } fixedSparsity ? [fixedSparsity]
                 : format == WeightFormat.Csr ? Levels // the baseline ignores the crossover, as traditional pruning does
-                : Levels.Where(s => s >= crossover).ToArray();
+                : Levels.Where(Pays).ToArray();
             if (format != WeightFormat.Dense && candidates.Length == 0)
-                (format, note) = (WeightFormat.Dense, $"no sparsity level reaches the crossover {crossover:P0}");
-            int group = format is WeightFormat.GroupedCsr or WeightFormat.OutputGrouped ? o.Target.GroupWidth : 1;
+                (format, group, note) = (WeightFormat.Dense, 1, $"no sparsity level reaches the crossover {crossover:P0} and stores fewer bytes than dense");
             plans.Add(new LayerPlan
             {
                 Layer = layer, Technique = technique, Format = format, GroupWidth = group, Crossover = crossover, Candidates = candidates, Note = note,
