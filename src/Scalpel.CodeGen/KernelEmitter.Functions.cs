@@ -41,7 +41,7 @@ internal sealed partial class KernelEmitter
     private void Need(string function, string type)
     {
         _calls.Add((function, type));
-        if (function is nameof(UnaryFunction.Sigmoid) or nameof(UnaryFunction.Silu) && type.StartsWith("Vector", StringComparison.Ordinal)) _calls.Add(("Exp", type));
+        if (function is nameof(UnaryFunction.Sigmoid) or nameof(UnaryFunction.Silu) && type.StartsWith("Vector", StringComparison.Ordinal)) _calls.Add(("ExpOfNegative", type));
     }
 
     /// <summary>
@@ -74,14 +74,14 @@ internal sealed partial class KernelEmitter
             w.Line("[MethodImpl(MethodImplOptions.AggressiveInlining)]");
             switch (function)
             {
-                case "Exp":
-                    EmitExp(w, type, vs);
+                case "ExpOfNegative":
+                    EmitExpOfNegative(w, type, vs);
                     break;
                 case nameof(UnaryFunction.Sigmoid):
-                    w.Line($"private static {type} Sigmoid({type} v) => {one} / ({one} + {(scalar ? "MathF.Exp" : "Exp")}(-v));");
+                    w.Line($"private static {type} Sigmoid({type} v) => {one} / ({one} + {(scalar ? "MathF.Exp(-v)" : "ExpOfNegative(v)")});");
                     break;
                 case nameof(UnaryFunction.Silu):
-                    w.Line($"private static {type} Silu({type} v) => v / ({one} + {(scalar ? "MathF.Exp" : "Exp")}(-v));");
+                    w.Line($"private static {type} Silu({type} v) => v / ({one} + {(scalar ? "MathF.Exp(-v)" : "ExpOfNegative(v)")});");
                     break;
                 case nameof(UnaryFunction.HardSigmoid):
                     w.Line($"private static {type} HardSigmoid({type} v, float alpha, float beta) => {Clamp01($"v * alpha + {(scalar ? "beta" : $"{vs}.Create(beta)")}")};");
@@ -118,22 +118,21 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>
-    /// e^x per lane: x = n ln 2 + r with |r| &lt;= ln 2 / 2, e^r by the Cephes degree-7 polynomial (relative error about
-    /// 2e-7), 2^n put in the exponent bits. x is clamped to [-87, 88] first, which keeps 2^n a normal float; the
-    /// logistic functions that call it are flat beyond that range.
+    /// e^-x per lane, as 2^t with t = -x log2(e) clamped to [-126, 126] (2^n stays a normal float; the logistic
+    /// functions that call it are flat beyond): n = t rounded to nearest, 2^(t - n) on [-0.5, 0.5] by a degree-5
+    /// polynomial (relative error 1.8e-7, fitted for this range), 2^n put in the exponent bits. Four operations fewer
+    /// than Cephes' e^x (natural-log range reduction in two parts, degree 7); t's own rounding adds at most |t| 6e-8.
     /// </summary>
-    private void EmitExp(CodeWriter w, string vt, string vs)
+    private void EmitExpOfNegative(CodeWriter w, string vt, string vs)
     {
-        w.Open($"private static {vt} Exp({vt} x)");
-        w.Line($"x = {vs}.Min({vs}.Max(x, {vs}.Create(-87f)), {vs}.Create(88f));");
-        w.Line($"{vt} n = {vs}.Floor({Fma("x", $"{vs}.Create(1.442695f)", $"{vs}.Create(0.5f)", vs)});");
-        // ln 2 in two parts, the first exact in few bits, so that n * first is exact and r keeps its precision.
-        w.Line($"{vt} r = {Fma("n", $"{vs}.Create(-0.693359375f)", "x", vs)};");
-        w.Line($"r = {Fma("n", $"{vs}.Create(2.1219444E-4f)", "r", vs)};");
-        w.Line($"{vt} p = {Fma("r", $"{vs}.Create(1.9875691E-4f)", $"{vs}.Create(1.3981999E-3f)", vs)};");
-        foreach (var k in new[] { "8.3334519E-3f", "4.1665796E-2f", "0.16666665f", "0.5f" })
-            w.Line($"p = {Fma("p", "r", $"{vs}.Create({k})", vs)};");
-        w.Line($"p = {Fma("p", "r * r", "r", vs)} + {vt}.One;");
+        w.Open($"private static {vt} ExpOfNegative({vt} x)");
+        w.Line($"{vt} t = {vs}.Min({vs}.Max(x * {vs}.Create(-1.442695f), {vs}.Create(-126f)), {vs}.Create(126f));");
+        w.Line($"{vt} n = {vs}.Round(t);");
+        w.Line($"{vt} f = t - n;");
+        w.Line($"{vt} p = {Fma($"{vs}.Create(1.3268215E-3f)", "f", $"{vs}.Create(9.6715111E-3f)", vs)};");
+        foreach (var k in new[] { "5.5507217E-2f", "0.24022242f", "0.693147f" })
+            w.Line($"p = {Fma("p", "f", $"{vs}.Create({k})", vs)};");
+        w.Line($"p = {Fma("p", "f", $"{vt}.One", vs)};");
         w.Line($"return p * {vs}.ShiftLeft({vs}.ConvertToInt32(n) + {vs}.Create(127), 23).AsSingle();");
         w.Close();
     }

@@ -1,4 +1,6 @@
 using Scalpel.CodeGen;
+using Scalpel.Onnx;
+using Scalpel.Onnx.Layers;
 using Scalpel.Onnx.Proto;
 using Xunit;
 using static Scalpel.Tests.ConvPoolKernelTests;
@@ -83,5 +85,36 @@ public sealed class ConvGateTests
         // Outputs reach 95: ConvTolerance is absolute for outputs of order 1, so scale it for the saturated channels.
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance * Math.Max(1, Math.Abs(expected[i])), $"{target} {kernel} {gate}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+    /// <summary>
+    /// Sigmoid and SiLU on vectors of each width against double precision, from -110 to 110 in steps of 1/64 (past
+    /// where their exp saturates on both sides). The generated e^-x has a relative error of about 2e-7 plus the
+    /// rounding of t = -x log2(e), at most |t| 6e-8 with |t| up to 126: 8e-6 bounds both with room for the final
+    /// division's rounding. Saturated outputs are compared in absolute terms: a saturated sigmoid is at most 2^-126 (a float's
+    /// smallest normal, about 1.2e-38), times |x| for SiLU.
+    /// </summary>
+    [Theory]
+    [InlineData("x64-sse")]
+    [InlineData("x64-avx2")]
+    [InlineData("x64-avx512")]
+    public void SigmoidAndSiluStayWithinFloatPrecisionOverTheirRange(string target)
+    {
+        var input = Enumerable.Range(-110 * 64, 220 * 64 + 1).Select(i => i / 64f).ToArray();
+        foreach (bool silu in new[] { false, true })
+        {
+            var nodes = new List<NodeProto> { new() { OpType = "Sigmoid", Name = "sigmoid", Input = { "x" }, Output = { silu ? "s" : "y" } } };
+            if (silu) nodes.Add(new NodeProto { OpType = "Mul", Name = "mul", Input = { "x", "s" }, Output = { "y" } });
+            var model = Model([.. nodes], [], [input.Length], [input.Length]);
+            var ns = "Logistic_" + target.Replace('-', '_');
+            var code = CSharpEmitter.Emit(GraphAnalyzer.Analyze(model), new EmitOptions(ns, "M", CodeTarget.Resolve(target), "logistic"));
+            Assert.Contains(silu ? "Silu(" : "Sigmoid(", code.Source);
+            var actual = new float[input.Length];
+            GeneratedAssembly.CompileOne(code, ns)(input, actual, 1);
+            for (int i = 0; i < input.Length; i++)
+            {
+                double x = input[i], exact = (silu ? x : 1) / (1 + Math.Exp(-x));
+                Assert.True(Math.Abs(actual[i] - exact) <= 8e-6 * Math.Abs(exact) + 1e-37 * Math.Max(1, Math.Abs(x)), $"{target} {(silu ? "SiLU" : "Sigmoid")}({x}) = {actual[i]}, exactly {exact}");
+            }
+        }
     }
 }
