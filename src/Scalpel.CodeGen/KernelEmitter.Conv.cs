@@ -269,8 +269,11 @@ internal sealed partial class KernelEmitter
         static int Gcd(int a, int b) => b == 0 ? a : Gcd(b, a % b);
     }
 
-    /// <summary>Vector accumulators a GEMM block keeps in flight: FMA latency (4 cycles) times its issue rate (2 per cycle).</summary>
-    private const int GemmAccumulators = 8;
+    /// <summary>
+    /// Vector accumulators a GEMM block keeps in flight: at least FMA latency (4 cycles) times its issue rate (2 per
+    /// cycle); twice that with 32 registers, which the larger row block needs for two vectors of columns per row.
+    /// </summary>
+    private int GemmAccumulators => 2 * GemmRows;
 
     private void GemmRowBlock(CodeWriter w, int rows, int p, bool bias, Epilogue act, ConvLayer? padded, bool chunked)
     {

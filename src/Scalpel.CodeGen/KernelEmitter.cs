@@ -13,8 +13,11 @@ internal sealed partial class KernelEmitter(CodeTarget target, IReadOnlyDictiona
 
     /// <summary>Output rows computed together by the dense mat-vec (one input load feeds this many FMAs).</summary>
     private const int DenseRows = 4;
-    /// <summary>Output channels computed together by the conv GEMM micro-kernel.</summary>
-    private const int GemmRows = 4;
+    /// <summary>
+    /// Output channels computed together by the conv GEMM micro-kernel: 8 where the target has 32 vector registers
+    /// (AVX-512), so a k step's two input loads and 8 broadcasts feed 16 FMAs; 4 with 16 registers.
+    /// </summary>
+    private int GemmRows => target.SimdBits >= 512 ? 8 : 4;
 
     private int V => target.Lanes;
     private string VT => $"Vector{target.SimdBits}<float>";
