@@ -126,7 +126,7 @@ internal sealed partial class KernelEmitter
     private void EmitExpOfNegative(CodeWriter w, string vt, string vs)
     {
         w.Open($"private static {vt} ExpOfNegative({vt} x)");
-        w.Line($"{vt} t = {vs}.Min({vs}.Max(x * {vs}.Create(-1.442695f), {vs}.Create(-126f)), {vs}.Create(126f));");
+        w.Line($"{vt} t = {vs}.MinNative({vs}.Create(126f), {vs}.MaxNative({vs}.Create(-126f), x * {vs}.Create(-1.442695f)));");
         w.Line($"{vt} n = {vs}.Round(t);");
         w.Line($"{vt} f = t - n;");
         w.Line($"{vt} p = {Fma($"{vs}.Create(1.3268215E-3f)", "f", $"{vs}.Create(9.6715111E-3f)", vs)};");

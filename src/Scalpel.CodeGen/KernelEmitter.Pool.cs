@@ -43,12 +43,17 @@ internal sealed partial class KernelEmitter
                 ScalarPoolOutput(w, p);
                 w.Close();
             }
+            // Stride 2 reads a whole load for half of it: the last windows inside the row may be a vector whose loads end
+            // a few floats past the row, in the next plane's first rows, so in every plane but the last.
+            int inside = Math.Min(p.Window.OW - 1, (p.Window.W - 1 + p.Window.PadLeft - (p.Window.KW - 1) * p.Window.DilationW) / p.Window.StrideW);
+            int spill = inside - lanes + 1 > last && inside - lanes + 1 >= lo ? inside - lanes + 1 : -1;
             w.Open("// vectors of outputs whose windows lie inside the row");
-            VectorPoolRow(w, p, lo, last, lanes);
+            VectorPoolRow(w, p, lo, last, lanes, spill);
             w.Close();
             if (last + lanes < p.Window.OW)
             {
-                w.Open($"for (int ow = {I(last + lanes)}; ow < OW; ow++) // windows that reach the right edge");
+                string from = spill < 0 || inside + 1 == last + lanes ? I(last + lanes) : $"plane < Planes - 1 ? {I(inside + 1)} : {I(last + lanes)}";
+                w.Open($"for (int ow = {from}; ow < OW; ow++) // windows that reach the right edge");
                 ScalarPoolOutput(w, p);
                 w.Close();
             }
@@ -103,10 +108,13 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>
-    /// Vectors of outputs across the row: per valid window row, each tap is one load (stride 2: the even lanes of
-    /// one load), reduced by max or sum; an average divides by the rows counted times the window width.
+    /// Vectors of outputs across the row: per valid window row, each tap is one load (stride 2: a half of a load
+    /// whose even lanes are shuffled first, one load for two neighbouring taps), reduced by max or sum; an average
+    /// divides by the rows counted times the window width.
     /// </summary>
-    private void VectorPoolRow(CodeWriter w, PoolLayer p, int lo, int last, int lanes)
+    /// <param name="spill">Where it is not -1, the start of one more vector in every plane but the last, whose loads
+    /// read past the row into the next plane.</param>
+    private void VectorPoolRow(CodeWriter w, PoolLayer p, int lo, int last, int lanes, int spill)
     {
         int load = lanes * p.Window.StrideW;
         string vt = $"Vector{lanes * 32}<float>", vs = $"Vector{lanes * 32}", ls = $"Vector{load * 32}";
@@ -128,11 +136,17 @@ internal sealed partial class KernelEmitter
             w.Line("int ih = oh * SH - PT + i * DH;");
             w.Line("if ((uint)ih >= H) continue;");
             w.Line("ref float row = ref Unsafe.Add(ref xr, ih * W);");
-            for (int j = 0; j < p.Window.KW; j++)
+            // Stride 2: one load at an even offset, its even lanes put first, holds the taps at that offset (lower half)
+            // and one column further (upper half): a 3-wide window takes two loads, a 2-wide one a single load.
+            var offsets = Enumerable.Range(0, p.Window.KW).Select(j => j * p.Window.DilationW).ToArray();
+            if (p.Window.StrideW == 2)
+                foreach (int shift in offsets.Select(o => o / 2).Distinct())
+                    w.Line($"Vector{load * 32}<float> s{shift} = {ls}.Shuffle({ls}.LoadUnsafe(ref row, (nuint)(ow * SW - PL + {I(2 * shift)})), {evens});");
+            foreach (int offset in offsets)
             {
-                string at = $"(nuint)(ow * SW - PL + {I(j * p.Window.DilationW)})";
-                string value = p.Window.StrideW == 1 ? $"{ls}.LoadUnsafe(ref row, {at})" : $"{ls}.Shuffle({ls}.LoadUnsafe(ref row, {at}), {evens}).GetLower()";
-                w.Line(p.IsMax ? $"acc = {vs}.Max(acc, {value});" : $"acc += {value};");
+                string value = p.Window.StrideW == 1 ? $"{ls}.LoadUnsafe(ref row, (nuint)(ow * SW - PL + {I(offset)}))" : $"s{offset / 2}.{(offset % 2 == 0 ? "GetLower" : "GetUpper")}()";
+                // The running max first, as ONNX Runtime's pooling takes it: the CPU's max instruction, one per tap.
+                w.Line(p.IsMax ? $"acc = {vs}.MaxNative(acc, {value});" : $"acc += {value};");
             }
             w.Close();
             w.Line($"({(p.IsMax ? "acc" : "acc * scale")}).StoreUnsafe(ref Unsafe.Add(ref yr, oh * OW), (nuint)ow);");
@@ -145,6 +159,13 @@ internal sealed partial class KernelEmitter
         {
             w.Open("// the last vector, overlapping outputs already stored with the same values");
             w.Line($"ow = {I(last)};");
+            Body();
+            w.Close();
+        }
+        if (spill >= 0)
+        {
+            w.Open("if (plane < Planes - 1) // the last windows inside the row: loads past its end, into the next plane");
+            w.Line($"ow = {I(spill)};");
             Body();
             w.Close();
         }
@@ -180,8 +201,8 @@ internal sealed partial class KernelEmitter
         void Body()
         {
             w.Line($"{VT} v = {VS}.LoadUnsafe(ref x0, (nuint)(2 * ow));");
-            for (int i = 1; i < p.Window.KH; i++) w.Line($"v = {VS}.Max(v, {VS}.LoadUnsafe(ref x{i}, (nuint)(2 * ow)));");
-            w.Line($"v = {VS}.Max(v, {VS}.Shuffle(v, {swap}));");
+            for (int i = 1; i < p.Window.KH; i++) w.Line($"v = {VS}.MaxNative(v, {VS}.LoadUnsafe(ref x{i}, (nuint)(2 * ow)));");
+            w.Line($"v = {VS}.MaxNative(v, {VS}.Shuffle(v, {swap}));");
             w.Line($"{VS}.Shuffle(v, {EvenLanesFirst}).GetLower().StoreUnsafe(ref yo, (nuint)ow);");
         }
         w.Line("int ow = 0;");
@@ -214,7 +235,7 @@ internal sealed partial class KernelEmitter
         {
             w.Line(g.IsMax ? $"{VT} lanes = {VS}.Create(float.NegativeInfinity);" : $"{VT} lanes = {VT}.Zero;");
             w.Line(g.IsMax
-                ? $"for (; i <= S - {I(V)}; i += {I(V)}) lanes = {VS}.Max(lanes, {VS}.LoadUnsafe(ref xp, (nuint)i));"
+                ? $"for (; i <= S - {I(V)}; i += {I(V)}) lanes = {VS}.MaxNative(lanes, {VS}.LoadUnsafe(ref xp, (nuint)i));"
                 : $"for (; i <= S - {I(V)}; i += {I(V)}) lanes += {VS}.LoadUnsafe(ref xp, (nuint)i);");
             if (g.IsMax)
             {

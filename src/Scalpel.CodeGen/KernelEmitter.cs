@@ -75,11 +75,15 @@ internal sealed partial class KernelEmitter(CodeTarget target, IReadOnlyDictiona
 
     private string VAct(Bounds b, string value) => VAct(b, value, VT, VS);
 
-    /// <summary>The bounds on vectors of the given type (the half vectors of stride-2 kernels, say).</summary>
+    /// <summary>
+    /// The bounds on vectors of the given type (the half vectors of stride-2 kernels, say). MaxNative and MinNative
+    /// are one instruction each, where Max and Min order -0 below +0 and propagate NaN in several (a max pool ran at
+    /// 2.3x the time). The value goes second: x86 returns the second operand when either is NaN, so NaN still passes.
+    /// </summary>
     private static string VAct(Bounds b, string value, string vt, string vs)
     {
-        if (b.Min > float.NegativeInfinity) value = b.Min == 0f ? $"{vs}.Max({value}, {vt}.Zero)" : $"{vs}.Max({value}, {vs}.Create({F(b.Min)}))";
-        return b.Max < float.PositiveInfinity ? $"{vs}.Min({value}, {vs}.Create({F(b.Max)}))" : value;
+        if (b.Min > float.NegativeInfinity) value = b.Min == 0f ? $"{vs}.MaxNative({vt}.Zero, {value})" : $"{vs}.MaxNative({vs}.Create({F(b.Min)}), {value})";
+        return b.Max < float.PositiveInfinity ? $"{vs}.MinNative({vs}.Create({F(b.Max)}), {value})" : value;
     }
 
     private static bool IsPointwise(ConvLayer c) =>
