@@ -383,6 +383,9 @@ public sealed class ConvPoolKernelTests
         ([0, 3, 13, 13, 3, 2, 0, 0, 0, 1], "ConvNet's second average pool: 6 outputs a row, on vectors narrower than the target's"),
         ([1, 3, 15, 15, 3, 2, 1, 0, 0, 1], "8 outputs a row with padding: 128-bit vectors between scalar edges"),
         ([1, 2, 9, 9, 3, 2, 0, 0, 0, 1], "9 columns, 3 wide, stride 2: an 8-float load would end past the row, so no vector"),
+        ([1, 3, 55, 55, 3, 2, 0, 1, 0, 1], "SqueezeNet's second ceil-mode pool: the last windows inside the row as one more vector reading into the next plane, in the last plane scalar"),
+        ([1, 2, 111, 111, 3, 2, 0, 1, 0, 1], "SqueezeNet's first pool, 111 columns"),
+        ([0, 3, 55, 55, 3, 2, 0, 0, 0, 1], "average pool, 55 columns, stride 2: the vector past the last full load"),
     ];
 
     public static TheoryData<string, int> GeneralPoolCases()
