@@ -268,8 +268,8 @@ internal sealed partial class KernelEmitter
 
     /// <summary>
     /// Output rows a depthwise block computes together: four independent sums per vector of outputs instead of one
-    /// chain of dependent multiply-adds, and each input row loaded once for the up to KH outputs rows that read it
-    /// (3x3 stride 1: 18 loads for 36 multiply-adds instead of 36). Four accumulators and the taps fit 16 registers.
+    /// chain of dependent multiply-adds, and each input row loaded once for each of the block's output rows that read it
+    /// (3x3 stride 1: 18 loads for 36 multiply-adds instead of 36). Four accumulators and a 3x3 filter's taps fit 16 registers.
     /// </summary>
     private const int DepthwiseRowBlock = 4;
 
