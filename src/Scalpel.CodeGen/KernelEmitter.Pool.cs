@@ -63,8 +63,32 @@ internal sealed partial class KernelEmitter
         w.Close();
     }
 
+    /// <summary>Taps up to which a window inside the input is written out tap by tap.</summary>
+    private const int UnrolledPoolTaps = 25;
+
+    /// <summary>
+    /// One output by scalar code. A window inside the input (no padding, no ceil-mode overhang) has every tap written
+    /// out, with no bounds check, in the order the general loop takes them (the same sum): on maps too small for
+    /// vectors, ConvNet's 6x6 -> 2x2 average pool among them, the checks cost more than the taps.
+    /// </summary>
     private static void ScalarPoolOutput(CodeWriter w, PoolLayer p)
     {
+        var win = p.Window;
+        int reachH = (win.KH - 1) * win.DilationH + 1, reachW = (win.KW - 1) * win.DilationW + 1, taps = win.KH * win.KW;
+        bool fast = taps <= UnrolledPoolTaps && reachH <= win.H && reachW <= win.W;
+        if (fast)
+        {
+            w.Line("int ih0 = oh * SH - PT, iw0 = ow * SW - PL;");
+            w.Open($"if ((uint)ih0 <= {I(win.H - reachH)} && (uint)iw0 <= {I(win.W - reachW)}) // the window lies inside the input");
+            w.Line("ref float x0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(xp), ih0 * W + iw0);");
+            var values = Enumerable.Range(0, win.KH).SelectMany(i => Enumerable.Range(0, win.KW)
+                .Select(j => $"Unsafe.Add(ref x0, {I(i * win.DilationH * win.W + j * win.DilationW)})")).ToList();
+            w.Line($"float r = {values[0]};");
+            foreach (var v in values.Skip(1)) w.Line(p.IsMax ? $"r = MathF.Max(r, {v});" : $"r += {v};");
+            w.Line(p.IsMax ? "yp[oh * OW + ow] = r;" : $"yp[oh * OW + ow] = r / {I(taps)};");
+            w.Line("continue;");
+            w.Close();
+        }
         w.Line(p.IsMax ? "float acc = float.NegativeInfinity;" : "float acc = 0f; int count = 0;");
         w.Open("for (int i = 0; i < KH; i++)");
         w.Line("int ih = oh * SH - PT + i * DH;");
