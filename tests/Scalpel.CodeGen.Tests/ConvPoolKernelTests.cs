@@ -386,8 +386,8 @@ public sealed class ConvPoolKernelTests
         ([1, 3, 55, 55, 3, 2, 0, 1, 0, 1], "SqueezeNet's second ceil-mode pool: the last windows inside the row as one more vector reading into the next plane, in the last plane scalar"),
         ([1, 2, 111, 111, 3, 2, 0, 1, 0, 1], "SqueezeNet's first pool, 111 columns"),
         ([0, 3, 55, 55, 3, 2, 0, 0, 0, 1], "average pool, 55 columns, stride 2: the vector past the last full load"),
-        ([0, 4, 6, 6, 3, 2, 0, 0, 0, 1], "ConvNet's last average pool, 6x6 -> 2x2: every window inside, written out tap by tap"),
-        ([1, 4, 7, 7, 3, 2, 1, 0, 0, 1], "max pool on 7x7 with padding: scalar windows, inside ones written out, border ones checked"),
+        ([0, 4, 6, 6, 3, 2, 0, 0, 0, 1], "ConvNet's last average pool, 6x6 -> 2x2, no vector: every window inside, written out tap by tap"),
+        ([1, 4, 7, 7, 3, 2, 1, 0, 0, 1], "max pool on 7x7 with padding, no vector: inside windows written out, border ones checked"),
     ];
 
     public static TheoryData<string, int> GeneralPoolCases()
