@@ -113,7 +113,7 @@ internal sealed partial class KernelEmitter
         // Rows from oh to end, in blocks of DepthwiseRowBlock output rows (each input row loaded once per block), then one by one.
         void Rows(string end)
         {
-            int block = Ragged(c) ? 1 : Math.Min(DepthwiseRowBlock, band);
+            int block = Math.Min(DepthwiseRowBlock, band);
             if (block > 1)
             {
                 w.Open($"for (; oh <= {end} - {I(block)}; oh += {I(block)}) // {block} output rows at a time");
@@ -132,7 +132,7 @@ internal sealed partial class KernelEmitter
             if (Ragged(c))
             {
                 w.OpenBlock();
-                DepthwiseVectors(w, c, act, 1, lanes, ragged: true);
+                DepthwiseVectors(w, c, act, 1, lanes, ragged: true, rows: rows);
                 w.Close();
                 return;
             }
@@ -297,8 +297,17 @@ internal sealed partial class KernelEmitter
                     w.Line($"v = {ls}.LoadUnsafe(ref row, {Nuint(Sum("ow", Sum(ir == 0 ? "" : $"{I(ir)} * Wp", Offset(j * c.Window.DilationW))))});");
                     foreach (var (r, t) in readers) w.Line($"a{r} = {Fma($"w{t}", "v", $"a{r}", ls)};");
                 }
+            // In row order: a ragged row's last lanes run into the next row, which its own store then overwrites.
             for (int r = 0; r < rows; r++)
-                w.Line($"({VAct(act.Inner, $"a{r}", lt, ls)}).StoreUnsafe(ref yo, {Nuint(Sum("ow", r * c.Window.OW))});");
+            {
+                string value = VAct(act.Inner, $"a{r}", lt, ls), at = Nuint(Sum("ow", r * c.Window.OW));
+                if (!ragged || r < rows - 1) w.Line($"({value}).StoreUnsafe(ref yo, {at});");
+                else
+                {
+                    w.Line($"if (oh + {I(r)} < OH - 1 || n < {I(c.Batch * c.C - 1)}) ({value}).StoreUnsafe(ref yo, {at});");
+                    w.Line($"else for (int i = 0; i < OW; i++) Unsafe.Add(ref yo, {I(r * c.Window.OW)} + i) = ({value})[i]; // the tensor's end: no lane past it");
+                }
+            }
             return;
         }
         var us = Enumerable.Range(0, count).ToArray();
