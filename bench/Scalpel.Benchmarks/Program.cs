@@ -12,7 +12,7 @@ if (args.Length > 0 && args[0] == "convsweep")
 // dotnet run -c Release --project bench/Scalpel.Benchmarks -- models [DIR [TARGET [MODEL]]]   (architectures vs ONNX Runtime)
 if (args.Length > 0 && args[0] == "models")
     return Scalpel.Benchmarks.ModelSweep.Run(args[1..]);
-// dotnet run -c Release --project bench/Scalpel.Benchmarks -- layers MODEL.onnx [TARGET [BATCH]]   (time per generated layer)
+// dotnet run -c Release --project bench/Scalpel.Benchmarks -- layers MODEL.onnx [TARGET [BATCH]]   (time per generated layer, beside ONNX Runtime's for the same nodes)
 if (args.Length > 0 && args[0] == "layers")
     return Scalpel.Benchmarks.LayerProfile.Run(args[1..]);
 // dotnet run -c Release --project bench/Scalpel.Benchmarks -- sparsefc   (the sparse FC sweep of docs/performance.md)
