@@ -233,7 +233,7 @@ internal sealed partial class KernelEmitter
         // two loads and halves of each; on 128-bit vectors the halves are taken as doubles (no 64-bit vectors).
         int load = Math.Min(2 * lanes, V);
         string lt = $"Vector{load * 32}<float>", ls = $"Vector{load * 32}";
-        string order = $"{ls}.Create({string.Join(", ", Enumerable.Range(0, load).Select(i => I(2 * i % load + 2 * i / load)))})";
+        string order = EvenLanesFirstOf(load);
         void Split(string at)
         {
             if (load == 2 * lanes)
@@ -274,16 +274,16 @@ internal sealed partial class KernelEmitter
     private const int DepthwiseRowBlock = 4;
 
     /// <summary>
-    /// Vectors of outputs at ow: the sum over taps, then bias, bounds and store; <paramref name="count"/> vectors
-    /// along the row, or one vector in each of <paramref name="rows"/> output rows. Each sum takes its taps in the
-    /// same order either way.
+    /// Vectors of outputs at ow: the sum over taps, then bias, bounds and store; one vector in each of
+    /// <paramref name="rows"/> output rows, or (in one row) <paramref name="count"/> vectors along it. Each sum takes
+    /// its taps in the same order either way.
     /// </summary>
     private void DepthwiseVectors(CodeWriter w, ConvLayer c, Epilogue act, int count, int lanes, bool ragged = false, int rows = 1)
     {
         string lt = $"Vector{lanes * 32}<float>", ls = $"Vector{lanes * 32}";
         // Padded column 2 * ow + column is in the half of column's parity for stride 2.
         long Offset(int column) => c.Window.StrideW == 1 ? column : (column & 1) * PhaseWidth(c) + column / 2;
-        if (rows > 1)
+        if (count == 1)
         {
             for (int r = 0; r < rows; r++) w.Line($"{lt} a{r} = bias;");
             w.Line($"{lt} v;");
@@ -304,7 +304,7 @@ internal sealed partial class KernelEmitter
                 if (!ragged || r < rows - 1) w.Line($"({value}).StoreUnsafe(ref yo, {at});");
                 else
                 {
-                    w.Line($"if (oh + {I(r)} < OH - 1 || n < {I(c.Batch * c.C - 1)}) ({value}).StoreUnsafe(ref yo, {at});");
+                    w.Line($"if ({Sum("oh", r)} < OH - 1 || n < {I(c.Batch * c.C - 1)}) ({value}).StoreUnsafe(ref yo, {at});");
                     w.Line($"else for (int i = 0; i < OW; i++) Unsafe.Add(ref yo, {I(r * c.Window.OW)} + i) = ({value})[i]; // the tensor's end: no lane past it");
                 }
             }
@@ -320,12 +320,6 @@ internal sealed partial class KernelEmitter
                 foreach (var u in us)
                     w.Line($"a{u} = {Fma($"w{t}", $"{ls}.LoadUnsafe(ref row, {Nuint(Sum(Sum("ow", u * lanes), at))})", $"a{u}", ls)};");
             }
-        if (ragged)
-        {
-            w.Line($"if (oh < OH - 1 || n < {I(c.Batch * c.C - 1)}) ({VAct(act.Inner, "a0", lt, ls)}).StoreUnsafe(ref yo);");
-            w.Line($"else for (int i = 0; i < OW; i++) Unsafe.Add(ref yo, i) = ({VAct(act.Inner, "a0", lt, ls)})[i]; // the tensor's end: no lane past it");
-            return;
-        }
         foreach (var u in us)
             w.Line($"({VAct(act.Inner, $"a{u}", lt, ls)}).StoreUnsafe(ref yo, {Nuint(Sum("ow", u * lanes))});");
     }

@@ -142,7 +142,7 @@ internal sealed partial class KernelEmitter
     {
         int load = lanes * p.Window.StrideW;
         string vt = $"Vector{lanes * 32}<float>", vs = $"Vector{lanes * 32}", ls = $"Vector{load * 32}";
-        string evens = $"{ls}.Create({string.Join(", ", Enumerable.Range(0, load).Select(i => I(2 * i % load + 2 * i / load)))})";
+        string evens = EvenLanesFirstOf(load);
         w.Line("ref float xr = ref MemoryMarshal.GetReference(xp);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(yp);");
         if (!p.IsMax)

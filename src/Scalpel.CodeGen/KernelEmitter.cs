@@ -33,7 +33,11 @@ internal sealed partial class KernelEmitter(CodeTarget target, IReadOnlyDictiona
     private const string Hot = "[MethodImpl(MethodImplOptions.AggressiveOptimization)]";
 
     /// <summary>Shuffle indices that put a vector's even lanes in its lower half and its odd lanes in the upper half.</summary>
-    private string EvenLanesFirst => $"{VS}.Create({string.Join(", ", Enumerable.Range(0, V).Select(i => I(2 * i % V + 2 * i / V)))})";
+    private string EvenLanesFirst => EvenLanesFirstOf(V);
+
+    /// <summary><see cref="EvenLanesFirst"/> for a vector of <paramref name="lanes"/> floats (a narrower one than the target's, say).</summary>
+    private static string EvenLanesFirstOf(int lanes) =>
+        $"Vector{lanes * 32}.Create({string.Join(", ", Enumerable.Range(0, lanes).Select(i => I(2 * i % lanes + 2 * i / lanes)))})";
 
     /// <summary>"a + k" with the constants folded when emitting: "a" when k is 0, "k" when a is empty.</summary>
     private static string Sum(string a, long k) => k == 0 ? (a.Length == 0 ? "0" : a) : a.Length == 0 ? I(k) : $"{a} + {I(k)}";
