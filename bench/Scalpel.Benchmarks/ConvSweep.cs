@@ -57,24 +57,24 @@ public static class ConvSweep
         double peak = HeadToHead.PeakGmacs(code.SimdBits);
         var dir = Directory.CreateTempSubdirectory("scalpel-sweep");
         var table = new StringBuilder();
-        table.AppendLine($"| shape | MMAC | ONNX Runtime µs | pixel kernel µs | channel kernel µs | Winograd µs | chosen | speedup | GMAC/s | share of peak |");
-        table.AppendLine("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|");
+        table.AppendLine($"| shape | MMAC | ONNX Runtime µs | pixel kernel µs | channel kernel µs | Winograd µs | Winograd tiles µs | chosen | speedup | GMAC/s | share of peak |");
+        table.AppendLine("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
         var speedups = new List<double>();
         foreach (var s in Shapes.Where(s => filter is null || s.ToString().Contains(filter, StringComparison.Ordinal) || s.Family == filter))
         {
             var path = Path.Combine(dir.FullName, "conv.onnx");
             File.WriteAllBytes(path, Build(s).ToByteArray());
             bool winograd = s.Group == 1 && (s.K is 3 or 5) && s.Stride == 1 && s.Dilation == 1 && s.C >= 8 && s.M >= 8;
-            var variants = s.Group != 1 ? [ConvKernel.Pixels] : winograd ? new[] { ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd } : [ConvKernel.Pixels, ConvKernel.Channels];
+            var variants = s.Group != 1 ? [ConvKernel.Pixels] : winograd ? new[] { ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd, ConvKernel.WinogradTiles } : [ConvKernel.Pixels, ConvKernel.Channels];
             var times = Time(path, s, variants.Select(v => code with { ConvKernel = v }).ToArray());
             double ort = times[0];
             var chosen = measure ? Measured(path, code, cache) : Chosen(path, code);
             double gen = times[1 + Array.IndexOf(variants, chosen)];
             double speedup = ort / gen, gmacs = s.Macs / gen / 1e3;
             speedups.Add(speedup);
-            string channels = variants.Length > 1 ? $"{times[2]:0.0}" : "-", wino = variants.Length > 2 ? $"{times[3]:0.0}" : "-";
+            string channels = variants.Length > 1 ? $"{times[2]:0.0}" : "-", wino = variants.Length > 2 ? $"{times[3]:0.0}" : "-", tiles = variants.Length > 3 ? $"{times[4]:0.0}" : "-";
             var line = string.Create(CultureInfo.InvariantCulture,
-                $"| {s} | {s.Macs / 1e6:0.00} | {ort:0.0} | {times[1]:0.0} | {channels} | {wino} | {chosen.ToString().ToLowerInvariant()} | {speedup:0.00}x | {gmacs:0.0} | {gmacs / peak:P0} |");
+                $"| {s} | {s.Macs / 1e6:0.00} | {ort:0.0} | {times[1]:0.0} | {channels} | {wino} | {tiles} | {chosen.ToString().ToLowerInvariant()} | {speedup:0.00}x | {gmacs:0.0} | {gmacs / peak:P0} |");
             table.AppendLine(line);
             Console.WriteLine(line);
         }
@@ -116,7 +116,8 @@ public static class ConvSweep
     private static ConvKernel Chosen(string path, CodeTarget target)
     {
         var source = ModelCompiler.Generate(path, target, "Sweep", "Conv").Source;
-        return source.Contains("by Winograd F(", StringComparison.Ordinal) ? ConvKernel.Winograd
+        return source.Contains("by two-dimensional Winograd F(", StringComparison.Ordinal) ? ConvKernel.WinogradTiles
+            : source.Contains("by Winograd F(", StringComparison.Ordinal) ? ConvKernel.Winograd
             : source.Contains("vectorised across output channels", StringComparison.Ordinal) ? ConvKernel.Channels : ConvKernel.Pixels;
     }
 

@@ -80,11 +80,23 @@ public sealed partial class CSharpEmitter
                 _k.SparseConv(_m, method, c, asDense, sparse);
                 return new(method, args);
             }
-            if (_k.UsesWinograd(c))
+            if (_k.UsesWinogradTiles(c))
+            {
+                // The weight file keeps the kernels; loading transforms them (36 points where a kernel has k x k).
+                args.Add(Section("Weight", c.Weight));
+                e._winograd.Add(($"{id}_Weight", c.M, c.C, c.Window.KH, Tiles: true));
+                if (c.Bias is not null) args.Add(Section("Bias", _k.ChannelPackedBias(c)));
+                var (padded, transformed, products, pixelMajor) = _k.WinogradTilesBufferSizes(c);
+                args.Add(e.Buffer($"_{id}_padded", padded, "pixel-major zero-padded input copy, whole tiles"));
+                args.Add(e.Scratch(0, transformed));
+                args.Add(e.Scratch(1, products));
+                args.Add(e.Scratch(2, pixelMajor));
+            }
+            else if (_k.UsesWinograd(c))
             {
                 // The weight file keeps the kernels; loading transforms them (6 products of k columns take more than k x k).
                 args.Add(Section("Weight", c.Weight));
-                e._winograd.Add(($"{id}_Weight", c.M, c.C, c.Window.KH));
+                e._winograd.Add(($"{id}_Weight", c.M, c.C, c.Window.KH, Tiles: false));
                 if (c.Bias is not null) args.Add(Section("Bias", c.Bias));
                 var (padded, transformed, products) = _k.WinogradBufferSizes(c);
                 args.Add(e.Buffer($"_{id}_padded", padded, "zero-padded input copy, whole tiles of rows"));

@@ -35,7 +35,7 @@ public sealed partial class CSharpEmitter
     /// <summary>Layer output buffers, shared over time; capacity in floats.</summary>
     private readonly List<(string Name, int Capacity)> _activations = [];
     private readonly SortedSet<int> _free = [];
-    private readonly int[] _scratch = new int[2];
+    private readonly int[] _scratch = new int[3];
     /// <summary>The last layer that reads each tensor (the model output: never released).</summary>
     private readonly Dictionary<string, int> _lastUse = new(StringComparer.Ordinal);
     /// <summary>Floats per sample of each runtime tensor's storage (input, output, intermediate buffers).</summary>
@@ -54,8 +54,8 @@ public sealed partial class CSharpEmitter
     private readonly CodeWriter _prefix = new();
     private readonly Dictionary<string, string> _storage = new(StringComparer.Ordinal);
     private readonly CodeWriter _run = new();
-    /// <summary>Weight sections of Winograd convs (M, C, kernel size), which the loader transforms.</summary>
-    private readonly List<(string Section, int M, int C, int K)> _winograd = [];
+    /// <summary>Weight sections of Winograd convs (M, C, kernel size, on tiles or along columns), which the loader transforms.</summary>
+    private readonly List<(string Section, int M, int C, int K, bool Tiles)> _winograd = [];
     /// <summary>Sparse layers whose indices the weight loader bounds-checks once.</summary>
     private readonly List<(string Id, SparseMatrix Matrix)> _checks = [];
     private readonly CodeWriter _methods = new();
@@ -328,14 +328,16 @@ public sealed partial class CSharpEmitter
         for (int i = 0; i < _sections.Count; i++)
         {
             string read = $"({WeightBlob.CSharpName(WeightBlob.TypeOf(_sections[i].Data))}[])s[{i}]";
-            w.Line(_winograd.FirstOrDefault(x => x.Section == _sections[i].Name) is ({ } _, var m, var c, var k)
-                ? $"{_sections[i].Name} = {KernelEmitter.WinogradLoaderName(k)}({read}, {I(m)}, {I(c)});"
+            w.Line(_winograd.FirstOrDefault(x => x.Section == _sections[i].Name) is ({ } _, var m, var c, var k, var tiles)
+                ? tiles ? $"{_sections[i].Name} = {KernelEmitter.WinogradTilesLoaderName(k)}({read}, {I(m)}, {I(c)}, {I(_options.Target.Lanes)});"
+                    : $"{_sections[i].Name} = {KernelEmitter.WinogradLoaderName(k)}({read}, {I(m)}, {I(c)});"
                 : $"{_sections[i].Name} = {read};");
         }
         foreach (var (id, m) in _checks)
             w.Line($"CheckSparse(\"{id}\", {id}_Columns, {id}_RowStarts, {I(m.PointerRows)}, {I(m.Entries)}, {I(m.MaxColumn)});");
         w.Close();
-        foreach (var k in _winograd.Select(x => x.K).Distinct().Order()) KernelEmitter.WinogradLoader(w, k);
+        foreach (var k in _winograd.Where(x => !x.Tiles).Select(x => x.K).Distinct().Order()) KernelEmitter.WinogradLoader(w, k);
+        foreach (var k in _winograd.Where(x => x.Tiles).Select(x => x.K).Distinct().Order()) KernelEmitter.WinogradTilesLoader(w, k);
         if (_checks.Count > 0)
         {
             w.Line();

@@ -49,6 +49,7 @@ public sealed record CodeTarget(string Name, int SimdBits, bool Fma)
 
 /// <summary>
 /// The dense convolution kernels: vectorised across output pixels (an implicit GEMM), across output channels, or
-/// (3x3 and 5x5 stride 1 only) Winograd along the columns over the pixel GEMM.
+/// (3x3 and 5x5 stride 1 only) Winograd along the columns over the pixel GEMM, or Winograd on square tiles across
+/// channels.
 /// </summary>
-public enum ConvKernel { Auto, Pixels, Channels, Winograd }
+public enum ConvKernel { Auto, Pixels, Channels, Winograd, WinogradTiles }

@@ -117,17 +117,7 @@ internal sealed partial class KernelEmitter
             PaddedCopy(w, "Hp", "Wp");
         }
         w.Line($"{method}_Tiles({(padded ? "padded" : "xn")}, pixelMajor, w{(bias ? ", b" : "")});");
-        w.Line("// pixel-major [P][MP] to channel-major [M][P], 16 pixels at a time so the rows read stay in L1");
-        w.Line("ref float src = ref MemoryMarshal.GetReference(pixelMajor);");
-        w.Line("ref float dst = ref MemoryMarshal.GetReference(yn);");
-        if (act.Residual) w.Line($"ref float skip = ref MemoryMarshal.GetReference({Part("residual", outSize, c.Batch)});");
-        w.Open("for (int p0 = 0; p0 < P; p0 += 16)");
-        w.Line("int p1 = Math.Min(P, p0 + 16);");
-        if (act.Gate is { } gate) w.Line(GatePass(gate, "pixelMajor.Slice(p0 * MP, (p1 - p0) * MP)"));
-        if (act.Residual)
-            w.Line($"for (int m = 0; m < M; m++) for (int p = p0; p < p1; p++) Unsafe.Add(ref dst, m * P + p) = {Act(act.Outer, "Unsafe.Add(ref src, p * MP + m) + Unsafe.Add(ref skip, m * P + p)")};");
-        else w.Line("for (int m = 0; m < M; m++) for (int p = p0; p < p1; p++) Unsafe.Add(ref dst, m * P + p) = Unsafe.Add(ref src, p * MP + m);");
-        w.Close();
+        PixelMajorToPlanes(w, c, act, outSize);
         w.Close();
         w.Close();
         w.Line();

@@ -11,20 +11,21 @@ public static class ConvKernels
     /// <summary>Pixels and channels for a dense ungrouped conv, and Winograd where it fits; none for the others (one kernel each).</summary>
     public static IReadOnlyList<ConvKernel> Candidates(ConvLayer c) =>
         c.Group != 1 || c.Format != WeightFormat.Dense ? []
-        : KernelEmitter.WinogradFits(c) ? [ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd] : [ConvKernel.Pixels, ConvKernel.Channels];
+        : KernelEmitter.WinogradFits(c) ? [ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd, ConvKernel.WinogradTiles] : [ConvKernel.Pixels, ConvKernel.Channels];
 
     /// <summary>The kernel the cost model picks for the target.</summary>
     public static ConvKernel CostModelChoice(ConvLayer c, CodeTarget target)
     {
         var k = new KernelEmitter(target with { ConvKernel = ConvKernel.Auto });
-        return k.UsesWinograd(c) ? ConvKernel.Winograd : k.UsesChannelVectors(c) ? ConvKernel.Channels : ConvKernel.Pixels;
+        return k.UsesWinogradTiles(c) ? ConvKernel.WinogradTiles : k.UsesWinograd(c) ? ConvKernel.Winograd : k.UsesChannelVectors(c) ? ConvKernel.Channels : ConvKernel.Pixels;
     }
 
     public static string Describe(ConvKernel k) => k switch
     {
         ConvKernel.Pixels => "pixel GEMM",
         ConvKernel.Channels => "output-channel vectors",
-        ConvKernel.Winograd => "Winograd",
+        ConvKernel.Winograd => "Winograd along columns",
+        ConvKernel.WinogradTiles => "Winograd on tiles",
         _ => "cost model",
     };
 }
@@ -63,6 +64,9 @@ internal sealed partial class KernelEmitter
         var (pixel, channel, k) = ConvCosts(c);
         string forced = target.ConvKernel != ConvKernel.Auto ? "forced by the target; "
             : measured is not null && measured.TryGetValue(c.Name, out var m) ? m.Why + "; " : "";
+        if (UsesWinogradTiles(c))
+            return new(c.Name, $"Winograd {WinogradTilesName(c)} on tiles, across channels",
+                $"{forced}{WinogradTilesCost(c) / 1e6:0.###}M vector operations against {Math.Min(pixel, channel) / 1e6:0.###}M for the direct kernels");
         if (UsesWinograd(c))
             return new(c.Name, $"Winograd {WinogradName(c)} along columns over the pixel GEMM",
                 $"{forced}{WinogradCost(c) / 1e6:0.###}M vector operations against {Math.Min(pixel, channel) / 1e6:0.###}M for the direct kernels");

@@ -15,6 +15,11 @@ internal sealed partial class KernelEmitter
             DepthwiseConv(w, method, c, act);
             return;
         }
+        if (UsesWinogradTiles(c))
+        {
+            WinogradTilesConv(w, method, c, act);
+            return;
+        }
         if (UsesWinograd(c))
         {
             WinogradConv(w, method, c, act);

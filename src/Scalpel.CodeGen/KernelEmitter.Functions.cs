@@ -77,6 +77,9 @@ internal sealed partial class KernelEmitter
                 case "ExpOfNegative":
                     EmitExpOfNegative(w, type, vs);
                     break;
+                case "Transpose":
+                    EmitTranspose(w, type, vs);
+                    break;
                 case nameof(UnaryFunction.Sigmoid):
                     w.Line($"private static {type} Sigmoid({type} v) => {one} / ({one} + {(scalar ? "MathF.Exp(-v)" : "ExpOfNegative(v)")});");
                     break;
@@ -114,6 +117,38 @@ internal sealed partial class KernelEmitter
         w.Line("int i = 0;");
         w.Line($"for (; i <= y.Length - {V}; i += {V}) {function}({VS}.LoadUnsafe(ref r, (nuint)i){arguments}).StoreUnsafe(ref r, (nuint)i);");
         w.Line($"for (; i < y.Length; i++) Unsafe.Add(ref r, i) = {function}(Unsafe.Add(ref r, i){arguments});");
+        w.Close();
+    }
+
+    /// <summary>
+    /// A block of lanes x lanes floats transposed: row i of the source (a vector at src + i x srcStride) becomes column
+    /// i of the destination. The off-diagonal half-blocks of every 2b x 2b block swap, for b = lanes / 2 down to 1:
+    /// lane k of row i meets lane k ^ b of row i + b, one shuffle and one select per row a step, log2(lanes) steps,
+    /// where a scalar copy takes a load and a store per float.
+    /// </summary>
+    private void EmitTranspose(CodeWriter w, string vt, string vs)
+    {
+        int lanes = int.Parse(vs["Vector".Length..], System.Globalization.CultureInfo.InvariantCulture) / 32;
+        w.Open($"private static void Transpose(ref float src, nint srcStride, ref float dst, nint dstStride)");
+        for (int i = 0; i < lanes; i++)
+            w.Line($"{vt} r{i} = {vs}.LoadUnsafe(ref Unsafe.Add(ref src, {(i == 0 ? "0" : $"{i} * srcStride")}));");
+        for (int b = lanes / 2; b >= 1; b /= 2)
+        {
+            var order = string.Join(", ", Enumerable.Range(0, lanes).Select(k => I(k ^ b)));
+            var high = string.Join(", ", Enumerable.Range(0, lanes).Select(k => (k & b) != 0 ? "-1" : "0"));
+            w.Open($"// swap the off-diagonal {b}x{b} blocks");
+            w.Line($"{vs}<int> order = {vs}.Create({order}), high = {vs}.Create({high});");
+            for (int i = 0; i < lanes; i++)
+            {
+                if ((i & b) != 0) continue;
+                w.Line($"{vt} a{i} = {vs}.ConditionalSelect(high.AsSingle(), {vs}.Shuffle(r{i + b}, order), r{i});");
+                w.Line($"r{i + b} = {vs}.ConditionalSelect(high.AsSingle(), r{i + b}, {vs}.Shuffle(r{i}, order));");
+                w.Line($"r{i} = a{i};");
+            }
+            w.Close();
+        }
+        for (int i = 0; i < lanes; i++)
+            w.Line($"r{i}.StoreUnsafe(ref Unsafe.Add(ref dst, {(i == 0 ? "0" : $"{i} * dstStride")}));");
         w.Close();
     }
 

@@ -106,8 +106,7 @@ internal sealed partial class KernelEmitter
         w.Line();
         w.Line($"/// <summary>{k}x{k} kernels [M][C][{k}][{k}] as Winograd's six GEMMs read them: [6][M][C x {k}], kernel columns transformed.</summary>");
         w.Open($"private static float[] {WinogradLoaderName(k)}(float[] w, int m, int c)");
-        var g = Enumerable.Range(0, Products).SelectMany(xi => Enumerable.Range(0, k).Select(i => gk[xi, i].ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
-        w.Line($"ReadOnlySpan<double> g = [{string.Join(", ", g)}];");
+        w.Line(GLiteral(gk, k));
         w.Line($"var packed = new float[{Products} * m * c * {k}];");
         w.Open($"for (int xi = 0; xi < {Products}; xi++) for (int o = 0; o < m; o++) for (int ch = 0; ch < c; ch++) for (int dx = 0; dx < {k}; dx++)");
         w.Line("double sum = 0;");
@@ -117,6 +116,10 @@ internal sealed partial class KernelEmitter
         w.Line("return packed;");
         w.Close();
     }
+
+    /// <summary>G [6 x k] as the loader's row-major span of doubles, each printed to round-trip.</summary>
+    private static string GLiteral(double[,] gk, int k) =>
+        $"ReadOnlySpan<double> g = [{string.Join(", ", Enumerable.Range(0, Products).SelectMany(xi => Enumerable.Range(0, k).Select(i => gk[xi, i].ToString("R", System.Globalization.CultureInfo.InvariantCulture))))}];";
 
     /// <summary>The loader's transform for k x k kernels: "WinogradWeights3x3".</summary>
     public static string WinogradLoaderName(int k) => $"WinogradWeights{k}x{k}";

@@ -1,0 +1,436 @@
+using Scalpel.Onnx.Layers;
+using static Scalpel.CodeGen.CodeWriter;
+
+namespace Scalpel.CodeGen;
+
+/// <summary>
+/// 3x3 and 5x5 stride-1 convolution by Winograd's minimal filtering in both directions, vectorised across
+/// channels: F(4x4, 3x3) computes each 4x4 output tile from a 6x6 input tile with 36 products where the direct
+/// convolution has 144; F(2x2, 5x5) each 2x2 tile with 36 against 100. The input is copied pixel-major
+/// ([row][column][channel]), so both transforms work on whole vectors of channels, and the 36 products are GEMMs
+/// [tiles x C] x [C x M] in the channel kernel's register tiles: no lanes are lost on short rows, which is where
+/// the column variant (vectorised along rows) falls behind on small maps.
+/// </summary>
+internal sealed partial class KernelEmitter
+{
+    private const int TilePoints = Products * Products;
+
+    /// <summary>
+    /// Bᵀ, G and Aᵀ of F(4, 3) at the points 0, ±1, 1/2, -2 and infinity: in two dimensions the rounding error of
+    /// 0, ±1, ±2 doubles on 64-channel sums (the column variant transforms once, and keeps those); exchanging 2 for 1/2
+    /// moves magnitude from Aᵀ into G, whose products are formed in double when the weights load.
+    /// </summary>
+    private static readonly float[,] TileB3 =
+    {
+        { 1, -1.5f, -2, 1.5f, 1, 0 }, { 0, -1, 0.5f, 2.5f, 1, 0 }, { 0, 1, -2.5f, 0.5f, 1, 0 },
+        { 0, -2, -1, 2, 1, 0 }, { 0, 0.5f, -1, -0.5f, 1, 0 }, { 0, 1, -1.5f, -2, 1.5f, 1 },
+    };
+
+    private static readonly double[,] TileG3 =
+    {
+        { 1, 0, 0 }, { 1.0 / 3, 1.0 / 3, 1.0 / 3 }, { -1.0 / 3, 1.0 / 3, -1.0 / 3 },
+        { -16.0 / 15, -8.0 / 15, -4.0 / 15 }, { 1.0 / 15, -2.0 / 15, 4.0 / 15 }, { 0, 0, 1 },
+    };
+
+    private static readonly float[,] TileA3 = { { 1, 1, 1, 1, 1, 0 }, { 0, 1, -1, 0.5f, -2, 0 }, { 0, 1, 1, 0.25f, 4, 0 }, { 0, 1, -1, 0.125f, -8, 1 } };
+
+    /// <summary>The transforms of the tile variant: those above for 3x3; for 5x5, F(2, 5)'s at 0, ±1, ±2 (with ±1/2 the error measured about the same).</summary>
+    private static (float[,] B, double[,] G, float[,] A) TileTransforms(int k) => k == 3 ? (TileB3, TileG3, TileA3) : (WinogradB, WinogradG(5), WinogradA(5));
+
+    /// <summary>Tiles down and across the output, each <see cref="TileRowsOf"/> square.</summary>
+    private static (int Down, int Across) TileGrid(ConvLayer c)
+    {
+        int m = TileRowsOf(c);
+        return ((c.Window.OH + m - 1) / m, (c.Window.OW + m - 1) / m);
+    }
+
+    /// <summary>Rows and columns of the pixel-major padded input: whole tiles, each reading k - 1 past its own.</summary>
+    private static (int Rows, int Columns) TilePlane(ConvLayer c)
+    {
+        var (down, across) = TileGrid(c);
+        int m = TileRowsOf(c), k = c.Window.KH;
+        return (down * m + k - 1, across * m + k - 1);
+    }
+
+    /// <summary>Input channels rounded up to whole vectors: the transforms run on vectors of channels.</summary>
+    private int TileChannels(ConvLayer c) => (c.C + V - 1) / V * V;
+
+    /// <summary>"F(4x4, 3x3)" or "F(2x2, 5x5)".</summary>
+    private static string WinogradTilesName(ConvLayer c) => $"F({TileRowsOf(c)}x{TileRowsOf(c)}, {c.Window.KH}x{c.Window.KW})";
+
+    /// <summary>
+    /// Where the cost model takes it: under 0.7 of the better direct kernel's cost (the transforms are what the
+    /// count can misjudge) and under the column variant's.
+    /// </summary>
+    public bool UsesWinogradTiles(ConvLayer c)
+    {
+        bool eligible = WinogradFits(c);
+        if (!eligible || KernelFor(c) != ConvKernel.Auto) return eligible && KernelFor(c) == ConvKernel.WinogradTiles;
+        var (pixel, channel, k) = ConvCosts(c);
+        double direct = k >= 8 * V ? Math.Min(pixel, channel) : pixel, tiles = WinogradTilesCost(c);
+        return tiles < 0.7 * direct && tiles < WinogradCost(c);
+    }
+
+    /// <summary>
+    /// Vector FMAs of the 36 GEMMs, vector operations of the two transforms (loads and stores counted), the
+    /// transposing copies in and out at a sixth of a slot a float, and the transformed weights (36 per kernel where
+    /// the direct kernels read k x k): a slot a vector, ten where they pass 16 MB and come from memory on every call
+    /// (512 -> 512 channels: 37.7 MB, which ran at 20 GB/s and made the layer 1.3x slower than Winograd along columns).
+    /// </summary>
+    private double WinogradTilesCost(ConvLayer c)
+    {
+        var (down, across) = TileGrid(c);
+        double tiles = (double)down * across, m = TileRowsOf(c);
+        int inBlocks = TileChannels(c) / V, outBlocks = ChannelVectors(c);
+        double gemm = TilePoints * tiles * outBlocks * c.C;
+        double input = tiles * inBlocks * 2 * Products * (12 + 22);
+        double output = tiles * outBlocks * (Products * (Products + 3 * m) + m * (Products + 4 * m));
+        double copies = ((double)c.C * c.Window.H * c.Window.W + (double)c.M * c.Window.OH * c.Window.OW) / 6;
+        double weightVectors = (double)TilePoints * outBlocks * c.C, weights = weightVectors * (weightVectors * V * sizeof(float) > 16 << 20 ? 10 : 1);
+        return gemm + input + output + copies + weights;
+    }
+
+    /// <summary>
+    /// Floats from one point's [tiles x width] block to the next: rounded up to an odd number of 64-byte lines. At a
+    /// multiple of 4 KB (16 tiles of 64 channels) a tile's 36 points fall in one set of an 8-way L1 and evict each other.
+    /// </summary>
+    private static int PointStride(int tiles, int width)
+    {
+        int lines = (tiles * width + 15) / 16;
+        return (lines | 1) * 16;
+    }
+
+    /// <summary>Bytes of transformed input and products a block of tiles may hold: about half of a 1-2 MB L2.</summary>
+    private const int TileBlockBytes = 512 * 1024;
+
+    /// <summary>
+    /// Tiles per block: each block's tiles go through the input transform, the GEMMs and the output transform
+    /// before the next, so that the 36 points of each stay in L2 (on a 56x56 map of 64 channels all tiles' points
+    /// take 3.6 MB). Each block reads all the transformed weights again, so a block keeps at least two GEMM tiles'
+    /// worth of tiles, and a layer whose points fit twice the budget is one block. Blocks are as even as their count allows.
+    /// </summary>
+    private int TileBlock(ConvLayer c)
+    {
+        var (down, across) = TileGrid(c);
+        int tiles = down * across, perTile = TilePoints * sizeof(float) * (TileChannels(c) + ChannelVectors(c) * V);
+        if ((long)tiles * perTile <= 2L * TileBlockBytes) return tiles;
+        int most = Math.Max(TileBlockBytes / perTile, 2 * WinogradTilesGemmTile(c, tiles).Tiles);
+        int blocks = (tiles + most - 1) / most;
+        return (tiles + blocks - 1) / blocks;
+    }
+
+    /// <summary>Floats of the pixel-major padded input, of one block's transformed input and products, and of the pixel-major output.</summary>
+    public (int Padded, int Transformed, int Products, int PixelMajor) WinogradTilesBufferSizes(ConvLayer c)
+    {
+        var (rows, columns) = TilePlane(c);
+        int block = TileBlock(c), mp = ChannelVectors(c) * V;
+        return (checked(rows * columns * TileChannels(c)), checked(TilePoints * PointStride(block, TileChannels(c))), checked(TilePoints * PointStride(block, mp)),
+            checked(c.Window.OH * c.Window.OW * mp));
+    }
+
+    /// <summary>
+    /// The loader's transform of k x k kernels [M][C][k][k] into what the 36 GEMMs read, [36][M / lanes][C][lanes]
+    /// (G g Gᵀ per kernel, the last channel vector zero-filled), in double so every load gives the same floats.
+    /// </summary>
+    public static void WinogradTilesLoader(CodeWriter w, int k)
+    {
+        var gk = TileTransforms(k).G;
+        w.Line();
+        w.Line($"/// <summary>{k}x{k} kernels [M][C][{k}][{k}] as the 36 GEMMs of Winograd on tiles read them: [36][M / lanes][C][lanes], each kernel G g Gᵀ.</summary>");
+        w.Open($"private static float[] {WinogradTilesLoaderName(k)}(float[] w, int m, int c, int lanes)");
+        w.Line(GLiteral(gk, k));
+        w.Line("int blocks = (m + lanes - 1) / lanes;");
+        w.Line($"var packed = new float[{TilePoints} * blocks * c * lanes];");
+        w.Open($"for (int o = 0; o < m; o++) for (int ch = 0; ch < c; ch++) for (int xi = 0; xi < {Products}; xi++) for (int nu = 0; nu < {Products}; nu++)");
+        w.Line("double sum = 0;");
+        w.Line($"for (int i = 0; i < {k}; i++) for (int j = 0; j < {k}; j++) sum += g[xi * {k} + i] * w[((o * c + ch) * {k} + i) * {k} + j] * g[nu * {k} + j];");
+        w.Line($"packed[(((xi * {Products} + nu) * blocks + o / lanes) * c + ch) * lanes + o % lanes] = (float)sum;");
+        w.Close();
+        w.Line("return packed;");
+        w.Close();
+    }
+
+    /// <summary>The loader's transform for k x k kernels: "WinogradTileWeights3x3".</summary>
+    public static string WinogradTilesLoaderName(int k) => $"WinogradTileWeights{k}x{k}";
+
+    private void WinogradTilesConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
+    {
+        bool bias = c.Bias is not null;
+        var (rows, columns) = TilePlane(c);
+        var (down, across) = TileGrid(c);
+        int tiles = down * across, k = c.Window.KH, m = TileRowsOf(c), cp = TileChannels(c), mp = ChannelVectors(c) * V, block = TileBlock(c);
+        int inSize = c.C * c.Window.H * c.Window.W, outSize = c.M * c.Window.OH * c.Window.OW;
+        w.Line($"// {k}x{k} convolution by two-dimensional Winograd {WinogradTilesName(c)}: {tiles} output tiles of {m}x{m}, each from a 6x6 input tile,");
+        w.Line($"// 36 GEMMs of [tiles x {c.C}] x [{c.C} x {c.M}] where the direct convolution has {m * m * k * k} products a tile; channels in {V}-lane vectors,");
+        w.Line($"// tiles in blocks of {block} whose transformed input and products stay in L2.");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> transformed, Span<float> products, Span<float> pixelMajor)");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, CP = {I(cp)}, Wp = {I(columns)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)}, M = {I(c.M)}, MP = {I(mp)}, P = {I(c.Window.OH * c.Window.OW)};");
+        OpenSamples(w, c.Batch);
+        w.Line($"ReadOnlySpan<float> xn = {Part("x", inSize, c.Batch)};");
+        w.Line($"Span<float> yn = {Part("y", outSize, c.Batch)};");
+        w.Line("// The input pixel-major; the padding border and the lanes past C are never written, so they stay zero from allocation.");
+        w.Line("ref float xs = ref MemoryMarshal.GetReference(xn);");
+        w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
+        PlanesToPixelMajor(w, c);
+        w.Open($"for (int t0 = 0; t0 < {I(tiles)}; t0 += {I(block)})");
+        w.Line($"int count = Math.Min({I(block)}, {I(tiles)} - t0);");
+        w.Line($"{method}_Input(padded, transformed, t0, count);");
+        w.Line($"{method}_Gemm(transformed, products, w, count);");
+        w.Line($"{method}_Output(products, pixelMajor{(bias ? ", b" : "")}, t0, count);");
+        w.Close();
+        PixelMajorToPlanes(w, c, act, outSize);
+        w.Close();
+        w.Close();
+        w.Line();
+        WinogradTilesInput(w, method, c, columns, block, across, cp);
+        WinogradTilesGemm(w, method, c, block, tiles, cp, mp);
+        WinogradTilesOutput(w, method, c, act, bias, block, across, mp);
+    }
+
+    /// <summary>
+    /// Per tile and vector of input channels, Bᵀ d B: the 6 sums along each input row go to a contiguous scratch of
+    /// 36 vectors, the 6 sums down each of its columns to the tile's 36 points.
+    /// </summary>
+    private void WinogradTilesInput(CodeWriter w, string method, ConvLayer c, int columns, int block, int across, int cp)
+    {
+        int m = TileRowsOf(c);
+        var b = TileTransforms(c.Window.KH).B;
+        w.Line(Hot);
+        w.Open($"private static void {method}_Input(ReadOnlySpan<float> padded, Span<float> transformed, int t0, int count)");
+        w.Line($"const int CP = {I(cp)}, Wp = {I(columns)}, Across = {I(across)}, Point = {I(PointStride(block, cp))};");
+        w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
+        w.Line("ref float tr = ref MemoryMarshal.GetReference(transformed);");
+        w.Line($"Span<float> rowSums = stackalloc float[{I(TilePoints * V)}];");
+        w.Line("ref float u = ref MemoryMarshal.GetReference(rowSums);");
+        w.Open("for (int t = 0; t < count; t++)");
+        w.Line("int ty = (t0 + t) / Across, tx = t0 + t - ty * Across;");
+        w.Line($"ref float d = ref Unsafe.Add(ref pr, (ty * Wp + tx) * {I(m)} * CP);");
+        w.Line("ref float o = ref Unsafe.Add(ref tr, t * CP);");
+        w.Open($"for (int c = 0; c < CP; c += {I(V)})");
+        w.Open($"for (int r = 0; r < {Products}; r++)");
+        w.Line("ref float dr = ref Unsafe.Add(ref d, r * Wp * CP + c);");
+        w.Line(string.Join(" ", Enumerable.Range(0, Products).Select(j => $"{VT} d{j} = {VS}.LoadUnsafe(ref dr{(j == 0 ? "" : $", {j} * CP")});")));
+        for (int nu = 0; nu < Products; nu++)
+            w.Line($"{VectorCombination(Enumerable.Range(0, Products).Select(j => (b[nu, j], $"d{j}")))}.StoreUnsafe(ref u, {Nuint($"(r * {Products} + {nu}) * {I(V)}")});");
+        w.Close();
+        w.Open($"for (int nu = 0; nu < {Products}; nu++)");
+        w.Line(string.Join(" ", Enumerable.Range(0, Products).Select(r => $"{VT} e{r} = {VS}.LoadUnsafe(ref u, {Nuint($"({r * Products} + nu) * {I(V)}")});")));
+        for (int xi = 0; xi < Products; xi++)
+            w.Line($"{VectorCombination(Enumerable.Range(0, Products).Select(r => (b[xi, r], $"e{r}")))}.StoreUnsafe(ref o, {Nuint($"c + ({xi * Products} + nu) * Point")});");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>
+    /// The 36 GEMMs: per point, tiles x 2 vectors of output channels in accumulators (the channel kernel's tile),
+    /// one broadcast transformed input per tile and input channel.
+    /// </summary>
+    private void WinogradTilesGemm(CodeWriter w, string method, ConvLayer c, int block, int tiles, int cp, int mp)
+    {
+        var (pairs, tile) = WinogradTilesGemmTile(c, block);
+        // Tiles past the last whole group: in a full block, and in the last block.
+        var rest = new[] { block % tile, tiles % block == 0 ? 0 : tiles % block % tile }.Where(r => r > 0).Distinct().ToArray();
+        int blocks = ChannelVectors(c);
+        w.Line(Hot);
+        w.Open($"private static void {method}_Gemm(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> w, int count)");
+        w.Line($"const int C = {I(c.C)}, CP = {I(cp)}, MP = {I(mp)}, In = {I(PointStride(block, cp))}, Out = {I(PointStride(block, mp))};");
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
+        w.Open($"for (int p = 0; p < {TilePoints}; p++)");
+        w.Line("ref float xs = ref Unsafe.Add(ref xr, p * In);");
+        w.Line("ref float ys = ref Unsafe.Add(ref yr, p * Out);");
+        w.Line($"ref float ws = ref Unsafe.Add(ref wr, p * {I(blocks * c.C * V)});");
+        w.Line("int mb = 0;");
+        int full = blocks / pairs * pairs;
+        if (full > 0) WinogradTilesBlocks(w, c, $"for (; mb < {I(full)}; mb += {pairs})", pairs, tile, rest);
+        if (full < blocks) WinogradTilesBlocks(w, c, "// the last channel vector", 1, tile, rest);
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Channel vectors (2, or 1 when there is one) and tiles a GEMM step keeps in accumulators, the tiles spread evenly.</summary>
+    private (int Channels, int Tiles) WinogradTilesGemmTile(ConvLayer c, int tiles)
+    {
+        int registers = target.SimdBits >= 512 ? 32 : 16;
+        int channels = Math.Min(ChannelVectors(c), 2);
+        int most = Math.Max(1, Math.Min((registers - channels - 2) / channels, registers >= 32 ? 12 : 6));
+        int groups = (tiles + most - 1) / most;
+        return (channels, (tiles + groups - 1) / groups);
+    }
+
+    private void WinogradTilesBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tile, int[] rest)
+    {
+        w.Open(loop);
+        for (int q = 0; q < channels; q++)
+            w.Line($"ref float w{q} = ref Unsafe.Add(ref ws, {Scaled("mb", q, I(c.C * V))});");
+        w.Line("int t = 0;");
+        w.Open($"for (; t <= count - {tile}; t += {tile})");
+        WinogradTilesGemmBody(w, channels, tile);
+        w.Close();
+        if (rest.Length > 0)
+        {
+            w.Open("switch (count - t) // the last tiles of a block");
+            foreach (var r in rest)
+            {
+                w.Open($"case {r}:");
+                WinogradTilesGemmBody(w, channels, r);
+                w.Line("break;");
+                w.Close();
+            }
+            w.Close();
+        }
+        w.Close();
+    }
+
+    private void WinogradTilesGemmBody(CodeWriter w, int channels, int tiles)
+    {
+        var qs = Enumerable.Range(0, channels).ToArray();
+        var rs = Enumerable.Range(0, tiles).ToArray();
+        foreach (var q in qs)
+            w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {VT}.Zero;")));
+        w.Line("ref float xt = ref Unsafe.Add(ref xs, t * CP);");
+        w.Open("for (int c = 0; c < C; c++)");
+        foreach (var q in qs)
+            w.Line($"{VT} w{q}_c = {VS}.LoadUnsafe(ref w{q}, (nuint)(c * {I(V)}));");
+        foreach (var r in rs)
+        {
+            w.Line($"{VT} x{r} = {VS}.Create(Unsafe.Add(ref xt, {(r == 0 ? "c" : $"c + {r} * CP")}));");
+            foreach (var q in qs) w.Line($"a{q}_{r} = {Fma($"w{q}_c", $"x{r}", $"a{q}_{r}")};");
+        }
+        w.Close();
+        foreach (var q in qs)
+            foreach (var r in rs)
+                w.Line($"a{q}_{r}.StoreUnsafe(ref ys, (nuint)({Sum("t", r)}) * MP + {Scaled("(nuint)mb", q, I(V))});");
+    }
+
+    /// <summary>
+    /// Per tile and vector of output channels, Aᵀ m A: the sums along each row of its 36 products go to a contiguous
+    /// scratch, the sums down their columns are the outputs, stored pixel-major with the bias and the inner clamp.
+    /// </summary>
+    private void WinogradTilesOutput(CodeWriter w, string method, ConvLayer c, Epilogue act, bool bias, int block, int across, int mp)
+    {
+        int m = TileRowsOf(c);
+        var a = TileTransforms(c.Window.KH).A;
+        w.Line(Hot);
+        w.Open($"private static void {method}_Output(ReadOnlySpan<float> products, Span<float> y{(bias ? ", ReadOnlySpan<float> b" : "")}, int t0, int count)");
+        w.Line($"const int MP = {I(mp)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Across = {I(across)}, Point = {I(PointStride(block, mp))};");
+        w.Line("ref float pr = ref MemoryMarshal.GetReference(products);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
+        w.Line($"Span<float> rowSums = stackalloc float[{I(Products * m * V)}];");
+        w.Line("ref float u = ref MemoryMarshal.GetReference(rowSums);");
+        w.Open("for (int t = 0; t < count; t++)");
+        w.Line("int ty = (t0 + t) / Across, tx = t0 + t - ty * Across;");
+        w.Line($"int oy = ty * {I(m)}, ox = tx * {I(m)}, rows = Math.Min({I(m)}, OH - oy), columns = Math.Min({I(m)}, OW - ox);");
+        w.Line("ref float q = ref Unsafe.Add(ref pr, t * MP);");
+        w.Line("ref float yo = ref Unsafe.Add(ref yr, (oy * OW + ox) * MP);");
+        w.Open($"for (int mb = 0; mb < MP; mb += {I(V)})");
+        w.Open($"for (int xi = 0; xi < {Products}; xi++)");
+        w.Line("ref float qx = ref Unsafe.Add(ref q, mb + xi * " + I(Products) + " * Point);");
+        w.Line(string.Join(" ", Enumerable.Range(0, Products).Select(nu => $"{VT} s{nu} = {VS}.LoadUnsafe(ref qx{(nu == 0 ? "" : $", {nu} * Point")});")));
+        for (int j = 0; j < m; j++)
+            w.Line($"{VectorCombination(Enumerable.Range(0, Products).Select(nu => ((float)a[j, nu], $"s{nu}")))}.StoreUnsafe(ref u, {Nuint($"(xi * {m} + {j}) * {I(V)}")});");
+        w.Close();
+        if (bias) w.Line($"{VT} bias = {VS}.LoadUnsafe(ref br, (nuint)mb);");
+        for (int j = 0; j < m; j++)
+        {
+            w.Open(j == 0 ? "// column 0 of the tile" : $"if ({j} < columns)");
+            w.Line(string.Join(" ", Enumerable.Range(0, Products).Select(xi => $"{VT} e{xi} = {VS}.LoadUnsafe(ref u, {I((xi * m + j) * V)});")));
+            for (int i = 0; i < m; i++)
+            {
+                string value = VectorCombination(Enumerable.Range(0, Products).Select(xi => ((float)a[i, xi], $"e{xi}")));
+                string store = $"({VAct(act.Inner, bias ? $"{value} + bias" : value)}).StoreUnsafe(ref yo, {Nuint(Sum("mb", i * c.Window.OW + j == 0 ? "" : $"{I(i * c.Window.OW + j)} * MP"))});";
+                w.Line(i == 0 ? store : $"if ({i} < rows) {store}");
+            }
+            w.Close();
+        }
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>
+    /// The sum of coefficient x vector term as a chain of FMAs where the target has them (one operation a term past
+    /// the first, where a multiply and an add take two): unit terms first, zeros left out.
+    /// </summary>
+    private string VectorCombination(IEnumerable<(float Coefficient, string Term)> terms)
+    {
+        if (!target.Fma) return Combination(terms);
+        var nonzero = terms.Where(t => t.Coefficient != 0).OrderBy(t => Math.Abs(t.Coefficient) != 1).ToList();
+        if (nonzero.Count == 0) return $"{VT}.Zero";
+        string sum = nonzero[0].Coefficient switch { 1 => nonzero[0].Term, -1 => $"-{nonzero[0].Term}", var k => $"{nonzero[0].Term} * {F(k)}" };
+        foreach (var (k, term) in nonzero.Skip(1))
+            sum = Math.Abs(k) == 1 ? $"{sum} {(k < 0 ? "-" : "+")} {term}" : Fma(term, $"{VS}.Create({F(k)})", sum);
+        return $"({sum})";
+    }
+
+    /// <summary>
+    /// The input [C][H][W] into the padded pixel-major copy [row][column][CP], a row at a time: blocks of V channels
+    /// x V columns transposed in registers, the columns and channels past the last whole block one by one.
+    /// </summary>
+    private void PlanesToPixelMajor(CodeWriter w, ConvLayer c)
+    {
+        Need("Transpose", VT);
+        w.Open("for (int h = 0; h < H; h++)");
+        w.Line("ref float from = ref Unsafe.Add(ref xs, h * W);");
+        w.Line("ref float to = ref Unsafe.Add(ref pr, ((h + PT) * Wp + PL) * CP);");
+        w.Line("int c = 0;");
+        if (c.C >= V && c.Window.W >= V)
+        {
+            w.Open($"for (; c <= C - {I(V)}; c += {I(V)})");
+            w.Line("int i = 0;");
+            w.Line($"for (; i <= W - {I(V)}; i += {I(V)}) Transpose(ref Unsafe.Add(ref from, c * H * W + i), H * W, ref Unsafe.Add(ref to, i * CP + c), CP);");
+            if (c.Window.W % V != 0) w.Line($"for (; i < W; i++) for (int k = c; k < c + {I(V)}; k++) Unsafe.Add(ref to, i * CP + k) = Unsafe.Add(ref from, k * H * W + i);");
+            w.Close();
+        }
+        w.Line("for (; c < C; c++) for (int i = 0; i < W; i++) Unsafe.Add(ref to, i * CP + c) = Unsafe.Add(ref from, c * H * W + i);");
+        w.Close();
+    }
+
+    /// <summary>
+    /// Pixel-major [P][MP] to channel-major [M][P], V pixels at a time: blocks of V pixels x V channels transposed in
+    /// registers (the channels past the last whole vector one by one), then the gate, and with a residual the skip
+    /// added and the outer clamp, on the block's vectors while they are in L1; the pixels past the last whole block
+    /// one by one. The channel kernels' last step.
+    /// </summary>
+    private void PixelMajorToPlanes(CodeWriter w, ConvLayer c, Epilogue act, int outSize)
+    {
+        Need("Transpose", VT);
+        w.Line("ref float src = ref MemoryMarshal.GetReference(pixelMajor);");
+        w.Line("ref float dst = ref MemoryMarshal.GetReference(yn);");
+        if (act.Residual) w.Line($"ref float skip = ref MemoryMarshal.GetReference({Part("residual", outSize, c.Batch)});");
+        w.Line("int p0 = 0;");
+        int pixels = c.Window.OH * c.Window.OW;
+        if (pixels >= V)
+        {
+            w.Open($"for (; p0 <= P - {I(V)}; p0 += {I(V)})");
+            if (c.M >= V) w.Line($"for (int m = 0; m <= M - {I(V)}; m += {I(V)}) Transpose(ref Unsafe.Add(ref src, p0 * MP + m), MP, ref Unsafe.Add(ref dst, m * P + p0), P);");
+            if (c.M % V != 0) w.Line($"for (int m = {I(c.M / V * V)}; m < M; m++) for (int p = p0; p < p0 + {I(V)}; p++) Unsafe.Add(ref dst, m * P + p) = Unsafe.Add(ref src, p * MP + m);");
+            if (act.Gate is not null || act.Residual)
+            {
+                w.Open("for (int m = 0; m < M; m++)");
+                w.Line($"{VT} v = {VS}.LoadUnsafe(ref dst, (nuint)(m * P + p0));");
+                if (act.Gate is { } g) w.Line($"v = {Call(g, "v", VT)};");
+                if (act.Residual) w.Line($"v = {VAct(act.Outer, $"v + {VS}.LoadUnsafe(ref skip, (nuint)(m * P + p0))")};");
+                w.Line("v.StoreUnsafe(ref dst, (nuint)(m * P + p0));");
+                w.Close();
+            }
+            w.Close();
+        }
+        if (pixels % V != 0)
+        {
+            w.Open($"// the last {pixels % V} pixel(s)");
+            if (act.Gate is { } gate) w.Line(GatePass(gate, "pixelMajor.Slice(p0 * MP, (P - p0) * MP)"));
+            if (act.Residual)
+                w.Line($"for (int m = 0; m < M; m++) for (int p = p0; p < P; p++) Unsafe.Add(ref dst, m * P + p) = {Act(act.Outer, "Unsafe.Add(ref src, p * MP + m) + Unsafe.Add(ref skip, m * P + p)")};");
+            else w.Line("for (int m = 0; m < M; m++) for (int p = p0; p < P; p++) Unsafe.Add(ref dst, m * P + p) = Unsafe.Add(ref src, p * MP + m);");
+            w.Close();
+        }
+    }
+}
