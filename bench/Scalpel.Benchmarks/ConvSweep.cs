@@ -64,15 +64,16 @@ public static class ConvSweep
         {
             var path = Path.Combine(dir.FullName, "conv.onnx");
             File.WriteAllBytes(path, Build(s).ToByteArray());
-            bool winograd = s.Group == 1 && (s.K is 3 or 5) && s.Stride == 1 && s.Dilation == 1 && s.C >= 8 && s.M >= 8;
-            var variants = s.Group != 1 ? [ConvKernel.Pixels] : winograd ? new[] { ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd, ConvKernel.WinogradTiles } : [ConvKernel.Pixels, ConvKernel.Channels];
+            var layer = GraphAnalyzer.Analyze(OnnxModel.Load(path)).Layers.OfType<ConvLayer>().Single();
+            var variants = ConvKernels.Candidates(layer) is { Count: > 0 } candidates ? candidates.ToArray() : [ConvKernel.Pixels];
             var times = Time(path, s, variants.Select(v => code with { ConvKernel = v }).ToArray());
             double ort = times[0];
             var chosen = measure ? Measured(path, code, cache) : Chosen(path, code);
             double gen = times[1 + Array.IndexOf(variants, chosen)];
             double speedup = ort / gen, gmacs = s.Macs / gen / 1e3;
             speedups.Add(speedup);
-            string channels = variants.Length > 1 ? $"{times[2]:0.0}" : "-", wino = variants.Length > 2 ? $"{times[3]:0.0}" : "-", tiles = variants.Length > 3 ? $"{times[4]:0.0}" : "-";
+            string Column(ConvKernel k) => Array.IndexOf(variants, k) is var i and >= 0 ? $"{times[1 + i]:0.0}" : "-";
+            string channels = Column(ConvKernel.Channels), wino = Column(ConvKernel.Winograd), tiles = Column(ConvKernel.WinogradTiles);
             var line = string.Create(CultureInfo.InvariantCulture,
                 $"| {s} | {s.Macs / 1e6:0.00} | {ort:0.0} | {times[1]:0.0} | {channels} | {wino} | {tiles} | {chosen.ToString().ToLowerInvariant()} | {speedup:0.00}x | {gmacs:0.0} | {gmacs / peak:P0} |");
             table.AppendLine(line);

@@ -8,10 +8,15 @@ public sealed record KernelChoice(string Layer, string Kernel, string Why);
 /// <summary>The conv kernels a layer can run, for timing them on this machine.</summary>
 public static class ConvKernels
 {
-    /// <summary>Pixels and channels for a dense ungrouped conv, and Winograd where it fits; none for the others (one kernel each).</summary>
-    public static IReadOnlyList<ConvKernel> Candidates(ConvLayer c) =>
-        c.Group != 1 || c.Format != WeightFormat.Dense ? []
-        : KernelEmitter.WinogradFits(c) ? [ConvKernel.Pixels, ConvKernel.Channels, ConvKernel.Winograd, ConvKernel.WinogradTiles] : [ConvKernel.Pixels, ConvKernel.Channels];
+    /// <summary>Pixels and channels for a dense ungrouped conv, and each Winograd variant where it fits; none for the others (one kernel each).</summary>
+    public static IReadOnlyList<ConvKernel> Candidates(ConvLayer c)
+    {
+        if (c.Group != 1 || c.Format != WeightFormat.Dense) return [];
+        var kernels = new List<ConvKernel> { ConvKernel.Pixels, ConvKernel.Channels };
+        if (KernelEmitter.WinogradFits(c)) kernels.Add(ConvKernel.Winograd);
+        if (KernelEmitter.WinogradTilesFit(c)) kernels.Add(ConvKernel.WinogradTiles);
+        return kernels;
+    }
 
     /// <summary>The kernel the cost model picks for the target.</summary>
     public static ConvKernel CostModelChoice(ConvLayer c, CodeTarget target)
@@ -65,7 +70,7 @@ internal sealed partial class KernelEmitter
         string forced = target.ConvKernel != ConvKernel.Auto ? "forced by the target; "
             : measured is not null && measured.TryGetValue(c.Name, out var m) ? m.Why + "; " : "";
         if (UsesWinogradTiles(c))
-            return new(c.Name, $"Winograd {WinogradTilesName(c)} on tiles, across channels",
+            return new(c.Name, $"Winograd {WinogradTilesName(c)} on tiles, across channels{(c.Window.Dilated ? $", {PhaseStep(c) * PhaseStep(c)} dilation phases" : "")}",
                 $"{forced}{WinogradTilesCost(c) / 1e6:0.###}M vector operations against {Math.Min(pixel, channel) / 1e6:0.###}M for the direct kernels");
         if (UsesWinograd(c))
             return new(c.Name, $"Winograd {WinogradName(c)} along columns over the pixel GEMM",

@@ -37,14 +37,36 @@ internal sealed partial class KernelEmitter
     /// <summary>The transforms of the tile variant: those above for 3x3; for 5x5, F(2, 5)'s at 0, ±1, ±2 (with ±1/2 the error measured about the same).</summary>
     private static (float[,] B, double[,] G, float[,] A) TileTransforms(int k) => k == 3 ? (TileB3, TileG3, TileA3) : (WinogradB, WinogradG(5), WinogradA(5));
 
-    /// <summary>Tiles down and across the output, each <see cref="TileRowsOf"/> square.</summary>
-    private static (int Down, int Across) TileGrid(ConvLayer c)
+    /// <summary>
+    /// Dense 3x3 or 5x5, stride 1, at least 8 input and output channels, and the same dilation d down and across: a
+    /// dilated conv is d x d stride-1 convs, one per phase (padded row r % d, column q % d), each over its own
+    /// plane of the padded input (row r / d, column q / d), whose outputs interleave.
+    /// </summary>
+    internal static bool WinogradTilesFit(ConvLayer c)
     {
-        int m = TileRowsOf(c);
-        return ((c.Window.OH + m - 1) / m, (c.Window.OW + m - 1) / m);
+        var w = c.Window;
+        return c.Group == 1 && c.Format == WeightFormat.Dense && (w.KH is 3 or 5) && w.KW == w.KH && w.StrideH == 1 && w.StrideW == 1
+            && w.DilationH == w.DilationW && c.C >= 8 && c.M >= 8;
     }
 
-    /// <summary>Rows and columns of the pixel-major padded input: whole tiles, each reading k - 1 past its own.</summary>
+    /// <summary>Dilation: the phases are its square.</summary>
+    private static int PhaseStep(ConvLayer c) => c.Window.DilationH;
+
+    /// <summary>Tiles down and across one phase's outputs (all of them without dilation), each <see cref="TileRowsOf"/> square.</summary>
+    private static (int Down, int Across) TileGrid(ConvLayer c)
+    {
+        int m = TileRowsOf(c), d = PhaseStep(c);
+        return (((c.Window.OH + d - 1) / d + m - 1) / m, ((c.Window.OW + d - 1) / d + m - 1) / m);
+    }
+
+    /// <summary>Tiles of all phases.</summary>
+    private static int TileCount(ConvLayer c)
+    {
+        var (down, across) = TileGrid(c);
+        return PhaseStep(c) * PhaseStep(c) * down * across;
+    }
+
+    /// <summary>Rows and columns of one phase plane of the pixel-major padded input: whole tiles, each reading k - 1 past its own.</summary>
     private static (int Rows, int Columns) TilePlane(ConvLayer c)
     {
         var (down, across) = TileGrid(c);
@@ -64,11 +86,11 @@ internal sealed partial class KernelEmitter
     /// </summary>
     public bool UsesWinogradTiles(ConvLayer c)
     {
-        bool eligible = WinogradFits(c);
+        bool eligible = WinogradTilesFit(c);
         if (!eligible || KernelFor(c) != ConvKernel.Auto) return eligible && KernelFor(c) == ConvKernel.WinogradTiles;
         var (pixel, channel, k) = ConvCosts(c);
         double direct = k >= 8 * V ? Math.Min(pixel, channel) : pixel, tiles = WinogradTilesCost(c);
-        return tiles < 0.7 * direct && tiles < WinogradCost(c);
+        return tiles < 0.7 * direct && (!WinogradFits(c) || tiles < WinogradCost(c));
     }
 
     /// <summary>
@@ -79,8 +101,7 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private double WinogradTilesCost(ConvLayer c)
     {
-        var (down, across) = TileGrid(c);
-        double tiles = (double)down * across, m = TileRowsOf(c);
+        double tiles = TileCount(c), m = TileRowsOf(c);
         int inBlocks = TileChannels(c) / V, outBlocks = ChannelVectors(c);
         double gemm = TilePoints * tiles * outBlocks * c.C;
         double input = tiles * inBlocks * 2 * Products * (12 + 22);
@@ -111,8 +132,7 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private int TileBlock(ConvLayer c)
     {
-        var (down, across) = TileGrid(c);
-        int tiles = down * across, perTile = TilePoints * sizeof(float) * (TileChannels(c) + ChannelVectors(c) * V);
+        int tiles = TileCount(c), perTile = TilePoints * sizeof(float) * (TileChannels(c) + ChannelVectors(c) * V);
         if ((long)tiles * perTile <= 2L * TileBlockBytes) return tiles;
         int most = Math.Max(TileBlockBytes / perTile, 2 * WinogradTilesGemmTile(c, tiles).Tiles);
         int blocks = (tiles + most - 1) / most;
@@ -124,7 +144,7 @@ internal sealed partial class KernelEmitter
     {
         var (rows, columns) = TilePlane(c);
         int block = TileBlock(c), mp = ChannelVectors(c) * V;
-        return (checked(rows * columns * TileChannels(c)), checked(TilePoints * PointStride(block, TileChannels(c))), checked(TilePoints * PointStride(block, mp)),
+        return (checked(PhaseStep(c) * PhaseStep(c) * rows * columns * TileChannels(c)), checked(TilePoints * PointStride(block, TileChannels(c))), checked(TilePoints * PointStride(block, mp)),
             checked(c.Window.OH * c.Window.OW * mp));
     }
 
@@ -158,13 +178,14 @@ internal sealed partial class KernelEmitter
         bool bias = c.Bias is not null;
         var (rows, columns) = TilePlane(c);
         var (down, across) = TileGrid(c);
-        int tiles = down * across, k = c.Window.KH, m = TileRowsOf(c), cp = TileChannels(c), mp = ChannelVectors(c) * V, block = TileBlock(c);
+        int tiles = TileCount(c), k = c.Window.KH, m = TileRowsOf(c), cp = TileChannels(c), mp = ChannelVectors(c) * V, block = TileBlock(c), d = PhaseStep(c);
         int inSize = c.C * c.Window.H * c.Window.W, outSize = c.M * c.Window.OH * c.Window.OW;
         w.Line($"// {k}x{k} convolution by two-dimensional Winograd {WinogradTilesName(c)}: {tiles} output tiles of {m}x{m}, each from a 6x6 input tile,");
+        if (d > 1) w.Line($"// the dilation {d} as {d * d} stride-1 convolutions, one per phase plane of the padded input, whose outputs interleave;");
         w.Line($"// 36 GEMMs of [tiles x {c.C}] x [{c.C} x {c.M}] where the direct convolution has {m * m * k * k} products a tile; channels in {V}-lane vectors,");
         w.Line($"// tiles in blocks of {block} whose transformed input and products stay in L2.");
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> transformed, Span<float> products, Span<float> pixelMajor)");
-        w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, CP = {I(cp)}, Wp = {I(columns)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)}, M = {I(c.M)}, MP = {I(mp)}, P = {I(c.Window.OH * c.Window.OW)};");
+        w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, CP = {I(cp)}, {(d > 1 ? $"Hp = {I(rows)}, " : "")}Wp = {I(columns)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)}, M = {I(c.M)}, MP = {I(mp)}, P = {I(c.Window.OH * c.Window.OW)};");
         OpenSamples(w, c.Batch);
         w.Line($"ReadOnlySpan<float> xn = {Part("x", inSize, c.Batch)};");
         w.Line($"Span<float> yn = {Part("y", outSize, c.Batch)};");
@@ -182,29 +203,30 @@ internal sealed partial class KernelEmitter
         w.Close();
         w.Close();
         w.Line();
-        WinogradTilesInput(w, method, c, columns, block, across, cp);
+        WinogradTilesInput(w, method, c, rows, columns, block, down, across, cp);
         WinogradTilesGemm(w, method, c, block, tiles, cp, mp);
-        WinogradTilesOutput(w, method, c, act, bias, block, across, mp);
+        WinogradTilesOutput(w, method, c, act, bias, block, down, across, mp);
     }
 
     /// <summary>
     /// Per tile and vector of input channels, Bᵀ d B: the 6 sums along each input row go to a contiguous scratch of
     /// 36 vectors, the 6 sums down each of its columns to the tile's 36 points.
     /// </summary>
-    private void WinogradTilesInput(CodeWriter w, string method, ConvLayer c, int columns, int block, int across, int cp)
+    private void WinogradTilesInput(CodeWriter w, string method, ConvLayer c, int rows, int columns, int block, int down, int across, int cp)
     {
         int m = TileRowsOf(c);
         var b = TileTransforms(c.Window.KH).B;
         w.Line(Hot);
         w.Open($"private static void {method}_Input(ReadOnlySpan<float> padded, Span<float> transformed, int t0, int count)");
-        w.Line($"const int CP = {I(cp)}, Wp = {I(columns)}, Across = {I(across)}, Point = {I(PointStride(block, cp))};");
+        string phases = PhaseStep(c) > 1 ? $"Hp = {I(rows)}, Down = {I(down)}, " : "";
+        w.Line($"const int CP = {I(cp)}, {phases}Wp = {I(columns)}, Across = {I(across)}, Point = {I(PointStride(block, cp))};");
         w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
         w.Line("ref float tr = ref MemoryMarshal.GetReference(transformed);");
         w.Line($"Span<float> rowSums = stackalloc float[{I(TilePoints * V)}];");
         w.Line("ref float u = ref MemoryMarshal.GetReference(rowSums);");
         w.Open("for (int t = 0; t < count; t++)");
-        w.Line("int ty = (t0 + t) / Across, tx = t0 + t - ty * Across;");
-        w.Line($"ref float d = ref Unsafe.Add(ref pr, (ty * Wp + tx) * {I(m)} * CP);");
+        TileOrigin(w, c);
+        w.Line($"ref float d = ref Unsafe.Add(ref pr, {(PhaseStep(c) > 1 ? "phase * Hp * Wp * CP + " : "")}(ty * Wp + tx) * {I(m)} * CP);");
         w.Line("ref float o = ref Unsafe.Add(ref tr, t * CP);");
         w.Open($"for (int c = 0; c < CP; c += {I(V)})");
         w.Open($"for (int r = 0; r < {Products}; r++)");
@@ -312,21 +334,29 @@ internal sealed partial class KernelEmitter
     /// Per tile and vector of output channels, Aᵀ m A: the sums along each row of its 36 products go to a contiguous
     /// scratch, the sums down their columns are the outputs, stored pixel-major with the bias and the inner clamp.
     /// </summary>
-    private void WinogradTilesOutput(CodeWriter w, string method, ConvLayer c, Epilogue act, bool bias, int block, int across, int mp)
+    private void WinogradTilesOutput(CodeWriter w, string method, ConvLayer c, Epilogue act, bool bias, int block, int down, int across, int mp)
     {
         int m = TileRowsOf(c);
         var a = TileTransforms(c.Window.KH).A;
         w.Line(Hot);
         w.Open($"private static void {method}_Output(ReadOnlySpan<float> products, Span<float> y{(bias ? ", ReadOnlySpan<float> b" : "")}, int t0, int count)");
-        w.Line($"const int MP = {I(mp)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Across = {I(across)}, Point = {I(PointStride(block, mp))};");
+        w.Line($"const int MP = {I(mp)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, {(PhaseStep(c) > 1 ? $"Down = {I(down)}, " : "")}Across = {I(across)}, Point = {I(PointStride(block, mp))};");
         w.Line("ref float pr = ref MemoryMarshal.GetReference(products);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
         w.Line($"Span<float> rowSums = stackalloc float[{I(Products * m * V)}];");
         w.Line("ref float u = ref MemoryMarshal.GetReference(rowSums);");
         w.Open("for (int t = 0; t < count; t++)");
-        w.Line("int ty = (t0 + t) / Across, tx = t0 + t - ty * Across;");
-        w.Line($"int oy = ty * {I(m)}, ox = tx * {I(m)}, rows = Math.Min({I(m)}, OH - oy), columns = Math.Min({I(m)}, OW - ox);");
+        TileOrigin(w, c);
+        int d = PhaseStep(c);
+        if (d == 1) w.Line($"int oy = ty * {I(m)}, ox = tx * {I(m)}, rows = Math.Min({I(m)}, OH - oy), columns = Math.Min({I(m)}, OW - ox);");
+        else
+        {
+            w.Line($"int py = phase / {I(d)}, px = phase - py * {I(d)};");
+            w.Line($"int oy = py + ty * {I(m * d)}, ox = px + tx * {I(m * d)};");
+            w.Line($"int rows = Math.Min({I(m)}, (OH - py + {I(d - 1)}) / {I(d)} - ty * {I(m)}), columns = Math.Min({I(m)}, (OW - px + {I(d - 1)}) / {I(d)} - tx * {I(m)});");
+            w.Line("if (rows <= 0 || columns <= 0) continue; // a tile of a phase with fewer outputs than the first");
+        }
         w.Line("ref float q = ref Unsafe.Add(ref pr, t * MP);");
         w.Line("ref float yo = ref Unsafe.Add(ref yr, (oy * OW + ox) * MP);");
         w.Open($"for (int mb = 0; mb < MP; mb += {I(V)})");
@@ -344,7 +374,8 @@ internal sealed partial class KernelEmitter
             for (int i = 0; i < m; i++)
             {
                 string value = VectorCombination(Enumerable.Range(0, Products).Select(xi => ((float)a[i, xi], $"e{xi}")));
-                string store = $"({VAct(act.Inner, bias ? $"{value} + bias" : value)}).StoreUnsafe(ref yo, {Nuint(Sum("mb", i * c.Window.OW + j == 0 ? "" : $"{I(i * c.Window.OW + j)} * MP"))});";
+                int at = (i * c.Window.OW + j) * PhaseStep(c);
+                string store = $"({VAct(act.Inner, bias ? $"{value} + bias" : value)}).StoreUnsafe(ref yo, {Nuint(Sum("mb", at == 0 ? "" : $"{I(at)} * MP"))});";
                 w.Line(i == 0 ? store : $"if ({i} < rows) {store}");
             }
             w.Close();
@@ -370,12 +401,35 @@ internal sealed partial class KernelEmitter
         return $"({sum})";
     }
 
+    /// <summary>Tile t of the block's phase (with dilation), row and column in the phase's tile grid.</summary>
+    private static void TileOrigin(CodeWriter w, ConvLayer c)
+    {
+        if (PhaseStep(c) == 1) w.Line("int ty = (t0 + t) / Across, tx = t0 + t - ty * Across;");
+        else
+        {
+            w.Line("int phase = (t0 + t) / (Down * Across), rest = t0 + t - phase * (Down * Across);");
+            w.Line("int ty = rest / Across, tx = rest - ty * Across;");
+        }
+    }
+
     /// <summary>
     /// The input [C][H][W] into the padded pixel-major copy [row][column][CP], a row at a time: blocks of V channels
     /// x V columns transposed in registers, the columns and channels past the last whole block one by one.
     /// </summary>
     private void PlanesToPixelMajor(CodeWriter w, ConvLayer c)
     {
+        int d = PhaseStep(c);
+        if (d > 1)
+        {
+            w.Line($"// padded row r and column q of the input go to row r / {d}, column q / {d} of phase plane (r % {d}, q % {d}), one float at a time");
+            w.Open("for (int c = 0; c < C; c++) for (int h = 0; h < H; h++)");
+            w.Line($"int r = h + PT, plane = r % {I(d)} * {I(d)};");
+            w.Line($"ref float to = ref Unsafe.Add(ref pr, r / {I(d)} * Wp * CP + c);");
+            w.Line("ref float from = ref Unsafe.Add(ref xs, (c * H + h) * W);");
+            w.Line($"for (int i = 0; i < W; i++) Unsafe.Add(ref to, ((plane + (i + PL) % {I(d)}) * Hp * Wp + (i + PL) / {I(d)}) * CP) = Unsafe.Add(ref from, i);");
+            w.Close();
+            return;
+        }
         Need("Transpose", VT);
         w.Open("for (int h = 0; h < H; h++)");
         w.Line("ref float from = ref Unsafe.Add(ref xs, h * W);");

@@ -67,6 +67,9 @@ public sealed class ConvPoolKernelTests
         ([64, 30, 30, 16, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels, 30x30: Winograd's products in column chunks"),
         ([32, 13, 13, 32, 5, 5, 1, 2, 1, 1], "5x5 on 13x13 (ConvNet's second conv): Winograd F(2, 5), a last tile of 1 row"),
         ([8, 6, 9, 20, 5, 5, 1, 0, 1, 1], "5x5 without padding: Winograd on 2 x 5 outputs, rows under one vector"),
+        ([16, 20, 20, 12, 3, 3, 1, 2, 2, 1], "3x3 dilation 2: Winograd on tiles of each of 4 phases"),
+        ([8, 15, 13, 9, 3, 3, 1, 3, 3, 1], "3x3 dilation 3 on 15 x 13: phases of 5 x 5 and 5 x 4 outputs, tiles past a phase's last output"),
+        ([12, 11, 11, 17, 5, 5, 1, 4, 2, 1], "5x5 dilation 2 on 11 x 11: phases of 6 and 5 outputs a side"),
     ];
 
     /// <summary>
@@ -76,6 +79,9 @@ public sealed class ConvPoolKernelTests
     private static bool WinogradShape(int[] s) =>
         (s[4] is 3 or 5) && s[5] == s[4] && s[6] == 1 && s[8] == 1 && s[9] == 1 && s[0] >= 8 && s[3] >= 8 && s[1] + 2 * s[7] - s[4] + 1 >= 7 - s[4];
 
+    /// <summary>Shapes Winograd on tiles takes when forced: 3x3 or 5x5, stride 1, the same dilation both ways, no groups, 8 channels or more.</summary>
+    private static bool WinogradTilesShape(int[] s) => (s[4] is 3 or 5) && s[5] == s[4] && s[6] == 1 && s[9] == 1 && s[0] >= 8 && s[3] >= 8;
+
     public static TheoryData<string, ConvKernel, int> ConvCases()
     {
         var data = new TheoryData<string, ConvKernel, int>();
@@ -84,11 +90,8 @@ public sealed class ConvPoolKernelTests
             {
                 data.Add(target, ConvKernel.Pixels, i);
                 if (ConvShapes[i].Shape[9] == 1) data.Add(target, ConvKernel.Channels, i);
-                if (WinogradShape(ConvShapes[i].Shape))
-                {
-                    data.Add(target, ConvKernel.Winograd, i);
-                    data.Add(target, ConvKernel.WinogradTiles, i);
-                }
+                if (WinogradShape(ConvShapes[i].Shape)) data.Add(target, ConvKernel.Winograd, i);
+                if (WinogradTilesShape(ConvShapes[i].Shape)) data.Add(target, ConvKernel.WinogradTiles, i);
             }
         return data;
     }
