@@ -222,13 +222,40 @@ internal sealed partial class KernelEmitter
         w.Line($"const int CP = {I(cp)}, {phases}Wp = {I(columns)}, Across = {I(across)}, Point = {I(PointStride(block, cp))};");
         w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
         w.Line("ref float tr = ref MemoryMarshal.GetReference(transformed);");
-        w.Line($"Span<float> rowSums = stackalloc float[{I(TilePoints * V)}];");
-        w.Line("ref float u = ref MemoryMarshal.GetReference(rowSums);");
+        if (target.SimdBits < 512)
+        {
+            w.Line($"Span<float> rowSums = stackalloc float[{I(TilePoints * V)}];");
+            w.Line("ref float u = ref MemoryMarshal.GetReference(rowSums);");
+        }
         w.Open("for (int t = 0; t < count; t++)");
         TileOrigin(w, c);
         w.Line($"ref float d = ref Unsafe.Add(ref pr, {(PhaseStep(c) > 1 ? "phase * Hp * Wp * CP + " : "")}(ty * Wp + tx) * {I(m)} * CP);");
         w.Line("ref float o = ref Unsafe.Add(ref tr, t * CP);");
         w.Open($"for (int c = 0; c < CP; c += {I(V)})");
+        if (target.SimdBits >= 512)
+        {
+            // 32 registers: the row sums of half the columns (18 vectors) stay in registers, and only the outputs are stored.
+            for (int half = 0; half < 2; half++)
+            {
+                w.OpenBlock();
+                for (int r = 0; r < Products; r++)
+                {
+                    w.Line($"ref float d{r}r = ref Unsafe.Add(ref d, {(r == 0 ? "c" : $"{r} * Wp * CP + c")});");
+                    w.Line(string.Join(" ", Enumerable.Range(0, Products).Select(j => $"{(r == 0 ? VT + " " : "")}d{j} = {VS}.LoadUnsafe(ref d{r}r{(j == 0 ? "" : $", {j} * CP")});")));
+                    for (int nu = 3 * half; nu < 3 * half + 3; nu++)
+                        w.Line($"{VT} u{r}_{nu} = {VectorCombination(Enumerable.Range(0, Products).Select(j => (b[nu, j], $"d{j}")))};");
+                }
+                for (int nu = 3 * half; nu < 3 * half + 3; nu++)
+                    for (int xi = 0; xi < Products; xi++)
+                        w.Line($"{VectorCombination(Enumerable.Range(0, Products).Select(r => (b[xi, r], $"u{r}_{nu}")))}.StoreUnsafe(ref o, {Nuint($"c + {xi * Products + nu} * Point")});");
+                w.Close();
+            }
+            w.Close();
+            w.Close();
+            w.Close();
+            w.Line();
+            return;
+        }
         w.Open($"for (int r = 0; r < {Products}; r++)");
         w.Line("ref float dr = ref Unsafe.Add(ref d, r * Wp * CP + c);");
         w.Line(string.Join(" ", Enumerable.Range(0, Products).Select(j => $"{VT} d{j} = {VS}.LoadUnsafe(ref dr{(j == 0 ? "" : $", {j} * CP")});")));
