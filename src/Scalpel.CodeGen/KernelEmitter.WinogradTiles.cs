@@ -185,6 +185,7 @@ internal sealed partial class KernelEmitter
         w.Line($"// 36 GEMMs of [tiles x {c.C}] x [{c.C} x {c.M}] where the direct convolution has {m * m * k * k} products a tile; channels in {V}-lane vectors,");
         w.Line($"// tiles in blocks of {block} whose transformed input and products stay in L2.");
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> transformed, Span<float> products, Span<float> pixelMajor)");
+        PixelMajorScratch(w, c);
         w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, CP = {I(cp)}, {(d > 1 ? $"Hp = {I(rows)}, " : "")}Wp = {I(columns)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)}, M = {I(c.M)}, MP = {I(mp)}, P = {I(c.Window.OH * c.Window.OW)};");
         OpenSamples(w, c.Batch);
         w.Line($"ReadOnlySpan<float> xn = {Part("x", inSize, c.Batch)};");
@@ -441,7 +442,8 @@ internal sealed partial class KernelEmitter
 
     /// <summary>
     /// The input [C][H][W] into the padded pixel-major copy [row][column][CP], a row at a time: blocks of V channels
-    /// x V columns transposed in registers, the columns and channels past the last whole block one by one.
+    /// x V columns transposed in registers (rows under a vector: blocks of the flattened plane), the columns and
+    /// channels past the last whole block one by one; with dilation, into the phase planes float by float.
     /// </summary>
     private void PlanesToPixelMajor(CodeWriter w, ConvLayer c)
     {
@@ -458,6 +460,24 @@ internal sealed partial class KernelEmitter
             return;
         }
         Need("Transpose", VT);
+        if (FlatPixelMajorCopy(c))
+        {
+            // Rows under a vector: blocks of V pixels of the flattened plane (the last one overlapping), transposed
+            // into the block scratch, then each pixel's vector stored at its padded place.
+            w.OpenBlock();
+            w.Line("ref float bt = ref MemoryMarshal.GetReference(block);");
+            w.Line("int c = 0;");
+            w.Open($"for (; c <= C - {I(V)}; c += {I(V)})");
+            w.Open($"for (int q0 = 0; q0 < H * W; q0 += {I(V)})");
+            w.Line($"int p = Math.Min(q0, H * W - {I(V)});");
+            w.Line($"Transpose(ref Unsafe.Add(ref xs, c * H * W + p), H * W, ref bt, {I(V)});");
+            w.Line($"for (int j = 0; j < {I(V)}; j++) {VS}.LoadUnsafe(ref bt, (nuint)(j * {I(V)})).StoreUnsafe(ref pr, (nuint)((((p + j) / W + PT) * Wp + (p + j) % W + PL) * CP + c));");
+            w.Close();
+            w.Close();
+            w.Line("for (; c < C; c++) for (int p = 0; p < H * W; p++) Unsafe.Add(ref pr, ((p / W + PT) * Wp + p % W + PL) * CP + c) = Unsafe.Add(ref xs, c * H * W + p);");
+            w.Close();
+            return;
+        }
         w.Open("for (int h = 0; h < H; h++)");
         w.Line("ref float from = ref Unsafe.Add(ref xs, h * W);");
         w.Line("ref float to = ref Unsafe.Add(ref pr, ((h + PT) * Wp + PL) * CP);");
@@ -472,6 +492,15 @@ internal sealed partial class KernelEmitter
         }
         w.Line("for (; c < C; c++) for (int i = 0; i < W; i++) Unsafe.Add(ref to, i * CP + c) = Unsafe.Add(ref from, c * H * W + i);");
         w.Close();
+    }
+
+    /// <summary>Whether the copy into the pixel-major input transposes blocks of the flattened plane (rows under one vector).</summary>
+    private bool FlatPixelMajorCopy(ConvLayer c) => PhaseStep(c) == 1 && c.C >= V && c.Window.W < V && c.Window.H * c.Window.W >= V;
+
+    /// <summary>The V x V block the flattened copy transposes into, allocated once before the samples loop.</summary>
+    private void PixelMajorScratch(CodeWriter w, ConvLayer c)
+    {
+        if (FlatPixelMajorCopy(c)) w.Line($"Span<float> block = stackalloc float[{I(V * V)}];");
     }
 
     /// <summary>
