@@ -16,7 +16,7 @@ public sealed partial class CSharpEmitter
 
     /// <summary>
     /// Scratch a kernel overwrites whole on every call (wide rows, pixel-major outputs, patches, a transposed
-    /// input), shared by all layers: slots 0 to 2 for a kernel that needs several at once.
+    /// input), shared by all layers: slots 0 to 3 for a kernel that needs several at once.
     /// </summary>
     private string Scratch(int slot, int size)
     {

@@ -87,7 +87,7 @@ public sealed partial class CSharpEmitter
                 e._winograd.Add(($"{id}_Weight", c.M, c.C, c.Window.KH, Tiles: true));
                 if (c.Bias is not null) args.Add(Section("Bias", _k.ChannelPackedBias(c)));
                 var (padded, transformed, products, pixelMajor) = _k.WinogradTilesBufferSizes(c);
-                args.Add(e.Buffer($"_{id}_padded", padded, "pixel-major zero-padded input copy, whole tiles"));
+                args.Add(e.Scratch(3, padded));
                 args.Add(e.Scratch(0, transformed));
                 args.Add(e.Scratch(1, products));
                 args.Add(e.Scratch(2, pixelMajor));

@@ -35,7 +35,7 @@ public sealed partial class CSharpEmitter
     /// <summary>Layer output buffers, shared over time; capacity in floats.</summary>
     private readonly List<(string Name, int Capacity)> _activations = [];
     private readonly SortedSet<int> _free = [];
-    private readonly int[] _scratch = new int[3];
+    private readonly int[] _scratch = new int[4];
     /// <summary>The last layer that reads each tensor (the model output: never released).</summary>
     private readonly Dictionary<string, int> _lastUse = new(StringComparer.Ordinal);
     /// <summary>Floats per sample of each runtime tensor's storage (input, output, intermediate buffers).</summary>

@@ -190,9 +190,9 @@ internal sealed partial class KernelEmitter
         OpenSamples(w, c.Batch);
         w.Line($"ReadOnlySpan<float> xn = {Part("x", inSize, c.Batch)};");
         w.Line($"Span<float> yn = {Part("y", outSize, c.Batch)};");
-        w.Line("// The input pixel-major; the padding border and the lanes past C are never written, so they stay zero from allocation.");
         w.Line("ref float xs = ref MemoryMarshal.GetReference(xn);");
         w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
+        PaddingToZero(w, c, rows);
         PlanesToPixelMajor(w, c);
         w.Open($"for (int t0 = 0; t0 < {I(tiles)}; t0 += {I(block)})");
         w.Line($"int count = Math.Min({I(block)}, {I(tiles)} - t0);");
@@ -475,6 +475,7 @@ internal sealed partial class KernelEmitter
             w.Close();
             w.Close();
             w.Line("for (; c < C; c++) for (int p = 0; p < H * W; p++) Unsafe.Add(ref pr, ((p / W + PT) * Wp + p % W + PL) * CP + c) = Unsafe.Add(ref xs, c * H * W + p);");
+            if (c.C % V != 0) w.Line("for (; c < CP; c++) for (int p = 0; p < H * W; p++) Unsafe.Add(ref pr, ((p / W + PT) * Wp + p % W + PL) * CP + c) = 0f;");
             w.Close();
             return;
         }
@@ -491,7 +492,33 @@ internal sealed partial class KernelEmitter
             w.Close();
         }
         w.Line("for (; c < C; c++) for (int i = 0; i < W; i++) Unsafe.Add(ref to, i * CP + c) = Unsafe.Add(ref from, c * H * W + i);");
+        if (c.C % V != 0) w.Line("for (; c < CP; c++) for (int i = 0; i < W; i++) Unsafe.Add(ref to, i * CP + c) = 0f;");
         w.Close();
+    }
+
+    /// <summary>
+    /// Zeroes what the copy does not write, as the buffer is scratch that other layers use: without dilation the
+    /// padding rows and the padding columns of the input's rows (the copy zeroes the lanes past C); with dilation,
+    /// whose phase planes interleave padding and input, all of it.
+    /// </summary>
+    private static void PaddingToZero(CodeWriter w, ConvLayer c, int rows)
+    {
+        var (_, columns) = TilePlane(c);
+        if (PhaseStep(c) > 1)
+        {
+            w.Line($"padded.Slice(0, {I(PhaseStep(c) * PhaseStep(c) * rows * columns)} * CP).Clear();");
+            return;
+        }
+        w.Line($"// the padding border; the copy below writes the rest, the lanes past C included");
+        if (c.Window.PadTop > 0) w.Line("padded.Slice(0, PT * Wp * CP).Clear();");
+        if (rows > c.Window.PadTop + c.Window.H) w.Line($"padded.Slice((PT + H) * Wp * CP, {I(rows - c.Window.PadTop - c.Window.H)} * Wp * CP).Clear();");
+        if (c.Window.PadLeft > 0 || columns > c.Window.PadLeft + c.Window.W)
+        {
+            w.Open("for (int r = PT; r < PT + H; r++)");
+            if (c.Window.PadLeft > 0) w.Line("padded.Slice(r * Wp * CP, PL * CP).Clear();");
+            if (columns > c.Window.PadLeft + c.Window.W) w.Line($"padded.Slice((r * Wp + PL + W) * CP, {I(columns - c.Window.PadLeft - c.Window.W)} * CP).Clear();");
+            w.Close();
+        }
     }
 
     /// <summary>Whether the copy into the pixel-major input transposes blocks of the flattened plane (rows under one vector).</summary>

@@ -170,6 +170,44 @@ public sealed class ConvPoolKernelTests
         }
     }
 
+    /// <summary>
+    /// Winograd on tiles copies each input into one pixel-major scratch that all such convs share: each must zero the
+    /// padding and the lanes past its channels that another conv filled. Here a conv without padding fills the
+    /// scratch, the next one pads by 1 and the last, over 12 channels, by 2 with a 5x5 kernel.
+    /// </summary>
+    [Theory]
+    [InlineData("x64-sse")]
+    [InlineData("x64-avx2")]
+    [InlineData("x64-avx512")]
+    public void WinogradTilesZeroThePaddingOfTheirSharedScratch(string target)
+    {
+        var rng = new Random(11);
+        NodeProto Conv(string name, string input, string output, int k, int pad) => new()
+        {
+            OpType = "Conv", Name = name, Input = { input, name + "W", name + "B" }, Output = { output },
+            Attribute = { Ints("kernel_shape", k, k), Ints("pads", pad, pad, pad, pad) },
+        };
+        var nodes = new[]
+        {
+            Conv("a", "x", "a", 3, 0), new NodeProto { OpType = "Relu", Name = "ra", Input = { "a" }, Output = { "ar" } },
+            Conv("b", "ar", "b", 3, 1), new NodeProto { OpType = "Relu", Name = "rb", Input = { "b" }, Output = { "br" } },
+            Conv("c", "br", "y", 5, 2),
+        };
+        // Weights scaled with 1 / sqrt(K), as in ConvMatchesOnnxRuntime, so the sums stay of order 1.
+        var initializers = new[]
+        {
+            Floats("aW", Random(rng, 16 * 16 * 9, 0.5f), 16, 16, 3, 3), Floats("aB", Random(rng, 16, 0.5f), 16),
+            Floats("bW", Random(rng, 12 * 16 * 9, 0.5f), 12, 16, 3, 3), Floats("bB", Random(rng, 12, 0.5f), 12),
+            Floats("cW", Random(rng, 10 * 12 * 25, 0.5f), 10, 12, 5, 5), Floats("cB", Random(rng, 10, 0.5f), 10),
+        };
+        var model = Model(nodes, initializers, [16, 12, 12], [10, 10, 10]);
+        var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = ConvKernel.WinogradTiles }, 16 * 12 * 12, rng);
+        Assert.Equal(3, System.Text.RegularExpressions.Regex.Matches(source, "by two-dimensional Winograd F\\(").Count);
+        // Three stacked convs, each up to 300 products of order-1 values: the tolerance grows with the magnitudes.
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance * Math.Max(1, Math.Abs(expected[i])), $"{target}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
     public static TheoryData<string, ConvKernel, string> ClipCases()
     {
         var data = new TheoryData<string, ConvKernel, string>();
