@@ -39,19 +39,22 @@ internal sealed partial class KernelEmitter
         return Math.Max(V, (p + V - 1) / V * V);
     }
 
+    /// <summary>Output channel vectors and output pixels (of one row) a tile keeps in accumulators.</summary>
+    private (int Channels, int Pixels) ChannelTile(ConvLayer c) => ChannelRegisterTile(c, c.Window.OW);
+
     /// <summary>
-    /// Output channel vectors and output pixels (of one row) a tile keeps in accumulators: as many pixels as the
-    /// registers allow, spread evenly over the row so that no tile is left with too few to hide FMA latency.
+    /// Output channel vectors (2, or 1 when there is one) and columns (pixels of a row, Winograd tiles) a tile of the
+    /// kernels across channels keeps in accumulators: as many columns as the registers allow, spread evenly over
+    /// <paramref name="count"/> so that no tile is left with too few to hide FMA latency.
     /// </summary>
-    private (int Channels, int Pixels) ChannelTile(ConvLayer c)
+    private (int Channels, int Columns) ChannelRegisterTile(ConvLayer c, int count)
     {
-        int blocks = ChannelVectors(c);
         int registers = target.SimdBits >= 512 ? 32 : 16;
-        int channels = Math.Min(blocks, 2);
+        int channels = Math.Min(ChannelVectors(c), 2);
         // Leave room for the weight vectors and one broadcast.
         int most = Math.Max(1, Math.Min((registers - channels - 2) / channels, registers >= 32 ? 12 : 6));
-        int tiles = (c.Window.OW + most - 1) / most;
-        return (channels, (c.Window.OW + tiles - 1) / tiles);
+        int tiles = (count + most - 1) / most;
+        return (channels, (count + tiles - 1) / tiles);
     }
 
     /// <summary>Vectors of V output channels (the last one partly zero).</summary>

@@ -134,7 +134,7 @@ internal sealed partial class KernelEmitter
     {
         int tiles = TileCount(c), perTile = TilePoints * sizeof(float) * (TileChannels(c) + ChannelVectors(c) * V);
         if ((long)tiles * perTile <= 2L * TileBlockBytes) return tiles;
-        int most = Math.Max(TileBlockBytes / perTile, 2 * WinogradTilesGemmTile(c, tiles).Tiles);
+        int most = Math.Max(TileBlockBytes / perTile, 2 * ChannelRegisterTile(c, tiles).Columns);
         int blocks = (tiles + most - 1) / most;
         return (tiles + blocks - 1) / blocks;
     }
@@ -187,12 +187,12 @@ internal sealed partial class KernelEmitter
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> transformed, Span<float> products, Span<float> pixelMajor)");
         PixelMajorScratch(w, c);
         w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, CP = {I(cp)}, {(d > 1 ? $"Hp = {I(rows)}, " : "")}Wp = {I(columns)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)}, M = {I(c.M)}, MP = {I(mp)}, P = {I(c.Window.OH * c.Window.OW)};");
+        PaddingToZero(w, c, rows);
         OpenSamples(w, c.Batch);
         w.Line($"ReadOnlySpan<float> xn = {Part("x", inSize, c.Batch)};");
         w.Line($"Span<float> yn = {Part("y", outSize, c.Batch)};");
         w.Line("ref float xs = ref MemoryMarshal.GetReference(xn);");
         w.Line("ref float pr = ref MemoryMarshal.GetReference(padded);");
-        PaddingToZero(w, c, rows);
         PlanesToPixelMajor(w, c);
         w.Open($"for (int t0 = 0; t0 < {I(tiles)}; t0 += {I(block)})");
         w.Line($"int count = Math.Min({I(block)}, {I(tiles)} - t0);");
@@ -280,7 +280,7 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private void WinogradTilesGemm(CodeWriter w, string method, ConvLayer c, int block, int tiles, int cp, int mp)
     {
-        var (pairs, tile) = WinogradTilesGemmTile(c, block);
+        var (pairs, tile) = ChannelRegisterTile(c, block);
         // Tiles past the last whole group: in a full block, and in the last block.
         var rest = new[] { block % tile, tiles % block == 0 ? 0 : tiles % block % tile }.Where(r => r > 0).Distinct().ToArray();
         int blocks = ChannelVectors(c);
@@ -301,16 +301,6 @@ internal sealed partial class KernelEmitter
         w.Close();
         w.Close();
         w.Line();
-    }
-
-    /// <summary>Channel vectors (2, or 1 when there is one) and tiles a GEMM step keeps in accumulators, the tiles spread evenly.</summary>
-    private (int Channels, int Tiles) WinogradTilesGemmTile(ConvLayer c, int tiles)
-    {
-        int registers = target.SimdBits >= 512 ? 32 : 16;
-        int channels = Math.Min(ChannelVectors(c), 2);
-        int most = Math.Max(1, Math.Min((registers - channels - 2) / channels, registers >= 32 ? 12 : 6));
-        int groups = (tiles + most - 1) / most;
-        return (channels, (tiles + groups - 1) / groups);
     }
 
     private void WinogradTilesBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tile, int[] rest)
@@ -499,7 +489,8 @@ internal sealed partial class KernelEmitter
     /// <summary>
     /// Zeroes what the copy does not write, as the buffer is scratch that other layers use: without dilation the
     /// padding rows and the padding columns of the input's rows (the copy zeroes the lanes past C); with dilation,
-    /// whose phase planes interleave padding and input, all of it.
+    /// whose phase planes interleave padding and input, all of it. Once per call: every sample's copy writes the same
+    /// places.
     /// </summary>
     private static void PaddingToZero(CodeWriter w, ConvLayer c, int rows)
     {
