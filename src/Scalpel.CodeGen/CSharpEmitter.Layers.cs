@@ -120,7 +120,7 @@ public sealed partial class CSharpEmitter
                 else if (KernelEmitter.UsesPaddedInput(c))
                 {
                     args.Add(e.Buffer($"_{id}_padded", _k.PaddedBufferSize(c), "zero-padded input copy, split into stride phases"));
-                    args.Add(e.Scratch(0, _k.WideBufferSize(c)));
+                    if (!_k.StoresRows(c)) args.Add(e.Scratch(0, _k.WideBufferSize(c)));
                 }
             }
             _k.Conv(_m, Method(c), c, fused?.Epilogue);

@@ -32,9 +32,10 @@ internal sealed partial class KernelEmitter
         return ((double)c.M * (PixelColumnsComputed(c) / V) * k, (double)ChannelVectors(c) * pixels * k + 0.5 * c.M * pixels, k);
     }
 
-    /// <summary>Output columns the pixel GEMM computes per channel: the wide rows, rounded up to whole vectors.</summary>
+    /// <summary>Output columns the pixel GEMM computes per channel: rows of whole vectors, or the wide rows, rounded up to whole vectors.</summary>
     private int PixelColumnsComputed(ConvLayer c)
     {
+        if (UsesPaddedInput(c) && StoresRows(c)) return c.Window.OH * ((c.Window.OW + V - 1) / V * V);
         int p = UsesPaddedInput(c) ? WideColumns(c) : c.Window.OH * c.Window.OW;
         return Math.Max(V, (p + V - 1) / V * V);
     }
@@ -159,20 +160,29 @@ internal sealed partial class KernelEmitter
         return Math.Clamp(ChannelWeightBytes / perChannel, 1, c.C);
     }
 
+    /// <summary>Packed weights past which the channel kernel prefetches: smaller ones take a few microseconds to read whole.</summary>
+    private const int PrefetchWeightBytes = 64 * 1024;
+
     private void ChannelBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tilePixels, bool bias, Epilogue act, bool blocked)
     {
+        int k = c.C * c.Window.KH * c.Window.KW, blocks = ChannelVectors(c);
+        // The next block's weights come from memory (other layers ran since they were last read) while this block
+        // computes from cache: a line of them is prefetched per tap row of each tile, so that the first tiles ask for
+        // all of them. The last block asks for its own (a prefetch stays inside the array); one block alone has none to ask for.
+        bool prefetch = !blocked && channels == 2 && blocks > channels && channels * k * V >= 16 && (long)blocks * k * V * sizeof(float) >= PrefetchWeightBytes;
         w.Open(loop);
         for (int q = 0; q < channels; q++)
-            w.Line($"ref float w{q} = ref Unsafe.Add(ref wr, {Scaled("mb", q, I(c.C * c.Window.KH * c.Window.KW * V))});");
+            w.Line($"ref float w{q} = ref Unsafe.Add(ref wr, {Scaled("mb", q, I(k * V))});");
+        if (prefetch) w.Line($"ref float wn = ref Unsafe.Add(ref wr, Math.Min(mb + {channels}, {I(blocks - channels)}) * {I(k * V)});");
         w.Open("for (int oh = 0; oh < OH; oh++)");
         w.Line("int ow = 0;");
         w.Open($"for (; ow <= OW - {tilePixels}; ow += {tilePixels})");
-        ChannelTileBody(w, c, channels, tilePixels, bias, act, blocked);
+        ChannelTileBody(w, c, channels, tilePixels, bias, act, blocked, prefetch ? tilePixels : 0);
         w.Close();
         if (c.Window.OW % tilePixels != 0)
         {
             w.Open($"// the last {c.Window.OW % tilePixels} pixel(s) of the row");
-            ChannelTileBody(w, c, channels, c.Window.OW % tilePixels, bias, act, blocked);
+            ChannelTileBody(w, c, channels, c.Window.OW % tilePixels, bias, act, blocked, prefetch ? tilePixels : 0);
             w.Close();
         }
         w.Close();
@@ -184,18 +194,22 @@ internal sealed partial class KernelEmitter
     /// input channel blocks, the accumulators start from the partial sums of the blocks before, and only the
     /// last block applies the epilogue.
     /// </summary>
-    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act, bool blocked)
+    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act, bool blocked, int prefetchTile = 0)
     {
         var qs = Enumerable.Range(0, channels).ToArray();
         var rs = Enumerable.Range(0, pixels).ToArray();
         string Slot(int q, int r) => $"(nuint)({Scaled("p", r, "MP")} + {Scaled("mb", q, I(V))})";
         w.Line("int o = oh * SH * Wp + ow * SW, p = oh * OW + ow;");
+        // Tile n of the block prefetches lines n x C x KH onwards of the next block's weights.
+        int lastLine = channels * c.C * c.Window.KH * c.Window.KW * V / 16 - 1;
+        if (prefetchTile > 0) w.Line($"int f = p / {I(prefetchTile)} * (C * KH);");
         foreach (var q in qs)
             w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {(blocked ? $"first ? {VT}.Zero : {VS}.LoadUnsafe(ref yr, {Slot(q, r)})" : $"{VT}.Zero")};")));
         w.Open(blocked ? "for (int c = c0; c < c1; c++)" : "for (int c = 0; c < C; c++)");
         w.Open("for (int i = 0; i < KH; i++)");
         w.Line($"int t = (c * KH + i) * {I(c.Window.KW)};");
         w.Line($"ref float xi = ref Unsafe.Add(ref xr, c * (Hp * Wp) + i * {I(c.Window.DilationH)} * Wp);");
+        if (prefetchTile > 0) w.Line(Prefetch($"Unsafe.Add(ref wn, Math.Min(f + c * KH + i, {I(lastLine)}) * 16)"));
         for (int j = 0; j < c.Window.KW; j++)
         {
             foreach (var q in qs)

@@ -98,11 +98,13 @@ internal sealed partial class KernelEmitter
         w.Line(strided
             ? $"// Strided convolution as an implicit GEMM: the zero-padded input is split into {c.Window.StrideH} x {c.Window.StrideW} phase planes of [{hq} x {wq}]"
             : $"// Convolution as an implicit GEMM over a zero-padded input copy [{cg} x {hq} x {wq}]:");
-        w.Line($"// each (channel, kernel row, kernel column) is a shifted view{(strided ? " of one plane" : "")}, so no im2col; outputs are computed {wq} wide, then compacted to {c.Window.OW}.");
+        bool rows = StoresRows(c);
+        w.Line($"// each (channel, kernel row, kernel column) is a shifted view{(strided ? " of one plane" : "")}, so no im2col; " +
+            (rows ? $"each output row's {c.Window.OW} columns are stored straight into the output." : $"outputs are computed {wq} wide, then compacted to {c.Window.OW}."));
         if (grouped)
             w.Line($"// {I(c.Group)} groups, one at a time: {mg} output channel(s) from {cg} input channel(s) each.");
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> wide)");
-        w.Line($"const int C = {I(cg)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, M = {I(mg)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Hq = {I(hq)}, Wq = {I(wq)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)};");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded{(rows ? "" : ", Span<float> wide")})");
+        w.Line($"const int C = {I(cg)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, {(rows ? "" : $"M = {I(mg)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, ")}Hq = {I(hq)}, Wq = {I(wq)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)};");
         if (strided) w.Line($"const int SH = {I(c.Window.StrideH)}, SW = {I(c.Window.StrideW)};");
         int count = c.Batch * c.Group;
         OpenSamples(w, count, grouped ? $" // sample n / {I(c.Group)}, group n % {I(c.Group)}" : "");
@@ -111,18 +113,119 @@ internal sealed partial class KernelEmitter
         w.Line("// The padding border is never written, so it stays zero from allocation.");
         if (!strided) PaddedCopy(w, "Hq", "Wq");
         else PhaseSplitCopy(w, c);
+        string target = rows ? "yn" + (act.Residual ? $", {Part("residual", outSize, count)}" : "") : "wide";
         if (grouped)
         {
             w.Line($"int g = n % {I(c.Group)};");
-            w.Line($"{method}_Gemm(padded, wide, w.AsSpan(g * {I(mg * k)}, {I(mg * k)}){(bias ? $", b.AsSpan(g * {I(mg)}, {I(mg)})" : "")});");
+            w.Line($"{method}_Gemm(padded, {target}, w.AsSpan(g * {I(mg * k)}, {I(mg * k)}){(bias ? $", b.AsSpan(g * {I(mg)}, {I(mg)})" : "")});");
         }
-        else w.Line($"{method}_Gemm(padded, wide, w{(bias ? ", b" : "")});");
-        if (act.Residual) ResidualCompaction(w, c, act, outSize);
-        else w.Line($"for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice(m * {I(WideColumns(c))} + oh * Wq, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
+        else w.Line($"{method}_Gemm(padded, {target}, w{(bias ? ", b" : "")});");
+        if (!rows)
+        {
+            if (act.Residual) ResidualCompaction(w, c, act, outSize);
+            else w.Line($"for (int m = 0; m < M; m++) for (int oh = 0; oh < OH; oh++) wide.Slice(m * {I(WideColumns(c))} + oh * Wq, OW).CopyTo(yn.Slice((m * OH + oh) * OW, OW));");
+        }
         w.Close();
         w.Close();
         w.Line();
-        Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, act with { Residual = false, Outer = Bounds.None }, c);
+        if (rows) RowGemm(w, method + "_Gemm", mg, k, bias, act, c);
+        else Gemm(w, method + "_Gemm", mg, k, WideColumns(c), bias, act with { Residual = false, Outer = Bounds.None }, c);
+    }
+
+    /// <summary>
+    /// Whether a padded conv's GEMM stores each output row straight into the output rather than computing rows over
+    /// the plane width into a wide buffer and compacting it: where a row's whole vectors are no more columns than the
+    /// plane width, so that the overlapping last vector recomputes no more than the wide rows' junk columns. Past
+    /// that, the recomputed columns cost more than the compaction (3->64 7x7 stride 2 into 56 x 56: 643 against 574 µs).
+    /// </summary>
+    public bool StoresRows(ConvLayer c) => c.Window.OW >= V && (c.Window.OW + V - 1) / V * V <= PhaseSize(c).Wq;
+
+    /// <summary>
+    /// The implicit GEMM of a padded conv, stored row by row: output row oh, column ow reads input column
+    /// oh * Wq + ow of each shifted plane view. Rows run in chunks whose input rows stay in cache while every
+    /// output row block reuses them.
+    /// </summary>
+    private void RowGemm(CodeWriter w, string method, int m, int k, bool bias, Epilogue act, ConvLayer c)
+    {
+        var wq = PhaseSize(c).Wq;
+        int oh = c.Window.OH, ow = c.Window.OW;
+        OpenGemm(w, method, $"M = {I(m)}, K = {I(k)}, P = {I(oh * ow)}, OH = {I(oh)}, OW = {I(ow)}", bias, act, c);
+        int columns = (oh - 1) * wq + ow, chunk = ColumnChunk(m, k, columns, c);
+        int chunkRows = chunk >= columns ? oh : Math.Max(1, chunk / wq);
+        if (chunkRows < oh) w.Line($"// output rows in chunks of {I(chunkRows)}, so the input rows a chunk reads stay in cache while every output row block reuses them");
+        w.Open($"for (int oh0 = 0; oh0 < OH; oh0 += {I(chunkRows)})");
+        w.Line($"int ohe = Math.Min(OH, oh0 + {I(chunkRows)});");
+        GemmRowBlocks(w, m, rows => RowGemmBlock(w, rows, ow, bias, act, c));
+        w.Close();
+        w.Close();
+    }
+
+    /// <summary>The GEMM method's signature, sizes and references; the caller closes it.</summary>
+    private static void OpenGemm(CodeWriter w, string method, string sizes, bool bias, Epilogue act, ConvLayer? padded)
+    {
+        w.Line(Hot);
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, ReadOnlySpan<float> w{(bias ? ", ReadOnlySpan<float> b" : "")})");
+        w.Line($"const int {sizes};");
+        if (padded is not null)
+        {
+            var (hq, wq) = PhaseSize(padded);
+            w.Line($"const int C = {I(padded.C / padded.Group)}, KH = {I(padded.Window.KH)}, KW = {I(padded.Window.KW)}, Hq = {I(hq)}, Wq = {I(wq)}, SH = {I(padded.Window.StrideH)}, SW = {I(padded.Window.StrideW)}, DH = {I(padded.Window.DilationH)};");
+        }
+        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
+        if (act.Residual) w.Line("ref float rr = ref MemoryMarshal.GetReference(residual);");
+        w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
+        if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
+    }
+
+    /// <summary>The output rows m in blocks of GemmRows, then the rows left over as one block.</summary>
+    private void GemmRowBlocks(CodeWriter w, int m, Action<int> block)
+    {
+        w.Line("int m = 0;");
+        if (m >= GemmRows)
+        {
+            w.Open($"for (; m <= M - {GemmRows}; m += {GemmRows})");
+            block(GemmRows);
+            w.Close();
+        }
+        if (m % GemmRows != 0)
+        {
+            w.Open($"for (; m < M; m += {m % GemmRows}) // the last {m % GemmRows} row(s), once");
+            block(m % GemmRows);
+            w.Close();
+        }
+    }
+
+    /// <summary>A block of output channels over the chunk's rows: whole tiles, then single vectors, then an overlapping last vector.</summary>
+    private void RowGemmBlock(CodeWriter w, int rows, int ow, bool bias, Epilogue act, ConvLayer c)
+    {
+        var r = RowBlockReferences(w, rows, bias, act);
+        int cols = TileColumns(rows, ow);
+        w.Open("for (int oh = oh0; oh < ohe; oh++)");
+        w.Line("int ow = 0;");
+        w.Open($"for (; ow <= OW - {cols * V}; ow += {cols * V})");
+        w.Line("int p = oh * Wq + ow, q = oh * OW + ow;");
+        GemmTile(w, r, cols, act, c, "q");
+        w.Close();
+        int rest = ow % (cols * V) / V;
+        if (rest > 0)
+        {
+            w.Open($"// {rest} more vector(s) of columns");
+            w.Line("int p = oh * Wq + ow, q = oh * OW + ow;");
+            GemmTile(w, r, rest, act, c, "q");
+            w.Close();
+        }
+        if (ow % V != 0)
+        {
+            w.Open($"// the last {ow % V} columns: the final vector, overlapping columns already stored with the same values");
+            w.Line("int p = oh * Wq + OW - " + I(V) + ", q = oh * OW + OW - " + I(V) + ";");
+            GemmTile(w, r, 1, act, c, "q");
+            w.Close();
+        }
+        w.Close();
+        if (act.Gate is { } gate)
+            foreach (var i in r)
+                w.Line(GatePass(gate, $"MemoryMarshal.CreateSpan(ref Unsafe.Add(ref y{i}, oh0 * OW), (ohe - oh0) * OW)"));
     }
 
     /// <summary>Copies every channel of xn into the interior of padded, planes of rows x cols floats (constants of the kernel).</summary>
@@ -212,19 +315,7 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private void Gemm(CodeWriter w, string method, int m, int k, int p, bool bias, Epilogue act, ConvLayer? padded)
     {
-        w.Line(Hot);
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, ReadOnlySpan<float> w{(bias ? ", ReadOnlySpan<float> b" : "")})");
-        w.Line($"const int M = {I(m)}, K = {I(k)}, P = {I(p)};");
-        if (padded is not null)
-        {
-            var (hq, wq) = PhaseSize(padded);
-            w.Line($"const int C = {I(padded.C / padded.Group)}, KH = {I(padded.Window.KH)}, KW = {I(padded.Window.KW)}, Hq = {I(hq)}, Wq = {I(wq)}, SH = {I(padded.Window.StrideH)}, SW = {I(padded.Window.StrideW)}, DH = {I(padded.Window.DilationH)};");
-        }
-        w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
-        w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
-        if (act.Residual) w.Line("ref float rr = ref MemoryMarshal.GetReference(residual);");
-        w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
-        if (bias) w.Line("ref float br = ref MemoryMarshal.GetReference(b);");
+        OpenGemm(w, method, $"M = {I(m)}, K = {I(k)}, P = {I(p)}", bias, act, padded);
         int chunk = ColumnChunk(m, k, p, padded);
         if (chunk < p)
         {
@@ -232,19 +323,7 @@ internal sealed partial class KernelEmitter
             w.Open($"for (int p0 = 0; p0 < P; p0 += {I(chunk)})");
             w.Line($"int pe = Math.Min(P, p0 + {I(chunk)});");
         }
-        w.Line("int m = 0;");
-        if (m >= GemmRows)
-        {
-            w.Open($"for (; m <= M - {GemmRows}; m += {GemmRows})");
-            GemmRowBlock(w, GemmRows, p, bias, act, padded, chunk < p);
-            w.Close();
-        }
-        if (m % GemmRows != 0)
-        {
-            w.Open($"for (; m < M; m += {m % GemmRows}) // the last {m % GemmRows} row(s), once");
-            GemmRowBlock(w, m % GemmRows, p, bias, act, padded, chunk < p);
-            w.Close();
-        }
+        GemmRowBlocks(w, m, rows => GemmRowBlock(w, rows, p, bias, act, padded, chunk < p));
         if (chunk < p) w.Close();
         w.Close();
     }
@@ -288,8 +367,8 @@ internal sealed partial class KernelEmitter
                 w.Line(GatePass(gate, chunked ? $"MemoryMarshal.CreateSpan(ref Unsafe.Add(ref y{i}, p0), pe - p0)" : $"MemoryMarshal.CreateSpan(ref y{i}, P)"));
     }
 
-    /// <summary>The row block's outputs: tiles of vector accumulators, or scalar sums under one vector of columns.</summary>
-    private void GemmRowBlockSums(CodeWriter w, int rows, int p, bool bias, Epilogue act, ConvLayer? padded, bool chunked)
+    /// <summary>The references of output rows m.. of a block (weights, outputs, skip connection) and their biases; returns the rows.</summary>
+    private static int[] RowBlockReferences(CodeWriter w, int rows, bool bias, Epilogue act)
     {
         var r = Enumerable.Range(0, rows).ToArray();
         foreach (var i in r)
@@ -297,6 +376,13 @@ internal sealed partial class KernelEmitter
                 (act.Residual ? $" ref float r{i} = ref Unsafe.Add(ref rr, {Scaled("m", i, "P")});" : ""));
         foreach (var i in r)
             w.Line(bias ? $"float b{i} = Unsafe.Add(ref br, {Sum("m", i)});" : $"const float b{i} = 0f;");
+        return r;
+    }
+
+    /// <summary>The row block's outputs: tiles of vector accumulators, or scalar sums under one vector of columns.</summary>
+    private void GemmRowBlockSums(CodeWriter w, int rows, int p, bool bias, Epilogue act, ConvLayer? padded, bool chunked)
+    {
+        var r = RowBlockReferences(w, rows, bias, act);
         if (p < V)
         {
             GemmScalarColumns(w, r, act, padded);
@@ -328,8 +414,8 @@ internal sealed partial class KernelEmitter
         if (chunked) w.Close();
     }
 
-    /// <summary>One rows x cols tile of vector accumulators at column p: the k loop, then bias, activation, store.</summary>
-    private void GemmTile(CodeWriter w, int[] r, int cols, Epilogue act, ConvLayer? padded)
+    /// <summary>One rows x cols tile of vector accumulators at input column p, stored at output column <paramref name="at"/>: the k loop, then bias, activation, store.</summary>
+    private void GemmTile(CodeWriter w, int[] r, int cols, Epilogue act, ConvLayer? padded, string at = "p")
     {
         var c = Enumerable.Range(0, cols).ToArray();
         foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{VT} a{i}{j} = {VT}.Zero;")));
@@ -350,8 +436,8 @@ internal sealed partial class KernelEmitter
             foreach (var j in c)
             {
                 string value = VAct(act.Inner, $"a{i}{j} + {VS}.Create(b{i})");
-                if (act.Residual) value = VAct(act.Outer, $"{value} + {VS}.LoadUnsafe(ref r{i}, {Nuint(Sum("p", j * V))})");
-                w.Line($"({value}).StoreUnsafe(ref y{i}, {Nuint(Sum("p", j * V))});");
+                if (act.Residual) value = VAct(act.Outer, $"{value} + {VS}.LoadUnsafe(ref r{i}, {Nuint(Sum(at, j * V))})");
+                w.Line($"({value}).StoreUnsafe(ref y{i}, {Nuint(Sum(at, j * V))});");
             }
     }
 

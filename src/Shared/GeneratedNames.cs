@@ -18,6 +18,7 @@ public static class GeneratedNames
         "Weights", "Run", "RunChunk", "Embedded", "InputSize", "OutputSize", "InputShape", "OutputShape", "WeightsResourceName",
         "CheckSparse", "Load", "Read", "Reader", "SectionLengths", "SectionTypes",
         "Exp", "Sigmoid", "Silu", "HardSigmoid", "HardSwish", "LeakyRelu", "WinogradWeights3x3", "WinogradWeights5x5",
+        "ExpOfNegative", "Transpose", "Prefetch", "WinogradTileWeights3x3", "WinogradTileWeights5x5",
     };
 
     /// <summary>
@@ -36,7 +37,7 @@ public static class GeneratedNames
         ["MethodImplOptions"] = "System.Runtime.CompilerServices",
         ["MemoryMarshal"] = "System.Runtime.InteropServices",
         ["Vector64"] = "System.Runtime.Intrinsics", ["Vector128"] = "System.Runtime.Intrinsics",
-        ["Vector256"] = "System.Runtime.Intrinsics", ["Vector512"] = "System.Runtime.Intrinsics",
+        ["Vector256"] = "System.Runtime.Intrinsics", ["Vector512"] = "System.Runtime.Intrinsics", ["Sse"] = "System.Runtime.Intrinsics.X86",
         ["SHA256"] = "System.Security.Cryptography",
         ["GeneratedCode"] = "System.CodeDom.Compiler",
         ["Volatile"] = "System.Threading", ["Interlocked"] = "System.Threading",

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using Scalpel.Onnx.Proto;
 using Scalpel.Pruning.Data;
 
 namespace Scalpel.Tests;
@@ -205,6 +206,42 @@ public sealed class BuildIntegrationTests(PackageFeed feed)
         Assert.Equal("app optimised: True, model optimised: True", outputs["Release"][0]);
         Assert.Equal(1 + images.Count, outputs["Debug"].Length);
         Assert.Equal(outputs["Release"][1..], outputs["Debug"][1..]); // the same logits, bit for bit
+    }
+
+    /// <summary>
+    /// Generated code's one unsafe member, a cache prefetch hint, compiles both apart (the default) and inside the
+    /// project (ScalpelOptimizedAssembly false), where the build turns AllowUnsafeBlocks on; both give the same outputs.
+    /// </summary>
+    [Fact]
+    public void GeneratedPrefetchCompilesApartAndInsideTheProject()
+    {
+        // A 1x1 conv of 256 -> 64 channels on 7x7: 64 KB of packed weights, which the channel kernel prefetches.
+        var rng = new Random(3);
+        var weights = Enumerable.Range(0, 64 * 256).Select(_ => (float)(rng.NextDouble() - 0.5) / 16).ToArray();
+        var graph = new GraphProto
+        {
+            Name = "pointwise", Input = { OnnxGraphs.BatchOf("x", 256, 7, 7) }, Output = { OnnxGraphs.BatchOf("y", 64, 7, 7) },
+            Initializer = { OnnxGraphs.Floats("W", weights, 64, 256, 1, 1) },
+            Node = { OnnxGraphs.Node("Conv", ["x", "W"], "y", OnnxGraphs.Ints("kernel_shape", 1, 1)) },
+        };
+        const string program = """
+            var model = new Consumer.Pointwise();
+            var x = Enumerable.Range(0, Consumer.Pointwise.InputSize).Select(i => (float)Math.Sin(i)).ToArray();
+            var y = new float[Consumer.Pointwise.OutputSize];
+            model.Run(x, y);
+            Console.WriteLine(string.Join(" ", y.Take(8).Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))));
+            """;
+        var app = new ConsumerProject(feed, "prefetch", """<ScalpelModel Include="models/pointwise.onnx" HardwareTarget="x64-avx2" />""", program);
+        Directory.CreateDirectory(Path.Combine(app.Directory, "models"));
+        File.WriteAllBytes(Path.Combine(app.Directory, "models", "pointwise.onnx"), Google.Protobuf.MessageExtensions.ToByteArray(OnnxGraphs.Model(graph)));
+        var outputs = new List<string>();
+        foreach (var optimised in new[] { "true", "false" })
+        {
+            app.Build("-p:ScalpelOptimizedAssembly=" + optimised).Succeeded("build with ScalpelOptimizedAssembly " + optimised);
+            Assert.Contains("Prefetch(ref", File.ReadAllText(Path.Combine(app.GeneratedDirectory, "Pointwise.g.cs")), StringComparison.Ordinal);
+            outputs.Add(app.RunApp().Succeeded("app").Output.Trim());
+        }
+        Assert.Equal(outputs[0], outputs[1]);
     }
 
     [Fact]

@@ -60,7 +60,12 @@ public sealed class ConvPoolKernelTests
         ([4, 6, 6, 4, 5, 5, 1, 2, 1, 4], "depthwise 5x5 on 6x6 (flat): windows two rows and columns past the border"),
         ([3, 10, 13, 3, 3, 3, 1, 1, 1, 3], "depthwise 3x3 on 10x13 (flat at 256 and 512 bits, rows at 128)"),
         ([512, 20, 20, 6, 1, 1, 1, 0, 1, 1], "pointwise over 512 channels: column chunks, the last one partial"),
-        ([64, 30, 30, 5, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels on 30x30: column chunks of the wide output"),
+        ([64, 30, 30, 5, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels on 30x30: column chunks, as output rows stored straight"),
+        ([64, 29, 29, 5, 3, 3, 1, 1, 1, 1], "3x3 over 64 channels on 29x29: column chunks of the wide output"),
+        ([3, 64, 64, 16, 3, 3, 2, 1, 1, 1], "3x3 stride 2 into 32x32 (a first conv): output rows of whole vectors stored straight"),
+        ([4, 34, 34, 10, 5, 5, 1, 0, 1, 1], "5x5 without padding into 30x30: output rows stored straight, an overlapping last vector"),
+        ([256, 7, 7, 64, 1, 1, 1, 0, 1, 1], "pointwise 256 -> 64 on 7x7: 64 KB of weights, the channel kernel prefetches the next block's"),
+        ([64, 9, 9, 40, 3, 3, 1, 1, 1, 1], "3x3 64 -> 40 on 9x9: the channel kernel prefetches, a partial last tile of a row and a last single channel vector"),
         ([160, 5, 5, 40, 5, 5, 1, 2, 1, 1], "5x5 over 160 channels: the channel kernel sums input channels in blocks"),
         ([8, 11, 10, 12, 3, 3, 1, 1, 1, 1], "3x3 on 11 rows: Winograd's last tile of 4 rows holds 3"),
         ([16, 9, 13, 9, 3, 3, 1, 0, 1, 1], "3x3 without padding: Winograd on 7 x 11 outputs, rows under one 16-lane vector"),
@@ -124,10 +129,15 @@ public sealed class ConvPoolKernelTests
         Assert.Equal(kernel == ConvKernel.Channels, source.Contains("vectorised across output channels", StringComparison.Ordinal));
         Assert.Equal(kernel == ConvKernel.Winograd, source.Contains("by Winograd F(", StringComparison.Ordinal));
         Assert.Equal(kernel == ConvKernel.WinogradTiles, source.Contains("by two-dimensional Winograd F(", StringComparison.Ordinal));
-        if (kernel == ConvKernel.Pixels) Assert.Equal(why.Contains("column chunks", StringComparison.Ordinal), source.Contains("columns in chunks", StringComparison.Ordinal));
+        if (kernel == ConvKernel.Pixels)
+            Assert.Equal(why.Contains("column chunks", StringComparison.Ordinal), source.Contains("columns in chunks", StringComparison.Ordinal) || source.Contains("output rows in chunks", StringComparison.Ordinal));
         // The row kernel needs a row of at least one vector of outputs; the flat-plane kernel takes same-size
         // stride-1 depthwise whose rows are under two vectors.
         int lanes = CodeTarget.Resolve(target).Lanes;
+        // The pixel GEMM of a padded conv stores output rows straight when their whole vectors fit the phase plane's
+        // width (the wide rows it would otherwise compute and compact).
+        if (source.Contains("so no im2col", StringComparison.Ordinal))
+            Assert.Equal(ow >= lanes && (ow + lanes - 1) / lanes * lanes <= ow + (kw - 1) * dilation / stride, source.Contains("stored straight into the output", StringComparison.Ordinal));
         bool flat = stride == 1 && oh == h && ow == w && w < 2 * lanes;
         if (why.Contains("(direct", StringComparison.Ordinal))
             Assert.Equal(ow >= 4 && !flat, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
@@ -136,6 +146,9 @@ public sealed class ConvPoolKernelTests
         if (why.Contains("in bands", StringComparison.Ordinal))
             Assert.Contains("padded rows they read stay in L1", source, StringComparison.Ordinal);
         if (kernel == ConvKernel.Channels && target == "x64-avx512") Assert.Equal(why.Contains("in blocks", StringComparison.Ordinal), source.Contains("input channels in blocks", StringComparison.Ordinal));
+        // The channel kernel prefetches the next block's weights where they are 64 KB or more (packed to whole vectors).
+        if (kernel == ConvKernel.Channels && why.Contains("prefetches", StringComparison.Ordinal)) Assert.Contains("Prefetch(ref", source, StringComparison.Ordinal);
+        if (kernel == ConvKernel.Channels && (m + lanes - 1) / lanes * lanes * c * kh * kw * sizeof(float) < 64 * 1024) Assert.DoesNotContain("Prefetch(ref", source, StringComparison.Ordinal);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
     }

@@ -52,7 +52,7 @@ public sealed class RoslynCompiler
         var trees = sources.Select(s => CSharpSyntaxTree.ParseText(s, parse)).ToArray();
         var compilation = CSharpCompilation.Create(assemblyName, trees, References.Value,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, optimizationLevel: OptimizationLevel.Release,
-                nullableContextOptions: NullableContextOptions.Enable));
+                nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true));
         using var pe = new MemoryStream();
         var manifest = resources?.Select(r => new ResourceDescription(r.Name, () => new MemoryStream(r.Data), true));
         var emit = compilation.Emit(pe, manifestResources: manifest);
