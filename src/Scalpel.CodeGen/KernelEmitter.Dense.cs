@@ -376,16 +376,30 @@ internal sealed partial class KernelEmitter
             }
     }
 
+    /// <summary>
+    /// One sample's block of output rows, dot products along K. Weights past the cache stream from memory; the rows
+    /// about 128 KB ahead are prefetched as these are read, which keeps more of memory's latency in flight than the
+    /// block's own rows do (a 1280 -> 1000 layer read cold: 360-367 -> 250-257 µs).
+    /// </summary>
     private void DenseRowBlock(CodeWriter w, DenseLayer d, int rows)
     {
         var r = Enumerable.Range(0, rows).ToArray();
         foreach (var i in r)
             w.Line(i == 0 ? "ref float w0 = ref Unsafe.Add(ref wr, n * K);" : $"ref float w{i} = ref Unsafe.Add(ref w{i - 1}, K);");
         int full = d.K / V * V;
+        // Prefetching lines already in cache costs load slots (a 1280 -> 1000 layer read hot: 66 -> 78 µs), so only
+        // weights past L2, which come from L3 or memory in any case.
+        bool prefetch = rows > 1 && d.N >= rows && (long)d.K * d.N * sizeof(float) > StreamedWeightBytes;
+        if (prefetch)
+        {
+            int ahead = Math.Max(rows, PrefetchAheadBytes / (d.K * sizeof(float)) / rows * rows);
+            w.Line($"ref float wa = ref Unsafe.Add(ref wr, Math.Min(n + {I(ahead)}, N - {I(rows)}) * K);");
+        }
         if (full > 0)
         {
             w.Line(string.Join(" ", r.Select(i => $"{VT} a{i} = {VT}.Zero;")));
             w.Open($"for (int k = 0; k < {I(full)}; k += {V})");
+            if (prefetch) foreach (var i in r) w.Line(Prefetch($"Unsafe.Add(ref wa, {(i == 0 ? "k" : $"k + {I(i)} * K")})"));
             w.Line($"{VT} xv = {VS}.LoadUnsafe(ref xm, (nuint)k);");
             foreach (var i in r) w.Line($"a{i} = {Fma($"{VS}.LoadUnsafe(ref w{i}, (nuint)k)", "xv", $"a{i}")};");
             w.Close();

@@ -123,6 +123,9 @@ internal sealed partial class KernelEmitter
         w.Close();
     }
 
+    /// <summary>How far ahead a stream of weights is prefetched: enough lines in flight to cover memory's latency.</summary>
+    private const int PrefetchAheadBytes = 128 * 1024;
+
     /// <summary>A call that asks the cache for the line holding <paramref name="at"/>, which must lie in the array it refers to.</summary>
     public string Prefetch(string at)
     {
