@@ -33,11 +33,12 @@ public sealed partial class CSharpEmitter
     /// reads it: such a tensor, carried out of the per-sample loop, holds every sample's part and gets a new buffer,
     /// as a free one was used by an earlier layer of the loop, which writes it again for the next sample.
     /// </summary>
-    private string ActivationBuffer(int size, int index, IReadOnlyCollection<string> tensors)
+    private string ActivationBuffer(int size, int index, IReadOnlyCollection<string> tensors, string? inPlace = null)
     {
         bool carried = index < _split && tensors.Any(_readAfterSplit.Contains);
         bool wholeChunk = index >= _split || carried;
         int need = checked(size * (wholeChunk ? _chunk : 1));
+        if (inPlace is not null && InPlace(inPlace, size, index, wholeChunk, need) is { } same) return same;
         int pick = -1;
         if (!carried)
             foreach (var i in _free)
@@ -59,6 +60,21 @@ public sealed partial class CSharpEmitter
         if (wholeChunk) _perSample.Remove(_activations[pick].Name);
         else _perSample.Add(_activations[pick].Name);
         return _activations[pick].Name;
+    }
+
+    /// <summary>
+    /// The buffer of <paramref name="input"/> when an element-wise layer may write its output over it: the input is
+    /// of the output's size and this layer reads it, and every tensor the buffer holds, for the last time. Each output
+    /// element is computed from the input element at its own index, so overwriting is safe, and the output lands in
+    /// lines the input just brought into cache instead of a buffer that must be fetched before it is written.
+    /// </summary>
+    private string? InPlace(string input, int size, int index, bool wholeChunk, int need)
+    {
+        if (!_storage.TryGetValue(input, out var storage) || storage is "input" or "output" || _sampleSize[storage] != size) return null;
+        if (_storage.Any(t => t.Value == storage && _lastUse.GetValueOrDefault(t.Key, -1) > index)) return null;
+        int i = _activations.FindIndex(a => a.Name == storage);
+        if (i < 0 || _activations[i].Capacity < need || _perSample.Contains(storage) == wholeChunk) return null;
+        return storage;
     }
 
     /// <summary>Frees the activation buffers whose every tensor has been read for the last time by layer <paramref name="index"/>.</summary>

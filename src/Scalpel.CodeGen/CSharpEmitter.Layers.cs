@@ -18,11 +18,11 @@ public sealed partial class CSharpEmitter
         private string _output = "";
 
         /// <summary>Chooses the output buffer and opens the layer's region; returns the arguments so far: inputs, output, a fused skip.</summary>
-        private List<string> Begin(Layer layer, FusedConv? fused = null)
+        private List<string> Begin(Layer layer, FusedConv? fused = null, string? inPlace = null)
         {
             var written = fused?.Output ?? layer.Output;
             _output = written == e._model.OutputName ? "output"
-                : e.ActivationBuffer(Shape.Size(layer.OutputShape), index, [layer.Output, .. fused?.Folded.Select(f => f.Output) ?? []]);
+                : e.ActivationBuffer(Shape.Size(layer.OutputShape), index, [layer.Output, .. fused?.Folded.Select(f => f.Output) ?? []], inPlace);
             var args = layer.Inputs.Select(i => e._storage[i]).ToList();
             e._storage[layer.Output] = _output;
             if (fused is not null)
@@ -129,7 +129,12 @@ public sealed partial class CSharpEmitter
 
         public Call Visit(PoolLayer p) => Plain(p, (w, method) => _k.Pool(w, method, p));
         public Call Visit(GlobalPoolLayer g) => Plain(g, (w, method) => _k.GlobalPool(w, method, g));
-        public Call Visit(UnaryLayer u) => Plain(u, (w, method) => _k.Unary(w, method, u));
+        public Call Visit(UnaryLayer u)
+        {
+            var args = Begin(u, inPlace: u.Inputs[0]);
+            _k.Unary(_m, Method(u), u);
+            return new(Method(u), args);
+        }
         public Call Visit(SoftmaxLayer s) => Plain(s, (w, method) => _k.Softmax(w, method, s));
         public Call Visit(LrnLayer lrn) => Plain(lrn, (w, method) => _k.Lrn(w, method, lrn));
         public Call Visit(StridedCopyLayer copy) => Plain(copy, (w, method) => _k.StridedCopy(w, method, copy));
@@ -153,7 +158,9 @@ public sealed partial class CSharpEmitter
 
         public Call Visit(BinaryLayer b)
         {
-            Begin(b);
+            // In place over the operand of the output's shape (the other may broadcast).
+            var full = new[] { b.A, b.B }.FirstOrDefault(o => o.Name is not null && Shape.Size(o.Shape) == Shape.Size(b.OutputShape));
+            Begin(b, inPlace: full?.Name);
             var args = new List<string> { Operand(b.A, "A"), Operand(b.B, "B"), _output };
             _k.Binary(_m, Method(b), b);
             return new(Method(b), args);

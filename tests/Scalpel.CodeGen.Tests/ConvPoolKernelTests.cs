@@ -329,6 +329,40 @@ public sealed class ConvPoolKernelTests
     }
 
     /// <summary>
+    /// A squeeze-and-excitation block (EfficientNet's): the channel scaling Mul writes over the feature map it reads
+    /// for the last time, and the results match ONNX Runtime at every width and at batches past one sample.
+    /// </summary>
+    [Theory]
+    [InlineData("x64-sse", 1)]
+    [InlineData("x64-avx2", 5)]
+    [InlineData("x64-avx512", 3)]
+    public void ElementWiseLayersWriteOverAnInputTheyReadLast(string target, int batch)
+    {
+        var rng = new Random(17);
+        var nodes = new[]
+        {
+            new NodeProto { OpType = "Conv", Name = "expand", Input = { "x", "W1", "B1" }, Output = { "c" }, Attribute = { Ints("kernel_shape", 3, 3), Ints("pads", 1, 1, 1, 1) } },
+            new NodeProto { OpType = "GlobalAveragePool", Name = "squeeze", Input = { "c" }, Output = { "g" } },
+            new NodeProto { OpType = "Conv", Name = "excite", Input = { "g", "W2", "B2" }, Output = { "e" }, Attribute = { Ints("kernel_shape", 1, 1) } },
+            new NodeProto { OpType = "Sigmoid", Name = "gate", Input = { "e" }, Output = { "s" } },
+            new NodeProto { OpType = "Mul", Name = "scale", Input = { "c", "s" }, Output = { "m" } },
+            new NodeProto { OpType = "Conv", Name = "project", Input = { "m", "W3", "B3" }, Output = { "y" }, Attribute = { Ints("kernel_shape", 1, 1) } },
+        };
+        var initializers = new[]
+        {
+            Floats("W1", Random(rng, 16 * 8 * 9, 0.5f), 16, 8, 3, 3), Floats("B1", Random(rng, 16, 0.5f), 16),
+            Floats("W2", Random(rng, 16 * 16, 0.5f), 16, 16, 1, 1), Floats("B2", Random(rng, 16, 0.5f), 16),
+            Floats("W3", Random(rng, 8 * 16, 0.5f), 8, 16, 1, 1), Floats("B3", Random(rng, 8, 0.5f), 8),
+        };
+        var model = Model(nodes, initializers, [8, 10, 10], [8, 10, 10]);
+        var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target), 8 * 10 * 10, rng, batch);
+        // The Mul's first operand and its output are the same buffer.
+        Assert.Matches(@"_Mul\((_a\d+)\.AsSpan\([^)]*\), [^;]*, \1\.AsSpan\(", source);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance * Math.Max(1, Math.Abs(expected[i])), $"{target}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
+    /// <summary>
     /// Layer outputs share buffers once their readers have run: a chain of five convs needs two, a skip
     /// connection over three convs keeps its tensor alive (a third buffer) until the Add reads it.
     /// </summary>
