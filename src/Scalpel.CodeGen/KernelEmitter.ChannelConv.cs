@@ -160,9 +160,6 @@ internal sealed partial class KernelEmitter
         return Math.Clamp(ChannelWeightBytes / perChannel, 1, c.C);
     }
 
-    /// <summary>Packed weights past which the channel kernel prefetches: smaller ones take a few microseconds to read whole.</summary>
-    private const int PrefetchWeightBytes = 64 * 1024;
-
     private void ChannelBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tilePixels, bool bias, Epilogue act, bool blocked)
     {
         int k = c.C * c.Window.KH * c.Window.KW, blocks = ChannelVectors(c);

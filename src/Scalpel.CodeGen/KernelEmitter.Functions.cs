@@ -123,6 +123,9 @@ internal sealed partial class KernelEmitter
         w.Close();
     }
 
+    /// <summary>Packed weights past which the conv kernels prefetch: smaller ones take a few microseconds to read whole.</summary>
+    private const int PrefetchWeightBytes = 64 * 1024;
+
     /// <summary>How far ahead a stream of weights is prefetched: enough lines in flight to cover memory's latency.</summary>
     private const int PrefetchAheadBytes = 128 * 1024;
 

@@ -305,12 +305,19 @@ internal sealed partial class KernelEmitter
 
     private void WinogradTilesBlocks(CodeWriter w, ConvLayer c, string loop, int channels, int tile, int[] rest)
     {
+        // As in the channel kernel: the weights the next pair reads (the next point's first after a point's last pair;
+        // the points' weights lie one after another) are prefetched over this pair's first tile groups.
+        int blockFloats = c.C * V, total = TilePoints * ChannelVectors(c) * blockFloats;
+        int lastLine = channels * blockFloats / 16 - 1;
+        bool prefetch = channels == 2 && lastLine >= 0 && (long)total * sizeof(float) >= PrefetchWeightBytes;
         w.Open(loop);
         for (int q = 0; q < channels; q++)
-            w.Line($"ref float w{q} = ref Unsafe.Add(ref ws, {Scaled("mb", q, I(c.C * V))});");
+            w.Line($"ref float w{q} = ref Unsafe.Add(ref ws, {Scaled("mb", q, I(blockFloats))});");
+        if (prefetch)
+            w.Line($"ref float wn = ref Unsafe.Add(ref wr, Math.Min(p * {I(ChannelVectors(c) * blockFloats)} + (mb + {channels}) * {I(blockFloats)}, {I(total - channels * blockFloats)}));");
         w.Line("int t = 0;");
         w.Open($"for (; t <= count - {tile}; t += {tile})");
-        WinogradTilesGemmBody(w, channels, tile);
+        WinogradTilesGemmBody(w, channels, tile, prefetch ? (tile, lastLine) : null);
         w.Close();
         if (rest.Length > 0)
         {
@@ -318,7 +325,7 @@ internal sealed partial class KernelEmitter
             foreach (var r in rest)
             {
                 w.Open($"case {r}:");
-                WinogradTilesGemmBody(w, channels, r);
+                WinogradTilesGemmBody(w, channels, r, prefetch ? (tile, lastLine) : null);
                 w.Line("break;");
                 w.Close();
             }
@@ -327,14 +334,17 @@ internal sealed partial class KernelEmitter
         w.Close();
     }
 
-    private void WinogradTilesGemmBody(CodeWriter w, int channels, int tiles)
+    /// <summary>A channels x tiles group of products over all input channels; with <paramref name="prefetch"/>, group n prefetches lines n x C onwards of wn.</summary>
+    private void WinogradTilesGemmBody(CodeWriter w, int channels, int tiles, (int Group, int LastLine)? prefetch = null)
     {
         var qs = Enumerable.Range(0, channels).ToArray();
         var rs = Enumerable.Range(0, tiles).ToArray();
         foreach (var q in qs)
             w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {VT}.Zero;")));
         w.Line("ref float xt = ref Unsafe.Add(ref xs, t * CP);");
+        if (prefetch is { } pf) w.Line($"int f = t / {I(pf.Group)} * C;");
         w.Open("for (int c = 0; c < C; c++)");
+        if (prefetch is { } line) w.Line(Prefetch($"Unsafe.Add(ref wn, Math.Min(f + c, {I(line.LastLine)}) * 16)"));
         foreach (var q in qs)
             w.Line($"{VT} w{q}_c = {VS}.LoadUnsafe(ref w{q}, (nuint)(c * {I(V)}));");
         foreach (var r in rs)

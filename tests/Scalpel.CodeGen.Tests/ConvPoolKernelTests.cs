@@ -66,6 +66,7 @@ public sealed class ConvPoolKernelTests
         ([4, 34, 34, 10, 5, 5, 1, 0, 1, 1], "5x5 without padding into 30x30: output rows stored straight, an overlapping last vector"),
         ([256, 7, 7, 64, 1, 1, 1, 0, 1, 1], "pointwise 256 -> 64 on 7x7: 64 KB of weights, the channel kernel prefetches the next block's"),
         ([64, 9, 9, 40, 3, 3, 1, 1, 1, 1], "3x3 64 -> 40 on 9x9: the channel kernel prefetches, a partial last tile of a row and a last single channel vector"),
+        ([64, 12, 12, 64, 3, 3, 1, 1, 1, 1], "3x3 64 -> 64 on 12x12: Winograd on tiles prefetches the next pair's weights, the last pair the next point's"),
         ([160, 5, 5, 40, 5, 5, 1, 2, 1, 1], "5x5 over 160 channels: the channel kernel sums input channels in blocks"),
         ([8, 11, 10, 12, 3, 3, 1, 1, 1, 1], "3x3 on 11 rows: Winograd's last tile of 4 rows holds 3"),
         ([16, 9, 13, 9, 3, 3, 1, 0, 1, 1], "3x3 without padding: Winograd on 7 x 11 outputs, rows under one 16-lane vector"),
@@ -146,8 +147,8 @@ public sealed class ConvPoolKernelTests
         if (why.Contains("in bands", StringComparison.Ordinal))
             Assert.Contains("padded rows they read stay in L1", source, StringComparison.Ordinal);
         if (kernel == ConvKernel.Channels && target == "x64-avx512") Assert.Equal(why.Contains("in blocks", StringComparison.Ordinal), source.Contains("input channels in blocks", StringComparison.Ordinal));
-        // The channel kernel prefetches the next block's weights where they are 64 KB or more (packed to whole vectors).
-        if (kernel == ConvKernel.Channels && why.Contains("prefetches", StringComparison.Ordinal)) Assert.Contains("Prefetch(ref", source, StringComparison.Ordinal);
+        // The channel kernel and Winograd on tiles prefetch the next block's weights where they are 64 KB or more.
+        if (kernel is ConvKernel.Channels or ConvKernel.WinogradTiles && why.Contains("prefetches", StringComparison.Ordinal)) Assert.Contains("Prefetch(ref", source, StringComparison.Ordinal);
         if (kernel == ConvKernel.Channels && (m + lanes - 1) / lanes * lanes * c * kh * kw * sizeof(float) < 64 * 1024) Assert.DoesNotContain("Prefetch(ref", source, StringComparison.Ordinal);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} ({why}): element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
