@@ -37,10 +37,10 @@ public sealed partial class CSharpEmitter
         private string Section(string name, Array data) => e.Section($"{id}_{name}", data);
         private string Operand(Operand o, string name) => o.Constant is { } c ? Section(name, c.Data) : e._storage[o.Name!];
 
-        /// <summary>A layer whose method reads only its inputs and writes its output.</summary>
-        private Call Plain(Layer layer, Action<CodeWriter, string> kernel)
+        /// <summary>A layer whose method reads only its inputs and writes its output (over the input <paramref name="inPlace"/> where that is safe).</summary>
+        private Call Plain(Layer layer, Action<CodeWriter, string> kernel, string? inPlace = null)
         {
-            var args = Begin(layer);
+            var args = Begin(layer, inPlace: inPlace);
             kernel(_m, Method(layer));
             return new(Method(layer), args);
         }
@@ -129,12 +129,7 @@ public sealed partial class CSharpEmitter
 
         public Call Visit(PoolLayer p) => Plain(p, (w, method) => _k.Pool(w, method, p));
         public Call Visit(GlobalPoolLayer g) => Plain(g, (w, method) => _k.GlobalPool(w, method, g));
-        public Call Visit(UnaryLayer u)
-        {
-            var args = Begin(u, inPlace: u.Inputs[0]);
-            _k.Unary(_m, Method(u), u);
-            return new(Method(u), args);
-        }
+        public Call Visit(UnaryLayer u) => Plain(u, (w, method) => _k.Unary(w, method, u), inPlace: u.Inputs[0]);
         public Call Visit(SoftmaxLayer s) => Plain(s, (w, method) => _k.Softmax(w, method, s));
         public Call Visit(LrnLayer lrn) => Plain(lrn, (w, method) => _k.Lrn(w, method, lrn));
         public Call Visit(StridedCopyLayer copy) => Plain(copy, (w, method) => _k.StridedCopy(w, method, copy));

@@ -166,7 +166,9 @@ internal sealed partial class KernelEmitter
         // The next block's weights come from memory (other layers ran since they were last read) while this block
         // computes from cache: a line of them is prefetched per tap row of each tile, so that the first tiles ask for
         // all of them. The last block asks for its own (a prefetch stays inside the array); one block alone has none to ask for.
-        bool prefetch = !blocked && channels == 2 && blocks > channels && channels * k * V >= 16 && (long)blocks * k * V * sizeof(float) >= PrefetchWeightBytes;
+        int lastLine = LastLine((long)channels * k * V);
+        bool prefetch = !blocked && channels == 2 && blocks > channels && lastLine >= 0 && (long)blocks * k * V * sizeof(float) >= PrefetchWeightBytes;
+        (int, int)? next = prefetch ? (tilePixels, lastLine) : null;
         w.Open(loop);
         for (int q = 0; q < channels; q++)
             w.Line($"ref float w{q} = ref Unsafe.Add(ref wr, {Scaled("mb", q, I(k * V))});");
@@ -174,12 +176,12 @@ internal sealed partial class KernelEmitter
         w.Open("for (int oh = 0; oh < OH; oh++)");
         w.Line("int ow = 0;");
         w.Open($"for (; ow <= OW - {tilePixels}; ow += {tilePixels})");
-        ChannelTileBody(w, c, channels, tilePixels, bias, act, blocked, prefetch ? tilePixels : 0);
+        ChannelTileBody(w, c, channels, tilePixels, bias, act, blocked, next);
         w.Close();
         if (c.Window.OW % tilePixels != 0)
         {
             w.Open($"// the last {c.Window.OW % tilePixels} pixel(s) of the row");
-            ChannelTileBody(w, c, channels, c.Window.OW % tilePixels, bias, act, blocked, prefetch ? tilePixels : 0);
+            ChannelTileBody(w, c, channels, c.Window.OW % tilePixels, bias, act, blocked, next);
             w.Close();
         }
         w.Close();
@@ -189,24 +191,23 @@ internal sealed partial class KernelEmitter
     /// <summary>
     /// A channels x pixels tile at pixel p: the tap loop, then bias, activation and a pixel-major store. With
     /// input channel blocks, the accumulators start from the partial sums of the blocks before, and only the
-    /// last block applies the epilogue.
+    /// last block applies the epilogue. With <paramref name="prefetch"/> (tiles of Group pixels), tile n of the block
+    /// prefetches lines n x C x KH onwards of the next block's weights, one per tap row.
     /// </summary>
-    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act, bool blocked, int prefetchTile = 0)
+    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act, bool blocked, (int Group, int LastLine)? prefetch = null)
     {
         var qs = Enumerable.Range(0, channels).ToArray();
         var rs = Enumerable.Range(0, pixels).ToArray();
         string Slot(int q, int r) => $"(nuint)({Scaled("p", r, "MP")} + {Scaled("mb", q, I(V))})";
         w.Line("int o = oh * SH * Wp + ow * SW, p = oh * OW + ow;");
-        // Tile n of the block prefetches lines n x C x KH onwards of the next block's weights.
-        int lastLine = channels * c.C * c.Window.KH * c.Window.KW * V / 16 - 1;
-        if (prefetchTile > 0) w.Line($"int f = p / {I(prefetchTile)} * (C * KH);");
+        if (prefetch is { } start) w.Line(PrefetchStart("p", start.Group, "(C * KH)"));
         foreach (var q in qs)
             w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {(blocked ? $"first ? {VT}.Zero : {VS}.LoadUnsafe(ref yr, {Slot(q, r)})" : $"{VT}.Zero")};")));
         w.Open(blocked ? "for (int c = c0; c < c1; c++)" : "for (int c = 0; c < C; c++)");
         w.Open("for (int i = 0; i < KH; i++)");
         w.Line($"int t = (c * KH + i) * {I(c.Window.KW)};");
         w.Line($"ref float xi = ref Unsafe.Add(ref xr, c * (Hp * Wp) + i * {I(c.Window.DilationH)} * Wp);");
-        if (prefetchTile > 0) w.Line(Prefetch($"Unsafe.Add(ref wn, Math.Min(f + c * KH + i, {I(lastLine)}) * 16)"));
+        if (prefetch is { } step) w.Line(PrefetchStep("c * KH + i", step.LastLine));
         for (int j = 0; j < c.Window.KW; j++)
         {
             foreach (var q in qs)

@@ -201,25 +201,28 @@ internal sealed partial class KernelEmitter
     {
         var r = RowBlockReferences(w, rows, bias, act);
         int cols = TileColumns(rows, ow);
+        // A tile of n vectors at column `at` of output row oh: input column p of the plane, output column q.
+        void TileAt(string at, int n)
+        {
+            w.Line($"int p = oh * Wq + {at}, q = oh * OW + {at};");
+            GemmTile(w, r, n, act, c, "q");
+        }
         w.Open("for (int oh = oh0; oh < ohe; oh++)");
         w.Line("int ow = 0;");
         w.Open($"for (; ow <= OW - {cols * V}; ow += {cols * V})");
-        w.Line("int p = oh * Wq + ow, q = oh * OW + ow;");
-        GemmTile(w, r, cols, act, c, "q");
+        TileAt("ow", cols);
         w.Close();
         int rest = ow % (cols * V) / V;
         if (rest > 0)
         {
             w.Open($"// {rest} more vector(s) of columns");
-            w.Line("int p = oh * Wq + ow, q = oh * OW + ow;");
-            GemmTile(w, r, rest, act, c, "q");
+            TileAt("ow", rest);
             w.Close();
         }
         if (ow % V != 0)
         {
             w.Open($"// the last {ow % V} columns: the final vector, overlapping columns already stored with the same values");
-            w.Line("int p = oh * Wq + OW - " + I(V) + ", q = oh * OW + OW - " + I(V) + ";");
-            GemmTile(w, r, 1, act, c, "q");
+            TileAt($"OW - {I(V)}", 1);
             w.Close();
         }
         w.Close();

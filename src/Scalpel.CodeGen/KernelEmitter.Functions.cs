@@ -129,6 +129,22 @@ internal sealed partial class KernelEmitter
     /// <summary>How far ahead a stream of weights is prefetched: enough lines in flight to cover memory's latency.</summary>
     private const int PrefetchAheadBytes = 128 * 1024;
 
+    /// <summary>Floats in a 64-byte cache line, the unit a prefetch asks for.</summary>
+    private const int LineFloats = 16;
+
+    /// <summary>The index of the last cache line of <paramref name="floats"/> weights (-1 when they fill none).</summary>
+    private static int LastLine(long floats) => (int)(floats / LineFloats) - 1;
+
+    /// <summary>
+    /// The start of a group's share of the next block's weights (wn), which the kernels that prefetch it spread over
+    /// the block's first groups of columns: group <paramref name="column"/> / <paramref name="group"/> asks for the
+    /// lines from that times <paramref name="steps"/> on, one per step of its loop (<see cref="PrefetchStep"/>).
+    /// </summary>
+    private static string PrefetchStart(string column, int group, string steps) => $"int f = {column} / {I(group)} * {steps};";
+
+    /// <summary>The prefetch of line f + <paramref name="step"/> of the next block's weights, the block's last line past its end.</summary>
+    private string PrefetchStep(string step, int lastLine) => Prefetch($"Unsafe.Add(ref wn, Math.Min(f + {step}, {I(lastLine)}) * {I(LineFloats)})");
+
     /// <summary>A call that asks the cache for the line holding <paramref name="at"/>, which must lie in the array it refers to.</summary>
     public string Prefetch(string at)
     {

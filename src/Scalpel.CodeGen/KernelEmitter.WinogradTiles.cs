@@ -308,7 +308,7 @@ internal sealed partial class KernelEmitter
         // As in the channel kernel: the weights the next pair reads (the next point's first after a point's last pair;
         // the points' weights lie one after another) are prefetched over this pair's first tile groups.
         int blockFloats = c.C * V, total = TilePoints * ChannelVectors(c) * blockFloats;
-        int lastLine = channels * blockFloats / 16 - 1;
+        int lastLine = LastLine((long)channels * blockFloats);
         bool prefetch = channels == 2 && lastLine >= 0 && (long)total * sizeof(float) >= PrefetchWeightBytes;
         w.Open(loop);
         for (int q = 0; q < channels; q++)
@@ -342,9 +342,9 @@ internal sealed partial class KernelEmitter
         foreach (var q in qs)
             w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {VT}.Zero;")));
         w.Line("ref float xt = ref Unsafe.Add(ref xs, t * CP);");
-        if (prefetch is { } pf) w.Line($"int f = t / {I(pf.Group)} * C;");
+        if (prefetch is { } start) w.Line(PrefetchStart("t", start.Group, "C"));
         w.Open("for (int c = 0; c < C; c++)");
-        if (prefetch is { } line) w.Line(Prefetch($"Unsafe.Add(ref wn, Math.Min(f + c, {I(line.LastLine)}) * 16)"));
+        if (prefetch is { } step) w.Line(PrefetchStep("c", step.LastLine));
         foreach (var q in qs)
             w.Line($"{VT} w{q}_c = {VS}.LoadUnsafe(ref w{q}, (nuint)(c * {I(V)}));");
         foreach (var r in rs)
