@@ -16,13 +16,17 @@ internal sealed partial class KernelEmitter
     /// whole vectors; the channel kernel computes whole vectors of channels over the exact pixels, plus a scalar
     /// transposing store (about half an FMA slot per output). Channels must win by 10%, and each output needs
     /// at least 8 vectors' worth of products, or the store and broadcasts dominate (a first conv's 25 taps).
+    /// Over the phase planes of a strided conv the pixel GEMM runs about 10% slower per FMA than the count says
+    /// (measured on 13 stride-2 shapes at 512 bits: the channel kernel 1-23% ahead of the count's ratio), so there
+    /// channels need only be about as cheap.
     /// </summary>
     public bool UsesChannelVectors(ConvLayer c)
     {
         if (c.Group != 1 || c.Format != WeightFormat.Dense) return false;
         if (KernelFor(c) != ConvKernel.Auto) return KernelFor(c) == ConvKernel.Channels;
         var (pixel, channel, k) = ConvCosts(c);
-        return k >= 8 * V && channel < 0.9 * pixel;
+        double strided = UsesPaddedInput(c) && (c.Window.StrideH > 1 || c.Window.StrideW > 1) ? 1.1 : 1.0;
+        return k >= 8 * V && channel < 0.9 * strided * pixel;
     }
 
     /// <summary>The cost model's vector FMAs for the pixel GEMM and the channel kernel, and the products per output.</summary>
