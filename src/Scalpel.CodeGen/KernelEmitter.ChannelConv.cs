@@ -54,13 +54,16 @@ internal sealed partial class KernelEmitter
     /// </summary>
     private (int Channels, int Columns) ChannelRegisterTile(ConvLayer c, int count)
     {
-        int registers = target.SimdBits >= 512 ? 32 : 16;
+        int registers = VectorRegisters;
         int channels = Math.Min(ChannelVectors(c), 2);
         // Leave room for the weight vectors and one broadcast.
         int most = Math.Max(1, Math.Min((registers - channels - 2) / channels, registers >= 32 ? 12 : 6));
         int tiles = (count + most - 1) / most;
         return (channels, (count + tiles - 1) / tiles);
     }
+
+    /// <summary>Vector registers of the target: 32 with AVX-512 (at any vector width), 16 below it.</summary>
+    private int VectorRegisters => target.SimdBits >= 512 ? 32 : 16;
 
     /// <summary>Vectors of V output channels (the last one partly zero).</summary>
     private int ChannelVectors(ConvLayer c) => (c.M + V - 1) / V;

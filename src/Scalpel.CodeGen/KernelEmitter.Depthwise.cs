@@ -87,8 +87,12 @@ internal sealed partial class KernelEmitter
         int taps = c.Window.KH * c.Window.KW, lanes = DepthwiseLanes(c);
         string lt = $"Vector{lanes * 32}<float>", ls = $"Vector{lanes * 32}";
         w.Line($"// Depthwise convolution, one channel at a time: its padded plane [{hp} x {wp}]{(strided ? " (each row its even columns, then its odd ones)" : "")},");
-        w.Line(Ragged(c) ? $"// its {taps} taps in registers, one {lanes}-lane vector per row of {c.Window.OW} outputs, its last lanes running into the next row."
-            : $"// its {taps} taps in registers, {lanes} outputs per vector, {Math.Min(DepthwiseRowBlock, DepthwiseBand(c).Rows)} output rows at a time, stored straight into the output rows.");
+        bool inRegisters = DepthwiseTapsInRegisters(c, lanes);
+        string tapsAt = inRegisters ? $"its {taps} taps in registers" : $"its {taps} taps broadcast from the weights as used";
+        int block = Math.Min(DepthwiseRowBlock(c, lanes), DepthwiseBand(c).Rows), splits = DepthwiseSplits(c, block, lanes);
+        string sums = splits > 1 ? $", {splits} partial sums per vector" : "";
+        w.Line(Ragged(c) ? $"// {tapsAt}, one {lanes}-lane vector per row of {c.Window.OW} outputs, its last lanes running into the next row, {block} rows at a time{sums}."
+            : $"// {tapsAt}, {lanes} outputs per vector, {block} output rows at a time{sums}, stored straight into the output rows.");
         w.Line(Hot);
         w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded)");
         w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Wp = {I(wp)}, PT = {I(c.Window.PadTop)},{(strided ? "" : $" PL = {I(c.Window.PadLeft)},")} SH = {I(c.Window.StrideH)};");
@@ -109,11 +113,10 @@ internal sealed partial class KernelEmitter
             w.Line("// Planes go to two slots in turn; their padding borders are never written, so they stay zero from allocation.");
             CopyPlane("0", "0");
         }
-        OpenDepthwisePlanes(w, c, lt, ls, banded ? null : () => CopyPlane("n + 1", "((n + 1) & 1) * Slot"));
+        OpenDepthwisePlanes(w, c, lt, ls, banded ? null : () => CopyPlane("n + 1", "((n + 1) & 1) * Slot"), inRegisters);
         // Rows from oh to end, in blocks of DepthwiseRowBlock output rows (each input row loaded once per block), then one by one.
         void Rows(string end)
         {
-            int block = Math.Min(DepthwiseRowBlock, band);
             if (block > 1)
             {
                 w.Open($"for (; oh <= {end} - {I(block)}; oh += {I(block)}) // {block} output rows at a time");
@@ -182,7 +185,7 @@ internal sealed partial class KernelEmitter
     /// Opens the loop over planes n (channel n % C): with <paramref name="copyNext"/>, the plane's slot pr and the
     /// next plane copied into the other slot; then yc (the plane's output), the channel's taps w0.. and its bias.
     /// </summary>
-    private static void OpenDepthwisePlanes(CodeWriter w, ConvLayer c, string vt, string vs, Action? copyNext)
+    private static void OpenDepthwisePlanes(CodeWriter w, ConvLayer c, string vt, string vs, Action? copyNext, bool tapsInRegisters = true)
     {
         int planes = c.Batch * c.C, taps = c.Window.KH * c.Window.KW;
         w.Open(planes == c.C ? "for (int n = 0; n < C; n++) // channel n" : $"for (int n = 0; n < {I(planes)}; n++) // sample n / C, channel n % C");
@@ -197,7 +200,7 @@ internal sealed partial class KernelEmitter
         }
         w.Line($"ref float yc = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), n * {I(c.Window.OH * c.Window.OW)});");
         w.Line($"ref float wc = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), ch * {I(taps)});");
-        for (int t = 0; t < taps; t++)
+        for (int t = 0; tapsInRegisters && t < taps; t++)
             w.Line($"{vt} w{t} = {vs}.Create(Unsafe.Add(ref wc, {I(t)}));");
         w.Line(c.Bias is not null ? $"{vt} bias = {vs}.Create(b[ch]);" : $"{vt} bias = {vt}.Zero;");
     }
@@ -267,11 +270,31 @@ internal sealed partial class KernelEmitter
     }
 
     /// <summary>
-    /// Output rows a depthwise block computes together: four independent sums per vector of outputs instead of one
-    /// chain of dependent multiply-adds, and each input row loaded once for each of the block's output rows that read it
-    /// (3x3 stride 1: 18 loads for 36 multiply-adds instead of 36). Four accumulators and a 3x3 filter's taps fit 16 registers.
+    /// Output rows a depthwise block computes together: independent sums per vector of outputs instead of one chain of
+    /// dependent multiply-adds, and each input row loaded once for each of the block's output rows that read it (3x3
+    /// stride 1, four rows: 18 loads for 36 multiply-adds instead of 36). As many rows as the FMA units want sums
+    /// (<see cref="DepthwiseChains"/>), or eight where the taps are broadcast from the weights and leave the registers to
+    /// the sums. Eight rows against four at 512 bits measured 1-3 % slower on stride 2 (144 channels 56x56 -> 28x28).
     /// </summary>
-    private const int DepthwiseRowBlock = 4;
+    private int DepthwiseRowBlock(ConvLayer c, int lanes) => DepthwiseTapsInRegisters(c, lanes) ? DepthwiseChains(lanes) : 8;
+
+    /// <summary>
+    /// Independent sums that keep the FMA units busy: an FMA's 4-cycle latency times the FMAs issued per cycle, two
+    /// at 256 bits and below; at 512 bits one on a CPU that splits them into halves (AMD Zen 4, where this was measured).
+    /// With four (the row block alone) a 5x5 depthwise layer on 8-lane rows waited on its chains: 672 channels 14x14
+    /// -> 7x7 took 47 µs, 34 with fourteen.
+    /// </summary>
+    private static int DepthwiseChains(int lanes) => lanes >= 16 ? 4 : 8;
+
+    /// <summary>The taps stay in registers where they fit beside the sums a block needs, the input vector and a spare.</summary>
+    private bool DepthwiseTapsInRegisters(ConvLayer c, int lanes) => c.Window.KH * c.Window.KW + DepthwiseChains(lanes) + 2 <= VectorRegisters;
+
+    /// <summary>
+    /// Partial sums per vector of outputs in a block of <paramref name="rows"/> rows, each over every so-many-th tap,
+    /// added at the end: enough for <see cref="DepthwiseChains"/> in all, each over three taps or more.
+    /// </summary>
+    private static int DepthwiseSplits(ConvLayer c, int rows, int lanes) =>
+        Math.Clamp((DepthwiseChains(lanes) + rows - 1) / rows, 1, Math.Max(1, c.Window.KH * c.Window.KW / 3));
 
     /// <summary>
     /// Vectors of outputs at ow: the sum over taps, then bias, bounds and store; one vector in each of
@@ -283,9 +306,16 @@ internal sealed partial class KernelEmitter
         string lt = $"Vector{lanes * 32}<float>", ls = $"Vector{lanes * 32}";
         // Padded column 2 * ow + column is in the half of column's parity for stride 2.
         long Offset(int column) => c.Window.StrideW == 1 ? column : (column & 1) * PhaseWidth(c) + column / 2;
+        bool inRegisters = DepthwiseTapsInRegisters(c, lanes);
+        string Tap(int t) => inRegisters ? $"w{t}" : $"{ls}.Create(Unsafe.Add(ref wc, {I(t)}))";
         if (count == 1)
         {
+            // Row r's sum over the taps t with t % splits == s: a{r} for s = 0 (from the bias), a{r}_{s} for the others.
+            int splits = DepthwiseSplits(c, rows, lanes);
+            string Part(int r, int s) => s == 0 ? $"a{r}" : $"a{r}_{s}";
             for (int r = 0; r < rows; r++) w.Line($"{lt} a{r} = bias;");
+            for (int r = 0; r < rows; r++)
+                for (int s = 1; s < splits; s++) w.Line($"{lt} {Part(r, s)} = {lt}.Zero;");
             w.Line($"{lt} v;");
             int reach = (rows - 1) * c.Window.StrideH + (c.Window.KH - 1) * c.Window.DilationH;
             for (int ir = 0; ir <= reach; ir++)
@@ -295,8 +325,10 @@ internal sealed partial class KernelEmitter
                         .Where(i => r * c.Window.StrideH + i * c.Window.DilationH == ir).Select(i => (Row: r, Tap: i * c.Window.KW + j))).ToList();
                     if (readers.Count == 0) continue;
                     w.Line($"v = {ls}.LoadUnsafe(ref row, {Nuint(Sum("ow", Sum(ir == 0 ? "" : $"{I(ir)} * Wp", Offset(j * c.Window.DilationW))))});");
-                    foreach (var (r, t) in readers) w.Line($"a{r} = {Fma($"w{t}", "v", $"a{r}", ls)};");
+                    foreach (var (r, t) in readers) w.Line($"{Part(r, t % splits)} = {Fma(Tap(t), "v", Part(r, t % splits), ls)};");
                 }
+            for (int r = 0; splits > 1 && r < rows; r++)
+                w.Line($"a{r} = {PairwiseSum(Enumerable.Range(0, splits).Select(s => Part(r, s)).ToList())};");
             // In row order: a ragged row's last lanes run into the next row, which its own store then overwrites.
             for (int r = 0; r < rows; r++)
             {
@@ -318,9 +350,13 @@ internal sealed partial class KernelEmitter
                 int t = i * c.Window.KW + j;
                 string at = Sum(i == 0 ? "" : $"{I(i * c.Window.DilationH)} * Wp", Offset(j * c.Window.DilationW));
                 foreach (var u in us)
-                    w.Line($"a{u} = {Fma($"w{t}", $"{ls}.LoadUnsafe(ref row, {Nuint(Sum(Sum("ow", u * lanes), at))})", $"a{u}", ls)};");
+                    w.Line($"a{u} = {Fma(Tap(t), $"{ls}.LoadUnsafe(ref row, {Nuint(Sum(Sum("ow", u * lanes), at))})", $"a{u}", ls)};");
             }
         foreach (var u in us)
             w.Line($"({VAct(act.Inner, $"a{u}", lt, ls)}).StoreUnsafe(ref yo, {Nuint(Sum("ow", u * lanes))});");
     }
+
+    /// <summary>Terms added in pairs, then pairs of pairs: a tree of additions, not one chain through all of them.</summary>
+    private static string PairwiseSum(IReadOnlyList<string> terms) => terms.Count == 1 ? terms[0]
+        : $"({PairwiseSum(terms.Take(terms.Count / 2).ToList())} + {PairwiseSum(terms.Skip(terms.Count / 2).ToList())})";
 }

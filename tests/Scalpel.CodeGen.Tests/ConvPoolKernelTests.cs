@@ -52,6 +52,8 @@ public sealed class ConvPoolKernelTests
         ([4, 20, 20, 4, 3, 3, 2, 0, 1, 4], "depthwise stride 2 without padding (direct): 9 outputs a row, 8-lane vectors at 512 bits"),
         ([6, 14, 14, 6, 3, 3, 2, 1, 1, 6], "depthwise 3x3 stride 2 on 14x14 (direct): 7 outputs a row in two overlapping 4-lane vectors"),
         ([4, 28, 28, 4, 5, 5, 2, 2, 1, 4], "depthwise 5x5 stride 2 on 28x28 (direct): 14 outputs a row"),
+        ([5, 14, 14, 5, 5, 5, 2, 2, 1, 5], "depthwise 5x5 stride 2 on 14x14 (direct): 7 outputs a row, all 7 rows at once, taps from the weights, partial sums"),
+        ([3, 29, 29, 3, 5, 5, 1, 2, 1, 3], "depthwise 5x5 on 29x29 (direct): blocks of rows, then rows one at a time in partial sums"),
         ([3, 9, 9, 3, 3, 3, 1, 0, 1, 3], "depthwise 3x3 without padding on 9x9 (direct): 7 outputs a row, not the flat kernel's same-size plane"),
         ([3, 31, 31, 3, 3, 3, 2, 1, 1, 3], "depthwise stride 2 on 31 columns (direct): at 512 bits rows split float by float"),
         ([2, 35, 34, 2, 3, 3, 2, 2, 2, 2], "depthwise stride 2, dilation 2, even padding (direct)"),
@@ -401,6 +403,32 @@ public sealed class ConvPoolKernelTests
         Assert.Equal(buffers, System.Text.RegularExpressions.Regex.Matches(source, @"float\[\] _a\d+ = new").Count);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
+    [Fact]
+    public void DepthwiseRowsKeepEnoughIndependentSums()
+    {
+        static string Source(int c, int h, int k, int stride, string target)
+        {
+            var conv = new NodeProto
+            {
+                OpType = "Conv", Name = "conv", Input = { "x", "W" }, Output = { "y" },
+                Attribute = { Ints("kernel_shape", k, k), Ints("pads", k / 2, k / 2, k / 2, k / 2), Ints("strides", stride, stride), Int("group", c) },
+            };
+            int o = (h + 2 * (k / 2) - k) / stride + 1;
+            var graph = GraphAnalyzer.Analyze(Model([conv], [Floats("W", new float[c * k * k], c, 1, k, k)], [c, h, h], [c, o, o]));
+            return CSharpEmitter.Emit(graph, new EmitOptions("Conv", "M", CodeTarget.Resolve(target), "conv")).Source;
+        }
+        // 8-lane rows of 7 outputs: 25 taps and 8 sums do not fit 32 registers, so the taps come from the weights and
+        // the 7 rows keep 14 sums (measured 34 µs against 47 for 4 rows of one sum each, 672 channels).
+        Assert.Contains("its 25 taps broadcast from the weights as used, one 8-lane vector per row of 7 outputs, its last lanes running into the next row, 7 rows at a time, 2 partial sums per vector.",
+            Source(8, 14, 5, 2, "x64-avx512"));
+        // 16-lane rows: four sums fill a CPU that runs a 512-bit FMA as two halves; the taps stay in registers.
+        Assert.Contains("its 9 taps in registers, 16 outputs per vector, 4 output rows at a time, stored straight",
+            Source(8, 56, 3, 1, "x64-avx512"));
+        // 16 registers: 9 taps and 8 sums do not fit.
+        Assert.Contains("its 9 taps broadcast from the weights as used, 8 outputs per vector, 8 output rows at a time, stored straight",
+            Source(8, 56, 3, 1, "x64-avx2"));
     }
 
     [Fact]
