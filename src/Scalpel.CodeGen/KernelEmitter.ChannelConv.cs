@@ -39,7 +39,7 @@ internal sealed partial class KernelEmitter
     /// <summary>Output columns the pixel GEMM computes per channel: rows of whole vectors, or the wide rows, rounded up to whole vectors.</summary>
     private int PixelColumnsComputed(ConvLayer c)
     {
-        if (UsesPaddedInput(c) && StoresRows(c)) return c.Window.OH * ((c.Window.OW + V - 1) / V * V);
+        if (UsesPaddedInput(c) && StoresRows(c)) return c.Window.OH * RowColumns(c);
         int p = UsesPaddedInput(c) ? WideColumns(c) : c.Window.OH * c.Window.OW;
         return Math.Max(V, (p + V - 1) / V * V);
     }

@@ -134,11 +134,37 @@ internal sealed partial class KernelEmitter
 
     /// <summary>
     /// Whether a padded conv's GEMM stores each output row straight into the output rather than computing rows over
-    /// the plane width into a wide buffer and compacting it: where a row's whole vectors are no more columns than the
-    /// plane width, so that the overlapping last vector recomputes no more than the wide rows' junk columns. Past
-    /// that, the recomputed columns cost more than the compaction (3->64 7x7 stride 2 into 56 x 56: 643 against 574 µs).
+    /// the plane width into a wide buffer and compacting it: where the columns a row computes are no more than the
+    /// plane width, so that the last vector recomputes no more than the wide rows' junk columns. Past that, the
+    /// recomputed columns cost more than the compaction (3->64 7x7 stride 2 into 56 x 56 with a whole last vector:
+    /// 643 against 574 µs). A half-width last vector is weighed by cost, since it runs its tile at lower efficiency.
     /// </summary>
-    public bool StoresRows(ConvLayer c) => c.Window.OW >= V && (c.Window.OW + V - 1) / V * V <= PhaseSize(c).Wq;
+    public bool StoresRows(ConvLayer c) =>
+        c.Window.OW >= V && ((c.Window.OW + V - 1) / V * V <= PhaseSize(c).Wq || HalfTail(c) && HalfTailPays(c));
+
+    /// <summary>
+    /// Rows stored straight with a half-width last vector against wide rows and their compaction, in vector FMAs per
+    /// output row: the half vector's tile counts 0.7 of a whole one (8 accumulators, one broadcast per FMA) and the
+    /// compaction half an FMA per output. Fitted on six shapes at 512 bits with 56-wide rows: 3->32 3x3 stride 2
+    /// 69.6 -> 63.0 µs and 24->24 7x7 1711 -> 1601 straight, but 64->64 3x3 stride 2 2357 against 2444 wide (a plane
+    /// one column wider than the row, and 576 products per output).
+    /// </summary>
+    private bool HalfTailPays(ConvLayer c)
+    {
+        double k = (double)c.C / c.Group * c.Window.KH * c.Window.KW;
+        return (c.Window.OW / V + 0.7) * k < (double)PhaseSize(c).Wq / V * k + 0.5 * c.Window.OW;
+    }
+
+    /// <summary>
+    /// Columns computed per output row stored straight: whole vectors, the last one ending at the row's end, or where
+    /// the row's last columns fit half a vector (at 256 bits and more), a half-width vector for them. At 512 bits
+    /// (on a CPU that runs a 512-bit FMA as two halves) the half vector costs half; elsewhere it saves the
+    /// recomputed columns' stores.
+    /// </summary>
+    private int RowColumns(ConvLayer c) => HalfTail(c) ? c.Window.OW / V * V + V / 2 : (c.Window.OW + V - 1) / V * V;
+
+    /// <summary>The last columns of a row stored straight are at most half a vector: a half-width vector takes them.</summary>
+    private bool HalfTail(ConvLayer c) => V >= 8 && c.Window.OW % V != 0 && c.Window.OW % V <= V / 2;
 
     /// <summary>
     /// The implicit GEMM of a padded conv, stored row by row: output row oh, column ow reads input column
@@ -219,7 +245,14 @@ internal sealed partial class KernelEmitter
             TileAt("ow", rest);
             w.Close();
         }
-        if (ow % V != 0)
+        if (ow % V != 0 && HalfTail(c))
+        {
+            w.Open($"// the last {ow % V} columns: a {V / 2}-lane vector{(ow % V < V / 2 ? ", overlapping columns already stored with the same values" : "")}");
+            w.Line($"int p = oh * Wq + OW - {I(V / 2)}, q = oh * OW + OW - {I(V / 2)};");
+            GemmTile(w, r, 1, act, c, "q", half: true);
+            w.Close();
+        }
+        else if (ow % V != 0)
         {
             w.Open($"// the last {ow % V} columns: the final vector, overlapping columns already stored with the same values");
             TileAt($"OW - {I(V)}", 1);
@@ -418,30 +451,35 @@ internal sealed partial class KernelEmitter
         if (chunked) w.Close();
     }
 
-    /// <summary>One rows x cols tile of vector accumulators at input column p, stored at output column <paramref name="at"/>: the k loop, then bias, activation, store.</summary>
-    private void GemmTile(CodeWriter w, int[] r, int cols, Epilogue act, ConvLayer? padded, string at = "p")
+    /// <summary>
+    /// One rows x cols tile of vector accumulators at input column p, stored at output column <paramref name="at"/>:
+    /// the k loop, then bias, activation, store; on vectors of half the target's width where <paramref name="half"/>.
+    /// </summary>
+    private void GemmTile(CodeWriter w, int[] r, int cols, Epilogue act, ConvLayer? padded, string at = "p", bool half = false)
     {
+        int lanes = half ? V / 2 : V;
+        string vt = $"Vector{lanes * 32}<float>", vs = $"Vector{lanes * 32}";
         var c = Enumerable.Range(0, cols).ToArray();
-        foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{VT} a{i}{j} = {VT}.Zero;")));
+        foreach (var i in r) w.Line(string.Join(" ", c.Select(j => $"{vt} a{i}{j} = {vt}.Zero;")));
         int taps = OpenK(w, padded);
         for (int t = 0; t < taps; t++)
         {
             int offset = padded is null ? 0 : TapOffset(padded, t);
             string dk = t == 0 ? "k" : $"k + {I(t)}";
-            foreach (var j in c) w.Line($"{VT} x{j}_{t} = {VS}.LoadUnsafe(ref xk, {I(offset + j * V)});");
+            foreach (var j in c) w.Line($"{vt} x{j}_{t} = {vs}.LoadUnsafe(ref xk, {I(offset + j * lanes)});");
             foreach (var i in r)
             {
-                w.Line($"{VT} w{i}_{t} = {VS}.Create(Unsafe.Add(ref w{i}, {dk}));");
-                foreach (var j in c) w.Line($"a{i}{j} = {Fma($"w{i}_{t}", $"x{j}_{t}", $"a{i}{j}")};");
+                w.Line($"{vt} w{i}_{t} = {vs}.Create(Unsafe.Add(ref w{i}, {dk}));");
+                foreach (var j in c) w.Line($"a{i}{j} = {Fma($"w{i}_{t}", $"x{j}_{t}", $"a{i}{j}", vs)};");
             }
         }
         CloseK(w, padded);
         foreach (var i in r)
             foreach (var j in c)
             {
-                string value = VAct(act.Inner, $"a{i}{j} + {VS}.Create(b{i})");
-                if (act.Residual) value = VAct(act.Outer, $"{value} + {VS}.LoadUnsafe(ref r{i}, {Nuint(Sum(at, j * V))})");
-                w.Line($"({value}).StoreUnsafe(ref y{i}, {Nuint(Sum(at, j * V))});");
+                string value = VAct(act.Inner, $"a{i}{j} + {vs}.Create(b{i})", vt, vs);
+                if (act.Residual) value = VAct(act.Outer, $"{value} + {vs}.LoadUnsafe(ref r{i}, {Nuint(Sum(at, j * lanes))})", vt, vs);
+                w.Line($"({value}).StoreUnsafe(ref y{i}, {Nuint(Sum(at, j * lanes))});");
             }
     }
 

@@ -35,6 +35,9 @@ public sealed class ConvPoolKernelTests
         ([2, 3, 3, 4, 2, 2, 1, 0, 1, 1], "4 columns: fewer than one vector"),
         ([12, 13, 13, 20, 5, 5, 1, 2, 1, 1], "13-wide map, 20 channels: a partial channel vector, rows in uneven pixel tiles"),
         ([9, 7, 7, 33, 3, 3, 1, 1, 1, 1], "7x7 map, 33 channels: one channel vector past the pairs"),
+        ([3, 24, 24, 10, 3, 3, 1, 1, 1, 1], "24 columns a row: at 512 bits 8 of them in a half-width vector, rows stored straight"),
+        ([2, 20, 20, 5, 3, 3, 1, 1, 1, 1], "20 columns a row: a half-width last vector, overlapping at 512 bits, exact at 256"),
+        ([24, 24, 24, 8, 3, 3, 1, 1, 1, 1], "24 columns a row, 216 products per output: at 512 bits wide rows, the half-width vector would cost more"),
         ([8, 15, 15, 17, 3, 3, 2, 1, 1, 1], "stride 2 without phase planes, odd map"),
         ([8, 10, 10, 8, 3, 3, 1, 0, 1, 2], "2 groups of 4 -> 4"),
         ([8, 9, 9, 8, 3, 3, 1, 1, 1, 8], "depthwise 3x3"),
@@ -140,8 +143,17 @@ public sealed class ConvPoolKernelTests
         int lanes = CodeTarget.Resolve(target).Lanes;
         // The pixel GEMM of a padded conv stores output rows straight when their whole vectors fit the phase plane's
         // width (the wide rows it would otherwise compute and compact).
+        // A row's last columns go in a half-width vector where they fit one (256 bits and up), else in a whole one.
+        bool halfTail = lanes >= 8 && ow % lanes != 0 && ow % lanes <= lanes / 2;
+        // Past the plane width, a half-width last vector only where its cost (0.7 of a vector) beats the wide rows' and
+        // their compaction (half an FMA per output), in vector FMAs per row.
+        int wq = ow + (kw - 1) * dilation / stride, k = c / group * kh * kw;
+        bool straight = ow >= lanes && ((ow + lanes - 1) / lanes * lanes <= wq || halfTail && (ow / lanes + 0.7) * k < (double)wq / lanes * k + 0.5 * ow);
         if (source.Contains("so no im2col", StringComparison.Ordinal))
-            Assert.Equal(ow >= lanes && (ow + lanes - 1) / lanes * lanes <= ow + (kw - 1) * dilation / stride, source.Contains("stored straight into the output", StringComparison.Ordinal));
+        {
+            Assert.Equal(straight, source.Contains("stored straight into the output", StringComparison.Ordinal));
+            Assert.Equal(straight && halfTail, source.Contains($"columns: a {lanes / 2}-lane vector", StringComparison.Ordinal));
+        }
         // Where rows are over half a vector, only if the row kernel's taps would not fit the registers beside its sums
         // (8 below 16-lane rows, 4 at 16 lanes) in 16 registers below 512 bits, 32 at 512.
         int rowLanes = lanes;
