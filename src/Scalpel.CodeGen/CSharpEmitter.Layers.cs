@@ -107,9 +107,7 @@ public sealed partial class CSharpEmitter
             {
                 args.Add(Section("Weight", _k.ChannelPackedWeights(c)));
                 if (c.Bias is not null) args.Add(Section("Bias", _k.ChannelPackedBias(c)));
-                var (padded, pixelMajor) = _k.ChannelBufferSizes(c);
-                args.Add(padded > 0 ? e.Buffer($"_{id}_padded", padded, "zero-padded input copy") : "default");
-                args.Add(e.Scratch(0, pixelMajor));
+                args.Add(e.Scratch(0, _k.ChannelBufferSize(c)));
             }
             else
             {

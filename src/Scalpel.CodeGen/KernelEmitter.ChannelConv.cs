@@ -35,7 +35,6 @@ internal sealed partial class KernelEmitter
         long k = (long)c.C * c.Window.KH * c.Window.KW, pixels = (long)c.Window.OH * c.Window.OW;
         return ((double)c.M * (PixelColumnsComputed(c) / V) * k, (double)ChannelVectors(c) * pixels * k + 0.5 * c.M * pixels, k);
     }
-
     /// <summary>Output columns the pixel GEMM computes per channel: rows of whole vectors, or the wide rows, rounded up to whole vectors.</summary>
     private int PixelColumnsComputed(ConvLayer c)
     {
@@ -73,12 +72,15 @@ internal sealed partial class KernelEmitter
         (Math.Max(c.Window.H + c.Window.PadTop, (c.Window.OH - 1) * c.Window.StrideH + (c.Window.KH - 1) * c.Window.DilationH + 1),
          Math.Max(c.Window.W + c.Window.PadLeft, (c.Window.OW - 1) * c.Window.StrideW + (c.Window.KW - 1) * c.Window.DilationW + 1));
 
-    /// <summary>Without padding the kernel reads the input itself.</summary>
-    private static bool ChannelNeedsPadding(ConvLayer c)
-    {
-        var (hp, wp) = PaddedSize(c);
-        return c.Window.PadTop > 0 || c.Window.PadLeft > 0 || hp > c.Window.H || wp > c.Window.W;
-    }
+    /// <summary>Whether some windows pass the top or bottom border: each output row then runs only its kernel rows inside the map.</summary>
+    private static bool ChannelRowEdges(ConvLayer c) => c.Window.PadTop > 0 || PaddedSize(c).Hp > c.Window.H;
+
+    /// <summary>Input column of pixel <paramref name="ow"/>'s tap <paramref name="j"/>; outside [0, W) the tap reads padding.</summary>
+    private static int ChannelColumn(ConvLayer c, int ow, int j) => ow * c.Window.StrideW + j * c.Window.DilationW - c.Window.PadLeft;
+
+    /// <summary>Whether a tile of <paramref name="pixels"/> pixels from <paramref name="ow"/> has a tap in the padding columns.</summary>
+    private static bool ChannelColumnEdge(ConvLayer c, int ow, int pixels) =>
+        Enumerable.Range(ow, pixels).Any(q => Enumerable.Range(0, c.Window.KW).Any(j => ChannelColumn(c, q, j) is var col && (col < 0 || col >= c.Window.W)));
 
     /// <summary>Weights packed [M/V blocks][C x KH x KW][V], the last block zero-filled: one aligned vector load per tap.</summary>
     public float[] ChannelPackedWeights(ConvLayer c)
@@ -99,35 +101,24 @@ internal sealed partial class KernelEmitter
         return packed;
     }
 
-    /// <summary>Scratch of the channel kernel: the padded input and the pixel-major output ([pixels][M rounded up to V]).</summary>
-    public (int Padded, int PixelMajor) ChannelBufferSizes(ConvLayer c)
-    {
-        var (hp, wp) = PaddedSize(c);
-        return (ChannelNeedsPadding(c) ? c.C * hp * wp : 0, c.Window.OH * c.Window.OW * ChannelVectors(c) * V);
-    }
+    /// <summary>Scratch of the channel kernel: the pixel-major output ([pixels][M rounded up to V]).</summary>
+    public int ChannelBufferSize(ConvLayer c) => c.Window.OH * c.Window.OW * ChannelVectors(c) * V;
 
     private void ChannelConv(CodeWriter w, string method, ConvLayer c, Epilogue act)
     {
         bool bias = c.Bias is not null;
-        var (hp, wp) = PaddedSize(c);
         var (tileChannels, tilePixels) = ChannelTile(c);
         int blocks = ChannelVectors(c), mp = blocks * V, k = c.C * c.Window.KH * c.Window.KW, pixels = c.Window.OH * c.Window.OW;
         int inSize = c.C * c.Window.H * c.Window.W, outSize = c.M * pixels;
-        bool padded = ChannelNeedsPadding(c);
         w.Line($"// Convolution vectorised across output channels: tiles of {tileChannels} x {V} channels x {tilePixels} pixels in accumulators,");
         w.Line($"// one broadcast input value per pixel and tap; weights packed [{blocks}][{k}][{V}]; output transposed from pixel-major once.");
-        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> padded, Span<float> pixelMajor)");
+        w.Line("// The input is read where it is: taps in the padding are left out (kernel rows per output row, columns per edge tile).");
+        w.Open($"private static void {method}(ReadOnlySpan<float> x, Span<float> y{(act.Residual ? ", ReadOnlySpan<float> residual" : "")}, float[] w{(bias ? ", float[] b" : "")}, Span<float> pixelMajor)");
         w.Line($"const int M = {I(c.M)}, MP = {I(mp)}, P = {I(pixels)};");
-        if (padded) w.Line($"const int C = {I(c.C)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, Hp = {I(hp)}, Wp = {I(wp)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)};");
         OpenSamples(w, c.Batch);
         w.Line($"ReadOnlySpan<float> xn = {Part("x", inSize, c.Batch)};");
         w.Line($"Span<float> yn = {Part("y", outSize, c.Batch)};");
-        if (padded)
-        {
-            w.Line("// The padding border is never written, so it stays zero from allocation.");
-            PaddedCopy(w, "Hp", "Wp");
-        }
-        w.Line($"{method}_Tiles({(padded ? "padded" : "xn")}, pixelMajor, w{(bias ? ", b" : "")});");
+        w.Line($"{method}_Tiles(xn, pixelMajor, w{(bias ? ", b" : "")});");
         PixelMajorToPlanes(w, c, act, outSize);
         w.Close();
         w.Close();
@@ -135,7 +126,7 @@ internal sealed partial class KernelEmitter
 
         w.Line(Hot);
         w.Open($"private static void {method}_Tiles(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> w{(bias ? ", ReadOnlySpan<float> b" : "")})");
-        w.Line($"const int MP = {I(mp)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, Hp = {I(hp)}, Wp = {I(wp)}, SH = {I(c.Window.StrideH)}, SW = {I(c.Window.StrideW)}, KH = {I(c.Window.KH)}, C = {I(c.C)};");
+        w.Line($"const int MP = {I(mp)}, OH = {I(c.Window.OH)}, OW = {I(c.Window.OW)}, H = {I(c.Window.H)}, W = {I(c.Window.W)}, PT = {I(c.Window.PadTop)}, PL = {I(c.Window.PadLeft)}, SH = {I(c.Window.StrideH)}, SW = {I(c.Window.StrideW)}, DH = {I(c.Window.DilationH)}, KH = {I(c.Window.KH)}, C = {I(c.C)};");
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float yr = ref MemoryMarshal.GetReference(y);");
         w.Line("ref float wr = ref MemoryMarshal.GetReference(w);");
@@ -181,14 +172,32 @@ internal sealed partial class KernelEmitter
             w.Line($"ref float w{q} = ref Unsafe.Add(ref wr, {Scaled("mb", q, I(k * V))});");
         if (prefetch) w.Line($"ref float wn = ref Unsafe.Add(ref wr, Math.Min(mb + {channels}, {I(blocks - channels)}) * {I(k * V)});");
         w.Open("for (int oh = 0; oh < OH; oh++)");
-        w.Line("int ow = 0;");
-        w.Open($"for (; ow <= OW - {tilePixels}; ow += {tilePixels})");
-        ChannelTileBody(w, c, channels, tilePixels, bias, act, blocked, next);
-        w.Close();
-        if (c.Window.OW % tilePixels != 0)
+        if (ChannelRowEdges(c))
         {
-            w.Open($"// the last {c.Window.OW % tilePixels} pixel(s) of the row");
-            ChannelTileBody(w, c, channels, c.Window.OW % tilePixels, bias, act, blocked, next);
+            w.Line("// the kernel rows whose input row is inside the map");
+            w.Line("int i0 = Math.Max(0, (PT - oh * SH + DH - 1) / DH), below = H - 1 + PT - oh * SH, i1 = below < 0 ? 0 : Math.Min(KH, below / DH + 1);");
+        }
+        // Tiles from the row's start: those with a tap in the left or right padding one by one, with those taps left
+        // out; the ones between in a loop.
+        var starts = Enumerable.Range(0, (c.Window.OW + tilePixels - 1) / tilePixels).Select(t => t * tilePixels).ToList();
+        int Width(int start) => Math.Min(tilePixels, c.Window.OW - start);
+        int first = starts.FindIndex(s => !ChannelColumnEdge(c, s, Width(s)) && Width(s) == tilePixels);
+        int last = first < 0 ? -1 : starts.FindLastIndex(s => !ChannelColumnEdge(c, s, Width(s)) && Width(s) == tilePixels);
+        // The middle run is every tile between the first and last plain ones (none of them touches an edge).
+        for (int t = 0; t < starts.Count; t++)
+        {
+            if (t == first)
+            {
+                w.Open($"for (int ow = {I(starts[first])}; ow <= {I(starts[last])}; ow += {tilePixels})");
+                ChannelTileBody(w, c, channels, tilePixels, bias, act, blocked, next);
+                w.Close();
+                t = last;
+                continue;
+            }
+            bool edge = ChannelColumnEdge(c, starts[t], Width(starts[t]));
+            w.Open($"// pixels {starts[t]} to {starts[t] + Width(starts[t]) - 1}{(edge ? ", without their taps in the padding columns" : "")}");
+            w.Line($"const int ow = {I(starts[t])};");
+            ChannelTileBody(w, c, channels, Width(starts[t]), bias, act, blocked, next, edge ? starts[t] : null);
             w.Close();
         }
         w.Close();
@@ -201,25 +210,29 @@ internal sealed partial class KernelEmitter
     /// last block applies the epilogue. With <paramref name="prefetch"/> (tiles of Group pixels), tile n of the block
     /// prefetches lines n x C x KH onwards of the next block's weights, one per tap row.
     /// </summary>
-    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act, bool blocked, (int Group, int LastLine)? prefetch = null)
+    private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act, bool blocked, (int Group, int LastLine)? prefetch = null, int? edgeAt = null)
     {
         var qs = Enumerable.Range(0, channels).ToArray();
         var rs = Enumerable.Range(0, pixels).ToArray();
         string Slot(int q, int r) => $"(nuint)({Scaled("p", r, "MP")} + {Scaled("mb", q, I(V))})";
-        w.Line("int o = oh * SH * Wp + ow * SW, p = oh * OW + ow;");
+        // A tap of an edge tile (known columns) is left out where its column is in the padding.
+        bool Inside(int r, int j) => edgeAt is not { } at || ChannelColumn(c, at + r, j) is var col && col >= 0 && col < c.Window.W;
+        w.Line("int o = (oh * SH - PT) * W + ow * SW - PL, p = oh * OW + ow;");
         if (prefetch is { } start) w.Line(PrefetchStart("p", start.Group, "(C * KH)"));
         foreach (var q in qs)
             w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {(blocked ? $"first ? {VT}.Zero : {VS}.LoadUnsafe(ref yr, {Slot(q, r)})" : $"{VT}.Zero")};")));
         w.Open(blocked ? "for (int c = c0; c < c1; c++)" : "for (int c = 0; c < C; c++)");
-        w.Open("for (int i = 0; i < KH; i++)");
+        w.Open(ChannelRowEdges(c) ? "for (int i = i0; i < i1; i++)" : "for (int i = 0; i < KH; i++)");
         w.Line($"int t = (c * KH + i) * {I(c.Window.KW)};");
-        w.Line($"ref float xi = ref Unsafe.Add(ref xr, c * (Hp * Wp) + i * {I(c.Window.DilationH)} * Wp);");
+        w.Line("ref float xi = ref Unsafe.Add(ref xr, c * (H * W) + i * DH * W);");
         if (prefetch is { } step) w.Line(PrefetchStep("c * KH + i", step.LastLine));
         for (int j = 0; j < c.Window.KW; j++)
         {
+            var inside = rs.Where(r => Inside(r, j)).ToArray();
+            if (inside.Length == 0) continue;
             foreach (var q in qs)
                 w.Line($"{VT} w{q}_{j} = {VS}.LoadUnsafe(ref w{q}, (nuint)({Scaled("t", j, I(V))}));");
-            foreach (var r in rs)
+            foreach (var r in inside)
             {
                 w.Line($"{VT} x{r}_{j} = {VS}.Create(Unsafe.Add(ref xi, {Sum("o", r * c.Window.StrideW + j * c.Window.DilationW)}));");
                 foreach (var q in qs) w.Line($"a{q}_{r} = {Fma($"w{q}_{j}", $"x{r}_{j}", $"a{q}_{r}")};");

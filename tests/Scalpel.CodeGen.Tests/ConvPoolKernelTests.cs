@@ -35,6 +35,8 @@ public sealed class ConvPoolKernelTests
         ([2, 3, 3, 4, 2, 2, 1, 0, 1, 1], "4 columns: fewer than one vector"),
         ([12, 13, 13, 20, 5, 5, 1, 2, 1, 1], "13-wide map, 20 channels: a partial channel vector, rows in uneven pixel tiles"),
         ([9, 7, 7, 33, 3, 3, 1, 1, 1, 1], "7x7 map, 33 channels: one channel vector past the pairs"),
+        ([4, 5, 6, 16, 3, 3, 1, 3, 1, 1], "padding 3 with a 3x3 kernel: output rows and columns whose taps all fall in the padding"),
+        ([8, 30, 31, 32, 3, 3, 1, 1, 1, 1], "30 x 31 map: channel-kernel tiles at both edges around a loop of inner ones, a partial last tile"),
         ([3, 24, 24, 10, 3, 3, 1, 1, 1, 1], "24 columns a row: at 512 bits 8 of them in a half-width vector, rows stored straight"),
         ([2, 20, 20, 5, 3, 3, 1, 1, 1, 1], "20 columns a row: a half-width last vector, overlapping at 512 bits, exact at 256"),
         ([24, 24, 24, 8, 3, 3, 1, 1, 1, 1], "24 columns a row, 216 products per output: at 512 bits wide rows, the half-width vector would cost more"),
@@ -166,6 +168,12 @@ public sealed class ConvPoolKernelTests
             Assert.Equal(flat, source.Contains("as one flat row", StringComparison.Ordinal));
         if (why.Contains("in bands", StringComparison.Ordinal))
             Assert.Contains("padded rows they read stay in L1", source, StringComparison.Ordinal);
+        // The channel kernel reads the input where it is, leaving out the taps in the padding (edge tiles, kernel rows per output row).
+        if (kernel == ConvKernel.Channels && group == 1)
+        {
+            Assert.DoesNotContain("zero-padded input copy", source, StringComparison.Ordinal);
+            Assert.Equal(pad > 0, source.Contains("without their taps in the padding columns", StringComparison.Ordinal));
+        }
         if (kernel == ConvKernel.Channels && target == "x64-avx512") Assert.Equal(why.Contains("in blocks", StringComparison.Ordinal), source.Contains("input channels in blocks", StringComparison.Ordinal));
         // The channel kernel and Winograd on tiles prefetch the next block's weights where they are 64 KB or more.
         if (kernel is ConvKernel.Channels or ConvKernel.WinogradTiles && why.Contains("prefetches", StringComparison.Ordinal)) Assert.Contains("Prefetch(ref", source, StringComparison.Ordinal);
