@@ -18,7 +18,7 @@ internal sealed partial class KernelEmitter
     /// at least 8 vectors' worth of products, or the store and broadcasts dominate (a first conv's 25 taps).
     /// Over the phase planes of a strided conv the pixel GEMM runs about 10% slower per FMA than the count says
     /// (measured on 13 stride-2 shapes at 512 bits: the channel kernel 1-23% ahead of the count's ratio), so there
-    /// channels need only be about as cheap.
+    /// channels need only be about as cheap. Strides of 3 and more, not measured, take the same rule.
     /// </summary>
     public bool UsesChannelVectors(ConvLayer c)
     {
@@ -33,9 +33,9 @@ internal sealed partial class KernelEmitter
     private (double Pixel, double Channel, long K) ConvCosts(ConvLayer c)
     {
         long k = (long)c.C * c.Window.KH * c.Window.KW, pixels = (long)c.Window.OH * c.Window.OW;
-        return ((double)c.M * (PixelColumnsComputed(c) / V) * k, (double)ChannelVectors(c) * pixels * k + 0.5 * c.M * pixels, k);
+        return ((double)c.M * PixelColumnsComputed(c) / V * k, (double)ChannelVectors(c) * pixels * k + 0.5 * c.M * pixels, k);
     }
-    /// <summary>Output columns the pixel GEMM computes per channel: rows of whole vectors, or the wide rows, rounded up to whole vectors.</summary>
+    /// <summary>Output columns the pixel GEMM computes per channel: rows stored straight (whole vectors, or a half-width last one), or the wide rows rounded up to whole vectors.</summary>
     private int PixelColumnsComputed(ConvLayer c)
     {
         if (UsesPaddedInput(c) && StoresRows(c)) return c.Window.OH * RowColumns(c);
@@ -61,13 +61,16 @@ internal sealed partial class KernelEmitter
         return (channels, (count + tiles - 1) / tiles);
     }
 
-    /// <summary>Vector registers of the target: 32 with AVX-512 (at any vector width), 16 below it.</summary>
+    /// <summary>
+    /// Vector registers the kernels plan for: 32 on a target with 512-bit vectors (AVX-512 has 32 at every width),
+    /// else 16 (AVX2; NEON's 32 are not counted, as nothing was measured there).
+    /// </summary>
     private int VectorRegisters => target.SimdBits >= 512 ? 32 : 16;
 
     /// <summary>Vectors of V output channels (the last one partly zero).</summary>
     private int ChannelVectors(ConvLayer c) => (c.M + V - 1) / V;
 
-    /// <summary>Rows and columns of the zero-padded input: the whole input after the leading padding, and far enough for the last window.</summary>
+    /// <summary>Rows and columns of the input with its padding: the whole input after the leading padding, and far enough for the last window.</summary>
     private static (int Hp, int Wp) PaddedSize(ConvLayer c) =>
         (Math.Max(c.Window.H + c.Window.PadTop, (c.Window.OH - 1) * c.Window.StrideH + (c.Window.KH - 1) * c.Window.DilationH + 1),
          Math.Max(c.Window.W + c.Window.PadLeft, (c.Window.OW - 1) * c.Window.StrideW + (c.Window.KW - 1) * c.Window.DilationW + 1));
@@ -208,7 +211,9 @@ internal sealed partial class KernelEmitter
     /// A channels x pixels tile at pixel p: the tap loop, then bias, activation and a pixel-major store. With
     /// input channel blocks, the accumulators start from the partial sums of the blocks before, and only the
     /// last block applies the epilogue. With <paramref name="prefetch"/> (tiles of Group pixels), tile n of the block
-    /// prefetches lines n x C x KH onwards of the next block's weights, one per tap row.
+    /// prefetches lines n x C x KH onwards of the next block's weights, one per tap row. A tile at a row's edge
+    /// (<paramref name="edgeAt"/>: its first pixel, known when the code is generated) leaves out its taps in the
+    /// padding columns.
     /// </summary>
     private void ChannelTileBody(CodeWriter w, ConvLayer c, int channels, int pixels, bool bias, Epilogue act, bool blocked, (int Group, int LastLine)? prefetch = null, int? edgeAt = null)
     {
@@ -217,14 +222,14 @@ internal sealed partial class KernelEmitter
         string Slot(int q, int r) => $"(nuint)({Scaled("p", r, "MP")} + {Scaled("mb", q, I(V))})";
         // A tap of an edge tile (known columns) is left out where its column is in the padding.
         bool Inside(int r, int j) => edgeAt is not { } at || ChannelColumn(c, at + r, j) is var col && col >= 0 && col < c.Window.W;
-        w.Line("int o = (oh * SH - PT) * W + ow * SW - PL, p = oh * OW + ow;");
+        w.Line("int o = ow * SW - PL, p = oh * OW + ow;");
         if (prefetch is { } start) w.Line(PrefetchStart("p", start.Group, "(C * KH)"));
         foreach (var q in qs)
             w.Line(string.Join(" ", rs.Select(r => $"{VT} a{q}_{r} = {(blocked ? $"first ? {VT}.Zero : {VS}.LoadUnsafe(ref yr, {Slot(q, r)})" : $"{VT}.Zero")};")));
         w.Open(blocked ? "for (int c = c0; c < c1; c++)" : "for (int c = 0; c < C; c++)");
         w.Open(ChannelRowEdges(c) ? "for (int i = i0; i < i1; i++)" : "for (int i = 0; i < KH; i++)");
         w.Line($"int t = (c * KH + i) * {I(c.Window.KW)};");
-        w.Line("ref float xi = ref Unsafe.Add(ref xr, c * (H * W) + i * DH * W);");
+        w.Line("ref float xi = ref Unsafe.Add(ref xr, c * (H * W) + (oh * SH - PT + i * DH) * W); // an input row inside the map");
         if (prefetch is { } step) w.Line(PrefetchStep("c * KH + i", step.LastLine));
         for (int j = 0; j < c.Window.KW; j++)
         {

@@ -144,7 +144,8 @@ internal sealed partial class KernelEmitter
 
     /// <summary>
     /// Rows stored straight with a half-width last vector against wide rows and their compaction, in vector FMAs per
-    /// output row: the half vector's tile counts 0.7 of a whole one (8 accumulators, one broadcast per FMA) and the
+    /// output row: the half vector's tile counts 0.7 of a whole one (a row block's accumulators over one column, a
+    /// broadcast per FMA) and the
     /// compaction half an FMA per output. Fitted on six shapes at 512 bits with 56-wide rows: 3->32 3x3 stride 2
     /// 69.6 -> 63.0 µs and 24->24 7x7 1711 -> 1601 straight, but 64->64 3x3 stride 2 2357 against 2444 wide (a plane
     /// one column wider than the row, and 576 products per output).

@@ -5,7 +5,8 @@ namespace Scalpel.CodeGen;
 
 /// <summary>
 /// Depthwise convolution (one filter per channel) computed straight into the output rows: per channel, its
-/// zero-padded plane, its taps held in vector registers, and per vector of outputs one load per tap. For stride 2
+/// zero-padded plane, its taps in vector registers (or broadcast from the weights where they do not fit beside the
+/// sums), and per vector of outputs one load per tap. For stride 2
 /// each padded row is stored as its even columns then its odd columns, split once as it is copied, so every tap
 /// is a contiguous load again. No wide rows to compact, which is most of what the group-by-group GEMM spends on a
 /// depthwise layer.
@@ -150,7 +151,7 @@ internal sealed partial class KernelEmitter
             w.Close();
             if (c.Window.OW % lanes != 0)
             {
-                w.Open("// the last outputs: the final vector, overlapping outputs already stored with the same values");
+                w.Open("// the last outputs: the final vector, overlapping outputs already stored (the same values, up to the rounding of its partial sums)");
                 w.Line($"ow = OW - {I(lanes)};");
                 DepthwiseVectors(w, c, act, 1, lanes, rows: rows);
                 w.Close();
@@ -298,8 +299,9 @@ internal sealed partial class KernelEmitter
 
     /// <summary>
     /// Vectors of outputs at ow: the sum over taps, then bias, bounds and store; one vector in each of
-    /// <paramref name="rows"/> output rows, or (in one row) <paramref name="count"/> vectors along it. Each sum takes
-    /// its taps in the same order either way.
+    /// <paramref name="rows"/> output rows, or (in one row) <paramref name="count"/> vectors along it. Where a block has
+    /// fewer rows than <see cref="DepthwiseChains"/>, each sum is split into partial sums over alternate taps, so an
+    /// output can round differently in a block of rows and in one row alone.
     /// </summary>
     private void DepthwiseVectors(CodeWriter w, ConvLayer c, Epilogue act, int count, int lanes, bool ragged = false, int rows = 1)
     {

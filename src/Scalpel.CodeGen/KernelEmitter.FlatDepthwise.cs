@@ -15,8 +15,9 @@ internal sealed partial class KernelEmitter
     private const int FlatPlaneVectors = 64;
 
     /// <summary>
-    /// Same-size stride-1 planes whose rows are under two vectors, where the row kernel does worse: rows of at most half
-    /// a vector (copied row by row, a call each), or taps the row kernel cannot keep in registers. Elsewhere the masks
+    /// Same-size stride-1 planes whose rows are under two vectors, where the row kernel does worse or cannot run: rows of
+    /// at most half a vector (copied row by row, a call each) or under 4 outputs, or taps the row kernel cannot keep in
+    /// registers. Elsewhere the masks
     /// (an AND and an add per column offset and vector) cost more than the row kernel's unused lanes: at 512 bits on
     /// 14x14 and 28x28 maps the row kernel measured 12-23 % faster (480 channels 5x5 on 14x14: 95 against 117 µs).
     /// </summary>
@@ -25,7 +26,7 @@ internal sealed partial class KernelEmitter
         var w = c.Window;
         return w.StrideH == 1 && w.StrideW == 1 && w.OH == w.H && w.OW == w.W && w.W < 2 * V
             && w.H * w.W >= V && w.H * w.W <= FlatPlaneVectors * V
-            && (2 * w.W <= V || !DepthwiseTapsInRegisters(c, DepthwiseLanes(c)));
+            && (2 * w.W <= V || w.OW < 4 || !DepthwiseTapsInRegisters(c, DepthwiseLanes(c)));
     }
 
     /// <summary>Zeros before the plane: the rows above it and the columns a window's first load reads before its start.</summary>
@@ -56,17 +57,21 @@ internal sealed partial class KernelEmitter
         // 3x3: 9 taps, 4 sums and 4 masked column sums in registers; more taps leave room for 2.
         int block = taps <= 9 ? 4 : 2;
 
-        w.Line($"// Lanes whose window column falls outside the plane, per output vector and column offset ({string.Join(", ", masked)}).");
-        w.Line($"private static ReadOnlySpan<uint> {method}Masks =>");
-        w.Line("[");
-        for (int k = 0; k < vectors; k++)
+        // A kernel one column wide (1x1, or KH x 1) never passes the side border: no masks.
+        if (masked.Length > 0)
         {
-            int q0 = Math.Min(k * V, hw - V);
-            var lanes = masked.SelectMany(o => Enumerable.Range(0, V).Select(l => (q0 + l) % win.W + o).Select(col => col >= 0 && col < win.W ? "~0u" : "0"));
-            w.Line($"    {string.Join(", ", lanes)},");
+            w.Line($"// Lanes whose window column falls outside the plane, per output vector and column offset ({string.Join(", ", masked)}).");
+            w.Line($"private static ReadOnlySpan<uint> {method}Masks =>");
+            w.Line("[");
+            for (int k = 0; k < vectors; k++)
+            {
+                int q0 = Math.Min(k * V, hw - V);
+                var lanes = masked.SelectMany(o => Enumerable.Range(0, V).Select(l => (q0 + l) % win.W + o).Select(col => col >= 0 && col < win.W ? "~0u" : "0"));
+                w.Line($"    {string.Join(", ", lanes)},");
+            }
+            w.Line("];");
+            w.Line();
         }
-        w.Line("];");
-        w.Line();
         w.Line($"// Depthwise convolution on a {win.H}x{win.W} map, one channel at a time: its plane as one flat row of {hw} outputs in");
         w.Line($"// {vectors} vectors (the last overlapping the one before), {taps} taps in registers, zero rows above and below, and");
         w.Line("// per column offset a mask that zeroes the lanes whose window passes the side border.");
@@ -76,7 +81,7 @@ internal sealed partial class KernelEmitter
         w.Line($"const int C = {I(c.C)}, HW = {I(hw)}, Lead = {I(FlatLead(c))}, Slot = {I(FlatSlot(c))};");
         w.Line("ref float xr = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float slots = ref MemoryMarshal.GetReference(padded);");
-        w.Line($"ref uint mr = ref MemoryMarshal.GetReference({method}Masks);");
+        if (masked.Length > 0) w.Line($"ref uint mr = ref MemoryMarshal.GetReference({method}Masks);");
         // A few vector copies, the last overlapping: a call to copy 49 floats costs as much as their taps.
         var copies = Enumerable.Range(0, vectors).Select(k => Math.Min(k * V, hw - V)).ToArray();
         void CopyPlane(string from, string to) =>

@@ -38,6 +38,9 @@ public sealed class ConvPoolKernelTests
         ([4, 5, 6, 16, 3, 3, 1, 3, 1, 1], "padding 3 with a 3x3 kernel: output rows and columns whose taps all fall in the padding"),
         ([8, 30, 31, 32, 3, 3, 1, 1, 1, 1], "30 x 31 map: channel-kernel tiles at both edges around a loop of inner ones, a partial last tile"),
         ([3, 24, 24, 10, 3, 3, 1, 1, 1, 1], "24 columns a row: at 512 bits 8 of them in a half-width vector, rows stored straight"),
+        ([3, 35, 36, 8, 3, 3, 1, 1, 1, 1], "36 columns a row, 35 rows: a half-width last vector over an odd number of rows"),
+        ([8, 3, 3, 32, 3, 3, 1, 2, 2, 1], "3x3 map, padding 2, dilation 2: every output row has kernel rows past the map"),
+        ([8, 33, 33, 16, 3, 3, 1, 6, 6, 1], "dilation 6, padding 6 (atrous): many channel-kernel tiles at the edges"),
         ([2, 20, 20, 5, 3, 3, 1, 1, 1, 1], "20 columns a row: a half-width last vector, overlapping at 512 bits, exact at 256"),
         ([24, 24, 24, 8, 3, 3, 1, 1, 1, 1], "24 columns a row, 216 products per output: at 512 bits wide rows, the half-width vector would cost more"),
         ([8, 15, 15, 17, 3, 3, 2, 1, 1, 1], "stride 2 without phase planes, odd map"),
@@ -65,6 +68,8 @@ public sealed class ConvPoolKernelTests
         ([5, 7, 7, 5, 3, 3, 1, 1, 1, 5], "depthwise 3x3 on 7x7 (flat): vectors across row ends, the last one overlapping"),
         ([3, 7, 7, 3, 3, 3, 1, 2, 2, 3], "depthwise 3x3 with dilation 2 on 7x7 (flat): column offsets -2 and 2"),
         ([4, 6, 6, 4, 5, 5, 1, 2, 1, 4], "depthwise 5x5 on 6x6 (flat): windows two rows and columns past the border"),
+        ([4, 3, 3, 4, 1, 1, 1, 0, 1, 4], "depthwise 1x1 on 3x3 (flat at 128 and 256 bits, the group GEMM at 512): rows under 4 outputs"),
+        ([4, 7, 7, 4, 1, 1, 1, 0, 1, 4], "depthwise 1x1 on 7x7 (flat at 512 bits): a kernel one column wide, no column masks"),
         ([3, 14, 14, 3, 5, 5, 1, 2, 1, 3], "depthwise 5x5 on 14x14 (flat at 256 bits, rows at 512 and 128): rows of 14 in 16 lanes"),
         ([3, 10, 13, 3, 3, 3, 1, 1, 1, 3], "depthwise 3x3 on 10x13 (flat at 256 bits, rows at 128 and 512)"),
         ([512, 20, 20, 6, 1, 1, 1, 0, 1, 1], "pointwise over 512 channels: column chunks, the last one partial"),
@@ -161,7 +166,7 @@ public sealed class ConvPoolKernelTests
         int rowLanes = lanes;
         while (rowLanes > 4 && rowLanes / 2 >= ow) rowLanes /= 2;
         bool tapsFit = kh * kw + (rowLanes >= 16 ? 4 : 8) + 2 <= (lanes >= 16 ? 32 : 16);
-        bool flat = stride == 1 && oh == h && ow == w && w < 2 * lanes && (2 * w <= lanes || !tapsFit);
+        bool flat = stride == 1 && oh == h && ow == w && w < 2 * lanes && h * w >= lanes && (2 * w <= lanes || ow < 4 || !tapsFit);
         if (why.Contains("(direct", StringComparison.Ordinal))
             Assert.Equal(ow >= 4 && !flat, source.Contains("Depthwise convolution, one channel at a time", StringComparison.Ordinal));
         if (why.Contains("(flat", StringComparison.Ordinal))
@@ -429,6 +434,33 @@ public sealed class ConvPoolKernelTests
         Assert.Equal(buffers, System.Text.RegularExpressions.Regex.Matches(source, @"float\[\] _a\d+ = new").Count);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
+    }
+
+    [Theory]
+    [InlineData("x64-avx512", ConvKernel.Channels, 0, 1)]
+    [InlineData("x64-avx512", ConvKernel.Channels, 1, 0)]
+    [InlineData("x64-avx2", ConvKernel.Channels, 0, 1)]
+    [InlineData("x64-sse", ConvKernel.Channels, 2, 0)]
+    [InlineData("x64-avx512", ConvKernel.Pixels, 0, 1)]
+    [InlineData("x64-avx2", ConvKernel.Pixels, 2, 0)]
+    public void AsymmetricPaddingMatchesOnnxRuntime(string target, ConvKernel kernel, int begin, int end)
+    {
+        // Padding only at the start (top and left) or only at the end (bottom and right, as SAME_UPPER gives for an even
+        // map and stride 2): the channel kernel's edge tiles then sit at one side of the row, and rows meet the map's
+        // edge at one end only.
+        const int c = 8, h = 10, w = 12, m = 20;
+        var rng = new Random(begin * 10 + end);
+        int oh = (h + begin + end - 3) / 2 + 1, ow = (w + begin + end - 3) / 2 + 1;
+        var conv = new NodeProto
+        {
+            OpType = "Conv", Name = "conv", Input = { "x", "W", "B" }, Output = { "y" },
+            Attribute = { Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", begin, begin, end, end) },
+        };
+        var model = Model([conv], [Floats("W", Random(rng, m * c * 9, 0.5f), m, c, 3, 3), Floats("B", Random(rng, m, 0.5f), m)], [c, h, w], [m, oh, ow]);
+        var (actual, expected, source) = RunBoth(model, CodeTarget.Resolve(target) with { ConvKernel = kernel }, c * h * w, rng);
+        Assert.Equal(kernel == ConvKernel.Channels, source.Contains("vectorised across output channels", StringComparison.Ordinal));
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= ConvTolerance, $"{target} {kernel} pads {begin}/{end}: element {i} is {actual[i]}, ONNX Runtime {expected[i]}");
     }
 
     [Fact]
