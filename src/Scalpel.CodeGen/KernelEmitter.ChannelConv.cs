@@ -184,9 +184,9 @@ internal sealed partial class KernelEmitter
         // out; the ones between in a loop.
         var starts = Enumerable.Range(0, (c.Window.OW + tilePixels - 1) / tilePixels).Select(t => t * tilePixels).ToList();
         int Width(int start) => Math.Min(tilePixels, c.Window.OW - start);
-        int first = starts.FindIndex(s => !ChannelColumnEdge(c, s, Width(s)) && Width(s) == tilePixels);
-        int last = first < 0 ? -1 : starts.FindLastIndex(s => !ChannelColumnEdge(c, s, Width(s)) && Width(s) == tilePixels);
-        // The middle run is every tile between the first and last plain ones (none of them touches an edge).
+        bool Inner(int start) => Width(start) == tilePixels && !ChannelColumnEdge(c, start, tilePixels);
+        int first = starts.FindIndex(Inner), last = starts.FindLastIndex(Inner);
+        // The middle run is every tile between the first and last inner ones (none of them touches an edge).
         for (int t = 0; t < starts.Count; t++)
         {
             if (t == first)

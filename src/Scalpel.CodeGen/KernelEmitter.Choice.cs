@@ -57,7 +57,7 @@ internal sealed partial class KernelEmitter
     {
         var w = c.Window;
         if (UsesFlatDepthwise(c) && UsesDepthwiseKernel(c, act))
-            return new(c.Name, "depthwise, flat plane", $"one channel per group, a {w.H}x{w.W} map as one row of {w.H * w.W} outputs in {V}-lane vectors: " + (2 * w.W <= V || w.OW < 4 ? $"its rows of {w.W} are at most half a vector" : "the row kernel's taps would not fit the registers beside its sums"));
+            return new(c.Name, "depthwise, flat plane", $"one channel per group, a {w.H}x{w.W} map as one row of {w.H * w.W} outputs in {V}-lane vectors: " + (FlatRowsShort(c) ? $"its rows of {w.W} are at most half a vector" : "the row kernel's taps would not fit the registers beside its sums"));
         if (UsesDepthwiseKernel(c, act))
             return new(c.Name, "depthwise, direct", $"one channel per group, stride {w.StrideW}: rows of {w.OW} outputs fill {DepthwiseLanes(c)}-lane vectors{(w.StrideW == 2 ? ", even and odd columns split as the rows are copied" : "")}"
                 + (DepthwiseBand(c).Rows < w.OH ? $"; bands of {DepthwiseBand(c).Rows} rows keep the padded rows they read in L1" : ""));

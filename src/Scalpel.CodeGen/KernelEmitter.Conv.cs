@@ -145,8 +145,8 @@ internal sealed partial class KernelEmitter
     /// <summary>
     /// Rows stored straight with a half-width last vector against wide rows and their compaction, in vector FMAs per
     /// output row: the half vector's tile counts 0.7 of a whole one (a row block's accumulators over one column, a
-    /// broadcast per FMA) and the
-    /// compaction half an FMA per output. Fitted on six shapes at 512 bits with 56-wide rows: 3->32 3x3 stride 2
+    /// broadcast per FMA) and the compaction half an FMA per output. Fitted on six shapes at 512 bits with 56-wide
+    /// rows: 3->32 3x3 stride 2
     /// 69.6 -> 63.0 µs and 24->24 7x7 1711 -> 1601 straight, but 64->64 3x3 stride 2 2357 against 2444 wide (a plane
     /// one column wider than the row, and 576 products per output).
     /// </summary>
@@ -228,11 +228,11 @@ internal sealed partial class KernelEmitter
     {
         var r = RowBlockReferences(w, rows, bias, act);
         int cols = TileColumns(rows, ow);
-        // A tile of n vectors at column `at` of output row oh: input column p of the plane, output column q.
-        void TileAt(string at, int n)
+        // A tile of n vectors (of half width where `half`) at column `at` of output row oh: input column p of the plane, output column q.
+        void TileAt(string at, int n, bool half = false)
         {
             w.Line($"int p = oh * Wq + {at}, q = oh * OW + {at};");
-            GemmTile(w, r, n, act, c, "q");
+            GemmTile(w, r, n, act, c, "q", half);
         }
         w.Open("for (int oh = oh0; oh < ohe; oh++)");
         w.Line("int ow = 0;");
@@ -249,8 +249,7 @@ internal sealed partial class KernelEmitter
         if (ow % V != 0 && HalfTail(c))
         {
             w.Open($"// the last {ow % V} columns: a {V / 2}-lane vector{(ow % V < V / 2 ? ", overlapping columns already stored with the same values" : "")}");
-            w.Line($"int p = oh * Wq + OW - {I(V / 2)}, q = oh * OW + OW - {I(V / 2)};");
-            GemmTile(w, r, 1, act, c, "q", half: true);
+            TileAt($"OW - {I(V / 2)}", 1, half: true);
             w.Close();
         }
         else if (ow % V != 0)

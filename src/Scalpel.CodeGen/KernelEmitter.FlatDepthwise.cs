@@ -26,8 +26,11 @@ internal sealed partial class KernelEmitter
         var w = c.Window;
         return w.StrideH == 1 && w.StrideW == 1 && w.OH == w.H && w.OW == w.W && w.W < 2 * V
             && w.H * w.W >= V && w.H * w.W <= FlatPlaneVectors * V
-            && (2 * w.W <= V || w.OW < 4 || !DepthwiseTapsInRegisters(c, DepthwiseLanes(c)));
+            && (FlatRowsShort(c) || !DepthwiseTapsInRegisters(c, DepthwiseLanes(c)));
     }
+
+    /// <summary>Rows the row kernel handles poorly or not at all: at most half a vector, or under 4 outputs.</summary>
+    private bool FlatRowsShort(ConvLayer c) => 2 * c.Window.W <= V || c.Window.OW < 4;
 
     /// <summary>Zeros before the plane: the rows above it and the columns a window's first load reads before its start.</summary>
     private static int FlatLead(ConvLayer c) => c.Window.PadTop * c.Window.W + c.Window.PadLeft;

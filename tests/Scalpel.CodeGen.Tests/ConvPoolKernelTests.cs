@@ -148,9 +148,9 @@ public sealed class ConvPoolKernelTests
         // The row kernel needs a row of at least one vector of outputs; the flat-plane kernel takes same-size
         // stride-1 depthwise whose rows are under two vectors.
         int lanes = CodeTarget.Resolve(target).Lanes;
-        // The pixel GEMM of a padded conv stores output rows straight when their whole vectors fit the phase plane's
-        // width (the wide rows it would otherwise compute and compact).
-        // A row's last columns go in a half-width vector where they fit one (256 bits and up), else in a whole one.
+        // The pixel GEMM of a padded conv stores output rows straight, rather than computing wide rows and compacting
+        // them, when their whole vectors fit the phase plane's width. A row's last columns go in a half-width vector
+        // where they fit one (256 bits and up), else in a whole one.
         bool halfTail = lanes >= 8 && ow % lanes != 0 && ow % lanes <= lanes / 2;
         // Past the plane width, a half-width last vector only where its cost (0.7 of a vector) beats the wide rows' and
         // their compaction (half an FMA per output), in vector FMAs per row.
